@@ -1,0 +1,42 @@
+# YOLO11 Pruning Kit. `make help` lists the targets.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.installed
+PARAMS ?= params/default.yaml
+
+.DEFAULT_GOAL := help
+.PHONY: help demo test lab install bench notebooks clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
+	# torch first, from the pinned versions: nothing later may pull another build
+	$(PIP) install --quiet torch==2.14.1 torchvision==0.29.1 2>&1 | grep -v '^WARNING: Location' || true
+	$(PIP) install --quiet -c constraints.txt -e '.[dev]' 2>&1 | grep -v '^WARNING: Location' || true
+	$(PY) -c "import torch, ultralytics, torch_pruning, papermill, nbval, prunelib"
+	touch $(STAMP)
+
+install: $(STAMP) ## create .venv (if absent) and install the kit with its pinned dependencies
+
+demo: $(STAMP) ## run the whole staged pipeline on the embedded default (PARAMS=params/default.yaml)
+	$(PY) -m prunelib run --params $(PARAMS)
+
+test: $(STAMP) ## run the full test suite: unit tests, smoke pipeline, nbval over every notebook
+	$(PY) -m pytest --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval-sanitize.cfg tests notebooks
+
+lab: $(STAMP) ## start JupyterLab on notebooks/
+	$(VENV)/bin/jupyter lab --notebook-dir=. notebooks/
+
+notebooks: $(STAMP) ## re-execute the source notebooks with their default (smoke) parameters and save their outputs
+	$(PY) -m prunelib refresh-notebooks
+
+bench: $(STAMP) ## run the benchmarks under bench/ (long: see README)
+	$(PY) bench/quality.py && $(PY) bench/speedup.py && $(PY) bench/overhead.py
+
+clean: ## remove runs/ and caches (keeps .venv)
+	rm -rf runs .cache

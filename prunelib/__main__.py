@@ -1,0 +1,5 @@
+import sys
+
+from prunelib.cli import main
+
+sys.exit(main())

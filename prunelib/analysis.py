@@ -1,0 +1,53 @@
+"""What a run's results mean: comparisons across runs, and per-layer sensitivity to pruning."""
+
+from __future__ import annotations
+
+import copy
+
+from prunelib import checkpoints, measuring, pruner
+from prunelib.runs import Run, find_runs, load_run, read_jsonl
+from prunelib.validation import evaluate
+
+
+def pareto_series(runs_root) -> dict[str, list[tuple[float, float]]]:
+    """{run name: [(GMACs, recovered mAP50-95)]} for every run with a ledger, its baseline first."""
+    out = {}
+    for d in find_runs(runs_root):
+        run = load_run(d)
+        base = run.read_json("baseline.json")
+        if not base:
+            continue
+        pts = [(base["macs"] / 1e9, base["map50_95"])]
+        pts += [(r["macs"] / 1e9, r["map50_95"]) for r in read_jsonl(run.ledger)]
+        out[run.name] = pts
+    return out
+
+
+def sensitivity(run: Run, data, log=print) -> dict[str, dict[float, float]]:
+    """mAP50-95 after pruning one layer alone at each ratio, no fine-tuning: {'<i> <Type>': {ratio: mAP}}.
+
+    Other layers are kept (their output channels are ignored); the scanned layer's consumers lose the matching
+    input channels, as in real pruning. Results are saved to sensitivity.json.
+    """
+    params = run.params
+    model = checkpoints.load_model(run.replaced)
+    x = measuring.example_inputs(params["imgsz"])
+    ignored = {id(m) for m in pruner.ignored_modules(model, params["ignore_layers"])}
+    layers = [i for i, layer in enumerate(model.model)
+              if id(layer) not in ignored and any(p.dim() == 4 for p in layer.parameters())
+              and not any(id(m) in ignored for m in layer.modules())]  # fmt: skip
+    if params["sensitivity_layers"]:
+        layers = layers[: params["sensitivity_layers"]]
+    results = {}
+    for i in layers:
+        key = f"{i} {type(model.model[i]).__name__}"
+        results[key] = {}
+        for ratio in params["sensitivity_ratios"]:
+            m = copy.deepcopy(model)
+            others = [j for j in range(len(m.model)) if j != i]
+            p = pruner.build_pruner(m, {**params, "ignore_layers": list(params["ignore_layers"]) + others}, ratio, x)
+            p.step()
+            results[key][ratio] = round(evaluate(m, params, data, run.dir / "val" / "sensitivity")["map50_95"], 6)
+        log(f"layer {key}: " + ", ".join(f"{r}: {v:.4f}" for r, v in results[key].items()))
+    run.write_json("sensitivity.json", {k: {str(r): v for r, v in d.items()} for k, d in results.items()})
+    return results

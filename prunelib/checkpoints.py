@@ -1,0 +1,75 @@
+"""Loading and saving models as Ultralytics checkpoints, with clear errors for files that are not one.
+
+Saved files load with ``YOLO(path)`` in any process where prunelib is installed (its block class is pickled by its
+stable import path, prunelib.replacement.C3k2Prunable). Writes go to a temporary file renamed into place.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from prunelib.errors import UserError
+
+SUPPORTED = "YOLO11 or YOLOv8 detection checkpoints (a DetectionModel holding C3k2 or C2f blocks)"
+
+
+def load_model(path, key: str = "model") -> nn.Module:
+    """The DetectionModel in an Ultralytics checkpoint, FP32, in train mode; UserError when it is not one."""
+    from ultralytics.nn.tasks import DetectionModel, load_checkpoint
+
+    from prunelib.replacement import C3k2Prunable, find_blocks
+
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"{key}: file {str(path)!r} does not exist")
+    try:
+        model, _ = load_checkpoint(str(p))
+    except (TypeError, RuntimeError, EOFError, ValueError, KeyError, AttributeError, OSError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(
+            f"{key}: {str(path)!r} is not a loadable Ultralytics checkpoint ({first[:160]}); expected {SUPPORTED}"
+        ) from None
+    except ModuleNotFoundError as e:
+        raise UserError(f"{key}: {str(path)!r} needs module {e.name!r}, which is not installed") from None
+    if not isinstance(model, DetectionModel) or type(model).__name__ != "DetectionModel":
+        task = getattr(model, "task", type(model).__name__)
+        raise UserError(f"{key}: {str(path)!r} is a {task!r} model ({type(model).__name__}); supported: {SUPPORTED}")
+    if not find_blocks(model) and not any(isinstance(m, C3k2Prunable) for m in model.modules()):
+        raise UserError(f"{key}: {str(path)!r} has no C3k2 or C2f blocks; supported: {SUPPORTED}")
+    model.float().train()
+    for q in model.parameters():
+        q.requires_grad_(True)
+    return model
+
+
+def save_model(model: nn.Module, path, train_args: dict | None = None) -> Path:
+    """Save as an Ultralytics checkpoint (FP32, so what is saved is what was measured); atomic."""
+    from ultralytics import __version__
+
+    m = copy.deepcopy(model).float().eval()
+    for q in m.parameters():
+        q.requires_grad_(False)
+    if hasattr(m, "criterion"):
+        m.criterion = None
+    args = train_args if train_args is not None else _plain_args(getattr(model, "args", {}))
+    ckpt = {"model": m, "ema": None, "epoch": -1, "train_args": args, "version": __version__, "license": "AGPL-3.0"}
+    return atomic_torch_save(ckpt, path)
+
+
+def atomic_torch_save(obj, path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def _plain_args(args) -> dict:
+    d = vars(args) if hasattr(args, "__dict__") else dict(args or {})
+    return {k: v for k, v in d.items() if isinstance(v, (str, int, float, bool, type(None), list, tuple))}

@@ -1,0 +1,134 @@
+"""Command line: ``python -m prunelib {run,prune,params}``.
+
+``run`` executes the staged notebooks with papermill (the main job); ``prune`` runs the pruning engine alone with
+the reference script's options; ``params`` lists every parameter with its default. Expected user errors print one
+line and exit 2 (``--debug`` shows the traceback); Ctrl-C stops with a line saying how to resume.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import sys
+
+from prunelib.errors import UserError
+
+SEED_OPTIONS = [  # the reference script's options -> parameter keys
+    ("--model", "model", str, "trained .pt to prune (default: the embedded baseline)"),
+    ("--data", "data", str, "data YAML (default: the embedded synthetic set)"),
+    ("--cfg", "cfg", str, "Ultralytics training-settings YAML for fine-tuning"),
+    ("--iterative-steps", "iterative_steps", int, "prune -> fine-tune steps (default 10)"),
+    ("--target-prune-rate", "target_prune_rate", float, "channel ratio to remove in all (default 0.5)"),
+    ("--max-map-drop", "max_map_drop", float, "early stop when mAP50-95 drops more than this (default 0.2)"),
+    ("--run-name", "run_name", str, "folder under runs/ for this run"),
+]
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 2
+    try:
+        return args.func(args)
+    except UserError as e:
+        if args.debug:
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted: finished steps are kept; run the same command again to resume", file=sys.stderr)
+        return 130
+    except OSError as e:
+        if args.debug or e.errno not in (errno.ENOSPC, errno.EACCES, errno.EROFS, errno.EDQUOT):
+            raise
+        print(f"error: cannot write {e.filename or 'the run folder'!s}: {e.strerror}; finished steps are kept",
+              file=sys.stderr)
+        return 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m prunelib", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command")
+
+    def common(p):
+        p.add_argument("--params", action="append", default=[], metavar="FILE",
+                       help="parameter YAML (repeatable; later files override earlier ones)")
+        p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one parameter")
+        p.add_argument("--new-run", action="store_true", help="if the run exists, start a new one beside it")
+        p.add_argument("--debug", action="store_true", help="show tracebacks of expected errors")
+
+    run = sub.add_parser("run", help="run the staged notebooks headless (papermill) into runs/<run_name>/")
+    common(run)
+    run.add_argument("--stages", help="comma-separated stages to run, e.g. 30,40 (default: all)")
+    run.set_defaults(func=cmd_run)
+
+    prune = sub.add_parser("prune", help="run the pruning engine without notebooks (reference-script options)")
+    common(prune)
+    for flag, key, typ, text in SEED_OPTIONS:
+        prune.add_argument(flag, dest=key, type=str, default=None, help=text, metavar=typ.__name__.upper())
+    prune.set_defaults(func=cmd_prune)
+
+    refresh = sub.add_parser("refresh-notebooks", help="re-execute the source notebooks and save their outputs")
+    refresh.add_argument("--debug", action="store_true")
+    refresh.set_defaults(func=cmd_refresh)
+
+    params = sub.add_parser("params", help="list every parameter with its default and description")
+    params.add_argument("--debug", action="store_true")
+    params.set_defaults(func=cmd_params)
+    return parser
+
+
+def overrides_from(args) -> dict:
+    from prunelib import parameters
+
+    out = parameters.parse_set(args.set)
+    for _flag, key, typ, _ in SEED_OPTIONS:
+        value = getattr(args, key, None)
+        if value is not None:
+            try:
+                out[key] = typ(value)
+            except ValueError:
+                raise UserError(f"{key}: expected {typ.__name__}, got {value!r}") from None
+    return out
+
+
+def cmd_run(args) -> int:
+    from prunelib.pipeline import run_pipeline
+
+    run = run_pipeline(args.params, overrides_from(args), args.stages, args.new_run)
+    print(f"done: {run.rel(run.dir)}/report.md")
+    return 0
+
+
+def cmd_prune(args) -> int:
+    from prunelib import engine, export, plotting, report
+    from prunelib.runs import open_run
+
+    run = open_run(args.params, overrides_from(args), new_run=args.new_run)
+    print(f"Run {run.name!r} in {run.rel(run.dir)}")
+    ledger = engine.prune_loop(run)
+    base = run.read_json("baseline.json")
+    plotting.performance(ledger, base, run.dir / "perf.png")
+    onnx = export.export_onnx(run.final, run.params["imgsz"], run.params["onnx_simplify"], run.params["opset"])
+    diff = export.check_onnx(run.final, onnx, run.params["imgsz"])
+    run.write_json("export.json", {"onnx": run.rel(onnx), "onnx_max_abs_diff": diff})
+    report.write_report(run)
+    print(f"done: {run.rel(run.final)}, {run.rel(onnx)} (onnxruntime vs torch max |diff| {diff:.1e}), "
+          f"{run.rel(run.dir)}/report.md")
+    return 0
+
+
+def cmd_params(args) -> int:
+    from prunelib import parameters
+
+    print(parameters.describe())
+    return 0
+
+
+def cmd_refresh(args) -> int:
+    from prunelib.pipeline import refresh_sources
+
+    refresh_sources()
+    return 0

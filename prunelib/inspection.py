@@ -1,0 +1,40 @@
+"""What a model is made of, as the pruner will see it: layers, C3k2 blocks, ignored layers, dependency groups."""
+
+from __future__ import annotations
+
+from prunelib import measuring, pruner
+from prunelib.replacement import find_blocks
+
+
+def summary(model, params: dict) -> dict:
+    """Counts shown by the inspect stage (deterministic for a given architecture)."""
+    macs, n = measuring.macs_params(model, params["imgsz"])
+    return {
+        "layers": len(model.model),
+        "params": n,
+        "gmacs": round(macs / 1e9, 3),
+        "imgsz": params["imgsz"],
+        "classes": len(getattr(model, "names", {}) or {}),
+    }
+
+
+def blocks(model) -> list[dict]:
+    return [{"module": name, "kind": kind} for name, kind in find_blocks(model)]
+
+
+def ignored(model, params: dict) -> list[dict]:
+    """The layers the pruner keeps whole (their output channels), by top-level index."""
+    mods = {id(m) for m in pruner.ignored_modules(model, params["ignore_layers"])}
+    out = []
+    for i, layer in enumerate(model.model):
+        inner = sorted({type(m).__name__ for m in layer.modules() if id(m) in mods})
+        if inner:
+            out.append({"layer": i, "type": type(layer).__name__, "ignored because of": ", ".join(inner)})
+    return out
+
+
+def dependency_groups(model, params: dict) -> int:
+    import copy
+
+    m = copy.deepcopy(model)
+    return pruner.prunable_groups(m, params, measuring.example_inputs(params["imgsz"]))

@@ -1,0 +1,81 @@
+"""Measuring a model: MACs and parameters (Torch-Pruning's counter), per-layer channels, latency."""
+
+from __future__ import annotations
+
+import copy
+import statistics
+import time
+
+import torch
+import torch.nn as nn
+import torch_pruning as tp
+
+
+def example_inputs(imgsz: int, batch: int = 1) -> torch.Tensor:
+    return torch.randn(batch, 3, imgsz, imgsz)
+
+
+def macs_params(model: nn.Module, imgsz: int) -> tuple[int, int]:
+    """(MACs, parameters) of one forward pass at imgsz, batch 1, counted on a copy in eval mode."""
+    m = copy.deepcopy(model).eval()
+    macs, params = tp.utils.count_ops_and_params(m, example_inputs(imgsz))
+    return int(macs), int(params)
+
+
+def n_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def layer_table(model: nn.Module, imgsz: int) -> list[dict]:
+    """One row per top-level layer of an Ultralytics model: index, type, in/out channels, params, MACs."""
+    m = copy.deepcopy(model).eval()
+    _, _, layer_macs, _ = tp.utils.count_ops_and_params(m, example_inputs(imgsz), layer_wise=True)
+    rows = []
+    for i, layer in enumerate(m.model):
+        convs = [c for c in layer.modules() if isinstance(c, nn.Conv2d)]
+        rows.append(
+            dict(
+                layer=i,
+                type=type(layer).__name__,
+                c_in=convs[0].in_channels if convs else None,
+                c_out=_out_channels(layer),
+                params=n_params(layer),
+                macs=int(layer_macs.get(layer) or 0),
+            )
+        )
+    return rows
+
+
+def conv_channels(model: nn.Module) -> dict[str, int]:
+    """Output channels of every Conv2d, by module name."""
+    return {n: m.out_channels for n, m in model.named_modules() if isinstance(m, nn.Conv2d)}
+
+
+def latency_ms(fn, x, runs: int = 30, warmup: int = 5) -> float:
+    """Median wall time of fn(x) in milliseconds after warm-up."""
+    return compare_latency({"model": fn}, x, runs, warmup)["model"]
+
+
+def compare_latency(fns: dict, x, runs: int = 30, warmup: int = 5) -> dict[str, float]:
+    """Median latency (ms) of each callable, measured interleaved A/B/... in one process so drift hits all alike."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn(x)
+    times = {k: [] for k in fns}
+    for _ in range(runs):
+        for k, fn in fns.items():
+            t0 = time.perf_counter()
+            fn(x)
+            times[k].append((time.perf_counter() - t0) * 1000)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def _out_channels(layer: nn.Module):
+    """Channels a layer hands on: its last conv's (cv2 for CSP blocks); None for Concat/Upsample/Detect."""
+    convs = [c for c in layer.modules() if isinstance(c, nn.Conv2d)]
+    if type(layer).__name__ in ("Concat", "Upsample", "Detect"):
+        return None
+    cv2 = getattr(layer, "cv2", None)
+    if isinstance(cv2, nn.Module) and hasattr(cv2, "conv"):
+        return cv2.conv.out_channels
+    return convs[-1].out_channels if convs else None

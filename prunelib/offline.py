@@ -1,0 +1,65 @@
+"""Make Ultralytics work with no network: set before ultralytics is imported, harmless after.
+
+Traps handled (ultralytics 8.4.x):
+- DNS probe at import (``is_online``)            -> YOLO_OFFLINE=1
+- pip-installing modules a checkpoint names       -> YOLO_AUTOINSTALL=0
+- settings written to ~/.config                   -> YOLO_CONFIG_DIR under KIT_HOME
+- Arial.ttf downloaded when plotting              -> matplotlib's DejaVuSans copied there under that name
+- OMP_NUM_THREADS=1 and cores-1 torch threads     -> OMP_NUM_THREADS=cores; use_all_cores() callback
+Weights/data sets named by bare asset name (yolo11n.pt, coco8.yaml) are never passed to Ultralytics: models are
+built from YAML or loaded from existing files, data sets are local YAMLs (validated in prunelib.parameters).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+from prunelib.paths import KIT_HOME
+
+FONT_NAMES = ("Arial.ttf", "Arial.Unicode.ttf")
+
+
+def setup() -> None:
+    """Environment for offline Ultralytics; idempotent. PRUNELIB_ONLINE=1 leaves the network checks on."""
+    if os.environ.get("PRUNELIB_ONLINE") != "1":
+        os.environ["YOLO_OFFLINE"] = "1"
+    os.environ.setdefault("YOLO_AUTOINSTALL", "0")
+    config_dir = KIT_HOME / "ultralytics"
+    os.environ.setdefault("YOLO_CONFIG_DIR", str(config_dir))
+    os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 1))
+    _provide_fonts(config_dir)
+
+
+def _provide_fonts(config_dir) -> None:
+    try:
+        config_dir.mkdir(parents=True, exist_ok=True)
+        missing = [n for n in FONT_NAMES if not (config_dir / n).is_file()]
+        if not missing:
+            return
+        import matplotlib
+
+        src = os.path.join(matplotlib.get_data_path(), "fonts", "ttf", "DejaVuSans.ttf")
+        for name in missing:
+            tmp = config_dir / f".{name}.tmp"
+            shutil.copyfile(src, tmp)
+            os.replace(tmp, config_dir / name)
+    except OSError:  # read-only home: Ultralytics falls back to its own dir; plotting may then need the font
+        pass
+
+
+def threads(n: int = 0) -> int:
+    """The torch CPU thread count to use: n, or all cores when n is 0."""
+    return n if n > 0 else (os.cpu_count() or 1)
+
+
+def use_all_cores(n: int = 0):
+    """An Ultralytics callback (trainer or validator) that undoes its cores-1 thread setting."""
+    import torch
+
+    count = threads(n)
+
+    def callback(_obj=None):
+        torch.set_num_threads(count)
+
+    return callback

@@ -1,0 +1,258 @@
+"""Every parameter of the kit, with its default, type and one-line description; loading, merging and checking.
+
+Parameter files (params/*.yaml) hold flat ``key: value`` deltas over these defaults. ``load(files, overrides)``
+merges the files in order, then the overrides, and checks the result: an unknown key is an error suggesting the
+closest known one; a wrong type or an out-of-range value is an error naming the key and what is allowed.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+from prunelib.errors import UserError
+from prunelib.paths import resolve
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    default: Any
+    type: type  # str, int, float, bool or list
+    help: str
+    check: Callable[[Any], str | None] | None = None  # returns what is allowed when the value is not
+
+
+def _range(lo=None, hi=None, lo_open=False, hi_open=False):
+    def check(v):
+        bad = (lo is not None and (v <= lo if lo_open else v < lo)) or (
+            hi is not None and (v >= hi if hi_open else v > hi)
+        )
+        if bad:
+            left = "(" if lo_open else "["
+            right = ")" if hi_open else "]"
+            return f"a number in {left}{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}{right}"
+        return None
+
+    return check
+
+
+def _choice(*allowed):
+    return lambda v: None if v in allowed else "one of " + ", ".join(map(str, allowed))
+
+
+def _imgsz(v):
+    return None if v >= 32 and v % 32 == 0 else "a multiple of 32, at least 32 (the model's largest stride)"
+
+
+def _run_name(v):
+    ok = re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", v or "")
+    return None if ok else "1-64 characters of letters, digits, '.', '_' or '-', starting with a letter or digit"
+
+
+def _speedup(v):
+    return None if v == 0 or v > 1 else "0 (off: use target_prune_rate) or a MACs speed-up greater than 1"
+
+
+def _ratios(v):
+    bad = [r for r in v if not isinstance(r, (int, float)) or not 0 < r < 1]
+    return "a list of ratios each in (0, 1)" if bad or not v else None
+
+
+IMPORTANCES = ("l2", "l1", "bn_scale", "taylor", "lamp", "random")
+OPTIMIZERS = ("auto", "SGD", "Adam", "AdamW", "NAdam", "RAdam", "RMSProp", "Adamax")
+
+# fmt: off
+PARAMS = [
+    # --- run ---
+    Param("run_name", "default", str, "folder under runs_dir holding everything this run writes", _run_name),
+    Param("runs_dir", "runs", str, "where runs live, relative to the project root"),
+    Param("seed", 0, int, "random seed for data generation, training and fine-tuning"),
+    Param("device", "cpu", str, "'cpu', a GPU index '0', or several '0,1' (fine-tuning then uses DDP)"),
+    Param("threads", 0, int, "torch CPU threads (0 = all cores; Ultralytics alone would use cores-1)", _range(0)),
+    # --- model and data (empty: the embedded default, a synthetic data set and a baseline trained on it) ---
+    Param("model", "", str, "trained YOLO11/YOLOv8 detection checkpoint (.pt); empty: train the embedded baseline"),
+    Param("data", "", str, "Ultralytics data YAML; empty: the embedded synthetic data set"),
+    Param("cfg", "", str, "Ultralytics training-settings YAML used as the base of fine-tuning (seed's --cfg)"),
+    Param("imgsz", 320, int, "image size for validation, fine-tuning, MACs counting and export", _imgsz),
+    # --- embedded default ---
+    Param("synth_train", 200, int, "synthetic training images", _range(4)),
+    Param("synth_val", 60, int, "synthetic validation images", _range(2)),
+    Param("synth_imgsz", 320, int, "synthetic image size in pixels", _imgsz),
+    Param("baseline_epochs", 60, int, "epochs to train the embedded YOLO11n baseline from yolo11n.yaml", _range(1)),
+    Param("baseline_cfg", "yolo11n.yaml", str, "architecture YAML of the embedded baseline (Ultralytics' own)"),
+    # --- pruning ---
+    Param("iterative_steps", 10, int, "number of prune -> fine-tune steps (seed's --iterative-steps)", _range(1)),
+    Param("target_prune_rate", 0.5, float, "channel ratio removed after all steps (seed's --target-prune-rate)",
+          _range(0, 1, True, True)),
+    Param("target_speedup", 0.0, float, "goal as MACs speed-up instead of a channel ratio (0 = off)", _speedup),
+    Param("max_steps", 0, int, "speed-up mode: most steps to try (0 = 3 x iterative_steps)", _range(0)),
+    Param("importance", "l2", str, "channel importance: " + ", ".join(IMPORTANCES), _choice(*IMPORTANCES)),
+    Param("ignore_layers", ["Detect", "C2PSA", "PSABlock"], list,
+          "layers never pruned (output channels): module class names or layer indices"),
+    Param("round_to", 0, int, "keep channel counts multiples of this (0 = no alignment)", _range(0)),
+    Param("global_pruning", False, bool, "rank channels across layers instead of within each layer"),
+    Param("max_pruning_ratio", 1.0, float, "most any one layer may lose", _range(0, 1, True)),
+    Param("max_map_drop", 0.2, float, "stop when baseline - recovered mAP50-95 exceeds this (seed's --max-map-drop)",
+          _range(0, 1)),
+    Param("max_map_drop_rel", 0.0, float, "stop when the drop exceeds this share of the baseline mAP (0 = off)",
+          _range(0, 1, hi_open=True)),
+    # --- fine-tuning (override the cfg YAML; everything else comes from cfg or Ultralytics' defaults) ---
+    Param("finetune_epochs", 10, int, "fine-tuning epochs after each pruning step (0 = no fine-tuning)", _range(0)),
+    Param("batch", 16, int, "batch size for fine-tuning, training and validation", _range(1)),
+    Param("optimizer", "auto", str, "Ultralytics optimizer; 'auto' chooses the learning rate itself",
+          _choice(*OPTIMIZERS)),
+    Param("lr0", 0.01, float, "initial learning rate (when optimizer is not 'auto')", _range(0, 1, True)),
+    Param("warmup_epochs", 0.0, float, "warm-up epochs of each fine-tuning", _range(0)),
+    Param("workers", 0, int, "data loader workers (0 = in the main process; fastest on small CPUs)", _range(0)),
+    # --- analysis ---
+    Param("sensitivity", False, bool, "measure per-layer sensitivity (mAP after pruning one layer alone)"),
+    Param("sensitivity_ratios", [0.25, 0.5, 0.75], list, "ratios for the sensitivity scan", _ratios),
+    Param("sensitivity_layers", 0, int, "sensitivity: most layers to scan (0 = all prunable ones)", _range(0)),
+    # --- export and latency ---
+    Param("onnx_simplify", True, bool, "simplify the exported ONNX graph with onnxslim"),
+    Param("opset", 0, int, "ONNX opset (0 = Ultralytics' default)", _range(0)),
+    Param("latency_runs", 30, int, "timed runs per model and runtime (median reported)", _range(1)),
+    Param("latency_warmup", 5, int, "untimed warm-up runs before timing", _range(0)),
+]
+# fmt: on
+BY_NAME = {p.name: p for p in PARAMS}
+DEFAULTS = {p.name: p.default for p in PARAMS}
+# Keys that change only what is shown or measured after the loop: a run may be reopened with other values.
+PRESENTATION_KEYS = {
+    "sensitivity", "sensitivity_ratios", "sensitivity_layers", "onnx_simplify", "opset",
+    "latency_runs", "latency_warmup", "threads", "workers", "device",
+}  # fmt: skip
+
+
+def load(files=(), overrides: dict | None = None) -> dict:
+    """Defaults, then each YAML file in order, then overrides; checked. Returns a new flat dict."""
+    merged = dict(DEFAULTS)
+    for f in files or ():
+        merged.update(_check_keys(read_yaml(f), source=str(f)))
+    merged.update(_check_keys(dict(overrides or {}), source="overrides"))
+    return check(merged)
+
+
+def parse_set(items) -> dict:
+    """``key=value`` strings (CLI --set) to a dict; values parsed as YAML scalars/lists."""
+    out = {}
+    for item in items or ():
+        if "=" not in item:
+            raise UserError(f"--set {item!r}: expected key=value, e.g. --set iterative_steps=3")
+        key, value = item.split("=", 1)
+        try:
+            out[key.strip()] = yaml.safe_load(value) if value.strip() else ""
+        except yaml.YAMLError:
+            out[key.strip()] = value
+    return out
+
+
+def read_yaml(path) -> dict:
+    p = resolve(path)
+    if not p.is_file():
+        raise UserError(f"parameter file {path!s} does not exist")
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise UserError(f"parameter file {path!s} is not valid YAML: {str(e).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise UserError(f"parameter file {path!s} must hold flat 'key: value' lines, not a {type(data).__name__}")
+    return data
+
+
+def check(params: dict) -> dict:
+    """Coerce and check every value; raise UserError naming the first bad key and what is allowed."""
+    _check_keys(params, source="parameters")
+    out = {}
+    for p in PARAMS:
+        value = _coerce(p, params.get(p.name, p.default))
+        if p.check and (allowed := p.check(value)):
+            raise UserError(f"{p.name}: {value!r} is not allowed; expected {allowed}")
+        out[p.name] = value
+    _check_paths(out)
+    _check_ignore_names(out["ignore_layers"])
+    return out
+
+
+def describe() -> str:
+    """The parameter table as text (``python -m prunelib params``)."""
+    width = max(len(p.name) for p in PARAMS)
+    return "\n".join(f"{p.name:<{width}}  {p.default!r:<28}  {p.help}" for p in PARAMS)
+
+
+def _check_keys(d: dict, source: str) -> dict:
+    for key in d:
+        if key not in BY_NAME:
+            close = difflib.get_close_matches(str(key), BY_NAME, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else "; see 'python -m prunelib params'"
+            raise UserError(f"unknown parameter {key!r} in {source}{hint}")
+    return d
+
+
+def _coerce(p: Param, v):
+    def bad():
+        kind = {str: "a string", int: "an integer", float: "a number", bool: "true or false", list: "a list"}[p.type]
+        return UserError(f"{p.name}: expected {kind}, got {v!r} ({type(v).__name__})")
+
+    if p.type is bool:
+        if not isinstance(v, bool):
+            raise bad()
+        return v
+    if p.type is int:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or int(v) != v:
+            raise bad()
+        return int(v)
+    if p.type is float:
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise bad()
+        return float(v)
+    if p.type is list:
+        if isinstance(v, str):  # "Detect,C2PSA" from --set
+            v = [s.strip() for s in v.split(",") if s.strip()]
+        if not isinstance(v, (list, tuple)):
+            raise bad()
+        return list(v)
+    if v is None:
+        return ""
+    if not isinstance(v, (str, Path)):
+        raise bad()
+    return str(v)
+
+
+def _check_paths(params: dict) -> None:
+    for key, suffixes in (("model", (".pt",)), ("data", (".yaml", ".yml")), ("cfg", (".yaml", ".yml"))):
+        value = params[key]
+        if not value:
+            continue
+        if Path(value).suffix.lower() not in suffixes:
+            raise UserError(f"{key}: {value!r} is not allowed; expected a {' or '.join(suffixes)} file")
+        if not resolve(value).is_file():
+            raise UserError(f"{key}: file {value!r} does not exist (relative paths start at the project root)")
+    if params["model"] and not params["data"]:
+        raise UserError("data: a data YAML is required with your own model (model is set, data is empty)")
+
+
+def _check_ignore_names(items) -> None:
+    import torch.nn
+    from ultralytics.nn.modules import activation, block, conv, head, transformer
+
+    namespaces = (torch.nn, block, conv, head, transformer, activation)
+    for item in items:
+        if isinstance(item, bool) or not isinstance(item, (int, str)):
+            raise UserError(f"ignore_layers: {item!r} is not allowed; expected a module class name or layer index")
+        if isinstance(item, int) or str(item).isdigit():
+            continue
+        if not any(isinstance(getattr(ns, item, None), type) for ns in namespaces):
+            known = [n for ns in namespaces[1:] for n in dir(ns) if n[:1].isupper()]
+            close = difflib.get_close_matches(item, known, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise UserError(
+                f"ignore_layers: {item!r} is not an Ultralytics or torch.nn module class{hint} "
+                "(allowed: class names such as Detect, C2PSA, PSABlock, or layer indices such as 22)"
+            )

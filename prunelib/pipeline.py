@@ -1,0 +1,108 @@
+"""The staged pipeline: the notebooks under notebooks/, executed in order by papermill into the run folder.
+
+Parameters are checked and the run folder opened before any stage starts. Each stage is executed with the
+parameters ``run_name``, ``params_files`` and ``overrides`` injected after its ``parameters`` cell, and its executed
+copy is written to ``runs/<run>/NN-stage.ipynb``. A failing stage stops the run with a message naming the stage and
+the cell; its partly executed notebook is kept.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+from prunelib.errors import UserError
+from prunelib.paths import NOTEBOOKS_DIR, PROJECT_ROOT, relative, resolve
+from prunelib.runs import Run, open_run
+
+STAGES = ["00-baseline", "10-inspect", "20-replace-c3k2", "30-prune-loop", "40-analysis", "50-export"]
+KERNEL = "python3"  # the ipykernel of the running interpreter (jupyter_client maps 'python' to sys.executable)
+
+
+def select_stages(spec: str | None) -> list[str]:
+    """'30,40' or '30-prune-loop' -> stage names; None -> all."""
+    if not spec:
+        return list(STAGES)
+    chosen = []
+    for item in str(spec).split(","):
+        item = item.strip()
+        match = [s for s in STAGES if s == item or s.split("-", 1)[0] == item.zfill(2)]
+        if not match:
+            raise UserError(f"--stages: {item!r} is not a stage; allowed: {', '.join(STAGES)} (or their numbers)")
+        chosen.extend(m for m in match if m not in chosen)
+    return [s for s in STAGES if s in chosen]
+
+
+def run_pipeline(params_files=(), overrides=None, stages=None, new_run=False, log=print) -> Run:
+    """Open (or resume) the run, then execute the chosen stages in order."""
+    import papermill as pm
+
+    chosen = select_stages(stages)
+    files = [str(resolve(f)) for f in params_files]
+    run = open_run(files, overrides, new_run=new_run)
+    # the notebooks reopen the same run: pass exactly what identifies it
+    injected = {
+        "run_name": run.name,
+        "params_files": [relative(f) for f in files],
+        "overrides": {k: v for k, v in (overrides or {}).items() if k != "run_name"},
+    }
+    _use_this_interpreter()
+    log(f"Run {run.name!r} in {run.rel(run.dir)}: stages {', '.join(chosen)}")
+    timings = run.read_json("timings.json") or {}
+    for stage in chosen:
+        src = NOTEBOOKS_DIR / f"{stage}.ipynb"
+        out = run.dir / f"{stage}.ipynb"
+        log(f"[{stage}] running")
+        t0 = time.perf_counter()
+        try:
+            pm.execute_notebook(
+                str(src), str(out), parameters=injected, kernel_name=KERNEL, cwd=str(PROJECT_ROOT),
+                progress_bar=False, log_output=True, stdout_file=sys.stdout, stderr_file=sys.stderr,
+            )  # fmt: skip
+        except pm.PapermillExecutionError as e:
+            raise UserError(
+                f"stage {stage} failed in cell {e.exec_count} ({e.ename}: {e.evalue}); "
+                f"the partly executed notebook is kept at {run.rel(out)}"
+            ) from None
+        timings[stage] = round(time.perf_counter() - t0, 2)
+        run.write_json("timings.json", timings)
+        log(f"[{stage}] done in {timings[stage]:.1f} s")
+    return run
+
+
+def _use_this_interpreter() -> None:
+    """Kernels start from this interpreter's environment, whatever the user's PATH or Jupyter setup."""
+    bindir = str(Path(sys.executable).parent)
+    if not os.environ.get("PATH", "").startswith(bindir + os.pathsep):
+        os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
+
+
+def refresh_sources(log=print) -> None:
+    """Re-execute every source notebook top to bottom with its default parameters (in a temporary runs folder) and
+    save its outputs in place: the clean, small outputs nbval compares against."""
+    import tempfile
+
+    import nbformat
+    from nbclient import NotebookClient
+
+    _use_this_interpreter()
+    with tempfile.TemporaryDirectory() as tmp:
+        old = os.environ.get("PRUNELIB_RUNS")
+        os.environ["PRUNELIB_RUNS"] = str(Path(tmp) / "runs")
+        try:
+            for stage in STAGES:
+                path = NOTEBOOKS_DIR / f"{stage}.ipynb"
+                nb = nbformat.read(path, as_version=4)
+                NotebookClient(nb, kernel_name=KERNEL, resources={"metadata": {"path": str(PROJECT_ROOT)}},
+                               record_timing=False, timeout=1800).execute()  # fmt: skip
+                for cell in nb.cells:
+                    cell.get("metadata", {}).pop("execution", None)
+                nbformat.write(nb, path)
+                log(f"refreshed {relative(path)}")
+        finally:
+            if old is None:
+                os.environ.pop("PRUNELIB_RUNS", None)
+            else:
+                os.environ["PRUNELIB_RUNS"] = old

@@ -1,0 +1,120 @@
+"""Figures of a run, each saved into the run folder and returned for display."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+if not matplotlib.get_backend().lower().startswith(("module://matplotlib_inline", "inline", "nbagg", "widget")):
+    matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def performance(ledger: list[dict], base: dict, path) -> plt.Figure:
+    """The reference script's graph: recovered and pruned mAP against pruning ratio, MACs on a second axis."""
+    ratio = [0.0] + [r["channel_ratio"] for r in ledger]
+    recovered = [base["map50_95"]] + [r["map50_95"] for r in ledger]
+    pruned = [base["map50_95"]] + [r["pruned_map50_95"] for r in ledger]
+    macs = [base["macs"] / 1e9] + [r["macs"] / 1e9 for r in ledger]
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    ax.plot(ratio, recovered, "o-", color="tab:blue", label="recovered mAP50-95 (after fine-tuning)")
+    ax.plot(ratio, pruned, "o--", color="tab:orange", label="pruned mAP50-95 (before fine-tuning)")
+    for r in ledger:
+        if not r["within_budget"]:
+            ax.plot([r["channel_ratio"]], [r["map50_95"]], "x", color="red", ms=12, mew=2, label="over mAP budget")
+    ax.set_xlabel("channel pruning ratio")
+    ax.set_ylabel("mAP50-95")
+    ax.set_ylim(bottom=0)
+    ax2 = ax.twinx()
+    ax2.plot(ratio, macs, "s-", color="tab:green", label="MACs (G)")
+    ax2.set_ylabel("MACs (G)")
+    ax2.set_ylim(bottom=0)
+    lines = ax.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
+    labels = ax.get_legend_handles_labels()[1] + ax2.get_legend_handles_labels()[1]
+    ax.legend(lines, labels, loc="lower left", fontsize=8)
+    ax.set_title("Pruning performance")
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def channels(before: list[dict], after: list[dict], path) -> plt.Figure:
+    """Output channels per layer before and after pruning (rows from measuring.layer_table)."""
+    rows = [(b, a) for b, a in zip(before, after) if b["c_out"]]
+    labels = [f"{b['layer']} {b['type']}" for b, _ in rows]
+    x = range(len(rows))
+    fig, ax = plt.subplots(figsize=(max(8, len(rows) * 0.45), 4.5))
+    ax.bar([i - 0.2 for i in x], [b["c_out"] for b, _ in rows], width=0.4, label="before")
+    ax.bar([i + 0.2 for i in x], [a["c_out"] for _, a in rows], width=0.4, label="after")
+    ax.set_xticks(list(x), labels, rotation=70, fontsize=8)
+    ax.set_ylabel("output channels")
+    ax.set_title("Channels per layer")
+    ax.legend()
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def pareto(series: dict[str, list[tuple[float, float]]], path) -> plt.Figure:
+    """mAP50-95 against GMACs for every run: {run name: [(gmacs, map), ...]}."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for name, pts in sorted(series.items()):
+        pts = sorted(pts)
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=name)
+    ax.set_xlabel("MACs (G)")
+    ax.set_ylabel("recovered mAP50-95")
+    ax.set_title("Accuracy against compute, all runs")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def sensitivity(results: dict[str, dict[float, float]], base_map: float, path) -> plt.Figure:
+    """mAP after pruning one layer group alone (no fine-tuning), per layer, one line per ratio."""
+    layers = list(results)
+    ratios = sorted({r for v in results.values() for r in v})
+    fig, ax = plt.subplots(figsize=(max(8, len(layers) * 0.4), 4.5))
+    for ratio in ratios:
+        ax.plot(range(len(layers)), [results[layer].get(ratio) for layer in layers], "o-", label=f"ratio {ratio}")
+    ax.axhline(base_map, color="gray", ls="--", label="baseline")
+    ax.set_xticks(range(len(layers)), layers, rotation=70, fontsize=8)
+    ax.set_ylabel("mAP50-95 without fine-tuning")
+    ax.set_title("Layer sensitivity")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def _save(fig, path) -> plt.Figure:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    fig.savefig(tmp, dpi=100, bbox_inches="tight")
+    tmp.replace(path)
+    plt.close(fig)
+    return fig
+
+
+def data_preview(data_yaml, path, n: int = 6, size: int = 256) -> Path:
+    """A grid of the first n training images with their labelled boxes and class ids; returns path."""
+    from PIL import Image, ImageDraw
+
+    from prunelib.datasets import IMAGE_SUFFIXES, _label_of, check_data_yaml
+
+    info = check_data_yaml(data_yaml)
+    images = sorted(p for f in info["train"] for p in f.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)[:n]
+    cols = 3
+    grid = Image.new("RGB", (cols * size, ((len(images) + cols - 1) // cols) * size), "white")
+    for k, image in enumerate(images):
+        im = Image.open(image).convert("RGB").resize((size, size))
+        draw = ImageDraw.Draw(im)
+        label = _label_of(image)
+        for line in label.read_text().splitlines() if label.is_file() else []:
+            c, x, y, w, h = (float(v) for v in line.split()[:5])
+            box = ((x - w / 2) * size, (y - h / 2) * size, (x + w / 2) * size, (y + h / 2) * size)
+            draw.rectangle(box, outline=(255, 0, 0))
+            draw.text((box[0] + 1, box[1] + 1), str(int(c)), fill=(255, 255, 0))
+        grid.paste(im, ((k % cols) * size, (k // cols) * size))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    grid.save(path)
+    return path

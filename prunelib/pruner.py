@@ -1,0 +1,140 @@
+"""Building the Torch-Pruning pruner from the run's parameters, and the per-step schedule.
+
+All of the pruner's knobs are here, in one place: importance by name, ignored layers, round_to, global pruning,
+max pruning ratio. The pruner is rebuilt for every step (fine-tuning returns new module objects), with
+``iterative_steps=1`` and the per-step ratio of the current channels from ``step_ratio``.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch_pruning as tp
+
+from prunelib.errors import UserError
+
+# importance name -> factory. 'l2' is the reference script's GroupMagnitudeImportance(p=2).
+IMPORTANCES = {
+    "l2": lambda: tp.importance.GroupMagnitudeImportance(p=2),
+    "l1": lambda: tp.importance.GroupMagnitudeImportance(p=1),
+    "bn_scale": lambda: tp.importance.BNScaleImportance(),
+    "taylor": lambda: tp.importance.GroupTaylorImportance(),
+    "lamp": lambda: tp.importance.LAMPImportance(p=2),
+    "random": lambda: tp.importance.RandomImportance(),
+}
+NEEDS_GRADIENTS = {"taylor"}
+
+
+def step_ratio(target: float, steps: int) -> float:
+    """Per-step share of the current channels to remove so that ``steps`` steps remove ``target`` in all."""
+    return 1.0 - (1.0 - target) ** (1.0 / steps)
+
+
+def corrected_step_ratio(target: float, steps: int, step: int, base_channels: int, current_channels: int) -> float:
+    """The share of the current channels that brings the total to its schedule after ``step`` of ``steps``.
+
+    Equal to step_ratio() when every earlier step removed exactly its share; otherwise it absorbs their rounding
+    (Torch-Pruning keeps floor(channels * (1 - ratio)) per group), so the last step lands on the target.
+    """
+    keep = base_channels * (1.0 - target) ** (step / steps)
+    return min(max(1.0 - keep / current_channels, 0.0), 0.99)
+
+
+def speedup_step_ratio(target_speedup: float, steps: int) -> float:
+    """Per-step channel ratio aiming at a MACs speed-up in ``steps`` steps (MACs fall ~ with channels squared)."""
+    return 1.0 - target_speedup ** (-1.0 / (2 * steps))
+
+
+def importance(name: str):
+    if name not in IMPORTANCES:
+        raise UserError(f"importance: {name!r} is not allowed; expected one of {', '.join(IMPORTANCES)}")
+    return IMPORTANCES[name]()
+
+
+def ignored_modules(model: nn.Module, names) -> list[nn.Module]:
+    """Modules whose output channels are never pruned: by class name (every instance, with all it holds) or by
+    layer index into model.model (``22`` or ``"22"``)."""
+    layers = getattr(model, "model", None)
+    out = []
+    for item in names:
+        if isinstance(item, int) or str(item).isdigit():
+            i = int(item)
+            if layers is None or not 0 <= i < len(layers):
+                n = len(layers) if layers is not None else 0
+                raise UserError(f"ignore_layers: layer index {i} is out of range; this model has layers 0-{n - 1}")
+            out.append(layers[i])
+        else:
+            out.extend(m for m in model.modules() if type(m).__name__ == item)
+    return out
+
+
+def build_pruner(model: nn.Module, params: dict, ratio: float, example_inputs: torch.Tensor):
+    """A Torch-Pruning GroupNormPruner (the reference's) for one step removing ``ratio`` of current channels.
+
+    The dependency graph is traced in eval mode (no BatchNorm statistics move); the model is returned to train mode
+    with gradients enabled, as Ultralytics' trainer expects.
+    """
+    ignored = ignored_modules(model, params["ignore_layers"])
+    for p in model.parameters():
+        p.requires_grad_(True)
+    model.eval()
+    pruner = tp.pruner.GroupNormPruner(
+        model,
+        example_inputs,
+        importance=importance(params["importance"]),
+        # basic
+        pruning_ratio=ratio,  # share of the current channels this step removes
+        iterative_steps=1,  # one step per pruner: the graph is rebuilt after every fine-tuning
+        ignored_layers=ignored,  # Detect, C2PSA, PSABlock by default: output channels kept
+        global_pruning=params["global_pruning"],  # rank channels across layers
+        max_pruning_ratio=params["max_pruning_ratio"],  # most any one layer may lose
+        round_to=params["round_to"] or None,  # channel alignment
+        # advanced
+        reg=0.0,  # no sparsity regularisation: the pruner only removes channels
+    )
+    model.train()
+    return pruner
+
+
+def prunable_channels(model: nn.Module, ignore_layers, example_inputs: torch.Tensor) -> int:
+    """Channels the pruner can remove: the sum over its dependency groups of each group's channel count.
+
+    The pruning ratio of a run is measured on this count, so channels that can never be pruned (ignored layers and
+    what they pin) do not dilute it. Traced in eval mode; the model's mode is restored.
+    """
+    ignored = [m for layer in ignored_modules(model, ignore_layers) for m in layer.modules()]
+    was_training = model.training
+    model.eval()
+    graph = tp.DependencyGraph().build_dependency(model, example_inputs=example_inputs)
+    model.train(was_training)
+    groups = graph.get_all_groups(ignored_layers=ignored, root_module_types=[nn.Conv2d, nn.Linear])
+    return sum(len(group[0].idxs) for group in groups)
+
+
+def prunable_groups(model: nn.Module, params: dict, example_inputs: torch.Tensor) -> int:
+    """Number of dependency groups the pruner would prune (for inspection)."""
+    pruner = build_pruner(model, params, 0.5, example_inputs)
+    return sum(1 for _ in pruner.DG.get_all_groups(ignored_layers=pruner.ignored_layers,
+                                                    root_module_types=pruner.root_module_types))
+
+
+def accumulate_gradients(model: nn.Module, params: dict, data, batches: int = 2) -> None:
+    """Gradients of the detection loss on a few training batches (no augmentation), for Taylor importance."""
+    from ultralytics.cfg import get_cfg
+    from ultralytics.data import build_dataloader, build_yolo_dataset
+    from ultralytics.data.utils import check_det_dataset
+
+    cfg = get_cfg(overrides=dict(imgsz=params["imgsz"], batch=params["batch"], data=str(data)))
+    info = check_det_dataset(str(data))
+    dataset = build_yolo_dataset(cfg, info["train"], params["batch"], info, mode="val", stride=32)
+    loader = build_dataloader(dataset, params["batch"], 0, shuffle=False)
+    model.args, model.criterion = cfg, None
+    model.train()
+    model.zero_grad(set_to_none=True)
+    for i, batch in enumerate(loader):
+        if i >= batches:
+            break
+        batch["img"] = batch["img"].float() / 255
+        loss, _ = model.loss(batch)
+        loss.sum().backward()
+    model.criterion = None

@@ -1,0 +1,194 @@
+"""The embedded default data set: synthetic detection images in YOLO format, deterministic from a seed.
+
+Eight classes in pairs that differ only in detail (filled vs outlined, square vs rounded square), sizes from ~8 px to
+half the image, overlap and occlusion, unlabeled clutter, textured noisy backgrounds, colour independent of class.
+Capacity matters on it, so what pruning costs shows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import yaml
+from PIL import Image, ImageDraw, ImageFilter
+
+CLASSES = (
+    "square",
+    "square_outline",
+    "rounded_square",
+    "circle",
+    "circle_outline",
+    "triangle",
+    "triangle_outline",
+    "cross",
+)
+GENERATOR_VERSION = 2  # bump when the drawing changes: it is part of every cache key
+
+
+def generate(out_dir, n_train: int, n_val: int, imgsz: int, seed: int = 0) -> Path:
+    """Write images/{train,val}, labels/{train,val} and data.yaml under out_dir; return data.yaml's path.
+
+    Train and val are drawn from disjoint seeds. Written to a temporary folder and renamed, so a folder that exists
+    is complete.
+    """
+    out_dir = Path(out_dir)
+    if (out_dir / "data.yaml").is_file():
+        return out_dir / "data.yaml"
+    tmp = out_dir.with_name(out_dir.name + f".tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    for split, n, split_seed in (("train", n_train, seed * 2), ("val", n_val, seed * 2 + 1)):
+        (tmp / "images" / split).mkdir(parents=True)
+        (tmp / "labels" / split).mkdir(parents=True)
+        rng = np.random.default_rng([GENERATOR_VERSION, split_seed])
+        for i in range(n):
+            img, labels = draw_image(rng, imgsz)
+            img.save(tmp / "images" / split / f"{i:05d}.png")
+            lines = [f"{c} {x:.6f} {y:.6f} {w:.6f} {h:.6f}" for c, x, y, w, h in labels]
+            (tmp / "labels" / split / f"{i:05d}.txt").write_text("\n".join(lines) + ("\n" if lines else ""))
+    data = {
+        "path": str(out_dir.resolve()),
+        "train": "images/train",
+        "val": "images/val",
+        "nc": len(CLASSES),
+        "names": dict(enumerate(CLASSES)),
+    }
+    (tmp / "data.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    settings = dict(n_train=n_train, n_val=n_val, imgsz=imgsz, seed=seed, version=GENERATOR_VERSION)
+    (tmp / "settings.json").write_text(json.dumps(settings))
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.replace(tmp, out_dir)
+    except OSError:  # another process finished first
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out_dir / "data.yaml"
+
+
+def cache_key(n_train: int, n_val: int, imgsz: int, seed: int) -> str:
+    blob = json.dumps(dict(n_train=n_train, n_val=n_val, imgsz=imgsz, seed=seed, v=GENERATOR_VERSION))
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def draw_image(rng: np.random.Generator, size: int):
+    """One image and its labels [(class, xc, yc, w, h) normalised]."""
+    img = _background(rng, size)
+    draw = ImageDraw.Draw(img)
+    _clutter(rng, draw, size, int(rng.integers(1, 6)))
+    labels, boxes = [], []
+    for _ in range(int(rng.integers(2, 9))):
+        cls = int(rng.integers(len(CLASSES)))
+        s = _object_size(rng, size)
+        for _try in range(10):
+            x0, y0 = rng.uniform(0, size - s, 2)
+            box = (x0, y0, x0 + s, y0 + s)
+            if all(_iou(box, b) < 0.35 for b in boxes):  # overlap allowed, never a fully hidden object
+                break
+        else:
+            continue
+        _draw_shape(rng, draw, cls, box, _contrasting_colour(rng, img, box))
+        boxes.append(box)
+        labels.append((cls, (box[0] + box[2]) / 2 / size, (box[1] + box[3]) / 2 / size, s / size, s / size))
+    if rng.random() < 0.3:
+        img = img.filter(ImageFilter.GaussianBlur(radius=float(rng.uniform(0.3, 1.0))))
+    arr = np.asarray(img, dtype=np.int16) + rng.normal(0, rng.uniform(3, 12), (size, size, 3)).astype(np.int16)
+    return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8)), labels
+
+
+def _object_size(rng, size):
+    """Log-uniform between ~10 px and half the image: many small objects, some large."""
+    lo, hi = np.log(max(10.0, size / 32)), np.log(size / 2)
+    return float(np.exp(rng.uniform(lo, hi)))
+
+
+def _background(rng, size):
+    """Low-frequency colour gradient plus a stripe or blotch texture."""
+    c0, c1 = rng.integers(0, 256, 3), rng.integers(0, 256, 3)
+    t = np.linspace(0, 1, size)[None, :, None]
+    angle = rng.uniform(0, np.pi)
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    ramp = (np.cos(angle) * xx + np.sin(angle) * yy)[..., None]
+    ramp = (ramp - ramp.min()) / (np.ptp(ramp) + 1e-6)
+    base = c0 * (1 - ramp) + c1 * ramp + 0 * t
+    kind = rng.integers(3)
+    if kind == 0:  # stripes
+        freq = rng.uniform(4, 20)
+        base += 18 * np.sin(2 * np.pi * freq * (xx * np.cos(angle + 1) + yy * np.sin(angle + 1)))[..., None]
+    elif kind == 1:  # blotches: upsampled noise
+        small = rng.normal(0, 25, (size // 16 + 1, size // 16 + 1, 3))
+        base += np.kron(small, np.ones((16, 16, 1)))[:size, :size]
+    return Image.fromarray(np.clip(base, 0, 255).astype(np.uint8))
+
+
+def _clutter(rng, draw, size, n):
+    """Unlabeled distractors: lines, arcs, dots and irregular blobs."""
+    for _ in range(n):
+        colour = tuple(int(c) for c in rng.integers(0, 256, 3))
+        kind = rng.integers(4)
+        x0, y0, x1, y1 = (float(v) for v in rng.uniform(0, size, 4))
+        if kind == 0:
+            draw.line((x0, y0, x1, y1), fill=colour, width=int(rng.integers(1, 4)))
+        elif kind == 1:
+            box = (min(x0, x1), min(y0, y1), max(x0, x1) + 1, max(y0, y1) + 1)
+            draw.arc(box, float(rng.uniform(0, 360)), float(rng.uniform(0, 360)), fill=colour, width=2)
+        elif kind == 2:
+            for _ in range(int(rng.integers(3, 12))):
+                cx, cy = rng.uniform(0, size, 2)
+                r = float(rng.uniform(1, 3))
+                draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=colour)
+        else:  # irregular blob: a jagged polygon with 5-9 random radii
+            cx, cy = rng.uniform(0, size, 2)
+            k = int(rng.integers(5, 10))
+            ang = np.sort(rng.uniform(0, 2 * np.pi, k))
+            rad = rng.uniform(3, size / 8, k)
+            pts = [(float(cx + r * np.cos(a)), float(cy + r * np.sin(a))) for a, r in zip(ang, rad)]
+            draw.polygon(pts, fill=colour)
+
+
+def _draw_shape(rng, draw, cls, box, colour):
+    x0, y0, x1, y1 = box
+    s = x1 - x0
+    name = CLASSES[cls]
+    outline = name.endswith("_outline")
+    width = max(1, int(round(s * rng.uniform(0.08, 0.16))))
+    fill, line = (None, colour) if outline else (colour, None)
+    if name.startswith("square"):
+        draw.rectangle(box, fill=fill, outline=line, width=width)
+    elif name == "rounded_square":
+        draw.rounded_rectangle(box, radius=s * rng.uniform(0.22, 0.35), fill=colour)
+    elif name.startswith("circle"):
+        draw.ellipse(box, fill=fill, outline=line, width=width)
+    elif name.startswith("triangle"):
+        pts = [(x0 + s / 2, y0), (x1, y1), (x0, y1)]
+        if outline:
+            draw.line(pts + [pts[0], pts[1]], fill=colour, width=width, joint="curve")
+        else:
+            draw.polygon(pts, fill=colour)
+    else:  # cross
+        t = s * rng.uniform(0.2, 0.32)
+        c = (x0 + x1) / 2
+        draw.rectangle((c - t / 2, y0, c + t / 2, y1), fill=colour)
+        draw.rectangle((x0, (y0 + y1) / 2 - t / 2, x1, (y0 + y1) / 2 + t / 2), fill=colour)
+
+
+def _contrasting_colour(rng, img, box):
+    """A random colour, redrawn until it stands out from the mean colour under the box."""
+    x0, y0, x1, y1 = (int(v) for v in box)
+    patch = np.asarray(img.crop((x0, y0, max(x1, x0 + 1), max(y1, y0 + 1))), dtype=float)
+    mean = patch.reshape(-1, 3).mean(0)
+    for _ in range(20):
+        c = rng.integers(0, 256, 3)
+        if np.abs(c - mean).sum() > 150:
+            break
+    return tuple(int(v) for v in c)
+
+
+def _iou(a, b):
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0

@@ -1,0 +1,30 @@
+"""Validating a model in memory: mAP50-95 and mAP50 with Ultralytics' DetectionValidator (on a copy of the model)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch.nn as nn
+
+from prunelib.offline import use_all_cores
+
+
+def evaluate(model: nn.Module, params: dict, data: str, save_dir) -> dict:
+    """{'map50_95', 'map50'} of model on data's val split at params['imgsz']; plots off, all cores."""
+    from ultralytics.models.yolo.detect import DetectionValidator
+
+    args = dict(
+        data=str(data),
+        imgsz=params["imgsz"],
+        batch=params["batch"],
+        device=params["device"],
+        workers=params["workers"],
+        plots=False,
+        verbose=False,
+        rect=False,
+    )
+    validator = DetectionValidator(save_dir=Path(save_dir), args=args)
+    validator.add_callback("on_val_start", use_all_cores(params["threads"]))
+    validator(model=model)
+    box = validator.metrics.box
+    return {"map50_95": float(box.map), "map50": float(box.map50)}

@@ -1,0 +1,82 @@
+import pytest
+
+from prunelib import parameters
+from prunelib.errors import UserError
+from prunelib.parameters import load, parse_set
+
+
+def test_defaults_are_the_reference_scripts():
+    p = load()
+    assert (p["iterative_steps"], p["target_prune_rate"], p["max_map_drop"]) == (10, 0.5, 0.2)
+    assert p["importance"] == "l2" and p["ignore_layers"] == ["Detect", "C2PSA", "PSABlock"]
+
+
+def test_every_parameter_is_described_and_its_default_passes_its_own_check():
+    for p in parameters.PARAMS:
+        assert p.help and len(p.help) < 120
+        assert p.check is None or p.check(p.default) is None, p.name
+
+
+def test_later_files_override_earlier_then_overrides(tmp_path):
+    a, b = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    a.write_text("iterative_steps: 3\nimgsz: 64\n")
+    b.write_text("iterative_steps: 4\n")
+    p = load([a, b], {"imgsz": 96})
+    assert (p["iterative_steps"], p["imgsz"]) == (4, 96)
+
+
+def test_unknown_key_suggests_the_closest():
+    with pytest.raises(UserError, match=r"unknown parameter 'iterative_step'.*did you mean 'iterative_steps'"):
+        load(overrides={"iterative_step": 3})
+
+
+@pytest.mark.parametrize(
+    "key,value,message",
+    [
+        ("iterative_steps", "five", r"iterative_steps: expected an integer, got 'five'"),
+        ("iterative_steps", 0, r"iterative_steps: 0 is not allowed"),
+        ("target_prune_rate", 0.0, r"target_prune_rate: 0.0 is not allowed; expected a number in \(0, 1\)"),
+        ("target_prune_rate", 1.0, r"target_prune_rate: 1.0 is not allowed"),
+        ("target_speedup", 0.5, r"target_speedup: 0.5 is not allowed; expected 0 \(off"),
+        ("target_speedup", 1.0, r"target_speedup: 1.0 is not allowed"),
+        ("imgsz", 100, r"imgsz: 100 is not allowed; expected a multiple of 32"),
+        ("importance", "l3", r"importance: 'l3' is not allowed; expected one of l2, l1"),
+        ("ignore_layers", ["Detec"], r"ignore_layers: 'Detec' is not .*did you mean 'Detect'"),
+        ("global_pruning", "yes", r"global_pruning: expected true or false"),
+        ("run_name", "../x", r"run_name: '../x' is not allowed"),
+        ("model", "missing.pt", r"model: file 'missing.pt' does not exist"),
+        ("model", "weights.onnx", r"model: 'weights.onnx' is not allowed; expected a .pt file"),
+        ("data", "nowhere/data.yaml", r"data: file 'nowhere/data.yaml' does not exist"),
+    ],
+)
+def test_bad_values_name_the_key_and_what_is_allowed(key, value, message):
+    with pytest.raises(UserError, match=message):
+        load(overrides={key: value})
+
+
+def test_parse_set_reads_yaml_scalars_and_lists():
+    d = parse_set(["iterative_steps=3", "ignore_layers=[Detect, 22]", "data=", "run_name=a-b"])
+    assert d == {"iterative_steps": 3, "ignore_layers": ["Detect", 22], "data": "", "run_name": "a-b"}
+    with pytest.raises(UserError, match="expected key=value"):
+        parse_set(["iterative_steps"])
+
+
+def test_comma_separated_ignore_layers_and_indices():
+    assert load(overrides={"ignore_layers": "Detect,C2PSA,22"})["ignore_layers"] == ["Detect", "C2PSA", "22"]
+
+
+def test_own_model_requires_data(tmp_path):
+    pt = tmp_path / "m.pt"
+    pt.write_bytes(b"x")
+    with pytest.raises(UserError, match="data: a data YAML is required"):
+        load(overrides={"model": str(pt)})
+
+
+def test_bad_parameter_file(tmp_path):
+    f = tmp_path / "p.yaml"
+    f.write_text("- a\n- b\n")
+    with pytest.raises(UserError, match="must hold flat 'key: value' lines"):
+        load([f])
+    f.write_text("a: [\n")
+    with pytest.raises(UserError, match="is not valid YAML"):
+        load([f])

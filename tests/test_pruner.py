@@ -1,0 +1,98 @@
+"""The pruner built from parameters: schedule, exact channel ratio, speed-up mode, ignored layers, importances."""
+
+import copy
+
+import pytest
+import torch
+from ultralytics.nn.modules import C2PSA, Detect
+from ultralytics.nn.tasks import DetectionModel
+
+from prunelib import measuring, parameters, pruner
+from prunelib.errors import UserError
+from prunelib.replacement import replace_c3k2
+
+IMGSZ = 64
+
+
+@pytest.fixture(scope="module")
+def replaced():
+    torch.manual_seed(0)
+    m = DetectionModel("yolo11n.yaml", nc=8, verbose=False)
+    replace_c3k2(m)
+    return m
+
+
+def params(**kw):
+    return parameters.load(overrides={"imgsz": IMGSZ, **kw})
+
+
+def test_step_ratio_compounds_to_the_target():
+    for target, n in ((0.5, 10), (0.3, 3), (0.75, 1)):
+        r = pruner.step_ratio(target, n)
+        assert (1 - r) ** n == pytest.approx(1 - target)
+    assert pruner.corrected_step_ratio(0.5, 2, 1, 1000, 1000) == pytest.approx(pruner.step_ratio(0.5, 2))
+    # an earlier step that removed too little is caught up by the next one
+    assert pruner.corrected_step_ratio(0.5, 2, 2, 1000, 800) == pytest.approx(1 - 500 / 800)
+
+
+@pytest.mark.parametrize("target,steps", [(0.5, 3), (0.3, 2)])
+def test_channel_ratio_reaches_the_target(replaced, target, steps):
+    model, p = copy.deepcopy(replaced), params(target_prune_rate=target, iterative_steps=steps)
+    x = measuring.example_inputs(IMGSZ)
+    base = pruner.prunable_channels(model, p["ignore_layers"], x)
+    for step in range(1, steps + 1):
+        now = pruner.prunable_channels(model, p["ignore_layers"], x)
+        pruner.build_pruner(model, p, pruner.corrected_step_ratio(target, steps, step, base, now), x).step()
+    reached = 1 - pruner.prunable_channels(model, p["ignore_layers"], x) / base
+    assert reached == pytest.approx(target, abs=0.02)
+    model.eval()
+    model(x)  # still runs
+
+
+def test_speedup_mode_reaches_the_macs_goal(replaced):
+    model, p = copy.deepcopy(replaced), params(target_speedup=2.0, iterative_steps=2)
+    x = measuring.example_inputs(IMGSZ)
+    base_macs = measuring.macs_params(model, IMGSZ)[0]
+    ratio = pruner.speedup_step_ratio(2.0, 2)
+    for _ in range(6):  # keep stepping until reached, as the loop does
+        pruner.build_pruner(model, p, ratio, x).step()
+        if base_macs / measuring.macs_params(model, IMGSZ)[0] >= 2.0:
+            break
+    assert base_macs / measuring.macs_params(model, IMGSZ)[0] >= 2.0
+
+
+def test_ignored_layers_keep_their_output_channels_and_model_is_trainable(replaced):
+    model, p = copy.deepcopy(replaced), params(ignore_layers=["Detect", "C2PSA", "PSABlock", 0])
+    x = measuring.example_inputs(IMGSZ)
+    kept = {n: m.out_channels for n, m in model.named_modules()
+            if isinstance(m, torch.nn.Conv2d) and (n.startswith("model.23") or n.startswith("model.10")
+                                                  or n.startswith("model.0."))}  # fmt: skip
+    before = measuring.conv_channels(model)
+    pr = pruner.build_pruner(model, p, 0.5, x)
+    assert model.training and all(q.requires_grad for q in model.parameters())
+    pr.step()
+    after = measuring.conv_channels(model)
+    assert {n: after[n] for n in kept} == kept
+    assert sum(after.values()) < sum(before.values())
+    assert isinstance(model.model[23], Detect) and isinstance(model.model[10], C2PSA)
+
+
+@pytest.mark.parametrize("name", parameters.IMPORTANCES)
+def test_every_importance_prunes(replaced, name, smoke_start, smoke_params):
+    model = copy.deepcopy(replaced)
+    p = {**params(importance=name), "batch": 4}
+    x = measuring.example_inputs(IMGSZ)
+    before = pruner.prunable_channels(model, p["ignore_layers"], x)
+    pr = pruner.build_pruner(model, p, 0.25, x)
+    if name in pruner.NEEDS_GRADIENTS:
+        pruner.accumulate_gradients(model, p, smoke_start["data"], batches=1)
+    pr.step()
+    assert pruner.prunable_channels(model, p["ignore_layers"], x) < before
+
+
+def test_unknown_importance_and_layer_index():
+    with pytest.raises(UserError, match="importance: 'l9' is not allowed"):
+        pruner.importance("l9")
+    m = DetectionModel("yolo11n.yaml", nc=8, verbose=False)
+    with pytest.raises(UserError, match="layer index 99 is out of range; this model has layers 0-23"):
+        pruner.ignored_modules(m, [99])
