@@ -14,7 +14,6 @@ help: ## list the targets
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) install --quiet --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
 	# torch first, from the pinned versions: nothing later may pull another build
 	$(PIP) install --quiet torch==2.14.1 torchvision==0.29.1 2>&1 | grep -v '^WARNING: Location' || true
 	$(PIP) install --quiet -c constraints.txt -e '.[dev]' 2>&1 | grep -v '^WARNING: Location' || true

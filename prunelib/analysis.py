@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 
 from prunelib import checkpoints, measuring, pruner
+from prunelib.errors import UserError
 from prunelib.runs import Run, find_runs, load_run, read_jsonl
 from prunelib.validation import evaluate
 
@@ -13,7 +14,10 @@ def pareto_series(runs_root) -> dict[str, list[tuple[float, float]]]:
     """{run name: [(GMACs, recovered mAP50-95)]} for every run with a ledger, its baseline first."""
     out = {}
     for d in find_runs(runs_root):
-        run = load_run(d)
+        try:
+            run = load_run(d)
+        except UserError:  # a run made by another version of the kit: not comparable
+            continue
         base = run.read_json("baseline.json")
         if not base:
             continue

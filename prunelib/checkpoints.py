@@ -20,7 +20,7 @@ SUPPORTED = "YOLO11 or YOLOv8 detection checkpoints (a DetectionModel holding C3
 
 def load_model(path, key: str = "model") -> nn.Module:
     """The DetectionModel in an Ultralytics checkpoint, FP32, in train mode; UserError when it is not one."""
-    from ultralytics.nn.tasks import DetectionModel, load_checkpoint
+    from ultralytics.nn.tasks import DetectionModel, guess_model_task, load_checkpoint
 
     from prunelib.replacement import C3k2Prunable, find_blocks
 
@@ -37,7 +37,7 @@ def load_model(path, key: str = "model") -> nn.Module:
     except ModuleNotFoundError as e:
         raise UserError(f"{key}: {str(path)!r} needs module {e.name!r}, which is not installed") from None
     if not isinstance(model, DetectionModel) or type(model).__name__ != "DetectionModel":
-        task = getattr(model, "task", type(model).__name__)
+        task = guess_model_task(getattr(model, "yaml", None) or model)
         raise UserError(f"{key}: {str(path)!r} is a {task!r} model ({type(model).__name__}); supported: {SUPPORTED}")
     if not find_blocks(model) and not any(isinstance(m, C3k2Prunable) for m in model.modules()):
         raise UserError(f"{key}: {str(path)!r} has no C3k2 or C2f blocks; supported: {SUPPORTED}")

@@ -11,7 +11,7 @@ import shutil
 import time
 from pathlib import Path
 
-from prunelib import baseline, checkpoints, datasets, measuring, pruner
+from prunelib import baseline, checkpoints, measuring, pruner
 from prunelib.finetuning import finetune
 from prunelib.replacement import max_output_difference, replace_c3k2
 from prunelib.runs import Run
@@ -25,11 +25,8 @@ def prepare(run: Run, log=print) -> dict:
         return info
     params = run.params
     data = baseline.data_yaml(params)
-    data_info = datasets.check_data_yaml(data)
     source, _ = baseline.model_path(params)
     model = checkpoints.load_model(source)
-    if getattr(model, "nc", data_info["nc"]) != data_info["nc"]:
-        raise_nc(model.nc, data_info["nc"], data)
     original = checkpoints.load_model(source)
     replaced = replace_c3k2(model)
     x = measuring.example_inputs(params["imgsz"])
@@ -107,15 +104,17 @@ def prune_step(run: Run, model, step: int, ratio: float, base: dict, data, x, lo
     params = run.params
     sd = run.step_dir(step)
     shutil.rmtree(sd, ignore_errors=True)  # a step without a ledger line was interrupted: redo it whole
-    t0 = time.perf_counter()
+    t_step = t0 = time.perf_counter()
     p = pruner.build_pruner(model, params, ratio, x)
     if params["importance"] in pruner.NEEDS_GRADIENTS:
         pruner.accumulate_gradients(model, params, data)
     p.step()
     model.zero_grad(set_to_none=True)
     seconds_prune = time.perf_counter() - t0
+    t0 = time.perf_counter()
     macs, n = measuring.macs_params(model, params["imgsz"])
     channels = pruner.prunable_channels(model, params["ignore_layers"], x)
+    seconds_measure = time.perf_counter() - t0
     pruned_path = checkpoints.save_model(model, sd / "pruned.pt")
     t0 = time.perf_counter()
     pruned = evaluate(model, params, data, sd / "val_pruned")
@@ -157,11 +156,13 @@ def prune_step(run: Run, model, step: int, ratio: float, base: dict, data, x, lo
         "seconds_prune": round(seconds_prune, 3),
         "seconds_finetune": round(seconds_finetune, 3),
         "seconds_validate": round(seconds_validate, 3),
+        "seconds_measure": round(seconds_measure, 3),
     }
     if within:  # final.pt follows the last step within budget (rollback = it stays where it was)
         tmp = run.final.with_name(".final.pt.tmp")
         shutil.copyfile(_weights(run, step), tmp)
         tmp.replace(run.final)
+    record["seconds_total"] = round(time.perf_counter() - t_step, 3)
     run.append_ledger(record)
     log(format_step(record, params, base))
     if stop == "map_drop":
@@ -184,13 +185,6 @@ def final_step(ledger: list[dict]) -> dict | None:
     """The record final.pt comes from (None: the unpruned baseline)."""
     ok = [r for r in ledger if r["within_budget"]]
     return ok[-1] if ok else None
-
-
-def raise_nc(model_nc, data_nc, data):
-    from prunelib.errors import UserError
-
-    raise UserError(f"data: {str(data)!r} has {data_nc} classes but the model predicts {model_nc}; "
-                    "use the data set the model was trained on")
 
 
 def _weights(run: Run, step: int) -> Path:

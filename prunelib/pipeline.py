@@ -81,7 +81,7 @@ def _use_this_interpreter() -> None:
 
 def refresh_sources(log=print) -> None:
     """Re-execute every source notebook top to bottom with its default parameters (in a temporary runs folder) and
-    save its outputs in place: the clean, small outputs nbval compares against."""
+    save its outputs in place: the clean, small outputs nbval compares against (see clean_outputs)."""
     import tempfile
 
     import nbformat
@@ -98,7 +98,7 @@ def refresh_sources(log=print) -> None:
                 NotebookClient(nb, kernel_name=KERNEL, resources={"metadata": {"path": str(PROJECT_ROOT)}},
                                record_timing=False, timeout=1800).execute()  # fmt: skip
                 for cell in nb.cells:
-                    cell.get("metadata", {}).pop("execution", None)
+                    clean_outputs(cell)
                 nbformat.write(nb, path)
                 log(f"refreshed {relative(path)}")
         finally:
@@ -106,3 +106,15 @@ def refresh_sources(log=print) -> None:
                 os.environ.pop("PRUNELIB_RUNS", None)
             else:
                 os.environ["PRUNELIB_RUNS"] = old
+
+
+CHECK_MARK = "# NBVAL_CHECK_OUTPUT"
+
+
+def clean_outputs(cell) -> None:
+    """Keep what a reader and nbval need: all outputs of checked cells, displays (tables, figures) of the others;
+    drop the others' logs and progress bars (they hold times and local paths) and timing metadata."""
+    cell.get("metadata", {}).pop("execution", None)
+    if cell.get("cell_type") != "code" or CHECK_MARK in cell.get("source", ""):
+        return
+    cell["outputs"] = [o for o in cell.get("outputs", []) if o.get("output_type") in ("display_data", "execute_result")]

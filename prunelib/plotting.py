@@ -94,7 +94,7 @@ def _save(fig, path) -> plt.Figure:
     return fig
 
 
-def data_preview(data_yaml, path, n: int = 6, size: int = 256) -> Path:
+def data_preview(data_yaml, path, n: int = 6, size: int = 160) -> Path:
     """A grid of the first n training images with their labelled boxes and class ids; returns path."""
     from PIL import Image, ImageDraw
 
@@ -116,5 +116,5 @@ def data_preview(data_yaml, path, n: int = 6, size: int = 256) -> Path:
         grid.paste(im, ((k % cols) * size, (k // cols) * size))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    grid.save(path)
+    grid.save(path, quality=85)
     return path

@@ -99,6 +99,7 @@ def open_run(params_files=(), overrides: dict | None = None, run_name: str | Non
         return Run(run_dir, params)
     if run_dir.exists() and any(run_dir.iterdir()):
         raise UserError(f"run folder {relative(run_dir)!r} exists but holds no params.yaml; choose another run_name")
+    check_inputs(params)
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         write_text(stored, yaml.safe_dump(params, sort_keys=False))
@@ -106,6 +107,18 @@ def open_run(params_files=(), overrides: dict | None = None, run_name: str | Non
     except OSError as e:
         raise UserError(f"runs_dir: cannot write the run folder {str(run_dir)!r} ({e.strerror or e})") from None
     return Run(run_dir, params)
+
+
+def check_inputs(params: dict) -> None:
+    """The user's model and data, checked before anything is written: loadable, supported, of the same classes."""
+    from prunelib import checkpoints, datasets
+
+    data = datasets.check_data_yaml(resolve(params["data"])) if params["data"] else None
+    if params["model"]:
+        model = checkpoints.load_model(resolve(params["model"]))
+        if data and getattr(model, "nc", data["nc"]) != data["nc"]:
+            raise UserError(f"data: {params['data']!r} has {data['nc']} classes but model {params['model']!r} "
+                            f"predicts {model.nc}; use the data set the model was trained on")
 
 
 def load_run(run_dir) -> Run:

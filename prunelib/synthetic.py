@@ -27,7 +27,7 @@ CLASSES = (
     "triangle_outline",
     "cross",
 )
-GENERATOR_VERSION = 2  # bump when the drawing changes: it is part of every cache key
+GENERATOR_VERSION = 3  # bump when the drawing changes: it is part of every cache key
 
 
 def generate(out_dir, n_train: int, n_val: int, imgsz: int, seed: int = 0) -> Path:
@@ -77,9 +77,9 @@ def draw_image(rng: np.random.Generator, size: int):
     """One image and its labels [(class, xc, yc, w, h) normalised]."""
     img = _background(rng, size)
     draw = ImageDraw.Draw(img)
-    _clutter(rng, draw, size, int(rng.integers(1, 6)))
+    _clutter(rng, draw, size, int(rng.integers(1, 5)))
     labels, boxes = [], []
-    for _ in range(int(rng.integers(2, 9))):
+    for _ in range(int(rng.integers(3, 11))):
         cls = int(rng.integers(len(CLASSES)))
         s = _object_size(rng, size)
         for _try in range(10):
@@ -99,8 +99,8 @@ def draw_image(rng: np.random.Generator, size: int):
 
 
 def _object_size(rng, size):
-    """Log-uniform between ~10 px and half the image: many small objects, some large."""
-    lo, hi = np.log(max(10.0, size / 32)), np.log(size / 2)
+    """Log-uniform between ~12 px and half the image: many small objects, some large."""
+    lo, hi = np.log(max(12.0, size / 24)), np.log(size / 2)
     return float(np.exp(rng.uniform(lo, hi)))
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parent
 RUNS = Path(os.environ.get("PRUNELIB_TEST_RUNS") or tempfile.mkdtemp(prefix="prunelib-tests-")) / "runs"
 RUNS.mkdir(parents=True, exist_ok=True)
 os.environ["PRUNELIB_RUNS"] = str(RUNS)

@@ -1,0 +1,37 @@
+"""Shared by the benchmarks: the baseline of the embedded default, and writing a result table."""
+
+from __future__ import annotations
+
+import platform
+import sys
+from datetime import date
+from pathlib import Path
+
+import prunelib  # noqa: F401  (offline set-up first)
+from prunelib import baseline, parameters
+from prunelib.report import markdown_table
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def default_params(**overrides) -> dict:
+    return parameters.load([parameters.resolve("params/default.yaml")], overrides)
+
+
+def baseline_model(params: dict) -> Path:
+    """The embedded default's baseline checkpoint (trained once, then cached)."""
+    return baseline.model_path(params)[0]
+
+
+def publish(name: str, title: str, rows: list[dict], notes: str = "") -> str:
+    """Print the table and write it to bench/results/<name>.md with the machine it was measured on."""
+    import torch
+
+    text = (f"# {title}\n\nMeasured {date.today()} on {platform.machine()}, {torch.get_num_threads()} threads, "
+            f"python {platform.python_version()}, torch {torch.__version__}.\n"
+            f"Reproduce: `.venv/bin/python bench/{name}.py {' '.join(sys.argv[1:])}`.\n\n"
+            + markdown_table(rows) + (f"\n{notes}\n" if notes else ""))  # fmt: skip
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{name}.md").write_text(text)
+    print(text)
+    return text

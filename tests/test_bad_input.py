@@ -1,0 +1,133 @@
+"""Bad input: one clear line naming the value and what is allowed, a non-zero exit, no traceback, nothing written
+or overwritten. Through the CLI (in process, and once in a real subprocess) and the Python API."""
+
+import errno
+import os
+
+import pytest
+import torch
+import yaml
+from ultralytics.nn.tasks import ClassificationModel, DetectionModel
+
+from prunelib import cli, runs
+from prunelib.errors import UserError
+
+from conftest import SMOKE, cli as run_cli, tree_snapshot
+
+
+@pytest.fixture
+def bad_files(tmp_path, smoke_start):
+    d = {}
+    (d_text := tmp_path / "notes.pt").write_text("not a checkpoint\n")
+    d["text"] = d_text
+    good = open(smoke_start["model"], "rb").read()
+    (d_trunc := tmp_path / "truncated.pt").write_bytes(good[: len(good) // 3])
+    d["truncated"] = d_trunc
+    cls = ClassificationModel("yolo11n-cls.yaml", nc=8, verbose=False)
+    torch.save({"model": cls, "train_args": {}}, d_cls := tmp_path / "classify.pt")
+    d["classify"] = d_cls
+    v3 = DetectionModel("yolov3-tiny.yaml", nc=8, verbose=False)
+    torch.save({"model": v3, "train_args": {}}, d_v3 := tmp_path / "v3tiny.pt")
+    d["v3"] = d_v3
+    (d_yaml := tmp_path / "broken.yaml").write_text("train: [images\n")
+    d["unparsable"] = d_yaml
+    (d_nodir := tmp_path / "nodir.yaml").write_text(yaml.safe_dump({"path": str(tmp_path), "train": "imgs/train",
+                                                                     "val": "imgs/val", "names": {0: "a"}}))
+    d["nodir"] = d_nodir
+    (tmp_path / "ds" / "images" / "train").mkdir(parents=True)
+    (tmp_path / "ds" / "images" / "val").mkdir(parents=True)
+    for split in ("train", "val"):
+        (tmp_path / "ds" / "images" / split / "a.png").write_bytes(b"")
+    (d_nolab := tmp_path / "nolabels.yaml").write_text(yaml.safe_dump({"path": str(tmp_path / "ds"),
+                                                                        "train": "images/train", "val": "images/val",
+                                                                        "names": {0: "a"}}))  # fmt: skip
+    d["nolabels"] = d_nolab
+    d["data"] = smoke_start["data"]
+    d["model"] = smoke_start["model"]
+    return d
+
+
+CASES = [
+    (["--model", "{tmp}/missing.pt", "--data", "{data}"], r"model: file '.*missing.pt' does not exist"),
+    (["--model", "{text}", "--data", "{data}"], r"model: '.*notes.pt' is not a loadable Ultralytics checkpoint"),
+    (["--model", "{truncated}", "--data", "{data}"], r"model: '.*truncated.pt' is not a loadable Ultralytics"),
+    (["--model", "{classify}", "--data", "{data}"], r"is a 'classify' model \(ClassificationModel\); supported: YOLO11"),
+    (["--model", "{v3}", "--data", "{data}"], r"has no C3k2 or C2f blocks; supported: YOLO11 or YOLOv8 detection"),
+    (["--model", "{model}", "--data", "{tmp}/none.yaml"], r"data: file '.*none.yaml' does not exist"),
+    (["--model", "{model}", "--data", "{unparsable}"], r"data: '.*broken.yaml' is not valid YAML"),
+    (["--model", "{model}", "--data", "{nodir}"], r"data: train images '.*imgs/train' .* do not exist"),
+    (["--model", "{model}", "--data", "{nolabels}"], r"data: train images in '.*' have no label files"),
+    (["--target-prune-rate", "0"], r"target_prune_rate: 0.0 is not allowed; expected a number in \(0, 1\)"),
+    (["--target-prune-rate", "1.5"], r"target_prune_rate: 1.5 is not allowed"),
+    (["--set", "target_speedup=1"], r"target_speedup: 1.0 is not allowed; expected 0 \(off"),
+    (["--iterative-steps", "0"], r"iterative_steps: 0 is not allowed"),
+    (["--iterative-steps", "five"], r"iterative_steps: expected int, got 'five'"),
+    (["--set", "iterative_steps=five"], r"iterative_steps: expected an integer, got 'five'"),
+    (["--set", "imgsz=100"], r"imgsz: 100 is not allowed; expected a multiple of 32"),
+    (["--set", "target_prune=0.3"], r"unknown parameter 'target_prune' .*did you mean 'target_prune_rate'"),
+    (["--set", "importance=magnitude"], r"importance: 'magnitude' is not allowed; expected one of l2, l1"),
+    (["--set", "ignore_layers=[Detect, C2PSAA]"], r"ignore_layers: 'C2PSAA' is not .*did you mean 'C2PSA'"),
+    (["--params", "{tmp}/nope.yaml"], r"parameter file .*nope.yaml does not exist"),
+]
+
+
+@pytest.mark.parametrize("args,message", CASES, ids=[c[1][:40] for c in CASES])
+def test_cli_refuses_bad_input_and_writes_nothing(args, message, bad_files, tmp_path, runs_root, capsys):
+    args = [a.format(tmp=tmp_path, **{k: v for k, v in bad_files.items()}) for a in args]
+    before = tree_snapshot(runs_root)
+    code = cli.main(["prune", "--params", str(SMOKE), "--run-name", "bad-input", *args])
+    err = capsys.readouterr().err
+    assert code == 2
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert __import__("re").search(message, lines[0]), lines[0]
+    assert tree_snapshot(runs_root) == before
+
+
+def test_same_errors_from_the_python_api(bad_files):
+    with pytest.raises(UserError, match="is not a loadable Ultralytics checkpoint"):
+        runs.open_run([SMOKE], {"run_name": "api-bad", "model": str(bad_files["text"]), "data": str(bad_files["data"])})
+    with pytest.raises(UserError, match="target_prune_rate: -0.1 is not allowed"):
+        runs.open_run([SMOKE], {"run_name": "api-bad", "target_prune_rate": -0.1})
+
+
+def test_existing_run_with_other_parameters_is_left_untouched(runs_root, capsys, smoke_start):
+    assert cli.main(["prune", "--params", str(SMOKE), "--run-name", "kept", "--set", "finetune_epochs=0",
+                     "--iterative-steps", "1"]) == 0  # fmt: skip
+    capsys.readouterr()
+    before = tree_snapshot(runs_root / "kept")
+    code = cli.main(["prune", "--params", str(SMOKE), "--run-name", "kept", "--iterative-steps", "4"])
+    err = capsys.readouterr().err
+    assert code == 2 and "run 'kept' exists with other parameters (iterative_steps: 1 -> 4" in err
+    assert "--new-run" in err
+    assert tree_snapshot(runs_root / "kept") == before
+
+
+@pytest.mark.parametrize("err", [errno.ENOSPC, errno.EACCES])
+def test_full_or_read_only_output_folder(monkeypatch, runs_root, capsys, err):
+    def refuse(*args, **kwargs):
+        raise OSError(err, os.strerror(err), "runs/unwritable/params.yaml")
+
+    monkeypatch.setattr(runs, "write_text", refuse)
+    code = cli.main(["prune", "--params", str(SMOKE), "--run-name", "unwritable"])
+    out = capsys.readouterr().err.strip()
+    assert code == 2
+    assert out.startswith("error: runs_dir: cannot write the run folder") and os.strerror(err) in out
+    assert "Traceback" not in out
+
+
+def test_a_real_process_prints_one_line_and_no_traceback_unless_debug():
+    r = run_cli("prune", "--params", SMOKE, "--run-name", "proc", "--set", "imgsz=100")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.strip() == "error: imgsz: 100 is not allowed; expected a multiple of 32, at least 32 (the " \
+                               "model's largest stride)"
+    r = run_cli("prune", "--params", SMOKE, "--run-name", "proc", "--set", "imgsz=100", "--debug")
+    assert r.returncode != 0 and "Traceback" in r.stderr
+
+
+def test_unknown_stage_is_refused():
+    from prunelib.pipeline import select_stages
+
+    with pytest.raises(UserError, match=r"--stages: '35' is not a stage; allowed: 00-baseline"):
+        select_stages("30,35")
+    assert select_stages("40,30") == ["30-prune-loop", "40-analysis"]

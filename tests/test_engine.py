@@ -1,0 +1,129 @@
+"""The loop on the smoke data: fine-tuning keeps structure, early stop rolls back, resume skips finished steps,
+checkpoints load in a fresh process."""
+
+import hashlib
+import subprocess
+import sys
+
+import pytest
+
+from prunelib import checkpoints, engine, measuring, runs
+from prunelib.finetuning import finetune
+from prunelib.replacement import C3k2Prunable, replace_c3k2
+
+from conftest import SMOKE
+
+
+def sha(path):
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
+def open_smoke(name, **overrides):
+    return runs.open_run([SMOKE], {"run_name": name, **overrides})
+
+
+def scripted_maps(values):
+    """A stand-in for validation returning the given mAPs in turn (the loop's logic is what is tested)."""
+    it = iter(values)
+
+    def evaluate(model, params, data, save_dir):
+        v = next(it)
+        return {"map50_95": v, "map50": v}
+
+    return evaluate
+
+
+def pruned_smoke_model(smoke_start, smoke_params):
+    from prunelib import pruner
+
+    model = checkpoints.load_model(smoke_start["model"])
+    replace_c3k2(model)
+    x = measuring.example_inputs(smoke_params["imgsz"])
+    pruner.build_pruner(model, smoke_params, 0.3, x).step()
+    return model
+
+
+@pytest.mark.parametrize("route", ["path", "memory"])
+def test_finetune_keeps_the_pruned_structure(tmp_path, smoke_start, smoke_params, route):
+    model = pruned_smoke_model(smoke_start, smoke_params)
+    n, channels = measuring.n_params(model), measuring.conv_channels(model)
+    src = checkpoints.save_model(model, tmp_path / "pruned.pt") if route == "path" else model
+    best, trainer = finetune(src, smoke_params, smoke_start["data"], tmp_path / "ft")
+    assert measuring.n_params(best) == n and measuring.conv_channels(best) == channels
+    assert any(isinstance(m, C3k2Prunable) for m in best.modules())
+    assert (tmp_path / "ft" / "weights" / "last.pt").is_file()
+    assert trainer.epochs == smoke_params["finetune_epochs"]
+
+
+def test_early_stop_rolls_back_to_the_last_step_within_budget(monkeypatch, smoke_start):
+    # real pruning and fine-tuning; the mAP sequence is scripted so the budget is broken at step 2
+    # baseline, step 1 pruned/recovered, step 2 pruned/recovered
+    monkeypatch.setattr(engine, "evaluate", scripted_maps([0.50, 0.50, 0.48, 0.30, 0.10]))
+    run = open_smoke("early-stop", iterative_steps=3, max_map_drop=0.1)
+    ledger = engine.prune_loop(run, log=lambda *_: None)
+    assert [r["step"] for r in ledger] == [1, 2]
+    assert [r["within_budget"] for r in ledger] == [True, False] and ledger[-1]["stop"] == "map_drop"
+    assert sha(run.final) == sha(run.step_dir(1) / "weights" / "best.pt")
+    assert engine.final_step(ledger)["step"] == 1
+    # a run that is complete stays complete
+    assert engine.prune_loop(run, log=lambda *_: None) == run.read_ledger() == ledger
+
+
+def test_relative_budget_stops_too(monkeypatch, smoke_start):
+    monkeypatch.setattr(engine, "evaluate", scripted_maps([0.50, 0.45, 0.40]))
+    run = open_smoke("early-stop-rel", iterative_steps=2, max_map_drop=1.0, max_map_drop_rel=0.1, finetune_epochs=0)
+    ledger = engine.prune_loop(run, log=lambda *_: None)
+    assert ledger[0]["within_budget"] is False and ledger[0]["stop"] == "map_drop"
+    assert sha(run.final) == sha(run.replaced)  # no step within budget: the unpruned baseline
+
+
+def test_resume_skips_completed_steps(smoke_start):
+    run = open_smoke("resume", iterative_steps=3, target_prune_rate=0.5)
+
+    class Interrupt(Exception):
+        pass
+
+    def stop_after_first(record):
+        raise Interrupt
+
+    with pytest.raises(Interrupt):
+        engine.prune_loop(run, log=lambda *_: None, on_step=stop_after_first)
+    first = sha(run.step_dir(1) / "weights" / "best.pt"), run.read_ledger()
+    lines = []
+    ledger = engine.prune_loop(runs.open_run([SMOKE], {"run_name": "resume", "iterative_steps": 3,
+                                                       "target_prune_rate": 0.5}), log=lines.append)  # fmt: skip
+    assert any("Resuming run 'resume' after step 1" in line for line in lines)
+    assert [r["step"] for r in ledger] == [1, 2, 3] and ledger[0] == first[1][0]
+    assert sha(run.step_dir(1) / "weights" / "best.pt") == first[0]
+    assert ledger[-1]["channel_ratio"] == pytest.approx(0.5, abs=0.02)
+    assert ledger[-1]["macs"] < ledger[0]["macs"]
+
+
+def test_other_parameters_are_refused_unless_new_run(smoke_start):
+    from prunelib.errors import UserError
+
+    open_smoke("refuse")
+    with pytest.raises(UserError, match=r"run 'refuse' exists with other parameters \(iterative_steps: 2 -> 5"):
+        open_smoke("refuse", iterative_steps=5)
+    other = runs.open_run([SMOKE], {"run_name": "refuse", "iterative_steps": 5}, new_run=True)
+    assert other.name == "refuse-2"
+
+
+def test_final_checkpoint_loads_in_a_fresh_process_with_only_ultralytics(smoke_start, tmp_path):
+    run = open_smoke("fresh", finetune_epochs=1, iterative_steps=1)
+    engine.prune_loop(run, log=lambda *_: None)
+    script = f"""
+import sys
+from ultralytics import YOLO
+assert "prunelib" not in sys.modules
+m = YOLO({str(run.final)!r})
+r = m.predict({str(smoke_start['data'].parent / 'images' / 'val' / '00000.png')!r}, imgsz=64, verbose=False)
+metrics = m.val(data={str(smoke_start['data'])!r}, imgsz=64, batch=4, plots=False, verbose=False,
+                project={str(tmp_path)!r}, name="val")
+out = m.export(format="onnx", imgsz=64)
+print("OK", len(r), type(m.model).__name__, out.endswith(".onnx"), any(type(x).__name__ == "C3k2Prunable" for x in m.model.modules()))
+"""
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path,
+                       timeout=600)  # fmt: skip
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "OK 1 DetectionModel True True" in r.stdout

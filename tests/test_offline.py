@@ -1,0 +1,65 @@
+"""With every socket blocked (DNS and connect raise), the whole path runs: data -> train 1 epoch -> prune one step
+-> fine-tune -> validate -> export ONNX, and no network attempt is made at all (import time included)."""
+
+import subprocess
+import sys
+import textwrap
+
+from conftest import ROOT
+
+SCRIPT = textwrap.dedent(
+    """
+    import socket
+    attempts = []
+
+    def refuse(name):
+        def blocked(*args, **kwargs):
+            attempts.append((name, repr(args)[:80]))
+            raise OSError(f"network blocked by test ({name})")
+        return blocked
+
+    for name in ("getaddrinfo", "gethostbyname", "gethostbyname_ex", "create_connection"):
+        setattr(socket, name, refuse(name))
+    socket.socket.connect = refuse("connect")
+    socket.socket.connect_ex = refuse("connect_ex")
+
+    import os
+    import prunelib  # the kit's offline set-up, before ultralytics
+    from prunelib import baseline, checkpoints, export, measuring, parameters, pruner
+    from prunelib.finetuning import finetune
+    from prunelib.replacement import replace_c3k2
+    from prunelib.validation import evaluate
+
+    out = os.environ["OFFLINE_OUT"]
+    p = parameters.load(["params/smoke.yaml"], {"runs_dir": out, "synth_train": 8, "synth_val": 4, "batch": 4})
+    os.environ.pop("PRUNELIB_RUNS", None)
+    data = baseline.data_yaml(p)
+    model_path, _ = baseline.model_path(p)              # trains 1 epoch from yolo11n.yaml
+    model = checkpoints.load_model(model_path)
+    replace_c3k2(model)
+    x = measuring.example_inputs(p["imgsz"])
+    pruner.build_pruner(model, p, 0.3, x).step()
+    pruned = checkpoints.save_model(model, out + "/pruned.pt")
+    model, _ = finetune(pruned, p, data, out + "/ft")
+    metrics = evaluate(model, p, data, out + "/val")
+    final = checkpoints.save_model(model, out + "/final.pt")
+    onnx = export.export_onnx(final, p["imgsz"])
+    diff = export.check_onnx(final, onnx, p["imgsz"])
+    assert diff < 1e-3, diff
+    print("ATTEMPTS", len(attempts), attempts[:5])
+    print("METRICS", sorted(metrics))
+    """
+)
+
+
+def test_pipeline_runs_with_the_network_absent(tmp_path):
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("YOLO_")}
+    env["OFFLINE_OUT"] = str(tmp_path)
+    env["PRUNELIB_HOME"] = str(tmp_path / "home")  # a fresh config dir: fonts and settings made offline
+    r = subprocess.run([sys.executable, "-c", SCRIPT], cwd=ROOT, capture_output=True, text=True, env=env,
+                       timeout=900)  # fmt: skip
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-4000:]
+    assert "ATTEMPTS 0 []" in r.stdout, r.stdout[-2000:]
+    assert "METRICS ['map50', 'map50_95']" in r.stdout
+    assert (tmp_path / "home" / "ultralytics" / "Arial.ttf").is_file()
+    assert (tmp_path / "final.onnx").is_file()

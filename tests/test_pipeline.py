@@ -1,0 +1,76 @@
+"""The whole staged pipeline through the CLI on params/smoke.yaml, and what it records."""
+
+import json
+
+import pytest
+
+from conftest import SMOKE, cli
+
+
+@pytest.fixture(scope="module")
+def smoke_run(runs_root):
+    r = cli("run", "--params", SMOKE, "--set", "run_name=cli-smoke")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    return runs_root / "cli-smoke", r
+
+
+def test_every_stage_leaves_its_notebook_and_outputs(smoke_run):
+    run_dir, r = smoke_run
+    assert "done: runs/cli-smoke/report.md" in r.stdout
+    for stage in ("00-baseline", "10-inspect", "20-replace-c3k2", "30-prune-loop", "40-analysis", "50-export"):
+        assert (run_dir / f"{stage}.ipynb").is_file(), stage
+    for name in ("params.yaml", "manifest.json", "baseline.json", "ledger.jsonl", "replaced.pt", "final.pt",
+                 "final.onnx", "perf.png", "channels.png", "pareto.png", "sensitivity.png", "report.md"):
+        assert (run_dir / name).stat().st_size > 0, name
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert all(manifest["versions"][p] for p in ("torch", "ultralytics", "torch-pruning"))
+    assert manifest["seed"] == 0 and manifest["cores"] >= 1
+
+
+def test_ledger_holds_sane_numbers(smoke_run):
+    run_dir, _ = smoke_run
+    base = json.loads((run_dir / "baseline.json").read_text())
+    ledger = [json.loads(line) for line in (run_dir / "ledger.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in ledger] == [1, 2]
+    assert base["max_abs_diff"] <= 1e-5
+    assert ledger[-1]["channel_ratio"] == pytest.approx(0.3, abs=0.02)
+    assert base["macs"] > ledger[0]["macs"] > ledger[1]["macs"] and ledger[1]["speedup"] > 1.2
+    assert base["params"] > ledger[0]["params"] > ledger[1]["params"]
+    for r in ledger:
+        for key in ("pruned_map50_95", "pruned_map50", "map50_95", "map50"):
+            assert 0.0 <= r[key] <= 1.0
+        assert r["seconds_finetune"] > 0 and r["seconds_prune"] > 0
+        assert (run_dir.parent.parent / r["checkpoint"]).is_file()
+
+
+def test_report_and_export_records(smoke_run):
+    run_dir, _ = smoke_run
+    report = (run_dir / "report.md").read_text()
+    assert "## Steps" in report and "## Latency" in report and "![Performance](perf.png)" in report
+    assert report.count("\n| 2 |") == 1
+    export = json.loads((run_dir / "export.json").read_text())
+    assert export["onnx_max_abs_diff"] < 1e-3
+    assert {(r["model"], r["runtime"]) for r in export["latency"]} == {
+        ("original", "torch"), ("original", "onnxruntime"), ("pruned", "torch"), ("pruned", "onnxruntime")}
+    pruned = [r for r in export["latency"] if r["model"] == "pruned"]
+    assert all(r["macs_speedup"] > 1.2 and r["latency_ms"] > 0 for r in pruned)
+    timings = json.loads((run_dir / "timings.json").read_text())
+    assert len(timings) == 6
+
+
+def test_second_run_reuses_the_baseline_and_completed_steps(smoke_run):
+    run_dir, _ = smoke_run
+    ledger = (run_dir / "ledger.jsonl").read_text()
+    r = cli("run", "--params", SMOKE, "--set", "run_name=cli-smoke", "--stages", "00,30")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "Reused the cached baseline" in (run_dir / "00-baseline.ipynb").read_text()
+    assert "is complete (done); nothing to do" in (run_dir / "30-prune-loop.ipynb").read_text()
+    assert (run_dir / "ledger.jsonl").read_text() == ledger
+
+
+def test_a_failing_stage_names_itself_and_keeps_its_notebook(runs_root):
+    r = cli("run", "--params", SMOKE, "--set", "run_name=no-baseline", "--set", "synth_train=12", "--stages", "10")
+    assert r.returncode == 2
+    assert "error: stage 10-inspect failed in cell" in r.stderr and "FileNotFoundError" in r.stderr
+    assert "runs/no-baseline/10-inspect.ipynb" in r.stderr
+    assert (runs_root / "no-baseline" / "10-inspect.ipynb").is_file()
