@@ -4,7 +4,8 @@ Traps handled (ultralytics 8.4.x):
 - DNS probe at import (``is_online``)            -> YOLO_OFFLINE=1
 - pip-installing modules a checkpoint names       -> YOLO_AUTOINSTALL=0
 - settings written to ~/.config                   -> YOLO_CONFIG_DIR under KIT_HOME
-- Arial.ttf downloaded when plotting              -> matplotlib's DejaVuSans copied there under that name
+- Arial.ttf fetched by check_font (every dataset check, even offline: it probes the URL) -> matplotlib's
+  DejaVuSans copied into the config dir under that name
 - OMP_NUM_THREADS=1 and cores-1 torch threads     -> OMP_NUM_THREADS=cores; use_all_cores() callback
 Weights/data sets named by bare asset name (yolo11n.pt, coco8.yaml) are never passed to Ultralytics: models are
 built from YAML or loaded from existing files, data sets are local YAMLs (validated in prunelib.parameters).
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from pathlib import Path
 
 from prunelib.paths import KIT_HOME
 
@@ -25,10 +27,10 @@ def setup() -> None:
     if os.environ.get("PRUNELIB_ONLINE") != "1":
         os.environ["YOLO_OFFLINE"] = "1"
     os.environ.setdefault("YOLO_AUTOINSTALL", "0")
-    config_dir = KIT_HOME / "ultralytics"
-    os.environ.setdefault("YOLO_CONFIG_DIR", str(config_dir))
+    os.environ.setdefault("YOLO_CONFIG_DIR", str(KIT_HOME / "ultralytics"))
     os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 1))
-    _provide_fonts(config_dir)
+    # Ultralytics' USER_CONFIG_DIR is YOLO_CONFIG_DIR/Ultralytics; check_font() looks there before fetching
+    _provide_fonts(Path(os.environ["YOLO_CONFIG_DIR"]).expanduser() / "Ultralytics")
 
 
 def _provide_fonts(config_dir) -> None:

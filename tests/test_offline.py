@@ -61,5 +61,5 @@ def test_pipeline_runs_with_the_network_absent(tmp_path):
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-4000:]
     assert "ATTEMPTS 0 []" in r.stdout, r.stdout[-2000:]
     assert "METRICS ['map50', 'map50_95']" in r.stdout
-    assert (tmp_path / "home" / "ultralytics" / "Arial.ttf").is_file()
+    assert (tmp_path / "home" / "ultralytics" / "Ultralytics" / "Arial.ttf").is_file()
     assert (tmp_path / "final.onnx").is_file()
