@@ -29,7 +29,7 @@ test: $(STAMP) ## run the full test suite: unit tests, smoke pipeline, nbval ove
 	$(PY) -m pytest --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval-sanitize.cfg tests notebooks
 
 lab: $(STAMP) ## start JupyterLab on notebooks/
-	$(VENV)/bin/jupyter lab --notebook-dir=. notebooks/
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
 
 notebooks: $(STAMP) ## re-execute the source notebooks with their default (smoke) parameters and save their outputs
 	$(PY) -m prunelib refresh-notebooks

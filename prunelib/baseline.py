@@ -31,7 +31,8 @@ def data_yaml(params: dict) -> Path:
 def baseline_key(params: dict) -> str:
     settings = {
         k: params[k]
-        for k in ("synth_train", "synth_val", "synth_imgsz", "seed", "baseline_epochs", "baseline_cfg", "imgsz", "batch")
+        for k in ("synth_train", "synth_val", "synth_imgsz", "seed", "baseline_epochs", "baseline_cfg", "baseline_lr0",
+                  "imgsz", "batch")
     }
     settings["generator"] = synthetic.GENERATOR_VERSION
     settings["versions"] = [version(p) for p in ("torch", "ultralytics")]
@@ -67,6 +68,8 @@ def train_baseline(params: dict, out: Path) -> Path:
         epochs=params["baseline_epochs"],
         imgsz=params["imgsz"],
         batch=params["batch"],
+        optimizer="AdamW",
+        lr0=params["baseline_lr0"],
         workers=params["workers"],
         device=params["device"],
         seed=params["seed"],

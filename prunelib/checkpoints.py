@@ -48,10 +48,13 @@ def load_model(path, key: str = "model") -> nn.Module:
 
 
 def save_model(model: nn.Module, path, train_args: dict | None = None) -> Path:
-    """Save as an Ultralytics checkpoint (FP32, so what is saved is what was measured); atomic."""
+    """Save as an Ultralytics checkpoint; atomic. FP16 like Ultralytics' own when that loses nothing (weights that
+    came from an Ultralytics checkpoint and were only pruned), FP32 otherwise: what is saved is what was measured."""
     from ultralytics import __version__
 
     m = copy.deepcopy(model).float().eval()
+    if all(torch.equal(t, t.half().float()) for t in m.state_dict().values() if t.is_floating_point()):
+        m = m.half()
     for q in m.parameters():
         q.requires_grad_(False)
     if hasattr(m, "criterion"):

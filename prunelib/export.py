@@ -66,6 +66,7 @@ def check_onnx(pt_path, onnx_path, imgsz: int) -> float:
 
 def latency_table(models: dict, imgsz: int, runs: int, warmup: int, n_threads: int = 0) -> list[dict]:
     """Latency (ms, batch 1, median, interleaved) of each {label: (pt_path, onnx_path)} in torch and onnxruntime."""
+    before = torch.get_num_threads()
     torch.set_num_threads(threads(n_threads))
     x = measuring.example_inputs(imgsz)
     fns = {}
@@ -73,12 +74,16 @@ def latency_table(models: dict, imgsz: int, runs: int, warmup: int, n_threads: i
         fns[(label, "torch")] = torch_runner(checkpoints.load_model(pt))
         if onnx_path:
             fns[(label, "onnxruntime")] = onnx_runner(session(onnx_path, n_threads))
-    med = measuring.compare_latency(fns, x, runs, warmup)
+    try:
+        med = measuring.compare_latency(fns, x, runs, warmup)
+    finally:
+        torch.set_num_threads(before)
     rows = []
     for (label, runtime), ms in med.items():
         pt, onnx_path = models[label]
         macs, n = measuring.macs_params(checkpoints.load_model(pt), imgsz)
-        rows.append(dict(model=label, runtime=runtime, latency_ms=round(ms, 2), macs=macs, params=n,
+        rows.append(dict(model=label, runtime=runtime, threads=threads(n_threads), latency_ms=round(ms, 2), macs=macs,
+                         params=n,
                          file_mb=round(os.path.getsize(onnx_path if runtime == "onnxruntime" else pt) / 2**20, 2)))
     return rows
 

@@ -84,8 +84,10 @@ PARAMS = [
     Param("synth_train", 200, int, "synthetic training images", _range(4)),
     Param("synth_val", 60, int, "synthetic validation images", _range(2)),
     Param("synth_imgsz", 320, int, "synthetic image size in pixels", _imgsz),
-    Param("baseline_epochs", 60, int, "epochs to train the embedded YOLO11n baseline from yolo11n.yaml", _range(1)),
+    Param("baseline_epochs", 100, int, "epochs to train the embedded YOLO11n baseline from yolo11n.yaml", _range(1)),
     Param("baseline_cfg", "yolo11n.yaml", str, "architecture YAML of the embedded baseline (Ultralytics' own)"),
+    Param("baseline_lr0", 0.002, float, "learning rate of the baseline's AdamW training from scratch",
+          _range(0, 1, True)),
     # --- pruning ---
     Param("iterative_steps", 10, int, "number of prune -> fine-tune steps (seed's --iterative-steps)", _range(1)),
     Param("target_prune_rate", 0.5, float, "channel ratio removed after all steps (seed's --target-prune-rate)",
@@ -117,6 +119,8 @@ PARAMS = [
     # --- export and latency ---
     Param("onnx_simplify", True, bool, "simplify the exported ONNX graph with onnxslim"),
     Param("opset", 0, int, "ONNX opset (0 = Ultralytics' default)", _range(0)),
+    Param("latency_threads", 1, int, "CPU threads when timing batch-1 latency (0 = all cores; see bench/speedup)",
+          _range(0)),
     Param("latency_runs", 30, int, "timed runs per model and runtime (median reported)", _range(1)),
     Param("latency_warmup", 5, int, "untimed warm-up runs before timing", _range(0)),
 ]
@@ -126,7 +130,7 @@ DEFAULTS = {p.name: p.default for p in PARAMS}
 # Keys that change only what is shown or measured after the loop: a run may be reopened with other values.
 PRESENTATION_KEYS = {
     "sensitivity", "sensitivity_ratios", "sensitivity_layers", "onnx_simplify", "opset",
-    "latency_runs", "latency_warmup", "threads", "workers", "device",
+    "latency_runs", "latency_warmup", "latency_threads", "threads", "workers", "device",
 }  # fmt: skip
 
 

@@ -9,7 +9,7 @@ import time
 
 from conftest import ROOT, SMOKE
 
-ARGS = ["--params", str(SMOKE), "--set", "iterative_steps=3", "--set", "finetune_epochs=2"]
+ARGS = ["--params", str(SMOKE), "--set", "iterative_steps=3", "--set", "finetune_epochs=1"]
 
 
 def start(run_name):

@@ -69,7 +69,7 @@ def test_second_run_reuses_the_baseline_and_completed_steps(smoke_run):
 
 
 def test_a_failing_stage_names_itself_and_keeps_its_notebook(runs_root):
-    r = cli("run", "--params", SMOKE, "--set", "run_name=no-baseline", "--set", "synth_train=12", "--stages", "10")
+    r = cli("run", "--params", SMOKE, "--set", "run_name=no-baseline", "--set", "synth_train=6", "--stages", "10")
     assert r.returncode == 2
     assert "error: stage 10-inspect failed in cell" in r.stderr and "FileNotFoundError" in r.stderr
     assert "runs/no-baseline/10-inspect.ipynb" in r.stderr
