@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import sys
 from datetime import date
@@ -27,7 +28,7 @@ def publish(name: str, title: str, rows: list[dict], notes: str = "") -> str:
     """Print the table and write it to bench/results/<name>.md with the machine it was measured on."""
     import torch
 
-    text = (f"# {title}\n\nMeasured {date.today()} on {platform.machine()}, {torch.get_num_threads()} threads, "
+    text = (f"# {title}\n\nMeasured {date.today()} on {platform.machine()} with {os.cpu_count()} cores, "
             f"python {platform.python_version()}, torch {torch.__version__}.\n"
             f"Reproduce: `.venv/bin/python bench/{name}.py {' '.join(sys.argv[1:])}`.\n\n"
             + markdown_table(rows) + (f"\n{notes}\n" if notes else ""))  # fmt: skip

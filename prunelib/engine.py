@@ -63,9 +63,10 @@ def prune_loop(run: Run, log=print, on_step=None) -> list[dict]:
     if ledger and ledger[-1].get("stop"):
         log(f"Run {run.name!r} is complete ({ledger[-1]['stop']}); nothing to do")
         return ledger
-    if not run.final.is_file():
-        shutil.copyfile(run.replaced, run.final.with_name(".final.pt.tmp"))
-        Path(run.final.with_name(".final.pt.tmp")).replace(run.final)
+    for stale in run.dir.glob(".*.tmp*"):  # left by a process killed mid-write; never read as complete
+        stale.unlink()
+    if not run.final.is_file():  # before any step, final.pt is the unpruned baseline
+        _publish_final(run, run.replaced)
     done = len(ledger)
     model = checkpoints.load_model(_weights(run, done) if done else run.replaced)
     if done:
@@ -159,9 +160,7 @@ def prune_step(run: Run, model, step: int, ratio: float, base: dict, data, x, lo
         "seconds_measure": round(seconds_measure, 3),
     }
     if within:  # final.pt follows the last step within budget (rollback = it stays where it was)
-        tmp = run.final.with_name(".final.pt.tmp")
-        shutil.copyfile(_weights(run, step), tmp)
-        tmp.replace(run.final)
+        _publish_final(run, _weights(run, step))
     record["seconds_total"] = round(time.perf_counter() - t_step, 3)
     run.append_ledger(record)
     log(format_step(record, params, base))
@@ -185,6 +184,12 @@ def final_step(ledger: list[dict]) -> dict | None:
     """The record final.pt comes from (None: the unpruned baseline)."""
     ok = [r for r in ledger if r["within_budget"]]
     return ok[-1] if ok else None
+
+
+def _publish_final(run: Run, source: Path) -> None:
+    tmp = run.final.with_name(".final.pt.tmp")
+    shutil.copyfile(source, tmp)
+    tmp.replace(run.final)
 
 
 def _weights(run: Run, step: int) -> Path:
