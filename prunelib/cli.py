@@ -49,7 +49,10 @@ def main(argv=None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m prunelib", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m prunelib",
+        description="YOLO11 Pruning Kit: the staged pipeline (run), the pruning engine alone (prune), the parameters.",
+    )
     sub = parser.add_subparsers(dest="command")
 
     def common(p):
