@@ -127,3 +127,10 @@ print("OK", len(r), type(m.model).__name__, out.endswith(".onnx"), any(type(x)._
                        timeout=600)  # fmt: skip
     assert r.returncode == 0, r.stderr[-3000:]
     assert "OK 1 DetectionModel True True" in r.stdout
+
+
+def test_speedup_goal_keeps_stepping_until_reached(smoke_start):
+    run = open_smoke("speedup-goal", target_speedup=1.5, iterative_steps=1, finetune_epochs=0, max_map_drop=1.0)
+    ledger = engine.prune_loop(run, log=lambda *_: None)
+    assert ledger[-1]["stop"] == "target_reached" and ledger[-1]["speedup"] >= 1.5
+    assert all(r["speedup"] < 1.5 for r in ledger[:-1]) and len(ledger) <= 3
