@@ -7,6 +7,7 @@ is always the last step within the mAP budget (the replaced baseline when no ste
 
 from __future__ import annotations
 
+import copy
 import shutil
 import time
 from pathlib import Path
@@ -26,8 +27,8 @@ def prepare(run: Run, log=print) -> dict:
     params = run.params
     data = baseline.data_yaml(params)
     source, _ = baseline.model_path(params)
-    model = checkpoints.load_model(source)
     original = checkpoints.load_model(source)
+    model = copy.deepcopy(original)
     replaced = replace_c3k2(model)
     x = measuring.example_inputs(params["imgsz"])
     diff = max_output_difference(original, model, x)

@@ -69,9 +69,10 @@ def latency_table(models: dict, imgsz: int, runs: int, warmup: int, n_threads: i
     before = torch.get_num_threads()
     torch.set_num_threads(threads(n_threads))
     x = measuring.example_inputs(imgsz)
-    fns = {}
+    fns, loaded = {}, {}
     for label, (pt, onnx_path) in models.items():
-        fns[(label, "torch")] = torch_runner(checkpoints.load_model(pt))
+        loaded[label] = checkpoints.load_model(pt)
+        fns[(label, "torch")] = torch_runner(loaded[label])
         if onnx_path:
             fns[(label, "onnxruntime")] = onnx_runner(session(onnx_path, n_threads))
     try:
@@ -81,7 +82,7 @@ def latency_table(models: dict, imgsz: int, runs: int, warmup: int, n_threads: i
     rows = []
     for (label, runtime), ms in med.items():
         pt, onnx_path = models[label]
-        macs, n = measuring.macs_params(checkpoints.load_model(pt), imgsz)
+        macs, n = measuring.macs_params(loaded[label], imgsz)
         rows.append(dict(model=label, runtime=runtime, threads=threads(n_threads), latency_ms=round(ms, 2), macs=macs,
                          params=n,
                          file_mb=round(os.path.getsize(onnx_path if runtime == "onnxruntime" else pt) / 2**20, 2)))
