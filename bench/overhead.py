@@ -18,6 +18,7 @@ import nbformat
 from common import publish
 from prunelib.paths import resolve
 from prunelib.pipeline import KERNEL
+from prunelib.report import markdown_table
 from prunelib.runs import load_run
 
 
@@ -57,8 +58,6 @@ def main():
     stages = [{"stage": k, "seconds": v, "share": f"{v / sum(timings.values()):.1%}"} for k, v in timings.items()]
     stages.append({"stage": "(each stage's kernel start-up + import prunelib)", "seconds": round(start, 2),
                    "share": f"{len(timings) * start / max(sum(timings.values()), 1e-9):.1%} in all"})
-    from prunelib.report import markdown_table
-
     publish("overhead", f"Overhead of run {run.name!r}", rows,
             notes="## Pipeline time by stage\n\n" + markdown_table(stages))
 

@@ -22,7 +22,7 @@ def load_model(path, key: str = "model") -> nn.Module:
     """The DetectionModel in an Ultralytics checkpoint, FP32, in train mode; UserError when it is not one."""
     from ultralytics.nn.tasks import DetectionModel, guess_model_task, load_checkpoint
 
-    from prunelib.replacement import C3k2Prunable, find_blocks
+    from prunelib.replacement import find_blocks
 
     p = Path(path)
     if not p.is_file():
@@ -39,7 +39,7 @@ def load_model(path, key: str = "model") -> nn.Module:
     if not isinstance(model, DetectionModel) or type(model).__name__ != "DetectionModel":
         task = guess_model_task(getattr(model, "yaml", None) or model)
         raise UserError(f"{key}: {str(path)!r} is a {task!r} model ({type(model).__name__}); supported: {SUPPORTED}")
-    if not find_blocks(model) and not any(isinstance(m, C3k2Prunable) for m in model.modules()):
+    if not find_blocks(model):  # original or already replaced blocks
         raise UserError(f"{key}: {str(path)!r} has no C3k2 or C2f blocks; supported: {SUPPORTED}")
     model.float().train()
     for q in model.parameters():

@@ -74,9 +74,12 @@ def prune_loop(run: Run, log=print, on_step=None) -> list[dict]:
         log(f"Resuming run {run.name!r} after step {done}")
     max_steps = schedule(params)[1]
     x = measuring.example_inputs(params["imgsz"])
+    # prunable channels left: each step counts them after pruning, so only a resumed run counts them here
+    channels = pruner.prunable_channels(model, params["ignore_layers"], x) if done else base["channels"]
     for step in range(done + 1, max_steps + 1):
-        ratio = step_ratio_now(params, step, base["channels"], pruner.prunable_channels(model, params["ignore_layers"], x))
+        ratio = step_ratio_now(params, step, base["channels"], channels)
         record, model = prune_step(run, model, step, ratio, base, data, x, log)
+        channels = record["channels"]
         ledger.append(record)
         if on_step:
             on_step(record)
@@ -142,6 +145,7 @@ def prune_step(run: Run, model, step: int, ratio: float, base: dict, data, x, lo
     record = {
         "step": step,
         "step_ratio": round(ratio, 6),
+        "channels": channels,
         "channel_ratio": round(1 - channels / base["channels"], 6),
         "macs": macs,
         "params": n,
