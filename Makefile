@@ -28,8 +28,8 @@ demo: $(STAMP) ## run the whole staged pipeline on the embedded default (PARAMS=
 test: $(STAMP) ## run the full test suite: unit tests, smoke pipeline, nbval over every notebook
 	$(PY) -m pytest --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval-sanitize.cfg tests notebooks
 
-lab: $(STAMP) ## start JupyterLab on notebooks/
-	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
+lab: $(STAMP) ## start JupyterLab on notebooks/ (as root too, the usual case in a container)
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
 
 notebooks: $(STAMP) ## re-execute the source notebooks with their default (smoke) parameters and save their outputs
 	$(PY) -m prunelib refresh-notebooks

@@ -38,18 +38,18 @@ def runs_root() -> Path:
 
 @pytest.fixture(scope="session")
 def smoke_params():
-    from prunelib import parameters
+    from prunelib.runs import parameters
 
     return parameters.load([SMOKE])
 
 
 @pytest.fixture(scope="session")
 def smoke_start(smoke_params):
-    """The smoke data set and its 1-epoch baseline (cached for the whole session)."""
-    from prunelib import baseline
+    """The smoke data set and its embedded baseline (cached for the whole session)."""
+    from prunelib.training import embedded
 
-    data = baseline.data_yaml(smoke_params)
-    model, _ = baseline.model_path(smoke_params)
+    data = embedded.data_yaml(smoke_params)
+    model, _ = embedded.model_path(smoke_params)
     return {"data": data, "model": model}
 
 

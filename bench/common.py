@@ -9,8 +9,9 @@ from datetime import date
 from pathlib import Path
 
 import prunelib  # noqa: F401  (offline set-up first)
-from prunelib import baseline, parameters
-from prunelib.report import markdown_table
+from prunelib.presentation.report import markdown_table
+from prunelib.runs import parameters
+from prunelib.training import embedded
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -21,7 +22,7 @@ def default_params(**overrides) -> dict:
 
 def baseline_model(params: dict) -> Path:
     """The embedded default's baseline checkpoint (trained once, then cached)."""
-    return baseline.model_path(params)[0]
+    return embedded.model_path(params)[0]
 
 
 def publish(name: str, title: str, rows: list[dict], notes: str = "") -> str:

@@ -17,9 +17,9 @@ import nbformat
 
 from common import publish
 from prunelib.paths import resolve
-from prunelib.pipeline import KERNEL
-from prunelib.report import markdown_table
+from prunelib.presentation.report import markdown_table
 from prunelib.runs import load_run
+from prunelib.runs.pipeline import KERNEL
 
 
 def kernel_start_seconds(repeats: int = 3) -> float:
@@ -53,7 +53,7 @@ def main():
                      "count MACs/channels s": round(r.get("seconds_measure", 0), 2),
                      "saving and rest s": round(other - r["seconds_prune"] - r.get("seconds_measure", 0), 2),
                      "overhead share": f"{other / total:.1%}"})  # fmt: skip
-    timings = run.read_json("timings.json") or {}
+    timings = run.read_json(run.timings_json) or {}
     start = kernel_start_seconds()
     stages = [{"stage": k, "seconds": v, "share": f"{v / sum(timings.values()):.1%}"} for k, v in timings.items()]
     stages.append({"stage": "(each stage's kernel start-up + import prunelib)", "seconds": round(start, 2),

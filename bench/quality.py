@@ -11,14 +11,16 @@ from __future__ import annotations
 import argparse
 
 from common import default_params, publish
-from prunelib import engine, parameters, runs
+from prunelib.runs import parameters, stages
+from prunelib.runs.folder import open_run
 
 
 def run_one(name, **overrides):
     params_file = parameters.resolve("params/default.yaml")
-    run = runs.open_run([params_file], {"run_name": name, "sensitivity": False, **overrides})
-    ledger = engine.prune_loop(run)
-    return run.read_json("baseline.json"), ledger[-1]
+    run = open_run([params_file], {"run_name": name, "sensitivity": False, **overrides})
+    stages.replace(run)
+    ledger = stages.prune(run)
+    return run.read_json(run.unpruned_json), ledger[-1]
 
 
 def main():

@@ -13,8 +13,10 @@ import tempfile
 from pathlib import Path
 
 from common import baseline_model, default_params, publish
-from prunelib import checkpoints, export, measuring, pruner
-from prunelib.replacement import replace_c3k2
+from prunelib.deployment import export
+from prunelib.runs import policy
+from prunelib.surgery import checkpoints, measuring, pruner
+from prunelib.surgery.replacement import replace_c3k2
 
 VARIANTS = [  # (label, parameter overrides, onnx simplify, threads)
     ("local, no alignment (2 threads)", {}, True, 0),
@@ -30,7 +32,7 @@ VARIANTS = [  # (label, parameter overrides, onnx simplify, threads)
 
 def prune_to(model, params, target, x):
     base = measuring.macs_params(model, params["imgsz"])[0]
-    ratio = pruner.speedup_step_ratio(target, 4)
+    ratio = policy.speedup_step_ratio(target, 4)
     for _ in range(12):
         pruner.build_pruner(model, params, ratio, x).step()
         if base / measuring.macs_params(model, params["imgsz"])[0] >= target:

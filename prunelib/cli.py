@@ -1,7 +1,7 @@
 """Command line: ``python -m prunelib {run,prune,params}``.
 
-``run`` executes the staged notebooks with papermill (the main job); ``prune`` runs the pruning engine alone with
-the reference script's options; ``params`` lists every parameter with its default. Expected user errors print one
+``run`` executes the staged notebooks with papermill (the main job); ``prune`` calls the same stage functions
+without notebooks, with the reference script's options; ``params`` lists every parameter with its default. Expected user errors print one
 line and exit 2 (``--debug`` shows the traceback); Ctrl-C stops with a line saying how to resume.
 """
 
@@ -67,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--stages", help="comma-separated stages to run, e.g. 30,40 (default: all)")
     run.set_defaults(func=cmd_run)
 
-    prune = sub.add_parser("prune", help="run the pruning engine without notebooks (reference-script options)")
+    prune = sub.add_parser("prune", help="run the same stages without notebooks (reference-script options)")
     common(prune)
     for flag, key, typ, text in SEED_OPTIONS:
         prune.add_argument(flag, dest=key, type=str, default=None, help=text, metavar=typ.__name__.upper())
@@ -84,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def overrides_from(args) -> dict:
-    from prunelib import parameters
+    from prunelib.runs import parameters
 
     out = parameters.parse_set(args.set)
     for _flag, key, typ, _ in SEED_OPTIONS:
@@ -98,40 +98,32 @@ def overrides_from(args) -> dict:
 
 
 def cmd_run(args) -> int:
-    from prunelib.pipeline import run_pipeline
+    from prunelib.runs.pipeline import run_pipeline
 
     run = run_pipeline(args.params, overrides_from(args), args.stages, args.new_run)
-    print(f"done: {run.rel(run.dir)}/report.md")
+    print(f"done: {run.rel(run.report_md)}")
     return 0
 
 
 def cmd_prune(args) -> int:
-    from prunelib import engine, export, plotting, report
-    from prunelib.runs import open_run
+    from prunelib.runs import open_run, stages
 
     run = open_run(args.params, overrides_from(args), new_run=args.new_run)
     print(f"Run {run.name!r} in {run.rel(run.dir)}")
-    ledger = engine.prune_loop(run)
-    base = run.read_json("baseline.json")
-    plotting.performance(ledger, base, run.dir / "perf.png")
-    onnx = export.export_onnx(run.final, run.params["imgsz"], run.params["onnx_simplify"], run.params["opset"])
-    diff = export.check_onnx(run.final, onnx, run.params["imgsz"])
-    run.write_json("export.json", {"onnx": run.rel(onnx), "onnx_max_abs_diff": diff})
-    report.write_report(run)
-    print(f"done: {run.rel(run.final)}, {run.rel(onnx)} (onnxruntime vs torch max |diff| {diff:.1e}), "
-          f"{run.rel(run.dir)}/report.md")
+    stages.run_stages(run)
+    print(f"done: {run.rel(run.final)}, {run.rel(run.report_md)}")
     return 0
 
 
 def cmd_params(args) -> int:
-    from prunelib import parameters
+    from prunelib.runs import parameters
 
     print(parameters.describe())
     return 0
 
 
 def cmd_refresh(args) -> int:
-    from prunelib.pipeline import refresh_sources
+    from prunelib.runs.pipeline import refresh_sources
 
     refresh_sources()
     return 0

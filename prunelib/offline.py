@@ -14,9 +14,9 @@ built from YAML or loaded from existing files, data sets are local YAMLs (valida
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
+from prunelib import files
 from prunelib.paths import KIT_HOME
 
 FONT_NAMES = ("Arial.ttf", "Arial.Unicode.ttf")
@@ -43,9 +43,7 @@ def _provide_fonts(config_dir) -> None:
 
         src = os.path.join(matplotlib.get_data_path(), "fonts", "ttf", "DejaVuSans.ttf")
         for name in missing:
-            tmp = config_dir / f".{name}.tmp"
-            shutil.copyfile(src, tmp)
-            os.replace(tmp, config_dir / name)
+            files.copy(src, config_dir / name)
     except OSError:  # read-only home: Ultralytics falls back to its own dir; plotting may then need the font
         pass
 

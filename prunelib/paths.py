@@ -19,7 +19,6 @@ def _find_root() -> Path:
 
 PROJECT_ROOT = _find_root()
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
-PARAMS_DIR = PROJECT_ROOT / "params"
 # Kit-owned state (Ultralytics settings, fonts); never the user's ~/.config.
 KIT_HOME = Path(os.environ.get("PRUNELIB_HOME", PROJECT_ROOT / ".cache")).resolve()
 

@@ -7,9 +7,11 @@ import sys
 
 import pytest
 
-from prunelib import checkpoints, engine, measuring, runs
-from prunelib.finetuning import finetune
-from prunelib.replacement import C3k2Prunable, replace_c3k2
+from prunelib import runs
+from prunelib.runs import stages
+from prunelib.surgery import checkpoints, measuring
+from prunelib.surgery.replacement import C3k2Prunable, replace_c3k2
+from prunelib.training.finetuning import finetune
 
 from conftest import SMOKE
 
@@ -34,7 +36,7 @@ def scripted_maps(values):
 
 
 def pruned_smoke_model(smoke_start, smoke_params):
-    from prunelib import pruner
+    from prunelib.surgery import pruner
 
     model = checkpoints.load_model(smoke_start["model"])
     replace_c3k2(model)
@@ -55,30 +57,37 @@ def test_finetune_keeps_the_pruned_structure(tmp_path, smoke_start, smoke_params
     assert trainer.epochs == smoke_params["finetune_epochs"]
 
 
-def test_early_stop_rolls_back_to_the_last_step_within_budget(monkeypatch, smoke_start):
+def quiet(*_):
+    pass
+
+
+def test_early_stop_rolls_back_to_the_last_step_within_budget(smoke_start):
     # real pruning and fine-tuning; the mAP sequence is scripted so the budget is broken at step 2
     # baseline, step 1 pruned/recovered, step 2 pruned/recovered
-    monkeypatch.setattr(engine, "evaluate", scripted_maps([0.50, 0.50, 0.48, 0.30, 0.10]))
+    evaluate = scripted_maps([0.50, 0.50, 0.48, 0.30, 0.10])
     run = open_smoke("early-stop", iterative_steps=3, max_map_drop=0.1)
-    ledger = engine.prune_loop(run, log=lambda *_: None)
+    stages.replace(run, log=quiet, evaluate=evaluate)
+    ledger = stages.prune(run, log=quiet, evaluate=evaluate)
     assert [r["step"] for r in ledger] == [1, 2]
     assert [r["within_budget"] for r in ledger] == [True, False] and ledger[-1]["stop"] == "map_drop"
     assert sha(run.final) == sha(run.step_dir(1) / "weights" / "best.pt")
-    assert engine.final_step(ledger)["step"] == 1
+    assert run.final_step()["step"] == 1
     # a run that is complete stays complete
-    assert engine.prune_loop(run, log=lambda *_: None) == run.read_ledger() == ledger
+    assert stages.prune(run, log=quiet) == run.read_ledger() == ledger
 
 
-def test_relative_budget_stops_too(monkeypatch, smoke_start):
-    monkeypatch.setattr(engine, "evaluate", scripted_maps([0.50, 0.45, 0.40]))
+def test_relative_budget_stops_too(smoke_start):
+    evaluate = scripted_maps([0.50, 0.45, 0.40])
     run = open_smoke("early-stop-rel", iterative_steps=2, max_map_drop=1.0, max_map_drop_rel=0.1, finetune_epochs=0)
-    ledger = engine.prune_loop(run, log=lambda *_: None)
+    stages.replace(run, log=quiet, evaluate=evaluate)
+    ledger = stages.prune(run, log=quiet, evaluate=evaluate)
     assert ledger[0]["within_budget"] is False and ledger[0]["stop"] == "map_drop"
     assert sha(run.final) == sha(run.replaced)  # no step within budget: the unpruned baseline
 
 
 def test_resume_skips_completed_steps(smoke_start):
     run = open_smoke("resume", iterative_steps=3, target_prune_rate=0.5)
+    stages.replace(run, log=quiet)
 
     class Interrupt(Exception):
         pass
@@ -87,16 +96,25 @@ def test_resume_skips_completed_steps(smoke_start):
         raise Interrupt
 
     with pytest.raises(Interrupt):
-        engine.prune_loop(run, log=lambda *_: None, on_step=stop_after_first)
+        stages.prune(run, log=quiet, on_step=stop_after_first)
     first = sha(run.step_dir(1) / "weights" / "best.pt"), run.read_ledger()
     lines = []
-    ledger = engine.prune_loop(runs.open_run([SMOKE], {"run_name": "resume", "iterative_steps": 3,
-                                                       "target_prune_rate": 0.5}), log=lines.append)  # fmt: skip
+    ledger = stages.prune(runs.open_run([SMOKE], {"run_name": "resume", "iterative_steps": 3,
+                                                  "target_prune_rate": 0.5}), log=lines.append)  # fmt: skip
     assert any("Resuming run 'resume' after step 1" in line for line in lines)
     assert [r["step"] for r in ledger] == [1, 2, 3] and ledger[0] == first[1][0]
     assert sha(run.step_dir(1) / "weights" / "best.pt") == first[0]
     assert ledger[-1]["channel_ratio"] == pytest.approx(0.5, abs=0.02)
     assert ledger[-1]["macs"] < ledger[0]["macs"]
+
+
+def test_the_loop_needs_the_replace_stage_and_says_so(smoke_start):
+    from prunelib.errors import UserError
+
+    run = open_smoke("not-replaced")
+    with pytest.raises(UserError, match="run 'not-replaced' has no replaced model yet: run stage 20-replace-c3k2"):
+        stages.prune(run, log=quiet)
+    assert not run.final.exists()
 
 
 def test_other_parameters_are_refused_unless_new_run(smoke_start):
@@ -111,7 +129,8 @@ def test_other_parameters_are_refused_unless_new_run(smoke_start):
 
 def test_final_checkpoint_loads_in_a_fresh_process_with_only_ultralytics(smoke_start, tmp_path):
     run = open_smoke("fresh", finetune_epochs=1, iterative_steps=1)
-    engine.prune_loop(run, log=lambda *_: None)
+    stages.replace(run, log=quiet)
+    stages.prune(run, log=quiet)
     script = f"""
 import sys
 from ultralytics import YOLO
@@ -131,6 +150,7 @@ print("OK", len(r), type(m.model).__name__, out.endswith(".onnx"), any(type(x)._
 
 def test_speedup_goal_keeps_stepping_until_reached(smoke_start):
     run = open_smoke("speedup-goal", target_speedup=1.5, iterative_steps=1, finetune_epochs=0, max_map_drop=1.0)
-    ledger = engine.prune_loop(run, log=lambda *_: None)
+    stages.replace(run, log=quiet)
+    ledger = stages.prune(run, log=quiet)
     assert ledger[-1]["stop"] == "target_reached" and ledger[-1]["speedup"] >= 1.5
     assert all(r["speedup"] < 1.5 for r in ledger[:-1]) and len(ledger) <= 3

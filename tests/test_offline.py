@@ -25,16 +25,19 @@ SCRIPT = textwrap.dedent(
 
     import os
     import prunelib  # the kit's offline set-up, before ultralytics
-    from prunelib import baseline, checkpoints, export, measuring, parameters, pruner
-    from prunelib.finetuning import finetune
-    from prunelib.replacement import replace_c3k2
-    from prunelib.validation import evaluate
+    from prunelib.deployment import export
+    from prunelib.runs import parameters
+    from prunelib.surgery import checkpoints, measuring, pruner
+    from prunelib.surgery.replacement import replace_c3k2
+    from prunelib.training import embedded
+    from prunelib.training.finetuning import finetune
+    from prunelib.training.validation import evaluate
 
     out = os.environ["OFFLINE_OUT"]
     p = parameters.load(["params/smoke.yaml"], {"runs_dir": out, "synth_train": 8, "synth_val": 4, "batch": 4})
     os.environ.pop("PRUNELIB_RUNS", None)
-    data = baseline.data_yaml(p)
-    model_path, _ = baseline.model_path(p)              # trains 1 epoch from yolo11n.yaml
+    data = embedded.data_yaml(p)
+    model_path, _ = embedded.model_path(p)              # trains 1 epoch from yolo11n.yaml
     model = checkpoints.load_model(model_path)
     replace_c3k2(model)
     x = measuring.example_inputs(p["imgsz"])

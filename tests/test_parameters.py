@@ -1,8 +1,8 @@
 import pytest
 
-from prunelib import parameters
 from prunelib.errors import UserError
-from prunelib.parameters import load, parse_set
+from prunelib.runs import parameters
+from prunelib.runs.parameters import load, parse_set
 
 
 def test_defaults_are_the_reference_scripts():

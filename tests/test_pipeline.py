@@ -17,9 +17,10 @@ def smoke_run(runs_root):
 def test_every_stage_leaves_its_notebook_and_outputs(smoke_run):
     run_dir, r = smoke_run
     assert "done: runs/cli-smoke/report.md" in r.stdout
+    assert "without encryption" not in r.stdout + r.stderr  # kernels talk over local IPC sockets
     for stage in ("00-baseline", "10-inspect", "20-replace-c3k2", "30-prune-loop", "40-analysis", "50-export"):
         assert (run_dir / f"{stage}.ipynb").is_file(), stage
-    for name in ("params.yaml", "manifest.json", "baseline.json", "ledger.jsonl", "replaced.pt", "final.pt",
+    for name in ("params.yaml", "manifest.json", "unpruned.json", "ledger.jsonl", "replaced.pt", "final.pt",
                  "final.onnx", "perf.png", "channels.png", "pareto.png", "sensitivity.png", "report.md"):
         assert (run_dir / name).stat().st_size > 0, name
     manifest = json.loads((run_dir / "manifest.json").read_text())
@@ -29,7 +30,7 @@ def test_every_stage_leaves_its_notebook_and_outputs(smoke_run):
 
 def test_ledger_holds_sane_numbers(smoke_run):
     run_dir, _ = smoke_run
-    base = json.loads((run_dir / "baseline.json").read_text())
+    base = json.loads((run_dir / "unpruned.json").read_text())
     ledger = [json.loads(line) for line in (run_dir / "ledger.jsonl").read_text().splitlines()]
     assert [r["step"] for r in ledger] == [1, 2]
     assert base["max_abs_diff"] <= 1e-5
@@ -59,18 +60,38 @@ def test_report_and_export_records(smoke_run):
 
 
 def test_second_run_reuses_the_baseline_and_completed_steps(smoke_run):
+    # the stage functions the notebooks call, on the finished run, in this process
+    from prunelib import runs
+    from prunelib.runs import stages
+
     run_dir, _ = smoke_run
     ledger = (run_dir / "ledger.jsonl").read_text()
-    r = cli("run", "--params", SMOKE, "--set", "run_name=cli-smoke", "--stages", "00,30")
-    assert r.returncode == 0, r.stderr[-3000:]
-    assert "Reused the cached baseline" in (run_dir / "00-baseline.ipynb").read_text()
-    assert "is complete (done); nothing to do" in (run_dir / "30-prune-loop.ipynb").read_text()
+    run, lines = runs.load_run("cli-smoke"), []
+    assert stages.baseline(run, log=lines.append)["source"] == "cache"
+    stages.prune(run, log=lines.append)
+    assert any("Reused the cached baseline" in line for line in lines)
+    assert any("is complete (done); nothing to do" in line for line in lines)
     assert (run_dir / "ledger.jsonl").read_text() == ledger
+
+
+def test_the_cli_and_the_notebooks_leave_the_same_files(smoke_run, runs_root):
+    r = cli("prune", "--params", SMOKE, "--run-name", "cli-prune-smoke")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "done: runs/cli-prune-smoke/final.pt, runs/cli-prune-smoke/report.md" in r.stdout
+
+    def names(d):
+        return {str(p.relative_to(d)) for p in d.rglob("*") if p.is_file() and p.suffix != ".ipynb"}
+
+    by_notebooks, by_cli = names(smoke_run[0]), names(runs_root / "cli-prune-smoke")
+    assert by_cli == by_notebooks, (by_cli ^ by_notebooks)
+    assert json.loads((runs_root / "cli-prune-smoke" / "timings.json").read_text()).keys() == \
+        json.loads((smoke_run[0] / "timings.json").read_text()).keys()
 
 
 def test_a_failing_stage_names_itself_and_keeps_its_notebook(runs_root):
     r = cli("run", "--params", SMOKE, "--set", "run_name=no-baseline", "--set", "synth_train=6", "--stages", "10")
     assert r.returncode == 2
-    assert "error: stage 10-inspect failed in cell" in r.stderr and "FileNotFoundError" in r.stderr
+    assert "error: stage 10-inspect failed in cell" in r.stderr
+    assert "(UserError: no starting model yet" in r.stderr and "run stage 00-baseline first" in r.stderr
     assert "runs/no-baseline/10-inspect.ipynb" in r.stderr
     assert (runs_root / "no-baseline" / "10-inspect.ipynb").is_file()

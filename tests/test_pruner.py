@@ -1,4 +1,5 @@
-"""The pruner built from parameters: schedule, exact channel ratio, speed-up mode, ignored layers, importances."""
+"""The pruner built from parameters and the loop's policy: schedule, exact channel ratio, speed-up mode, budget,
+ignored layers, importances."""
 
 import copy
 
@@ -7,9 +8,10 @@ import torch
 from ultralytics.nn.modules import C2PSA, Detect
 from ultralytics.nn.tasks import DetectionModel
 
-from prunelib import measuring, parameters, pruner
 from prunelib.errors import UserError
-from prunelib.replacement import replace_c3k2
+from prunelib.runs import parameters, policy
+from prunelib.surgery import measuring, pruner
+from prunelib.surgery.replacement import replace_c3k2
 
 IMGSZ = 64
 
@@ -28,11 +30,23 @@ def params(**kw):
 
 def test_step_ratio_compounds_to_the_target():
     for target, n in ((0.5, 10), (0.3, 3), (0.75, 1)):
-        r = pruner.step_ratio(target, n)
+        r = policy.step_ratio(target, n)
         assert (1 - r) ** n == pytest.approx(1 - target)
-    assert pruner.corrected_step_ratio(0.5, 2, 1, 1000, 1000) == pytest.approx(pruner.step_ratio(0.5, 2))
+    assert policy.corrected_step_ratio(0.5, 2, 1, 1000, 1000) == pytest.approx(policy.step_ratio(0.5, 2))
     # an earlier step that removed too little is caught up by the next one
-    assert pruner.corrected_step_ratio(0.5, 2, 2, 1000, 800) == pytest.approx(1 - 500 / 800)
+    assert policy.corrected_step_ratio(0.5, 2, 2, 1000, 800) == pytest.approx(1 - 500 / 800)
+
+
+def test_goal_and_budget_decide_when_to_stop():
+    rate = policy.goal(params(target_prune_rate=0.5, iterative_steps=3))
+    assert rate.most_steps == 3 and rate.ratio(1, 1000, 1000) == pytest.approx(policy.step_ratio(0.5, 3))
+    assert [policy.stop_reason(rate, s, True, 9.0) for s in (1, 2, 3)] == [None, None, "done"]
+    speed = policy.goal(params(target_speedup=2.0, iterative_steps=2))
+    assert speed.most_steps == 6 and speed.ratio(4, 1000, 10) == pytest.approx(policy.speedup_step_ratio(2.0, 2))
+    assert policy.stop_reason(speed, 1, True, 1.9) is None and policy.stop_reason(speed, 2, True, 2.0) == "target_reached"
+    assert policy.stop_reason(speed, 6, True, 1.5) == "done" and policy.stop_reason(speed, 1, False, 3.0) == "map_drop"
+    budget = policy.budget(params(max_map_drop=0.1, max_map_drop_rel=0.1))
+    assert budget.within(0.5, 0.45) and not budget.within(0.5, 0.44) and not budget.within(0.9, 0.8)
 
 
 @pytest.mark.parametrize("target,steps", [(0.5, 3), (0.3, 2)])
@@ -42,7 +56,7 @@ def test_channel_ratio_reaches_the_target(replaced, target, steps):
     base = pruner.prunable_channels(model, p["ignore_layers"], x)
     for step in range(1, steps + 1):
         now = pruner.prunable_channels(model, p["ignore_layers"], x)
-        pruner.build_pruner(model, p, pruner.corrected_step_ratio(target, steps, step, base, now), x).step()
+        pruner.build_pruner(model, p, policy.corrected_step_ratio(target, steps, step, base, now), x).step()
     reached = 1 - pruner.prunable_channels(model, p["ignore_layers"], x) / base
     assert reached == pytest.approx(target, abs=0.02)
     model.eval()
@@ -53,7 +67,7 @@ def test_speedup_mode_reaches_the_macs_goal(replaced):
     model, p = copy.deepcopy(replaced), params(target_speedup=2.0, iterative_steps=2)
     x = measuring.example_inputs(IMGSZ)
     base_macs = measuring.macs_params(model, IMGSZ)[0]
-    ratio = pruner.speedup_step_ratio(2.0, 2)
+    ratio = policy.speedup_step_ratio(2.0, 2)
     for _ in range(6):  # keep stepping until reached, as the loop does
         pruner.build_pruner(model, p, ratio, x).step()
         if base_macs / measuring.macs_params(model, IMGSZ)[0] >= 2.0:
@@ -83,16 +97,12 @@ def test_every_importance_prunes(replaced, name, smoke_start, smoke_params):
     p = {**params(importance=name), "batch": 4}
     x = measuring.example_inputs(IMGSZ)
     before = pruner.prunable_channels(model, p["ignore_layers"], x)
-    pr = pruner.build_pruner(model, p, 0.25, x)
-    if name in pruner.NEEDS_GRADIENTS:
-        pruner.accumulate_gradients(model, p, smoke_start["data"], batches=1)
-    pr.step()
+    pruner.prune(model, p, 0.25, x, smoke_start["data"])
     assert pruner.prunable_channels(model, p["ignore_layers"], x) < before
+    assert "args" not in vars(model) and getattr(model, "criterion", None) is None  # gradients leave nothing behind
 
 
-def test_unknown_importance_and_layer_index():
-    with pytest.raises(UserError, match="importance: 'l9' is not allowed"):
-        pruner.importance("l9")
+def test_unknown_layer_index():
     m = DetectionModel("yolo11n.yaml", nc=8, verbose=False)
     with pytest.raises(UserError, match="layer index 99 is out of range; this model has layers 0-23"):
         pruner.ignored_modules(m, [99])

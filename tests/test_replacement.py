@@ -7,7 +7,7 @@ import torch
 from ultralytics.nn.modules.block import C2f, C3k2
 from ultralytics.nn.tasks import DetectionModel
 
-from prunelib.replacement import C3k2Prunable, block_kind, find_blocks, max_output_difference, replace_c3k2
+from prunelib.surgery.replacement import C3k2Prunable, block_kind, find_blocks, max_output_difference, replace_c3k2
 
 TOL = 1e-5
 

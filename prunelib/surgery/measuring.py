@@ -51,11 +51,6 @@ def conv_channels(model: nn.Module) -> dict[str, int]:
     return {n: m.out_channels for n, m in model.named_modules() if isinstance(m, nn.Conv2d)}
 
 
-def latency_ms(fn, x, runs: int = 30, warmup: int = 5) -> float:
-    """Median wall time of fn(x) in milliseconds after warm-up."""
-    return compare_latency({"model": fn}, x, runs, warmup)["model"]
-
-
 def compare_latency(fns: dict, x, runs: int = 30, warmup: int = 5) -> dict[str, float]:
     """Median latency (ms) of each callable, measured interleaved A/B/... in one process so drift hits all alike."""
     for fn in fns.values():

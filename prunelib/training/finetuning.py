@@ -14,10 +14,10 @@ import torch.nn as nn
 from ultralytics.cfg import DEFAULT_CFG
 from ultralytics.models.yolo.detect import DetectionTrainer
 
-from prunelib.checkpoints import load_model
-from prunelib.measuring import n_params
 from prunelib.offline import use_all_cores
-from prunelib.parameters import read_yaml
+from prunelib.surgery.checkpoints import load_model
+from prunelib.surgery.measuring import n_params
+from prunelib.training.arguments import ultralytics_args
 
 
 class PrunedDetectionTrainer(DetectionTrainer):
@@ -46,7 +46,8 @@ def finetune(model: nn.Module | str | Path, params: dict, data: str, save_dir) -
     save_dir = Path(save_dir)
     in_memory = isinstance(model, nn.Module)
     before = n_params(model if in_memory else load_model(model))
-    overrides = trainer_overrides(params, data, save_dir, model="pruned" if in_memory else str(model))
+    overrides = ultralytics_args(params, "finetune", data, model="pruned" if in_memory else str(model),
+                                 project=str(save_dir.parent), name=save_dir.name)
     trainer = PrunedDetectionTrainer(overrides=overrides, model=model if in_memory else None, threads=params["threads"])
     trainer.train()
     best = load_model(trainer.best if Path(trainer.best).is_file() else trainer.last)
@@ -54,31 +55,3 @@ def finetune(model: nn.Module | str | Path, params: dict, data: str, save_dir) -
     if after != before:
         raise RuntimeError(f"fine-tuning changed the model: {before} parameters before, {after} after")
     return best, trainer
-
-
-def trainer_overrides(params: dict, data: str, save_dir: Path, model: str) -> dict:
-    base = read_yaml(params["cfg"]) if params["cfg"] else {}
-    for key in ("model", "data", "project", "name", "mode", "task"):
-        base.pop(key, None)
-    return {
-        **base,
-        "model": model,
-        "data": str(data),
-        "epochs": params["finetune_epochs"],
-        "imgsz": params["imgsz"],
-        "batch": params["batch"],
-        "optimizer": params["optimizer"],
-        "lr0": params["lr0"],
-        "warmup_epochs": params["warmup_epochs"],
-        "workers": params["workers"],
-        "device": params["device"],
-        "seed": params["seed"],
-        "deterministic": True,
-        "project": str(save_dir.parent),
-        "name": save_dir.name,
-        "exist_ok": True,
-        "plots": base.get("plots", False),
-        "amp": base.get("amp", False) if params["device"] != "cpu" else False,
-        "verbose": False,
-        "val": True,
-    }

@@ -38,7 +38,7 @@ def check_data_yaml(path) -> dict:
         images = [i for f in folders for i in (f.rglob("*") if f.is_dir() else [f]) if i.suffix.lower() in IMAGE_SUFFIXES]
         if not images:
             raise UserError(f"data: no images under {split} {', '.join(map(str, folders))} (from {str(path)!r})")
-        labels = [_label_of(i) for i in images]
+        labels = [label_path(i) for i in images]
         if not any(lab.is_file() for lab in labels):
             raise UserError(
                 f"data: {split} images in {str(folders[0])!r} have no label files (expected e.g. {str(labels[0])!r})"
@@ -47,7 +47,7 @@ def check_data_yaml(path) -> dict:
     return out
 
 
-def _label_of(image: Path) -> Path:
+def label_path(image: Path) -> Path:
     """Ultralytics' rule: the last /images/ in the path becomes /labels/, the suffix .txt."""
     parts = list(image.parts)
     for i in range(len(parts) - 1, -1, -1):

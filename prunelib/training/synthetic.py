@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
 from pathlib import Path
 
 import numpy as np
 import yaml
 from PIL import Image, ImageDraw, ImageFilter
+
+from prunelib import files
 
 CLASSES = (
     "square",
@@ -39,33 +39,31 @@ def generate(out_dir, n_train: int, n_val: int, imgsz: int, seed: int = 0) -> Pa
     out_dir = Path(out_dir)
     if (out_dir / "data.yaml").is_file():
         return out_dir / "data.yaml"
-    tmp = out_dir.with_name(out_dir.name + f".tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
+    files.remove_stale(out_dir.parent)
+    try:
+        with files.atomic(out_dir) as tmp:
+            _write_split_images(tmp, n_train, n_val, imgsz, seed)
+            data = {"path": str(out_dir.resolve()), "train": "images/train", "val": "images/val", "nc": len(CLASSES),
+                    "names": dict(enumerate(CLASSES))}  # fmt: skip
+            (tmp / "data.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+            settings = dict(n_train=n_train, n_val=n_val, imgsz=imgsz, seed=seed, version=GENERATOR_VERSION)
+            (tmp / "settings.json").write_text(json.dumps(settings))
+    except OSError:  # another process finished the same set first
+        if not (out_dir / "data.yaml").is_file():
+            raise
+    return out_dir / "data.yaml"
+
+
+def _write_split_images(folder: Path, n_train: int, n_val: int, imgsz: int, seed: int) -> None:
     for split, n, split_seed in (("train", n_train, seed * 2), ("val", n_val, seed * 2 + 1)):
-        (tmp / "images" / split).mkdir(parents=True)
-        (tmp / "labels" / split).mkdir(parents=True)
+        (folder / "images" / split).mkdir(parents=True)
+        (folder / "labels" / split).mkdir(parents=True)
         rng = np.random.default_rng([GENERATOR_VERSION, split_seed])
         for i in range(n):
             img, labels = draw_image(rng, imgsz)
-            img.save(tmp / "images" / split / f"{i:05d}.png")
+            img.save(folder / "images" / split / f"{i:05d}.png")
             lines = [f"{c} {x:.6f} {y:.6f} {w:.6f} {h:.6f}" for c, x, y, w, h in labels]
-            (tmp / "labels" / split / f"{i:05d}.txt").write_text("\n".join(lines) + ("\n" if lines else ""))
-    data = {
-        "path": str(out_dir.resolve()),
-        "train": "images/train",
-        "val": "images/val",
-        "nc": len(CLASSES),
-        "names": dict(enumerate(CLASSES)),
-    }
-    (tmp / "data.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
-    settings = dict(n_train=n_train, n_val=n_val, imgsz=imgsz, seed=seed, version=GENERATOR_VERSION)
-    (tmp / "settings.json").write_text(json.dumps(settings))
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.replace(tmp, out_dir)
-    except OSError:  # another process finished first
-        shutil.rmtree(tmp, ignore_errors=True)
-    return out_dir / "data.yaml"
+            (folder / "labels" / split / f"{i:05d}.txt").write_text("\n".join(lines) + ("\n" if lines else ""))
 
 
 def cache_key(n_train: int, n_val: int, imgsz: int, seed: int) -> str:

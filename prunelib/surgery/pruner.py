@@ -1,8 +1,9 @@
-"""Building the Torch-Pruning pruner from the run's parameters, and the per-step schedule.
+"""Building the Torch-Pruning pruner from the run's parameters, and counting what it can prune.
 
 All of the pruner's knobs are here, in one place: importance by name, ignored layers, round_to, global pruning,
 max pruning ratio. The pruner is rebuilt for every step (fine-tuning returns new module objects), with
-``iterative_steps=1`` and the per-step ratio of the current channels from ``step_ratio``.
+``iterative_steps=1`` and the step's share of the current channels, which the run's goal chooses
+(prunelib.runs.policy).
 """
 
 from __future__ import annotations
@@ -25,30 +26,14 @@ IMPORTANCES = {
 NEEDS_GRADIENTS = {"taylor"}
 
 
-def step_ratio(target: float, steps: int) -> float:
-    """Per-step share of the current channels to remove so that ``steps`` steps remove ``target`` in all."""
-    return 1.0 - (1.0 - target) ** (1.0 / steps)
-
-
-def corrected_step_ratio(target: float, steps: int, step: int, base_channels: int, current_channels: int) -> float:
-    """The share of the current channels that brings the total to its schedule after ``step`` of ``steps``.
-
-    Equal to step_ratio() when every earlier step removed exactly its share; otherwise it absorbs their rounding
-    (Torch-Pruning keeps floor(channels * (1 - ratio)) per group), so the last step lands on the target.
-    """
-    keep = base_channels * (1.0 - target) ** (step / steps)
-    return min(max(1.0 - keep / current_channels, 0.0), 0.99)
-
-
-def speedup_step_ratio(target_speedup: float, steps: int) -> float:
-    """Per-step channel ratio aiming at a MACs speed-up in ``steps`` steps (MACs fall ~ with channels squared)."""
-    return 1.0 - target_speedup ** (-1.0 / (2 * steps))
-
-
-def importance(name: str):
-    if name not in IMPORTANCES:
-        raise UserError(f"importance: {name!r} is not allowed; expected one of {', '.join(IMPORTANCES)}")
-    return IMPORTANCES[name]()
+def prune(model: nn.Module, params: dict, ratio: float, example_inputs: torch.Tensor, data=None) -> None:
+    """Remove ``ratio`` of the current prunable channels of model, in place (gradients first where the importance
+    needs them, from data's training images)."""
+    p = build_pruner(model, params, ratio, example_inputs)
+    if params["importance"] in NEEDS_GRADIENTS:
+        accumulate_gradients(model, params, data)
+    p.step()
+    model.zero_grad(set_to_none=True)
 
 
 def ignored_modules(model: nn.Module, names) -> list[nn.Module]:
@@ -81,7 +66,7 @@ def build_pruner(model: nn.Module, params: dict, ratio: float, example_inputs: t
     pruner = tp.pruner.GroupNormPruner(
         model,
         example_inputs,
-        importance=importance(params["importance"]),
+        importance=IMPORTANCES[params["importance"]](),
         # basic
         pruning_ratio=ratio,  # share of the current channels this step removes
         iterative_steps=1,  # one step per pruner: the graph is rebuilt after every fine-tuning
@@ -119,22 +104,34 @@ def prunable_groups(model: nn.Module, params: dict, example_inputs: torch.Tensor
 
 
 def accumulate_gradients(model: nn.Module, params: dict, data, batches: int = 2) -> None:
-    """Gradients of the detection loss on a few training batches (no augmentation), for Taylor importance."""
-    from ultralytics.cfg import get_cfg
+    """Gradients of the detection loss on a few training batches (no augmentation), for Taylor importance.
+    The model's own ``args`` and loss are left as they were."""
     from ultralytics.data import build_dataloader, build_yolo_dataset
     from ultralytics.data.utils import check_det_dataset
 
-    cfg = get_cfg(overrides=dict(imgsz=params["imgsz"], batch=params["batch"], data=str(data)))
+    from prunelib.training.arguments import ultralytics_cfg
+
+    cfg = ultralytics_cfg(params, "loader", data)
     info = check_det_dataset(str(data))
     dataset = build_yolo_dataset(cfg, info["train"], params["batch"], info, mode="val", stride=32)
     loader = build_dataloader(dataset, params["batch"], 0, shuffle=False)
+    saved = model.__dict__.get("args", _MISSING), getattr(model, "criterion", None)
     model.args, model.criterion = cfg, None
-    model.train()
-    model.zero_grad(set_to_none=True)
-    for i, batch in enumerate(loader):
-        if i >= batches:
-            break
-        batch["img"] = batch["img"].float() / 255
-        loss, _ = model.loss(batch)
-        loss.sum().backward()
-    model.criterion = None
+    try:
+        model.train()
+        model.zero_grad(set_to_none=True)
+        for i, batch in enumerate(loader):
+            if i >= batches:
+                break
+            batch["img"] = batch["img"].float() / 255
+            loss, _ = model.loss(batch)
+            loss.sum().backward()
+    finally:
+        model.criterion = saved[1]
+        if saved[0] is _MISSING:
+            del model.args
+        else:
+            model.args = saved[0]
+
+
+_MISSING = object()

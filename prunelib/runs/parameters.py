@@ -17,6 +17,7 @@ import yaml
 
 from prunelib.errors import UserError
 from prunelib.paths import resolve
+from prunelib.surgery.pruner import IMPORTANCES
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,7 @@ class Param:
     type: type  # str, int, float, bool or list
     help: str
     check: Callable[[Any], str | None] | None = None  # returns what is allowed when the value is not
+    may_change: bool = False  # changes only what is shown or measured after the loop: a run may resume with another
 
 
 def _range(lo=None, hi=None, lo_open=False, hi_open=False):
@@ -64,17 +66,18 @@ def _ratios(v):
     return "a list of ratios each in (0, 1)" if bad or not v else None
 
 
-IMPORTANCES = ("l2", "l1", "bn_scale", "taylor", "lamp", "random")
 OPTIMIZERS = ("auto", "SGD", "Adam", "AdamW", "NAdam", "RAdam", "RMSProp", "Adamax")
 
 # fmt: off
 PARAMS = [
     # --- run ---
     Param("run_name", "default", str, "folder under runs_dir holding everything this run writes", _run_name),
-    Param("runs_dir", "runs", str, "where runs live, relative to the project root"),
+    Param("runs_dir", "runs", str, "where runs live, relative to the project root ($PRUNELIB_RUNS overrides it)"),
     Param("seed", 0, int, "random seed for data generation, training and fine-tuning"),
-    Param("device", "cpu", str, "'cpu', a GPU index '0', or several '0,1' (fine-tuning then uses DDP)"),
-    Param("threads", 0, int, "torch CPU threads (0 = all cores; Ultralytics alone would use cores-1)", _range(0)),
+    Param("device", "cpu", str, "'cpu', a GPU index '0', or several '0,1' (fine-tuning then uses DDP)",
+          may_change=True),
+    Param("threads", 0, int, "torch CPU threads (0 = all cores; Ultralytics alone would use cores-1)", _range(0),
+          may_change=True),
     # --- model and data (empty: the embedded default, a synthetic data set and a baseline trained on it) ---
     Param("model", "", str, "trained YOLO11/YOLOv8 detection checkpoint (.pt); empty: train the embedded baseline"),
     Param("data", "", str, "Ultralytics data YAML; empty: the embedded synthetic data set"),
@@ -111,27 +114,26 @@ PARAMS = [
           _choice(*OPTIMIZERS)),
     Param("lr0", 0.01, float, "initial learning rate (when optimizer is not 'auto')", _range(0, 1, True)),
     Param("warmup_epochs", 0.0, float, "warm-up epochs of each fine-tuning", _range(0)),
-    Param("workers", 0, int, "data loader workers (0 = in the main process; fastest on small CPUs)", _range(0)),
+    Param("workers", 0, int, "data loader workers (0 = in the main process; fastest on small CPUs)", _range(0),
+          may_change=True),
     # --- analysis ---
-    Param("sensitivity", False, bool, "measure per-layer sensitivity (mAP after pruning one layer alone)"),
-    Param("sensitivity_ratios", [0.25, 0.5, 0.75], list, "ratios for the sensitivity scan", _ratios),
-    Param("sensitivity_layers", 0, int, "sensitivity: most layers to scan (0 = all prunable ones)", _range(0)),
+    Param("sensitivity", False, bool, "measure per-layer sensitivity (mAP after pruning one layer alone)",
+          may_change=True),
+    Param("sensitivity_ratios", [0.25, 0.5, 0.75], list, "ratios for the sensitivity scan", _ratios,
+          may_change=True),
+    Param("sensitivity_layers", 0, int, "sensitivity: most layers to scan (0 = all prunable ones)", _range(0),
+          may_change=True),
     # --- export and latency ---
-    Param("onnx_simplify", True, bool, "simplify the exported ONNX graph with onnxslim"),
-    Param("opset", 0, int, "ONNX opset (0 = Ultralytics' default)", _range(0)),
+    Param("onnx_simplify", True, bool, "simplify the exported ONNX graph with onnxslim", may_change=True),
+    Param("opset", 0, int, "ONNX opset (0 = Ultralytics' default)", _range(0), may_change=True),
     Param("latency_threads", 1, int, "CPU threads when timing batch-1 latency (0 = all cores; see bench/speedup)",
-          _range(0)),
-    Param("latency_runs", 30, int, "timed runs per model and runtime (median reported)", _range(1)),
-    Param("latency_warmup", 5, int, "untimed warm-up runs before timing", _range(0)),
+          _range(0), may_change=True),
+    Param("latency_runs", 30, int, "timed runs per model and runtime (median reported)", _range(1), may_change=True),
+    Param("latency_warmup", 5, int, "untimed warm-up runs before timing", _range(0), may_change=True),
 ]
 # fmt: on
 BY_NAME = {p.name: p for p in PARAMS}
 DEFAULTS = {p.name: p.default for p in PARAMS}
-# Keys that change only what is shown or measured after the loop: a run may be reopened with other values.
-PRESENTATION_KEYS = {
-    "sensitivity", "sensitivity_ratios", "sensitivity_layers", "onnx_simplify", "opset",
-    "latency_runs", "latency_warmup", "latency_threads", "threads", "workers", "device",
-}  # fmt: skip
 
 
 def load(files=(), overrides: dict | None = None) -> dict:
@@ -185,9 +187,10 @@ def check(params: dict) -> dict:
 
 
 def describe() -> str:
-    """The parameter table as text (``python -m prunelib params``)."""
-    width = max(len(p.name) for p in PARAMS)
-    return "\n".join(f"{p.name:<{width}}  {p.default!r:<28}  {p.help}" for p in PARAMS)
+    """The parameter table as text (``python -m prunelib params``); * marks keys a finished run may change."""
+    width = max(len(p.name) for p in PARAMS) + 1
+    lines = [f"{p.name + ('*' if p.may_change else ''):<{width}}  {p.default!r:<28}  {p.help}" for p in PARAMS]
+    return "\n".join(lines + ["", "* changes only what is shown or measured after the loop: a run resumes with it"])
 
 
 def _check_keys(d: dict, source: str) -> dict:

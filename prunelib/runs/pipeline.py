@@ -1,9 +1,10 @@
 """The staged pipeline: the notebooks under notebooks/, executed in order by papermill into the run folder.
 
-Parameters are checked and the run folder opened before any stage starts. Each stage is executed with the
-parameters ``run_name``, ``params_files`` and ``overrides`` injected after its ``parameters`` cell, and its executed
-copy is written to ``runs/<run>/NN-stage.ipynb``. A failing stage stops the run with a message naming the stage and
-the cell; its partly executed notebook is kept.
+Parameters are checked and the run folder opened before any stage starts. Each stage's notebook gets, after its
+``parameters`` cell, what identifies the run (``run_name`` and ``runs_dir``; the first stage also the parameter
+files and overrides, so a notebook opened in JupyterLab can start a run itself); its executed copy is written to
+``runs/<run>/NN-stage.ipynb``. The notebooks call the stage functions (prunelib.runs.stages) and display. A failing
+stage stops the run with a message naming the stage and the cell; its partly executed notebook is kept.
 """
 
 from __future__ import annotations
@@ -15,10 +16,13 @@ from pathlib import Path
 
 from prunelib.errors import UserError
 from prunelib.paths import NOTEBOOKS_DIR, PROJECT_ROOT, relative, resolve
-from prunelib.runs import Run, open_run
+from prunelib.runs.folder import RUNS_ENV, Run, open_run
+from prunelib.runs.stages import STAGES
 
-STAGES = ["00-baseline", "10-inspect", "20-replace-c3k2", "30-prune-loop", "40-analysis", "50-export"]
 KERNEL = "python3"  # the ipykernel of the running interpreter (jupyter_client maps 'python' to sys.executable)
+# Kernels on this machine talk over local sockets (IPC), not TCP: nothing listens on a port, and ipykernel has no
+# reason to warn about unencrypted TCP at every stage.
+KERNEL_CONFIG = {"KernelManager": {"transport": "ipc"}}
 
 
 def select_stages(spec: str | None) -> list[str]:
@@ -36,40 +40,43 @@ def select_stages(spec: str | None) -> list[str]:
 
 
 def run_pipeline(params_files=(), overrides=None, stages=None, new_run=False, log=print) -> Run:
-    """Open (or resume) the run, then execute the chosen stages in order."""
-    import papermill as pm
-
+    """Open (or resume) the run, then execute the chosen stages' notebooks in order."""
     chosen = select_stages(stages)
     files = [str(resolve(f)) for f in params_files]
     run = open_run(files, overrides, new_run=new_run)
-    # the notebooks reopen the same run: pass exactly what identifies it
-    injected = {
-        "run_name": run.name,
-        "params_files": [relative(f) for f in files],
-        "overrides": {k: v for k, v in (overrides or {}).items() if k != "run_name"},
-    }
-    _use_this_interpreter()
+    identity = {"run_name": run.name, "runs_dir": relative(run.dir.parent),
+                "params_files": [relative(f) for f in files],
+                "overrides": {k: v for k, v in (overrides or {}).items() if k != "run_name"}}  # fmt: skip
     log(f"Run {run.name!r} in {run.rel(run.dir)}: stages {', '.join(chosen)}")
-    timings = run.read_json("timings.json") or {}
     for stage in chosen:
-        src = NOTEBOOKS_DIR / f"{stage}.ipynb"
-        out = run.dir / f"{stage}.ipynb"
         log(f"[{stage}] running")
         t0 = time.perf_counter()
-        try:
-            pm.execute_notebook(
-                str(src), str(out), parameters=injected, kernel_name=KERNEL, cwd=str(PROJECT_ROOT),
-                progress_bar=False, log_output=True, stdout_file=sys.stdout, stderr_file=sys.stderr,
-            )  # fmt: skip
-        except pm.PapermillExecutionError as e:
-            raise UserError(
-                f"stage {stage} failed in cell {e.exec_count} ({e.ename}: {e.evalue}); "
-                f"the partly executed notebook is kept at {run.rel(out)}"
-            ) from None
-        timings[stage] = round(time.perf_counter() - t0, 2)
-        run.write_json("timings.json", timings)
-        log(f"[{stage}] done in {timings[stage]:.1f} s")
+        execute_stage(run, stage, identity)
+        run.record_timing(stage, time.perf_counter() - t0)
+        log(f"[{stage}] done in {time.perf_counter() - t0:.1f} s")
     return run
+
+
+def execute_stage(run: Run, stage: str, identity: dict) -> Path:
+    """Execute one stage's notebook into the run folder with the parameters it declares; return the copy's path."""
+    import papermill as pm
+    from traitlets.config import Config
+
+    _use_this_interpreter()
+    src, out = NOTEBOOKS_DIR / f"{stage}.ipynb", run.notebook(stage)
+    declared = pm.inspect_notebook(str(src))
+    try:
+        pm.execute_notebook(
+            str(src), str(out), parameters={k: v for k, v in identity.items() if k in declared}, kernel_name=KERNEL,
+            cwd=str(PROJECT_ROOT), progress_bar=False, log_output=True, stdout_file=sys.stdout,
+            stderr_file=sys.stderr, config=Config(KERNEL_CONFIG),
+        )  # fmt: skip
+    except pm.PapermillExecutionError as e:
+        raise UserError(
+            f"stage {stage} failed in cell {e.exec_count} ({e.ename}: {e.evalue}); "
+            f"the partly executed notebook is kept at {run.rel(out)}"
+        ) from None
+    return out
 
 
 def _use_this_interpreter() -> None:
@@ -86,26 +93,27 @@ def refresh_sources(log=print) -> None:
 
     import nbformat
     from nbclient import NotebookClient
+    from traitlets.config import Config
 
     _use_this_interpreter()
     with tempfile.TemporaryDirectory() as tmp:
-        old = os.environ.get("PRUNELIB_RUNS")
-        os.environ["PRUNELIB_RUNS"] = str(Path(tmp) / "runs")
+        old = os.environ.get(RUNS_ENV)
+        os.environ[RUNS_ENV] = str(Path(tmp) / "runs")
         try:
             for stage in STAGES:
                 path = NOTEBOOKS_DIR / f"{stage}.ipynb"
                 nb = nbformat.read(path, as_version=4)
                 NotebookClient(nb, kernel_name=KERNEL, resources={"metadata": {"path": str(PROJECT_ROOT)}},
-                               record_timing=False, timeout=1800).execute()  # fmt: skip
+                               record_timing=False, timeout=1800, config=Config(KERNEL_CONFIG)).execute()  # fmt: skip
                 for cell in nb.cells:
                     clean_outputs(cell)
                 nbformat.write(nb, path)
                 log(f"refreshed {relative(path)}")
         finally:
             if old is None:
-                os.environ.pop("PRUNELIB_RUNS", None)
+                os.environ.pop(RUNS_ENV, None)
             else:
-                os.environ["PRUNELIB_RUNS"] = old
+                os.environ[RUNS_ENV] = old
 
 
 CHECK_MARK = "# NBVAL_CHECK_OUTPUT"

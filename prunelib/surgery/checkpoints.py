@@ -1,18 +1,18 @@
 """Loading and saving models as Ultralytics checkpoints, with clear errors for files that are not one.
 
 Saved files load with ``YOLO(path)`` in any process where prunelib is installed (its block class is pickled by its
-stable import path, prunelib.replacement.C3k2Prunable). Writes go to a temporary file renamed into place.
+stable import path, prunelib.surgery.replacement.C3k2Prunable; prunelib.replacement stays an alias). Writes go to a temporary file renamed into place.
 """
 
 from __future__ import annotations
 
 import copy
-import os
 from pathlib import Path
 
 import torch
 import torch.nn as nn
 
+from prunelib import files
 from prunelib.errors import UserError
 
 SUPPORTED = "YOLO11 or YOLOv8 detection checkpoints (a DetectionModel holding C3k2 or C2f blocks)"
@@ -22,7 +22,7 @@ def load_model(path, key: str = "model") -> nn.Module:
     """The DetectionModel in an Ultralytics checkpoint, FP32, in train mode; UserError when it is not one."""
     from ultralytics.nn.tasks import DetectionModel, guess_model_task, load_checkpoint
 
-    from prunelib.replacement import find_blocks
+    from prunelib.surgery.replacement import find_blocks
 
     p = Path(path)
     if not p.is_file():
@@ -65,12 +65,9 @@ def save_model(model: nn.Module, path, train_args: dict | None = None) -> Path:
 
 
 def atomic_torch_save(obj, path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-    return path
+    with files.atomic(path) as tmp:
+        torch.save(obj, tmp)
+    return Path(path)
 
 
 def _plain_args(args) -> dict:

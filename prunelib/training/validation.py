@@ -7,23 +7,14 @@ from pathlib import Path
 import torch.nn as nn
 
 from prunelib.offline import use_all_cores
+from prunelib.training.arguments import ultralytics_args
 
 
 def evaluate(model: nn.Module, params: dict, data: str, save_dir) -> dict:
     """{'map50_95', 'map50'} of model on data's val split at params['imgsz']; plots off, all cores."""
     from ultralytics.models.yolo.detect import DetectionValidator
 
-    args = dict(
-        data=str(data),
-        imgsz=params["imgsz"],
-        batch=params["batch"],
-        device=params["device"],
-        workers=params["workers"],
-        plots=False,
-        verbose=False,
-        rect=False,
-    )
-    validator = DetectionValidator(save_dir=Path(save_dir), args=args)
+    validator = DetectionValidator(save_dir=Path(save_dir), args=ultralytics_args(params, "val", data))
     validator.add_callback("on_val_start", use_all_cores(params["threads"]))
     validator(model=model)
     box = validator.metrics.box

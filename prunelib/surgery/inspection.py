@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from prunelib import measuring, pruner
-from prunelib.replacement import find_blocks
+import copy
+
+from prunelib.surgery import measuring, pruner
+from prunelib.surgery.replacement import find_blocks, replace_c3k2
 
 
 def summary(model, params: dict) -> dict:
@@ -34,7 +36,7 @@ def ignored(model, params: dict) -> list[dict]:
 
 
 def dependency_groups(model, params: dict) -> int:
-    import copy
-
+    """Dependency groups the pruner would prune, counted on a replaced copy (what the prune loop sees)."""
     m = copy.deepcopy(model)
+    replace_c3k2(m)
     return pruner.prunable_groups(m, params, measuring.example_inputs(params["imgsz"]))

@@ -6,17 +6,19 @@ from pathlib import Path
 
 import matplotlib
 
+from prunelib import files
+
 if not matplotlib.get_backend().lower().startswith(("module://matplotlib_inline", "inline", "nbagg", "widget")):
     matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 
-def performance(ledger: list[dict], base: dict, path) -> plt.Figure:
+def performance(ledger: list[dict], unpruned: dict, path) -> plt.Figure:
     """The reference script's graph: recovered and pruned mAP against pruning ratio, MACs on a second axis."""
     ratio = [0.0] + [r["channel_ratio"] for r in ledger]
-    recovered = [base["map50_95"]] + [r["map50_95"] for r in ledger]
-    pruned = [base["map50_95"]] + [r["pruned_map50_95"] for r in ledger]
-    macs = [base["macs"] / 1e9] + [r["macs"] / 1e9 for r in ledger]
+    recovered = [unpruned["map50_95"]] + [r["map50_95"] for r in ledger]
+    pruned = [unpruned["map50_95"]] + [r["pruned_map50_95"] for r in ledger]
+    macs = [unpruned["macs"] / 1e9] + [r["macs"] / 1e9 for r in ledger]
     fig, ax = plt.subplots(figsize=(8, 4.5))
     ax.plot(ratio, recovered, "o-", color="tab:blue", label="recovered mAP50-95 (after fine-tuning)")
     ax.plot(ratio, pruned, "o--", color="tab:orange", label="pruned mAP50-95 (before fine-tuning)")
@@ -68,14 +70,14 @@ def pareto(series: dict[str, list[tuple[float, float]]], path) -> plt.Figure:
     return _save(fig, path)
 
 
-def sensitivity(results: dict[str, dict[float, float]], base_map: float, path) -> plt.Figure:
+def sensitivity(results: dict[str, dict[float, float]], unpruned_map: float, path) -> plt.Figure:
     """mAP after pruning one layer group alone (no fine-tuning), per layer, one line per ratio."""
     layers = list(results)
     ratios = sorted({r for v in results.values() for r in v})
     fig, ax = plt.subplots(figsize=(max(8, len(layers) * 0.4), 4.5))
     for ratio in ratios:
         ax.plot(range(len(layers)), [results[layer].get(ratio) for layer in layers], "o-", label=f"ratio {ratio}")
-    ax.axhline(base_map, color="gray", ls="--", label="baseline")
+    ax.axhline(unpruned_map, color="gray", ls="--", label="unpruned")
     ax.set_xticks(range(len(layers)), layers, rotation=70, fontsize=8)
     ax.set_ylabel("mAP50-95 without fine-tuning")
     ax.set_title("Layer sensitivity")
@@ -86,10 +88,8 @@ def sensitivity(results: dict[str, dict[float, float]], base_map: float, path) -
 
 def _save(fig, path) -> plt.Figure:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    fig.savefig(tmp, dpi=100, bbox_inches="tight")
-    tmp.replace(path)
+    with files.atomic(path) as tmp:
+        fig.savefig(tmp, dpi=100, bbox_inches="tight", format=path.suffix[1:])
     plt.close(fig)
     return fig
 
@@ -98,7 +98,7 @@ def data_preview(data_yaml, path, n: int = 6, size: int = 160) -> Path:
     """A grid of the first n training images with their labelled boxes and class ids; returns path."""
     from PIL import Image, ImageDraw
 
-    from prunelib.datasets import IMAGE_SUFFIXES, _label_of, check_data_yaml
+    from prunelib.training.datasets import IMAGE_SUFFIXES, check_data_yaml, label_path
 
     info = check_data_yaml(data_yaml)
     images = sorted(p for f in info["train"] for p in f.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)[:n]
@@ -107,14 +107,13 @@ def data_preview(data_yaml, path, n: int = 6, size: int = 160) -> Path:
     for k, image in enumerate(images):
         im = Image.open(image).convert("RGB").resize((size, size))
         draw = ImageDraw.Draw(im)
-        label = _label_of(image)
+        label = label_path(image)
         for line in label.read_text().splitlines() if label.is_file() else []:
             c, x, y, w, h = (float(v) for v in line.split()[:5])
             box = ((x - w / 2) * size, (y - h / 2) * size, (x + w / 2) * size, (y + h / 2) * size)
             draw.rectangle(box, outline=(255, 0, 0))
             draw.text((box[0] + 1, box[1] + 1), str(int(c)), fill=(255, 255, 0))
         grid.paste(im, ((k % cols) * size, (k // cols) * size))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    grid.save(path, quality=85)
-    return path
+    with files.atomic(path) as tmp:
+        grid.save(tmp, format="JPEG", quality=85)
+    return Path(path)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from prunelib import checkpoints, measuring
+from prunelib.surgery import checkpoints, measuring
 from prunelib.offline import threads
 
 

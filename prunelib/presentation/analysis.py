@@ -4,25 +4,25 @@ from __future__ import annotations
 
 import copy
 
-from prunelib import checkpoints, measuring, pruner
 from prunelib.errors import UserError
-from prunelib.runs import Run, find_runs, load_run, read_jsonl
-from prunelib.validation import evaluate
+from prunelib.runs.folder import Run, find_runs, load_run
+from prunelib.surgery import checkpoints, measuring, pruner
+from prunelib.training.validation import evaluate
 
 
 def pareto_series(runs_root) -> dict[str, list[tuple[float, float]]]:
-    """{run name: [(GMACs, recovered mAP50-95)]} for every run with a ledger, its baseline first."""
+    """{run name: [(GMACs, recovered mAP50-95)]} for every run with a ledger, its unpruned model first."""
     out = {}
     for d in find_runs(runs_root):
         try:
             run = load_run(d)
         except UserError:  # a run made by another version of the kit: not comparable
             continue
-        base = run.read_json("baseline.json")
-        if not base:
+        unpruned = run.read_json(run.unpruned_json)
+        if not unpruned:
             continue
-        pts = [(base["macs"] / 1e9, base["map50_95"])]
-        pts += [(r["macs"] / 1e9, r["map50_95"]) for r in read_jsonl(run.ledger)]
+        pts = [(unpruned["macs"] / 1e9, unpruned["map50_95"])]
+        pts += [(r["macs"] / 1e9, r["map50_95"]) for r in run.read_ledger()]
         out[run.name] = pts
     return out
 
@@ -31,7 +31,7 @@ def sensitivity(run: Run, data, log=print) -> dict[str, dict[float, float]]:
     """mAP50-95 after pruning one layer alone at each ratio, no fine-tuning: {'<i> <Type>': {ratio: mAP}}.
 
     Other layers are kept (their output channels are ignored); the scanned layer's consumers lose the matching
-    input channels, as in real pruning. Results are saved to sensitivity.json.
+    input channels, as in real pruning. Results are saved to the run's sensitivity.json.
     """
     params = run.params
     model = checkpoints.load_model(run.replaced)
@@ -49,9 +49,8 @@ def sensitivity(run: Run, data, log=print) -> dict[str, dict[float, float]]:
         for ratio in params["sensitivity_ratios"]:
             m = copy.deepcopy(model)
             others = [j for j in range(len(m.model)) if j != i]
-            p = pruner.build_pruner(m, {**params, "ignore_layers": list(params["ignore_layers"]) + others}, ratio, x)
-            p.step()
-            results[key][ratio] = round(evaluate(m, params, data, run.dir / "val" / "sensitivity")["map50_95"], 6)
+            pruner.prune(m, {**params, "ignore_layers": list(params["ignore_layers"]) + others}, ratio, x, data)
+            results[key][ratio] = round(evaluate(m, params, data, run.val_dir("sensitivity"))["map50_95"], 6)
         log(f"layer {key}: " + ", ".join(f"{r}: {v:.4f}" for r, v in results[key].items()))
-    run.write_json("sensitivity.json", {k: {str(r): v for r, v in d.items()} for k, d in results.items()})
+    run.write_json(run.sensitivity_json, {k: {str(r): v for r, v in d.items()} for k, d in results.items()})
     return results

@@ -1,0 +1,1 @@
+"""Presenting a run: figures, the report, and analysis across runs and layers."""

@@ -1,0 +1,110 @@
+"""``runs/<run>/report.md``: parameters, the per-step table, final numbers, latency and the plots; and the live
+per-step table a notebook shows while the loop runs."""
+
+from __future__ import annotations
+
+from prunelib import files
+from prunelib.runs.folder import Run
+
+STEP_COLUMNS = [
+    ("step", "step", "{}"),
+    ("channel_ratio", "pruned channels", "{:.1%}"),
+    ("macs", "GMACs", None),
+    ("params", "params (M)", None),
+    ("speedup", "MACs speed-up", "{:.2f}x"),
+    ("pruned_map50_95", "mAP50-95 pruned", "{:.4f}"),
+    ("map50_95", "mAP50-95 recovered", "{:.4f}"),
+    ("map50", "mAP50 recovered", "{:.4f}"),
+    ("within_budget", "within budget", "{}"),
+]
+
+
+def step_rows(ledger: list[dict], unpruned: dict) -> list[dict]:
+    """The per-step table as display rows (the unpruned model as step 0), rounded for people and for nbval."""
+    rows = [{"step": 0, "pruned channels": "0.0%", "GMACs": round(unpruned["macs"] / 1e9, 3),
+             "params (M)": round(unpruned["params"] / 1e6, 3), "MACs speed-up": "1.00x",
+             "mAP50-95 pruned": "", "mAP50-95 recovered": f"{unpruned['map50_95']:.4f}",
+             "mAP50 recovered": f"{unpruned['map50']:.4f}", "within budget": "unpruned"}]  # fmt: skip
+    for r in ledger:
+        row = {}
+        for key, title, fmt in STEP_COLUMNS:
+            v = r[key]
+            if key == "macs":
+                row[title] = round(v / 1e9, 3)
+            elif key == "params":
+                row[title] = round(v / 1e6, 3)
+            else:
+                row[title] = fmt.format(v)
+        rows.append(row)
+    return rows
+
+
+def markdown_table(rows: list[dict]) -> str:
+    if not rows:
+        return "(none)\n"
+    cols = list(rows[0])
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(str(r.get(c, "")) for c in cols) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(run: Run) -> str:
+    """Assemble report.md from what the stages saved; return its text."""
+    unpruned = run.read_json(run.unpruned_json) or {}
+    ledger = run.read_ledger()
+    parts = [f"# Pruning report: {run.name}\n", "## Result\n"]
+    if unpruned:
+        parts += _result(unpruned, run.final_step(), ledger)
+    parts.append("\n## Steps\n")
+    parts.append(markdown_table(step_rows(ledger, unpruned)) if unpruned else "(no pruning yet)\n")
+    export = run.read_json(run.export_json) or {}
+    if export.get("latency"):
+        parts.append("\n## Latency (batch 1, median)\n")
+        parts.append(markdown_table(export["latency"]))
+        parts.append(f"\nONNX vs torch max |Δ|: {export.get('onnx_max_abs_diff', float('nan')):.2e}\n")
+    parts.append("\n## Plots\n")
+    for path, title in ((run.perf_png, "Performance"), (run.channels_png, "Channels per layer"),
+                        (run.pareto_png, "All runs"), (run.sensitivity_png, "Layer sensitivity")):  # fmt: skip
+        if path.is_file():
+            parts.append(f"\n![{title}]({path.name})\n")
+    parts.append("\n## Parameters\n\n```yaml\n")
+    parts.append("".join(f"{k}: {v!r}\n" for k, v in run.params.items()))
+    parts.append("```\n")
+    text = "".join(parts)
+    files.write_text(run.report_md, text)
+    return text
+
+
+def _result(unpruned: dict, final: dict | None, ledger: list[dict]) -> list[str]:
+    """The result table (unpruned vs final.pt) and its one-line summary."""
+    f = final or unpruned
+    rows = [{"": "unpruned", **_numbers(unpruned)},
+            {"": f"final ({'step %d' % final['step'] if final else 'no step within budget'})", **_numbers(f)}]
+    out = [markdown_table(rows),
+           f"\nMACs speed-up {unpruned['macs'] / f['macs']:.2f}x, parameters {f['params'] / unpruned['params']:.1%} "
+           f"of the unpruned model, mAP50-95 change {f['map50_95'] - unpruned['map50_95']:+.4f}.\n"]  # fmt: skip
+    if ledger and ledger[-1].get("stop"):
+        out.append(f"\nStopped: {ledger[-1]['stop']}.\n")
+    return out
+
+
+def _numbers(r: dict) -> dict:
+    return {"mAP50-95": f"{r['map50_95']:.4f}", "mAP50": f"{r['map50']:.4f}", "GMACs": f"{r['macs'] / 1e9:.3f}",
+            "params (M)": f"{r['params'] / 1e6:.3f}"}
+
+
+class LiveTable:
+    """An on_step callback for the prune loop that redraws the per-step table in a notebook as steps finish."""
+
+    def __init__(self, run: Run):
+        from IPython.display import Markdown, display
+
+        self.run, self._markdown = run, Markdown
+        self.handle = display(Markdown(self._text()), display_id=True)
+
+    def __call__(self, _record=None):
+        self.handle.update(self._markdown(self._text()))
+
+    def _text(self) -> str:
+        unpruned = self.run.read_json(self.run.unpruned_json)
+        return markdown_table(step_rows(self.run.read_ledger(), unpruned)) if unpruned else "(not replaced yet)"

@@ -1,0 +1,238 @@
+"""A run's folder ``runs/<run_name>/``: the one place that names what a run holds, and reads and writes it.
+
+A run folder is created with its merged ``params.yaml`` and a ``manifest.json`` (versions, seed, cores, git
+commit, where the runs folder came from). Reopening a run with other parameters is refused, so nothing is silently
+overwritten (keys marked ``may_change`` in the parameter table excepted); ``new_run=True`` picks the next free name
+instead. Every file is written atomically (prunelib.files); the ledger is rewritten whole on each append for the
+same reason. ``final_step`` is the rule for what ``final.pt`` is: the last step within the mAP budget.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from prunelib import files
+from prunelib.errors import UserError
+from prunelib.paths import PROJECT_ROOT, relative, resolve
+from prunelib.runs import parameters
+
+RUNS_ENV = "PRUNELIB_RUNS"  # overrides the runs_dir parameter (tests, shared storage); recorded in the manifest
+
+
+@dataclass(frozen=True)
+class Run:
+    dir: Path
+    params: dict
+
+    @property
+    def name(self) -> str:
+        return self.dir.name
+
+    # --- what a run holds: every name in the run folder is spelled here ---
+    params_yaml = property(lambda self: self.dir / "params.yaml")
+    manifest = property(lambda self: self.dir / "manifest.json")
+    ledger = property(lambda self: self.dir / "ledger.jsonl")
+    replaced = property(lambda self: self.dir / "replaced.pt")  # the unpruned model, C3k2 replaced
+    unpruned_json = property(lambda self: self.dir / "unpruned.json")  # its measurements: what steps compare with
+    final = property(lambda self: self.dir / "final.pt")
+    export_json = property(lambda self: self.dir / "export.json")
+    sensitivity_json = property(lambda self: self.dir / "sensitivity.json")
+    timings_json = property(lambda self: self.dir / "timings.json")
+    report_md = property(lambda self: self.dir / "report.md")
+    data_preview = property(lambda self: self.dir / "data-preview.jpg")
+    perf_png = property(lambda self: self.dir / "perf.png")
+    channels_png = property(lambda self: self.dir / "channels.png")
+    pareto_png = property(lambda self: self.dir / "pareto.png")
+    sensitivity_png = property(lambda self: self.dir / "sensitivity.png")
+
+    def notebook(self, stage: str) -> Path:
+        return self.dir / f"{stage}.ipynb"
+
+    def val_dir(self, what: str) -> Path:
+        """Where Ultralytics' validator writes for the unpruned model ('unpruned') or a scan ('sensitivity')."""
+        return self.dir / "val" / what
+
+    def step_dir(self, step: int) -> Path:
+        return self.dir / "steps" / f"step_{step:02d}"
+
+    def pruned_checkpoint(self, step: int) -> Path:
+        """The model right after pruning, before fine-tuning."""
+        return self.step_dir(step) / "pruned.pt"
+
+    def step_checkpoints(self, step: int) -> tuple[Path, Path]:
+        """(best.pt, last.pt) of a step's fine-tuning, where Ultralytics' trainer writes them."""
+        wdir = self.step_dir(step) / "weights"
+        return wdir / "best.pt", wdir / "last.pt"
+
+    def step_weights(self, step: int) -> Path:
+        """The checkpoint a step hands on: its fine-tuning's best.pt (last.pt when no best was kept)."""
+        best, last = self.step_checkpoints(step)
+        return best if best.is_file() else last
+
+    def step_val_dir(self, step: int, which: str) -> Path:
+        """Where the validator writes for a step's model: 'pruned' (before fine-tuning) or 'recovered' (after)."""
+        return self.step_dir(step) / {"pruned": "val_pruned", "recovered": "val"}[which]
+
+    def rel(self, path) -> str:
+        """A path inside the run as shown to people: runs/<run>/... relative to the runs folder's parent."""
+        return relative(path, self.dir.parent.parent)
+
+    # --- reading and writing ---
+    def read_ledger(self) -> list[dict]:
+        return read_jsonl(self.ledger)
+
+    def append_ledger(self, record: dict) -> None:
+        rows = self.read_ledger() + [record]
+        files.write_text(self.ledger, "".join(json.dumps(r) + "\n" for r in rows))
+
+    def final_step(self) -> dict | None:
+        return final_step(self.read_ledger())
+
+    def read_json(self, path: Path):
+        return json.loads(path.read_text()) if path.is_file() else None
+
+    def write_json(self, path: Path, obj) -> Path:
+        return files.write_text(path, json.dumps(obj, indent=2) + "\n")
+
+    def record_timing(self, stage: str, seconds: float) -> None:
+        timings = self.read_json(self.timings_json) or {}
+        timings[stage] = round(seconds, 2)
+        self.write_json(self.timings_json, timings)
+
+
+def final_step(ledger: list[dict]) -> dict | None:
+    """The record final.pt comes from: the last step within the mAP budget (None: the unpruned model)."""
+    ok = [r for r in ledger if r["within_budget"]]
+    return ok[-1] if ok else None
+
+
+def runs_root(params: dict | None = None) -> Path:
+    """The runs folder: $PRUNELIB_RUNS when set, else the runs_dir parameter (default 'runs') under the project root."""
+    return resolve(os.environ.get(RUNS_ENV) or (params or parameters.DEFAULTS)["runs_dir"])
+
+
+def open_run(params_files=(), overrides: dict | None = None, run_name: str | None = None, new_run=False) -> Run:
+    """Load and check parameters and inputs, then create the run folder, or reopen it when its parameters match."""
+    overrides = dict(overrides or {})
+    if run_name:
+        overrides["run_name"] = run_name
+    params = parameters.load([resolve(f) for f in params_files], overrides)
+    run_dir = runs_root(params) / params["run_name"]
+    if new_run:
+        run_dir = _next_free(run_dir)
+        params["run_name"] = run_dir.name
+    run = Run(run_dir, params)
+    if run.params_yaml.is_file():
+        diff = differences(yaml.safe_load(run.params_yaml.read_text()) or {}, params)
+        if diff:
+            raise UserError(
+                f"run {params['run_name']!r} exists with other parameters ({'; '.join(diff[:3])}); "
+                f"resume with the same parameters, choose another run_name, or pass --new-run"
+            )
+        return run
+    if run_dir.exists() and any(run_dir.iterdir()):
+        raise UserError(f"run folder {relative(run_dir)!r} exists but holds no params.yaml; choose another run_name")
+    check_inputs(params)
+    try:
+        files.write_text(run.params_yaml, yaml.safe_dump(params, sort_keys=False))
+        run.write_json(run.manifest, manifest(params))
+    except OSError as e:
+        raise UserError(f"runs_dir: cannot write the run folder {str(run_dir)!r} ({e.strerror or e})") from None
+    return run
+
+
+def load_run(run_name_or_dir, runs_dir: str | None = None) -> Run:
+    """A run that exists, with its stored parameters: by name (in runs_dir or the runs folder) or by folder."""
+    path = Path(run_name_or_dir)
+    if len(path.parts) == 1 and not path.is_dir():
+        path = (resolve(runs_dir) if runs_dir else runs_root()) / path
+    stored = path / "params.yaml"
+    if not stored.is_file():
+        raise UserError(f"{relative(path)!r} is not a run folder (no params.yaml); start the run with stage 00 "
+                        "or 'python -m prunelib run'")  # fmt: skip
+    return Run(path, parameters.check(yaml.safe_load(stored.read_text())))
+
+
+def check_inputs(params: dict) -> None:
+    """Everything the user points at, checked before anything is written: the model (loadable, supported), the data
+    YAML (and that the model predicts its classes), the fine-tuning cfg YAML (against Ultralytics' own arguments)."""
+    from prunelib.surgery import checkpoints
+    from prunelib.training import arguments, datasets
+
+    data = datasets.check_data_yaml(resolve(params["data"])) if params["data"] else None
+    if params["model"]:
+        model = checkpoints.load_model(resolve(params["model"]))
+        if data and getattr(model, "nc", data["nc"]) != data["nc"]:
+            raise UserError(f"data: {params['data']!r} has {data['nc']} classes but model {params['model']!r} "
+                            f"predicts {model.nc}; use the data set the model was trained on")
+    if params["cfg"]:
+        arguments.check_cfg_file(params["cfg"])
+
+
+def differences(old: dict, new: dict) -> list[str]:
+    keys = [p.name for p in parameters.PARAMS if not p.may_change]
+    return [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys if old.get(k) != new.get(k)]
+
+
+def manifest(params: dict) -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    def v(pkg):
+        try:
+            return version(pkg)
+        except PackageNotFoundError:
+            return None
+
+    return {
+        "run_name": params["run_name"],
+        "seed": params["seed"],
+        "runs_root": str(runs_root(params)),
+        "runs_root_from": f"${RUNS_ENV}" if os.environ.get(RUNS_ENV) else "runs_dir",
+        "python": platform.python_version(),
+        "versions": {p: v(p) for p in ("torch", "torchvision", "ultralytics", "torch-pruning", "onnx",
+                                       "onnxruntime", "papermill", "prunelib")},  # fmt: skip
+        "cores": os.cpu_count(),
+        "platform": platform.platform(),
+        "git_commit": _git_commit(),
+        "command": " ".join(os.path.basename(a) if i == 0 else a for i, a in enumerate(sys.argv)),
+    }
+
+
+def read_jsonl(path) -> list[dict]:
+    p = Path(path)
+    if not p.is_file():
+        return []
+    return [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
+
+
+def find_runs(root) -> list[Path]:
+    """Run folders (with a ledger) under root, by name; folders starting with '.' or '_' are not runs."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir() if p.is_dir() and p.name[0] not in "._" and Run(p, {}).ledger.is_file())
+
+
+def _next_free(run_dir: Path) -> Path:
+    if not run_dir.exists():
+        return run_dir
+    i = 2
+    while (run_dir.parent / f"{run_dir.name}-{i}").exists():
+        i += 1
+    return run_dir.parent / f"{run_dir.name}-{i}"
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=5)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None

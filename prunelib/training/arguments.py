@@ -1,0 +1,70 @@
+"""The run's parameters as Ultralytics arguments: one mapping for every call the kit makes (train, fine-tune,
+validate, load data), and the check of a user's training-settings YAML against Ultralytics' own argument table.
+"""
+
+from __future__ import annotations
+
+import difflib
+
+from prunelib.errors import UserError
+from prunelib.paths import resolve
+
+# keys of a cfg YAML that the kit sets itself: what to train, on what, and where
+_KIT_OWNED = ("model", "data", "project", "name", "mode", "task")
+
+
+def ultralytics_args(params: dict, purpose: str, data, **extras) -> dict:
+    """Arguments for Ultralytics from the run's parameters; extras (e.g. project, name, model) go on top.
+
+    purpose: 'train' (the embedded baseline from scratch), 'finetune' (a pruned model; the cfg YAML is the base),
+    'val' (validation) or 'loader' (reading training images, e.g. for gradients).
+    """
+    common = {"data": str(data), "imgsz": params["imgsz"], "batch": params["batch"]}
+    if purpose == "loader":
+        return {**common, **extras}
+    common |= {"device": params["device"], "workers": params["workers"], "verbose": False, "plots": False}
+    if purpose == "val":
+        return {**common, "rect": False, **extras}
+    training = {"seed": params["seed"], "deterministic": True, "exist_ok": True, "amp": False}
+    if purpose == "train":
+        return {**common, **training, "epochs": params["baseline_epochs"], "optimizer": "AdamW",
+                "lr0": params["baseline_lr0"], **extras}  # fmt: skip
+    if purpose == "finetune":
+        base = read_cfg(params["cfg"])
+        gpu = params["device"] != "cpu"
+        return {**base, **common, **training, "epochs": params["finetune_epochs"], "optimizer": params["optimizer"],
+                "lr0": params["lr0"], "warmup_epochs": params["warmup_epochs"], "val": True,
+                "plots": base.get("plots", False), "amp": base.get("amp", False) if gpu else False, **extras}  # fmt: skip
+    raise ValueError(f"purpose {purpose!r}: expected train, finetune, val or loader")
+
+
+def ultralytics_cfg(params: dict, purpose: str, data, **extras):
+    """ultralytics_args as the namespace Ultralytics' builders take (defaults filled in, checked)."""
+    from ultralytics.cfg import get_cfg
+
+    return get_cfg(overrides=ultralytics_args(params, purpose, data, **extras))
+
+
+def read_cfg(path) -> dict:
+    """A training-settings YAML as a dict, without the keys the kit sets itself ({} when path is empty)."""
+    from prunelib.runs.parameters import read_yaml
+
+    if not path:
+        return {}
+    return {k: v for k, v in read_yaml(path).items() if k not in _KIT_OWNED}
+
+
+def check_cfg_file(path) -> None:
+    """Refuse a cfg YAML Ultralytics would refuse mid-run: unknown keys (with the closest one) and bad values."""
+    from ultralytics.cfg import DEFAULT_CFG_DICT, check_cfg
+
+    cfg = read_cfg(resolve(path))
+    for key in cfg:
+        if key not in DEFAULT_CFG_DICT:
+            close = difflib.get_close_matches(str(key), DEFAULT_CFG_DICT, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else "; see Ultralytics' default.yaml for the keys"
+            raise UserError(f"cfg: {key!r} in {path!s} is not an Ultralytics training argument{hint}")
+    try:
+        check_cfg(dict(cfg), hard=True)
+    except (TypeError, ValueError) as e:
+        raise UserError(f"cfg: {path!s}: {str(e).strip().splitlines()[0]}") from None
