@@ -1,50 +1,40 @@
-"""Quality: on the embedded default, prune to several MACs cuts and compare importance criteria at one of them.
-Reports baseline mAP50-95, pruned (before fine-tuning) and recovered mAP of the last step, and retention
-(recovered / baseline). The random criterion shows what a criterion buys. Runs are ordinary kit runs under
-runs/bench-quality-*/ (resumable: a second call only adds what is missing).
+"""Quality: the sweeps params/sweeps/quality-*.yaml (the default criterion at 1.5x/2x/3x MACs cuts; every criterion
+at 2x), run with `prunelib sweep` (resumable: a second call only runs what is missing), and the table of unpruned,
+pruned (before fine-tuning) and recovered mAP50-95 of each run's last step, and retention. The random criterion
+shows what a criterion buys.
 
-    .venv/bin/python bench/quality.py [--steps 3] [--epochs 3] [--targets 1.5 2 3] [--at 2]
+    .venv/bin/python bench/quality.py [--jobs 1]
 """
 
 from __future__ import annotations
 
 import argparse
 
-from common import default_params, publish
-from prunelib.runs import parameters, stages
-from prunelib.runs.folder import open_run
+from common import publish
+from prunelib.runs import load_run, sweep
 
-
-def run_one(name, **overrides):
-    params_file = parameters.resolve("params/default.yaml")
-    run = open_run([params_file], {"run_name": name, "sensitivity": False, **overrides})
-    stages.replace(run)
-    ledger = stages.prune(run)
-    return run.read_json(run.unpruned_json), ledger[-1]
+SWEEPS = ["params/sweeps/quality-targets.yaml", "params/sweeps/quality-importance.yaml"]
 
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--steps", type=int, default=3)
-    ap.add_argument("--epochs", type=int, default=3, help="fine-tuning epochs per step")
-    ap.add_argument("--targets", type=float, nargs="+", default=[1.5, 2.0, 3.0])
-    ap.add_argument("--at", type=float, default=2.0, help="MACs cut at which importances are compared")
+    ap.add_argument("--jobs", type=int, default=1, help="runs at once (threads divided)")
     args = ap.parse_args()
-    default_params()  # checks params/default.yaml
-    common = dict(iterative_steps=args.steps, finetune_epochs=args.epochs, max_map_drop=1.0, target_prune_rate=0.5)
     rows = []
-    for importance in ["l2"] + [i for i in parameters.IMPORTANCES if i != "l2"]:
-        targets = args.targets if importance == "l2" else [args.at]
-        for target in targets:
-            name = f"bench-quality-{importance}-{target:g}x"
-            base, last = run_one(name, importance=importance, target_speedup=target, **common)
-            rows.append({"importance": importance, "target": f"{target:g}x", "MACs cut": f"{last['speedup']:.2f}x",
-                         "steps": last["step"], "baseline mAP50-95": f"{base['map50_95']:.4f}",
+    for sweep_file in SWEEPS:
+        plan = sweep.load(sweep_file)
+        sweep.run_sweep(plan, jobs=args.jobs)
+        for row in sweep.compare(plan.root)["rows"]:
+            run = load_run(plan.root / row["run"])
+            last = run.read_ledger()[-1]
+            rows.append({"sweep": plan.name, "importance": run.params["importance"],
+                         "target": f"{run.params['target_speedup']:g}x",
+                         "MACs cut": f"{row['MACs speed-up']:.2f}x", "steps": last["step"],
+                         "unpruned mAP50-95": f"{row['unpruned mAP50-95']:.4f}",
                          "pruned mAP50-95": f"{last['pruned_map50_95']:.4f}",
-                         "recovered mAP50-95": f"{last['map50_95']:.4f}",
-                         "retention": f"{last['map50_95'] / base['map50_95']:.1%}"})  # fmt: skip
-    publish("quality", f"Quality on the embedded default ({args.steps} steps, {args.epochs} fine-tuning epochs each)",
-            rows)
+                         "recovered mAP50-95": f"{row['final mAP50-95']:.4f}",
+                         "retention": f"{row['retention']:.1%}"})  # fmt: skip
+    publish("quality", "Quality on the embedded default (3 steps, 3 fine-tuning epochs each)", rows)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """Command line: ``python -m prunelib {run,prune,params}``.
 
 ``run`` executes the staged notebooks with papermill (the main job); ``prune`` calls the same stage functions
-without notebooks, with the reference script's options; ``params`` lists every parameter with its default. Expected user errors print one
+without notebooks, with the reference script's options; ``sweep`` runs a grid of runs and compares them; ``params``
+lists every parameter with its default. Expected user errors print one
 line and exit 2 (``--debug`` shows the traceback); Ctrl-C stops with a line saying how to resume.
 """
 
@@ -73,6 +74,19 @@ def build_parser() -> argparse.ArgumentParser:
         prune.add_argument(flag, dest=key, type=str, default=None, help=text, metavar=typ.__name__.upper())
     prune.set_defaults(func=cmd_prune)
 
+    sweep = sub.add_parser("sweep", help="a grid of runs (every combination), resumable, compared in one notebook")
+    sweep.add_argument("--sweep", metavar="FILE", help="sweep YAML (params/sweeps/*.yaml): params, set, grid")
+    sweep.add_argument("--params", action="append", default=[], metavar="FILE", help="base parameter YAML (repeatable)")
+    sweep.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
+                       help="values of one key to combine with the others (repeatable)")
+    sweep.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override for every run")
+    sweep.add_argument("--name", help="folder under the runs folder (default: the sweep file's name)")
+    sweep.add_argument("--jobs", type=int, default=1, help="runs at once, CPU threads divided between them")
+    sweep.add_argument("--devices", help="GPUs to spread runs over, one run per device at a time, e.g. 0,1")
+    sweep.add_argument("--list", action="store_true", help="print one command per run (for a scheduler) and stop")
+    sweep.add_argument("--debug", action="store_true", help="show tracebacks of expected errors")
+    sweep.set_defaults(func=cmd_sweep)
+
     refresh = sub.add_parser("refresh-notebooks", help="re-execute the source notebooks and save their outputs")
     refresh.add_argument("--debug", action="store_true")
     refresh.set_defaults(func=cmd_refresh)
@@ -113,6 +127,25 @@ def cmd_prune(args) -> int:
     stages.run_stages(run)
     print(f"done: {run.rel(run.final)}, {run.rel(run.report_md)}")
     return 0
+
+
+def cmd_sweep(args) -> int:
+    from prunelib.paths import relative
+    from prunelib.runs import sweep
+
+    if args.jobs < 1:
+        raise UserError(f"--jobs: {args.jobs} is not allowed; expected 1 or more")
+    plan = sweep.load(args.sweep, args.params, args.grid, args.set, args.name)
+    if args.list:
+        print(sweep.listing(plan), end="")
+        return 0
+    devices = [d.strip() for d in args.devices.split(",") if d.strip()] if args.devices else []
+    status = sweep.run_sweep(plan, jobs=args.jobs, devices=devices)
+    failed = sorted(name for name, record in status.items() if record["status"] != "done")
+    print(f"done: {len(status) - len(failed)} of {len(status)} runs finished"
+          + (f"; failed: {', '.join(failed)} (see sweep.json)" if failed else "")
+          + f"; {relative(plan.folder.summary_md)}")
+    return 1 if failed else 0
 
 
 def cmd_params(args) -> int:

@@ -37,6 +37,19 @@ def atomic(path):
         _remove(tmp)
 
 
+@contextmanager
+def exclusive(path):
+    """``with exclusive(p):`` one process at a time (others wait): for work that several runs may start at once, such
+    as training the same cached baseline. The lock is released by the OS when its holder dies."""
+    import fcntl
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
 def write_text(path, text: str) -> Path:
     """Write text to path atomically; return path."""
     with atomic(path) as tmp:

@@ -50,6 +50,20 @@ def test_sigkill_during_finetuning_then_resume(runs_root):
     assert not [p for p in run.rglob("*.tmp*")]
 
 
+def test_a_second_process_on_a_run_in_progress_is_refused(runs_root):
+    run = runs_root / "locked"
+    proc = start("locked")
+    wait_for(run / "steps" / "step_01" / "args.yaml", proc)
+    second = subprocess.run([sys.executable, "-m", "prunelib", "prune", *ARGS, "--run-name", "locked"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=300)  # fmt: skip
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err[-3000:]
+    assert second.returncode == 2 and "Traceback" not in second.stderr
+    assert second.stderr.strip().startswith(f"error: run 'locked' is in use by process {proc.pid} (")
+    assert len(second.stderr.strip().splitlines()) == 1
+    assert [json.loads(line)["step"] for line in (run / "ledger.jsonl").read_text().splitlines()] == [1, 2]
+
+
 def test_ctrl_c_stops_cleanly_saying_how_to_resume(runs_root):
     run = runs_root / "interrupted"
     proc = start("interrupted")

@@ -9,7 +9,7 @@ from conftest import ROOT
 PACKAGE = ROOT / "prunelib"
 RUN_FILES = ("params.yaml", "manifest.json", "ledger.jsonl", "replaced.pt", "unpruned.json", "final.pt",
              "export.json", "sensitivity.json", "timings.json", "report.md", "data-preview.jpg", "perf.png",
-             "channels.png", "pareto.png", "sensitivity.png", "pruned.pt", "val_pruned")  # fmt: skip
+             "channels.png", "pareto.png", "sensitivity.png", "pruned.pt", "val_pruned", ".lock")  # fmt: skip
 
 
 def test_no_function_is_over_60_lines():
@@ -52,3 +52,12 @@ def test_atomic_writes_leave_the_old_file_or_the_new_one_and_stale_temporaries_a
     stale_file.write_text("x"), stale_dir.mkdir(), live.write_text("x")
     assert sorted(files.remove_stale(tmp_path)) == sorted([stale_file, stale_dir])
     assert live.exists() and not stale_file.exists() and not stale_dir.exists()
+
+
+def test_every_notebook_declares_parameters_papermill_can_read():
+    import papermill as pm
+
+    expected = {"00-baseline": ["run_name", "params_files", "overrides"], "compare": ["sweep_dir"]}
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        declared = list(pm.inspect_notebook(str(path)))
+        assert declared == expected.get(path.stem, ["run_name", "runs_dir"]), path.name

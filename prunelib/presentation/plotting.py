@@ -37,7 +37,7 @@ def performance(ledger: list[dict], unpruned: dict, path) -> plt.Figure:
     ax.legend(lines, labels, loc="lower left", fontsize=8)
     ax.set_title("Pruning performance")
     ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def channels(before: list[dict], after: list[dict], path) -> plt.Figure:
@@ -53,7 +53,7 @@ def channels(before: list[dict], after: list[dict], path) -> plt.Figure:
     ax.set_title("Channels per layer")
     ax.legend()
     fig.tight_layout()
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def pareto(series: dict[str, list[tuple[float, float]]], path) -> plt.Figure:
@@ -67,7 +67,7 @@ def pareto(series: dict[str, list[tuple[float, float]]], path) -> plt.Figure:
     ax.set_title("Accuracy against compute, all runs")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def sensitivity(results: dict[str, dict[float, float]], unpruned_map: float, path) -> plt.Figure:
@@ -83,10 +83,10 @@ def sensitivity(results: dict[str, dict[float, float]], unpruned_map: float, pat
     ax.set_title("Layer sensitivity")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    return _save(fig, path)
+    return save(fig, path)
 
 
-def _save(fig, path) -> plt.Figure:
+def save(fig, path) -> plt.Figure:
     path = Path(path)
     with files.atomic(path) as tmp:
         fig.savefig(tmp, dpi=100, bbox_inches="tight", format=path.suffix[1:])

@@ -9,11 +9,13 @@ same reason. ``final_step`` is the rule for what ``final.pt`` is: the last step 
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import platform
 import subprocess
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +26,9 @@ from prunelib.errors import UserError
 from prunelib.paths import PROJECT_ROOT, relative, resolve
 from prunelib.runs import parameters
 
-RUNS_ENV = "PRUNELIB_RUNS"  # overrides the runs_dir parameter (tests, shared storage); recorded in the manifest
+RUNS_ENV = "PRUNELIB_RUNS"  # replaces the default runs folder (tests, shared storage); recorded in the manifest
+LOCK_ENV = "PRUNELIB_RUN_LOCK"  # the run folder whose lock the process that started this one holds
+_held: dict[Path, object] = {}  # run folders whose lock this process holds -> the open lock file
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,10 @@ class Run:
     channels_png = property(lambda self: self.dir / "channels.png")
     pareto_png = property(lambda self: self.dir / "pareto.png")
     sensitivity_png = property(lambda self: self.dir / "sensitivity.png")
+
+    lock_file = property(lambda self: self.dir / ".lock")
+    cache = property(lambda self: resolve(self.params["cache_dir"]) if self.params["cache_dir"]
+                     else runs_root(self.params) / ".cache")  # fmt: skip
 
     def notebook(self, stage: str) -> Path:
         return self.dir / f"{stage}.ipynb"
@@ -102,6 +110,34 @@ class Run:
     def write_json(self, path: Path, obj) -> Path:
         return files.write_text(path, json.dumps(obj, indent=2) + "\n")
 
+    @contextmanager
+    def lock(self):
+        """Hold the run for this process: a second process that asks gets a UserError naming the holder. Re-entrant;
+        a no-op where the process that started this one holds it (papermill kernels); released by the OS when the
+        process dies, so a killed run resumes without clean-up."""
+        key = self.dir.resolve()
+        if key in _held or os.environ.get(LOCK_ENV) == str(key):
+            yield
+            return
+        self.dir.mkdir(parents=True, exist_ok=True)
+        handle = open(self.lock_file, "a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise UserError(f"run {self.name!r} is in use by {holder}; wait for it to finish or stop it") from None
+        handle.seek(0), handle.truncate()
+        handle.write(f"process {os.getpid()} ({_command()})\n")
+        handle.flush()
+        _held[key] = handle
+        try:
+            yield
+        finally:
+            del _held[key]
+            handle.close()
+
     def record_timing(self, stage: str, seconds: float) -> None:
         timings = self.read_json(self.timings_json) or {}
         timings[stage] = round(seconds, 2)
@@ -115,8 +151,11 @@ def final_step(ledger: list[dict]) -> dict | None:
 
 
 def runs_root(params: dict | None = None) -> Path:
-    """The runs folder: $PRUNELIB_RUNS when set, else the runs_dir parameter (default 'runs') under the project root."""
-    return resolve(os.environ.get(RUNS_ENV) or (params or parameters.DEFAULTS)["runs_dir"])
+    """The runs folder: the runs_dir parameter under the project root; $PRUNELIB_RUNS replaces its default."""
+    runs_dir = (params or parameters.DEFAULTS)["runs_dir"]
+    if os.environ.get(RUNS_ENV) and runs_dir == parameters.DEFAULTS["runs_dir"]:
+        return resolve(os.environ[RUNS_ENV])
+    return resolve(runs_dir)
 
 
 def open_run(params_files=(), overrides: dict | None = None, run_name: str | None = None, new_run=False) -> Run:
@@ -195,14 +234,14 @@ def manifest(params: dict) -> dict:
         "run_name": params["run_name"],
         "seed": params["seed"],
         "runs_root": str(runs_root(params)),
-        "runs_root_from": f"${RUNS_ENV}" if os.environ.get(RUNS_ENV) else "runs_dir",
+        "runs_root_from": f"${RUNS_ENV}" if runs_root(params) != resolve(params["runs_dir"]) else "runs_dir",
         "python": platform.python_version(),
         "versions": {p: v(p) for p in ("torch", "torchvision", "ultralytics", "torch-pruning", "onnx",
                                        "onnxruntime", "papermill", "prunelib")},  # fmt: skip
         "cores": os.cpu_count(),
         "platform": platform.platform(),
         "git_commit": _git_commit(),
-        "command": " ".join(os.path.basename(a) if i == 0 else a for i, a in enumerate(sys.argv)),
+        "command": _command(),
     }
 
 
@@ -228,6 +267,10 @@ def _next_free(run_dir: Path) -> Path:
     while (run_dir.parent / f"{run_dir.name}-{i}").exists():
         i += 1
     return run_dir.parent / f"{run_dir.name}-{i}"
+
+
+def _command() -> str:
+    return " ".join(os.path.basename(a) if i == 0 else a for i, a in enumerate(sys.argv))
 
 
 def _git_commit() -> str | None:

@@ -72,7 +72,9 @@ OPTIMIZERS = ("auto", "SGD", "Adam", "AdamW", "NAdam", "RAdam", "RMSProp", "Adam
 PARAMS = [
     # --- run ---
     Param("run_name", "default", str, "folder under runs_dir holding everything this run writes", _run_name),
-    Param("runs_dir", "runs", str, "where runs live, relative to the project root ($PRUNELIB_RUNS overrides it)"),
+    Param("runs_dir", "runs", str, "where runs live, relative to the project root ($PRUNELIB_RUNS replaces the default)"),
+    Param("cache_dir", "", str, "cache of the embedded data, baseline and unpruned measurements ('' = <runs>/.cache)",
+          may_change=True),
     Param("seed", 0, int, "random seed for data generation, training and fine-tuning"),
     Param("device", "cpu", str, "'cpu', a GPU index '0', or several '0,1' (fine-tuning then uses DDP)",
           may_change=True),

@@ -11,18 +11,36 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 import time
+import uuid
+from contextlib import contextmanager
 from pathlib import Path
+
+from jupyter_client.manager import KernelManager
+from traitlets import default
 
 from prunelib.errors import UserError
 from prunelib.paths import NOTEBOOKS_DIR, PROJECT_ROOT, relative, resolve
-from prunelib.runs.folder import RUNS_ENV, Run, open_run
+from prunelib.runs.folder import LOCK_ENV, RUNS_ENV, Run, open_run
 from prunelib.runs.stages import STAGES
 
+COMPARE = "compare"  # the notebook comparing the runs of a sweep (or of a runs folder); not a stage of a run
 KERNEL = "python3"  # the ipykernel of the running interpreter (jupyter_client maps 'python' to sys.executable)
-# Kernels on this machine talk over local sockets (IPC), not TCP: nothing listens on a port, and ipykernel has no
-# reason to warn about unencrypted TCP at every stage.
-KERNEL_CONFIG = {"KernelManager": {"transport": "ipc"}}
+
+
+class LocalKernelManager(KernelManager):
+    """Kernels on this machine over Unix sockets (IPC) of their own, not TCP: nothing listens on a port, ipykernel
+    has no reason to warn about unencrypted TCP at every stage, and kernels started at once by parallel runs never
+    share a socket path."""
+
+    @default("transport")
+    def _local_transport(self):
+        return "ipc"
+
+    @default("ip")
+    def _own_socket_path(self):
+        return os.path.join(tempfile.gettempdir(), f"prunelib-kernel-{uuid.uuid4().hex[:12]}-ipc")
 
 
 def select_stages(spec: str | None) -> list[str]:
@@ -47,36 +65,55 @@ def run_pipeline(params_files=(), overrides=None, stages=None, new_run=False, lo
     identity = {"run_name": run.name, "runs_dir": relative(run.dir.parent),
                 "params_files": [relative(f) for f in files],
                 "overrides": {k: v for k, v in (overrides or {}).items() if k != "run_name"}}  # fmt: skip
-    log(f"Run {run.name!r} in {run.rel(run.dir)}: stages {', '.join(chosen)}")
-    for stage in chosen:
-        log(f"[{stage}] running")
-        t0 = time.perf_counter()
-        execute_stage(run, stage, identity)
-        run.record_timing(stage, time.perf_counter() - t0)
-        log(f"[{stage}] done in {time.perf_counter() - t0:.1f} s")
+    with run.lock(), _environ(LOCK_ENV, str(run.dir.resolve())):  # the kernels work under this process's lock
+        log(f"Run {run.name!r} in {run.rel(run.dir)}: stages {', '.join(chosen)}")
+        for stage in chosen:
+            log(f"[{stage}] running")
+            t0 = time.perf_counter()
+            execute_stage(run, stage, identity)
+            run.record_timing(stage, time.perf_counter() - t0)
+            log(f"[{stage}] done in {time.perf_counter() - t0:.1f} s")
     return run
 
 
 def execute_stage(run: Run, stage: str, identity: dict) -> Path:
-    """Execute one stage's notebook into the run folder with the parameters it declares; return the copy's path."""
+    """Execute one stage's notebook into the run folder; return the executed copy's path."""
+    return execute(stage, run.notebook(stage), identity, f"stage {stage}")
+
+
+def execute(name: str, out: Path, parameters: dict, what: str) -> Path:
+    """Execute notebooks/<name>.ipynb into out with those of the parameters its parameters cell declares."""
     import papermill as pm
-    from traitlets.config import Config
 
     _use_this_interpreter()
-    src, out = NOTEBOOKS_DIR / f"{stage}.ipynb", run.notebook(stage)
+    src = NOTEBOOKS_DIR / f"{name}.ipynb"
     declared = pm.inspect_notebook(str(src))
     try:
         pm.execute_notebook(
-            str(src), str(out), parameters={k: v for k, v in identity.items() if k in declared}, kernel_name=KERNEL,
+            str(src), str(out), parameters={k: v for k, v in parameters.items() if k in declared}, kernel_name=KERNEL,
             cwd=str(PROJECT_ROOT), progress_bar=False, log_output=True, stdout_file=sys.stdout,
-            stderr_file=sys.stderr, config=Config(KERNEL_CONFIG),
+            stderr_file=sys.stderr, kernel_manager_class=LocalKernelManager,
         )  # fmt: skip
     except pm.PapermillExecutionError as e:
         raise UserError(
-            f"stage {stage} failed in cell {e.exec_count} ({e.ename}: {e.evalue}); "
-            f"the partly executed notebook is kept at {run.rel(out)}"
+            f"{what} failed in cell {e.exec_count} ({e.ename}: {e.evalue}); "
+            f"the partly executed notebook is kept at {relative(out)}"
         ) from None
     return out
+
+
+@contextmanager
+def _environ(key: str, value: str):
+    """os.environ[key] = value for the duration (child processes see it), then as it was."""
+    old = os.environ.get(key)
+    os.environ[key] = value
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = old
 
 
 def _use_this_interpreter() -> None:
@@ -93,27 +130,18 @@ def refresh_sources(log=print) -> None:
 
     import nbformat
     from nbclient import NotebookClient
-    from traitlets.config import Config
 
     _use_this_interpreter()
-    with tempfile.TemporaryDirectory() as tmp:
-        old = os.environ.get(RUNS_ENV)
-        os.environ[RUNS_ENV] = str(Path(tmp) / "runs")
-        try:
-            for stage in STAGES:
-                path = NOTEBOOKS_DIR / f"{stage}.ipynb"
-                nb = nbformat.read(path, as_version=4)
-                NotebookClient(nb, kernel_name=KERNEL, resources={"metadata": {"path": str(PROJECT_ROOT)}},
-                               record_timing=False, timeout=1800, config=Config(KERNEL_CONFIG)).execute()  # fmt: skip
-                for cell in nb.cells:
-                    clean_outputs(cell)
-                nbformat.write(nb, path)
-                log(f"refreshed {relative(path)}")
-        finally:
-            if old is None:
-                os.environ.pop(RUNS_ENV, None)
-            else:
-                os.environ[RUNS_ENV] = old
+    with tempfile.TemporaryDirectory() as tmp, _environ(RUNS_ENV, str(Path(tmp) / "runs")):
+        for name in [*STAGES, COMPARE]:
+            path = NOTEBOOKS_DIR / f"{name}.ipynb"
+            nb = nbformat.read(path, as_version=4)
+            NotebookClient(nb, kernel_name=KERNEL, resources={"metadata": {"path": str(PROJECT_ROOT)}},
+                           record_timing=False, timeout=1800, kernel_manager_class=LocalKernelManager).execute()  # fmt: skip
+            for cell in nb.cells:
+                clean_outputs(cell)
+            nbformat.write(nb, path)
+            log(f"refreshed {relative(path)}")
 
 
 CHECK_MARK = "# NBVAL_CHECK_OUTPUT"

@@ -27,7 +27,11 @@ def data_yaml(params: dict) -> Path:
         return resolve(params["data"])
     key = synthetic.cache_key(params["synth_train"], params["synth_val"], params["synth_imgsz"], params["seed"])
     out = _cache(params) / f"data-{key}"
-    return synthetic.generate(out, params["synth_train"], params["synth_val"], params["synth_imgsz"], params["seed"])
+    if (out / "data.yaml").is_file():
+        return out / "data.yaml"
+    with files.exclusive(out.with_name(f".{out.name}.lock")):  # parallel runs make it once
+        return synthetic.generate(out, params["synth_train"], params["synth_val"], params["synth_imgsz"],
+                                  params["seed"])
 
 
 def model_path(params: dict, train: bool = True) -> tuple[Path, bool]:
@@ -42,7 +46,10 @@ def model_path(params: dict, train: bool = True) -> tuple[Path, bool]:
     if not train:
         raise UserError(f"no starting model yet ({relative(best)} is missing): run stage 00-baseline first "
                         "(python -m prunelib run --stages 00)")  # fmt: skip
-    train_baseline(params, out)
+    with files.exclusive(out.with_name(f".{out.name}.lock")):  # parallel runs train it once; the others wait
+        if best.is_file():
+            return best, True
+        train_baseline(params, out)
     return best, False
 
 
@@ -88,6 +95,6 @@ def ensure(params: dict, log=print) -> dict:
 
 
 def _cache(params: dict) -> Path:
-    from prunelib.runs.folder import runs_root
+    from prunelib.runs.folder import Run, runs_root
 
-    return runs_root(params) / ".cache"
+    return Run(runs_root(params) / params["run_name"], params).cache
