@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PARAMS ?= params/default.yaml
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test lab install bench notebooks clean
+.PHONY: help demo test lab install bench notebooks baseline clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-10s %s\n", $$1, $$2}'
@@ -30,6 +30,9 @@ test: $(STAMP) ## run the full test suite: unit tests, smoke pipeline, nbval ove
 
 lab: $(STAMP) ## start JupyterLab on notebooks/ (as root too, the usual case in a container)
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
+
+baseline: $(STAMP) ## train the embedded baseline again from scratch and ship it in baselines/ (then commit it)
+	$(PY) -m prunelib baseline --params $(PARAMS)
 
 notebooks: $(STAMP) ## re-execute the source notebooks with their default (smoke) parameters and save their outputs
 	$(PY) -m prunelib refresh-notebooks

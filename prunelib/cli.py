@@ -87,6 +87,12 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--debug", action="store_true", help="show tracebacks of expected errors")
     sweep.set_defaults(func=cmd_sweep)
 
+    baseline = sub.add_parser("baseline", help="train the embedded baseline again and ship it in baselines/")
+    baseline.add_argument("--params", action="append", default=[], metavar="FILE", help="parameter YAML (repeatable)")
+    baseline.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one parameter")
+    baseline.add_argument("--debug", action="store_true", help="show tracebacks of expected errors")
+    baseline.set_defaults(func=cmd_baseline)
+
     refresh = sub.add_parser("refresh-notebooks", help="re-execute the source notebooks and save their outputs")
     refresh.add_argument("--debug", action="store_true")
     refresh.set_defaults(func=cmd_refresh)
@@ -146,6 +152,18 @@ def cmd_sweep(args) -> int:
           + (f"; failed: {', '.join(failed)} (see sweep.json)" if failed else "")
           + f"; {relative(plan.folder.summary_md)}")
     return 1 if failed else 0
+
+
+def cmd_baseline(args) -> int:
+    from prunelib.paths import resolve
+    from prunelib.runs import parameters
+    from prunelib.training import embedded
+
+    params = parameters.load([resolve(f) for f in args.params], parameters.parse_set(args.set))
+    if params["model"]:
+        raise UserError(f"model: {params['model']!r} is set; the embedded baseline is only for runs without one")
+    embedded.ship(params)
+    return 0
 
 
 def cmd_params(args) -> int:

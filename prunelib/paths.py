@@ -19,6 +19,7 @@ def _find_root() -> Path:
 
 PROJECT_ROOT = _find_root()
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
+BASELINES_DIR = PROJECT_ROOT / "baselines"  # embedded baselines the kit trained once and ships (make baseline)
 # Kit-owned state (Ultralytics settings, fonts); never the user's ~/.config.
 KIT_HOME = Path(os.environ.get("PRUNELIB_HOME", PROJECT_ROOT / ".cache")).resolve()
 

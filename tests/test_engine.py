@@ -148,9 +148,25 @@ print("OK", len(r), type(m.model).__name__, out.endswith(".onnx"), any(type(x)._
     assert "OK 1 DetectionModel True True" in r.stdout
 
 
-def test_speedup_goal_keeps_stepping_until_reached(smoke_start):
-    run = open_smoke("speedup-goal", target_speedup=1.5, iterative_steps=1, finetune_epochs=0, max_map_drop=1.0)
+def test_speedup_goal_is_reached_in_its_steps(smoke_start):
+    run = open_smoke("speedup-goal", target_speedup=1.6, iterative_steps=2, finetune_epochs=0, max_map_drop=1.0)
     stages.replace(run, log=quiet)
     ledger = stages.prune(run, log=quiet)
-    assert ledger[-1]["stop"] == "target_reached" and ledger[-1]["speedup"] >= 1.5
-    assert all(r["speedup"] < 1.5 for r in ledger[:-1]) and len(ledger) <= 3
+    assert ledger[-1]["stop"] == "target_reached" and 1.6 <= ledger[-1]["speedup"] < 1.6 * 1.05
+    assert len(ledger) == 2 and ledger[0]["speedup"] < 1.6
+
+
+def test_a_shipped_baseline_is_used_instead_of_training(smoke_start, smoke_params, tmp_path):
+    import shutil
+
+    from prunelib.errors import UserError
+    from prunelib.training import embedded
+
+    params = {**smoke_params, "cache_dir": str(tmp_path / "empty-cache")}
+    name = f"baseline-{embedded.baseline_key(params)}"
+    with pytest.raises(UserError, match="no starting model yet"):
+        embedded.model_path(params, train=False, shipped=tmp_path / "shipped")
+    shutil.copytree(smoke_start["model"].parent.parent, tmp_path / "shipped" / name)
+    path, source = embedded.model_path(params, train=False, shipped=tmp_path / "shipped")
+    assert source == "shipped" and sha(path) == sha(smoke_start["model"])
+    assert embedded.model_path(params, train=False, shipped=tmp_path / "nothing")[1] == "cache"

@@ -80,3 +80,8 @@ def test_bad_parameter_file(tmp_path):
     f.write_text("a: [\n")
     with pytest.raises(UserError, match="is not valid YAML"):
         load([f])
+
+
+def test_command_line_values_in_exponent_notation_are_numbers():
+    assert parse_set(["lr0=1e-3", "batch=8", "run_name=1e3x"]) == {"lr0": 0.001, "batch": 8, "run_name": "1e3x"}
+    assert load(overrides=parse_set(["lr0=5e-4"]))["lr0"] == 5e-4

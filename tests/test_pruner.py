@@ -37,12 +37,29 @@ def test_step_ratio_compounds_to_the_target():
     assert policy.corrected_step_ratio(0.5, 2, 2, 1000, 800) == pytest.approx(1 - 500 / 800)
 
 
+@pytest.mark.parametrize("target,steps,fixed", [(2.0, 3, 0.0), (2.0, 3, 0.2), (2.0, 3, 0.4), (3.0, 2, 0.0),
+                                                (3.0, 2, 0.2), (1.5, 1, 0.0), (1.5, 1, 0.3)])  # fmt: skip
+def test_speedup_goal_reaches_its_target_in_its_steps_whatever_does_not_shrink(target, steps, fixed):
+    # a model whose MACs are fixed + rest * kept^2 (channels rounded down, as Torch-Pruning does), pruned as the loop
+    # does: until reached; the fixed part is learnt from the first step, so one step more only when steps == 1
+    goal, channels0, macs0 = policy.SpeedupGoal(target, steps, 3 * steps), 1000, 1e9
+    unpruned = current = {"channels": channels0, "macs": macs0}
+    for step in range(1, goal.most_steps + 1):
+        channels = int(current["channels"] * (1 - goal.ratio(step, unpruned, current)))
+        current = {"channels": channels, "macs": macs0 * (fixed + (1 - fixed) * (channels / channels0) ** 2)}
+        if policy.stop_reason(goal, step, True, macs0 / current["macs"]):
+            break
+    assert step <= (steps if fixed == 0 or steps > 1 else 2)
+    assert target <= macs0 / current["macs"] < target * 1.02
+
+
 def test_goal_and_budget_decide_when_to_stop():
     rate = policy.goal(params(target_prune_rate=0.5, iterative_steps=3))
-    assert rate.most_steps == 3 and rate.ratio(1, 1000, 1000) == pytest.approx(policy.step_ratio(0.5, 3))
+    unpruned = {"channels": 1000, "macs": 1e9}
+    assert rate.most_steps == 3 and rate.ratio(1, unpruned, unpruned) == pytest.approx(policy.step_ratio(0.5, 3))
     assert [policy.stop_reason(rate, s, True, 9.0) for s in (1, 2, 3)] == [None, None, "done"]
     speed = policy.goal(params(target_speedup=2.0, iterative_steps=2))
-    assert speed.most_steps == 6 and speed.ratio(4, 1000, 10) == pytest.approx(policy.speedup_step_ratio(2.0, 2))
+    assert speed.most_steps == 6 and speed.ratio(1, unpruned, unpruned) == pytest.approx(policy.speedup_step_ratio(2, 2))
     assert policy.stop_reason(speed, 1, True, 1.9) is None and policy.stop_reason(speed, 2, True, 2.0) == "target_reached"
     assert policy.stop_reason(speed, 6, True, 1.5) == "done" and policy.stop_reason(speed, 1, False, 3.0) == "map_drop"
     budget = policy.budget(params(max_map_drop=0.1, max_map_drop_rel=0.1))

@@ -60,12 +60,12 @@ def prune_loop(run: Run, log=print, on_step=None, evaluate=validate) -> list[dic
     model = checkpoints.load_model(run.step_weights(done) if done else run.replaced)
     if done:
         log(f"Resuming run {run.name!r} after step {done}")
-    # prunable channels left: each step counts them after pruning, so only a resumed run counts them here
-    channels = pruner.prunable_channels(model, params["ignore_layers"], loop.x) if done else unpruned["channels"]
+    # prunable channels and MACs now: each step measures them after pruning, so only a resumed run counts them here
+    current = {"channels": ledger[-1]["channels"], "macs": ledger[-1]["macs"]} if done else unpruned
     for step in range(done + 1, loop.goal.most_steps + 1):
-        ratio = loop.goal.ratio(step, unpruned["channels"], channels)
+        ratio = loop.goal.ratio(step, unpruned, current)
         record, model = prune_step(loop, model, step, ratio)
-        channels = record["channels"]
+        current = {"channels": record["channels"], "macs": record["macs"]}
         ledger.append(record)
         if on_step:
             on_step(record)

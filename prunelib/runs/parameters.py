@@ -154,11 +154,21 @@ def parse_set(items) -> dict:
         if "=" not in item:
             raise UserError(f"--set {item!r}: expected key=value, e.g. --set iterative_steps=3")
         key, value = item.split("=", 1)
-        try:
-            out[key.strip()] = yaml.safe_load(value) if value.strip() else ""
-        except yaml.YAMLError:
-            out[key.strip()] = value
+        out[key.strip()] = parse_value(value)
     return out
+
+
+def parse_value(text: str):
+    """One command-line value: a YAML scalar or list ('' for nothing; 1e-3 is a number, as people mean it)."""
+    if not text.strip():
+        return ""
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    if isinstance(value, str) and re.fullmatch(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+", value):
+        return float(value)
+    return value
 
 
 def read_yaml(path) -> dict:

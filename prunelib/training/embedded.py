@@ -2,21 +2,23 @@
 YOLO11n trained on it from ``yolo11n.yaml``).
 
 The embedded ones are cached under ``<runs>/.cache/`` keyed by everything that determines them (generator settings,
-training settings, library versions), so a second run reuses them. A training killed mid-way leaves a temporary
-folder there, removed by the next training.
+training settings, library versions), so a second run reuses them. The default's baseline is also shipped in
+``baselines/`` (trained once with this code; ``make baseline`` trains it again): a run whose key matches copies it
+instead of training. A training killed mid-way leaves a temporary folder in the cache, removed by the next one.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from importlib.metadata import version
 from pathlib import Path
 
 from prunelib import files
 from prunelib.errors import UserError
 from prunelib.offline import use_all_cores
-from prunelib.paths import relative, resolve
+from prunelib.paths import BASELINES_DIR, relative, resolve
 from prunelib.training import synthetic
 from prunelib.training.arguments import ultralytics_args
 
@@ -34,26 +36,51 @@ def data_yaml(params: dict) -> Path:
                                   params["seed"])
 
 
-def model_path(params: dict, train: bool = True) -> tuple[Path, bool]:
-    """(the run's starting checkpoint, whether it came from the cache). Trains the embedded baseline when it is
-    missing and train is set; otherwise a missing baseline is a UserError naming the stage that makes it."""
+def model_path(params: dict, train: bool = True, shipped: Path = BASELINES_DIR) -> tuple[Path, str]:
+    """(the run's starting checkpoint, where it came from: 'user', 'cache', 'shipped' or 'trained'). The embedded
+    baseline comes from the cache, else from the shipped copy with the same key, else it is trained (when train is
+    set; otherwise a missing baseline is a UserError naming the stage that makes it)."""
     if params["model"]:
-        return resolve(params["model"]), False
-    out = _cache(params) / f"baseline-{baseline_key(params)}"
+        return resolve(params["model"]), "user"
+    name = f"baseline-{baseline_key(params)}"
+    out = _cache(params) / name
     best = out / "weights" / "best.pt"
     if best.is_file():
-        return best, True
-    if not train:
-        raise UserError(f"no starting model yet ({relative(best)} is missing): run stage 00-baseline first "
-                        "(python -m prunelib run --stages 00)")  # fmt: skip
-    with files.exclusive(out.with_name(f".{out.name}.lock")):  # parallel runs train it once; the others wait
+        return best, "cache"
+    with files.exclusive(out.with_name(f".{name}.lock")):  # parallel runs make it once; the others wait
         if best.is_file():
-            return best, True
+            return best, "cache"
+        if (shipped / name / "weights" / "best.pt").is_file():
+            with files.atomic(out) as tmp:
+                shutil.copytree(shipped / name, tmp)
+            return best, "shipped"
+        if not train:
+            raise UserError(f"no starting model yet ({relative(best)} is missing): run stage 00-baseline first "
+                            "(python -m prunelib run --stages 00)")  # fmt: skip
         train_baseline(params, out)
-    return best, False
+    return best, "trained"
 
 
-def baseline_key(params: dict) -> str:
+def ship(params: dict, shipped: Path = BASELINES_DIR, log=print) -> Path:
+    """Train the embedded baseline again from scratch (whatever is cached or shipped) and put it in shipped, replacing
+    any other shipped baseline: what `make baseline` does; commit the folder it returns."""
+    name = f"baseline-{baseline_key(params)}"
+    out = _cache(params) / name
+    with files.exclusive(out.with_name(f".{name}.lock")):
+        shutil.rmtree(out, ignore_errors=True)
+        train_baseline(params, out)
+    for old in shipped.glob("baseline-*"):
+        shutil.rmtree(old)
+    with files.atomic(shipped / name) as tmp:
+        (tmp / "weights").mkdir(parents=True)
+        shutil.copyfile(out / "weights" / "best.pt", tmp / "weights" / "best.pt")
+        shutil.copyfile(out / "key.json", tmp / "key.json")
+    log(f"Shipped {relative(shipped / name)}: commit it so every checkout reuses it")
+    return shipped / name
+
+
+def baseline_settings(params: dict) -> dict:
+    """Everything the embedded baseline depends on (its cache key is their hash)."""
     settings = {
         k: params[k]
         for k in ("synth_train", "synth_val", "synth_imgsz", "seed", "baseline_epochs", "baseline_cfg", "baseline_lr0",
@@ -61,7 +88,11 @@ def baseline_key(params: dict) -> str:
     }
     settings["generator"] = synthetic.GENERATOR_VERSION
     settings["versions"] = [version(p) for p in ("torch", "ultralytics")]
-    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
+    return settings
+
+
+def baseline_key(params: dict) -> str:
+    return hashlib.sha256(json.dumps(baseline_settings(params), sort_keys=True).encode()).hexdigest()[:12]
 
 
 def train_baseline(params: dict, out: Path) -> Path:
@@ -75,7 +106,7 @@ def train_baseline(params: dict, out: Path) -> Path:
         for event in ("on_train_start", "on_val_start"):
             model.add_callback(event, use_all_cores(params["threads"]))
         model.train(**ultralytics_args(params, "train", data, project=str(tmp.parent), name=tmp.name))
-        (tmp / "key.json").write_text(json.dumps({"key": out.name}))
+        (tmp / "key.json").write_text(json.dumps({"key": out.name, "settings": baseline_settings(params)}, indent=2))
     return out / "weights" / "best.pt"
 
 
@@ -88,10 +119,10 @@ def ensure(params: dict, log=print) -> dict:
         return {"data": str(data), "model": str(resolve(params["model"])), "source": "user"}
     log(f"Synthetic data set: {params['synth_train']} train / {params['synth_val']} val images, "
         f"{params['synth_imgsz']} px, {len(synthetic.CLASSES)} classes")
-    path, cached = model_path(params)
-    log(("Reused the cached baseline " if cached else "Trained the baseline ") + f"({params['baseline_cfg']}, "
-        f"{params['baseline_epochs']} epochs at imgsz {params['imgsz']})")
-    return {"data": str(data), "model": str(path), "source": "cache" if cached else "trained"}
+    path, source = model_path(params)
+    said = {"cache": "Reused the cached baseline", "shipped": "Used the shipped baseline", "trained": "Trained the baseline"}
+    log(f"{said[source]} ({params['baseline_cfg']}, {params['baseline_epochs']} epochs at imgsz {params['imgsz']})")
+    return {"data": str(data), "model": str(path), "source": source}
 
 
 def _cache(params: dict) -> Path:

@@ -1,0 +1,9 @@
+"""Runs: the parameters, the run folder, the loop's policy and the loop, the stages, and the papermill pipeline.
+
+``from prunelib import runs`` gives what notebooks and scripts need to open a run: ``runs.open_run`` (create or
+reopen from parameter files) and ``runs.load_run`` (an existing run by name).
+"""
+
+from prunelib.runs.folder import Run, find_runs, load_run, open_run, runs_root
+
+__all__ = ["Run", "find_runs", "load_run", "open_run", "runs_root"]

@@ -1,0 +1,113 @@
+"""The loop's policy, as small objects: a goal (how much each step prunes, how many steps at most, when it is
+reached) and a budget (is a step's accuracy still acceptable). The loop measures; these decide.
+
+Schedules are pure functions of the numbers the loop measured, so they are tested without a model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+def step_ratio(target: float, steps: int) -> float:
+    """Per-step share of the current channels to remove so that ``steps`` steps remove ``target`` in all."""
+    return 1.0 - (1.0 - target) ** (1.0 / steps)
+
+
+def corrected_step_ratio(target: float, steps: int, step: int, base_channels: int, current_channels: int) -> float:
+    """The share of the current channels that brings the total to its schedule after ``step`` of ``steps``.
+
+    Equal to step_ratio() when every earlier step removed exactly its share; otherwise it absorbs their rounding
+    (Torch-Pruning keeps floor(channels * (1 - ratio)) per group), so the last step lands on the target.
+    """
+    keep = base_channels * (1.0 - target) ** (step / steps)
+    return min(max(1.0 - keep / current_channels, 0.0), 0.99)
+
+
+def speedup_step_ratio(target_speedup: float, steps: int) -> float:
+    """Per-step channel ratio aiming at a MACs speed-up in ``steps`` steps if MACs fell with channels squared."""
+    return 1.0 - target_speedup ** (-1.0 / (2 * steps))
+
+
+def measured_speedup_ratio(target_macs: float, unpruned_macs: float, macs: float, kept: float) -> float:
+    """The share of the current prunable channels to remove so that MACs fall to target_macs.
+
+    MACs = fixed + (unpruned - fixed) * kept^2: ignored layers (Detect, C2PSA) and the image's first conv do not
+    shrink with the prunable channels. The fixed part is fitted from what was measured so far (none before the first
+    step), so each step corrects the last one's estimate.
+    """
+    fixed = 0.0
+    if kept < 1.0:
+        fixed = min(max(unpruned_macs - (unpruned_macs - macs) / (1.0 - kept**2), 0.0), macs)
+    keep = ((max(target_macs - fixed, 0.0)) / (unpruned_macs - fixed)) ** 0.5
+    return min(max(1.0 - keep / kept, 0.0), 0.9)
+
+
+@dataclass(frozen=True)
+class ChannelGoal:
+    """Remove ``target`` of the prunable channels in exactly ``steps`` steps (the reference's schedule)."""
+
+    target: float
+    steps: int
+
+    @property
+    def most_steps(self) -> int:
+        return self.steps
+
+    def ratio(self, step: int, unpruned: dict, current: dict) -> float:
+        return corrected_step_ratio(self.target, self.steps, step, unpruned["channels"], current["channels"])
+
+    def reached(self, speedup: float) -> bool:
+        return False  # the last step ends the run ('done'), whatever the MACs
+
+
+@dataclass(frozen=True)
+class SpeedupGoal:
+    """Cut MACs by ``target`` in ``steps`` steps, each step taking an equal factor of what remains (from the MACs
+    measured so far); stepping on until reached or ``most_steps``."""
+
+    target: float
+    steps: int
+    most_steps: int
+
+    def ratio(self, step: int, unpruned: dict, current: dict) -> float:
+        """unpruned, current: {'channels', 'macs'} of the unpruned model and of the model before this step."""
+        remaining = max(1, self.steps - step + 1)
+        target_macs = current["macs"] * (unpruned["macs"] / self.target / current["macs"]) ** (1.0 / remaining)
+        kept = current["channels"] / unpruned["channels"]
+        return measured_speedup_ratio(target_macs, unpruned["macs"], current["macs"], kept)
+
+    def reached(self, speedup: float) -> bool:
+        return speedup >= self.target
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How much mAP50-95 a step may lose against the unpruned model: absolute, and optionally relative."""
+
+    max_drop: float
+    max_drop_rel: float = 0.0
+
+    def within(self, unpruned_map: float, recovered_map: float) -> bool:
+        drop = unpruned_map - recovered_map
+        return drop <= self.max_drop and (not self.max_drop_rel or drop <= self.max_drop_rel * unpruned_map)
+
+
+def goal(params: dict) -> ChannelGoal | SpeedupGoal:
+    n = params["iterative_steps"]
+    if params["target_speedup"]:
+        return SpeedupGoal(params["target_speedup"], n, params["max_steps"] or 3 * n)
+    return ChannelGoal(params["target_prune_rate"], n)
+
+
+def budget(params: dict) -> Budget:
+    return Budget(params["max_map_drop"], params["max_map_drop_rel"])
+
+
+def stop_reason(goal_: ChannelGoal | SpeedupGoal, step: int, within: bool, speedup: float) -> str | None:
+    """Why the loop stops after this step, or None to go on."""
+    if not within:
+        return "map_drop"
+    if goal_.reached(speedup):
+        return "target_reached"
+    return "done" if step >= goal_.most_steps else None

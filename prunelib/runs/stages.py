@@ -1,0 +1,208 @@
+"""The stages of a run, one function each, taking the Run and reading and writing its files.
+
+The notebooks call these and display what they return; ``python -m prunelib prune`` calls the same functions in the
+same order (``run_stages``), so both paths leave the same files. A stage needs what the stages before it made and
+says which stage to run when it is missing.
+
+| stage              | function   | writes                                                                   |
+|--------------------|------------|--------------------------------------------------------------------------|
+| 00-baseline        | baseline   | (the cached synthetic data and baseline, unless yours), data-preview.jpg |
+| 10-inspect         | inspect    | nothing: layers, blocks, ignored layers, dependency groups               |
+| 20-replace-c3k2    | replace    | replaced.pt, unpruned.json                                               |
+| 30-prune-loop      | prune      | steps/step_XX/, ledger.jsonl, final.pt                                   |
+| 40-analysis        | analyse    | perf.png, channels.png, pareto.png, sensitivity.png/.json                |
+| 50-export          | export     | final.onnx, replaced.onnx, export.json, report.md                        |
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import hashlib
+import json
+import time
+from importlib.metadata import version
+from pathlib import Path
+
+from prunelib import files
+from prunelib.deployment import export as exporter
+from prunelib.presentation import analysis, plotting, report
+from prunelib.runs import loop
+from prunelib.runs.folder import Run
+from prunelib.surgery import checkpoints, inspection, measuring, pruner
+from prunelib.surgery.replacement import max_output_difference, replace_c3k2
+from prunelib.training import datasets, embedded
+from prunelib.training.validation import evaluate
+
+
+def _holds_the_run(stage):
+    """Every stage holds the run's lock while it works (re-entrant; see Run.lock)."""
+
+    @functools.wraps(stage)
+    def locked(run: Run, *args, **kwargs):
+        with run.lock():
+            return stage(run, *args, **kwargs)
+
+    return locked
+
+
+@_holds_the_run
+def baseline(run: Run, log=print) -> dict:
+    """The run's data and starting model (the embedded baseline is made or taken from the cache), and a preview."""
+    start = embedded.ensure(run.params, log)
+    names = datasets.check_data_yaml(start["data"])["names"]
+    plotting.data_preview(start["data"], run.data_preview)
+    return {**start, "classes": list(names.values()) if isinstance(names, dict) else list(names),
+            "preview": run.data_preview}  # fmt: skip
+
+
+@_holds_the_run
+def inspect(run: Run, log=print) -> dict:
+    """What the starting model is made of, as the pruner will see it."""
+    params = run.params
+    model = checkpoints.load_model(embedded.model_path(params, train=False)[0])
+    return {
+        "summary": inspection.summary(model, params),
+        "layers": measuring.layer_table(model, params["imgsz"]),
+        "blocks": inspection.blocks(model),
+        "ignored": inspection.ignored(model, params),
+        "groups": inspection.dependency_groups(model, params),
+    }
+
+
+@_holds_the_run
+def replace(run: Run, log=print, evaluate=evaluate) -> dict:
+    """replaced.pt (every C3k2/C2f made prunable, checked exact) and unpruned.json, its measurements; made once per
+    run, and shared through the cache by runs of the same model, data and measuring settings (a sweep's runs)."""
+    info = run.read_json(run.unpruned_json)
+    if info and run.replaced.is_file():
+        return info
+    params = run.params
+    source, _ = embedded.model_path(params, train=False)
+    shared = Run(run.cache / f"unpruned-{_unpruned_key(params, source)}", params)
+    if evaluate is not _VALIDATOR:  # scripted measurements (tests) are never shared
+        return _replace_and_measure(run, source, evaluate, log)
+    with files.exclusive(shared.dir.with_name(f".{shared.dir.name}.lock")):  # parallel runs measure it once
+        if shared.unpruned_json.is_file():
+            files.copy(shared.replaced, run.replaced)
+            files.copy(shared.unpruned_json, run.unpruned_json)
+            log(f"Reused the unpruned model and its measurements from {run.rel(shared.dir)}")
+            return run.read_json(run.unpruned_json)
+        info = _replace_and_measure(run, source, evaluate, log)
+        _share(run, shared)
+    return info
+
+
+def _replace_and_measure(run: Run, source: Path, evaluate, log) -> dict:
+    params = run.params
+    original = checkpoints.load_model(source)
+    model = copy.deepcopy(original)
+    replaced = replace_c3k2(model)
+    x = measuring.example_inputs(params["imgsz"])
+    diff, diff_train = (max_output_difference(original, model, x, train=t) for t in (False, True))
+    log(f"Replaced {len(replaced)} C3k2/C2f blocks; max |output difference| {diff:.2e}")
+    checkpoints.save_model(model, run.replaced)
+    macs, n = measuring.macs_params(model, params["imgsz"])
+    t0 = time.perf_counter()
+    metrics = evaluate(model, params, embedded.data_yaml(params), run.val_dir("unpruned"))
+    info = {
+        "source": params["model"] or run.rel(source),
+        "data": params["data"] or "synthetic",
+        "replaced_blocks": [list(r) for r in replaced],
+        "max_abs_diff": diff,
+        "max_abs_diff_train": diff_train,
+        "macs": macs,
+        "params": n,
+        "channels": pruner.prunable_channels(model, params["ignore_layers"], x),
+        "seconds_validate": round(time.perf_counter() - t0, 2),
+        **metrics,
+    }
+    run.write_json(run.unpruned_json, info)
+    log(f"Unpruned: params {n / 1e6:.2f}M, MACs {macs / 1e9:.2f}G, mAP50-95 {metrics['map50_95']:.4f}")
+    return info
+
+
+_VALIDATOR = evaluate  # replace() shares only what the real validator measured
+
+
+def _unpruned_key(params: dict, source: Path) -> str:
+    """What the replaced model and its measurements depend on: the checkpoint's bytes, the data, the settings."""
+    data = embedded.data_yaml(params)
+    blob = {"model": hashlib.sha256(Path(source).read_bytes()).hexdigest(), "data": str(data),
+            "data_yaml": data.read_text(), "versions": [version(p) for p in ("torch", "ultralytics", "torch-pruning")],
+            **{k: params[k] for k in ("imgsz", "batch", "ignore_layers")}}  # fmt: skip
+    return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _share(run: Run, shared: Run) -> None:
+    try:
+        with files.atomic(shared.dir) as tmp:
+            tmp.mkdir()
+            for path in (run.replaced, run.unpruned_json):
+                files.copy(path, tmp / path.name)
+    except OSError:  # another run shared the same first
+        pass
+
+
+@_holds_the_run
+def prune(run: Run, log=print, on_step=None, evaluate=evaluate) -> list[dict]:
+    """The prune -> fine-tune loop (resumed where it stopped); returns the ledger."""
+    return loop.prune_loop(run, log=log, on_step=on_step, evaluate=evaluate)
+
+
+@_holds_the_run
+def analyse(run: Run, log=print) -> dict:
+    """The figures of the run (and the sensitivity scan when on); returns their paths and the channel table."""
+    params = run.params
+    unpruned = run.read_json(run.unpruned_json)
+    plotting.performance(run.read_ledger(), unpruned, run.perf_png)
+    before = measuring.layer_table(checkpoints.load_model(run.replaced), params["imgsz"])
+    after = measuring.layer_table(checkpoints.load_model(run.final), params["imgsz"])
+    plotting.channels(before, after, run.channels_png)
+    plotting.pareto(analysis.pareto_series(run.dir.parent), run.pareto_png)
+    figures = [run.perf_png, run.channels_png, run.pareto_png]
+    if params["sensitivity"]:
+        scan = analysis.sensitivity(run, embedded.data_yaml(params), log)
+        plotting.sensitivity(scan, unpruned["map50_95"], run.sensitivity_png)
+        figures.append(run.sensitivity_png)
+    rows = [{"layer": b["layer"], "type": b["type"], "before": b["c_out"], "after": a["c_out"]}
+            for b, a in zip(before, after) if b["c_out"]]  # fmt: skip
+    return {"figures": figures, "channels": rows}
+
+
+@_holds_the_run
+def export(run: Run, log=print) -> dict:
+    """final.pt to ONNX (checked against torch), latency of the unpruned and the final model, then report.md."""
+    p = run.params
+    onnx = {label: exporter.export_onnx(pt, p["imgsz"], p["onnx_simplify"], p["opset"])
+            for label, pt in (("pruned", run.final), ("original", run.replaced))}  # fmt: skip
+    diff = exporter.check_onnx(run.final, onnx["pruned"], p["imgsz"])
+    models = {"original": (run.replaced, onnx["original"]), "pruned": (run.final, onnx["pruned"])}
+    rows = exporter.latency_table(models, p["imgsz"], p["latency_runs"], p["latency_warmup"], p["latency_threads"])
+    result = {"onnx": run.rel(onnx["pruned"]), "onnx_max_abs_diff": diff,
+              "latency": exporter.with_speedups(rows, "original")}  # fmt: skip
+    run.write_json(run.export_json, result)
+    report.write_report(run)
+    log(f"Exported {run.rel(onnx['pruned'])} (onnxruntime vs torch max |diff| {diff:.1e}); {run.rel(run.report_md)}")
+    return result
+
+
+STAGES = {
+    "00-baseline": baseline,
+    "10-inspect": inspect,
+    "20-replace-c3k2": replace,
+    "30-prune-loop": prune,
+    "40-analysis": analyse,
+    "50-export": export,
+}
+
+
+@_holds_the_run
+def run_stages(run: Run, names=None, log=print) -> None:
+    """Call the stage functions in order (the CLI's path; the pipeline executes their notebooks instead)."""
+    for name in names or STAGES:
+        log(f"[{name}] running")
+        t0 = time.perf_counter()
+        STAGES[name](run, log=log)
+        run.record_timing(name, time.perf_counter() - t0)
+        log(f"[{name}] done in {time.perf_counter() - t0:.1f} s")

@@ -1,0 +1,295 @@
+"""Sweeps: every combination of a grid of parameter values as an ordinary run, side by side under ``runs/<sweep>/``,
+then one comparison.
+
+A sweep is base parameter files, fixed overrides (``--set``) and a grid (``--grid key=v1,v2``), from the command line
+or a YAML file (``params/sweeps/*.yaml``: ``params``, ``set``, ``grid``). Each combination is checked before anything
+runs, then executed as ``python -m prunelib run`` (the staged notebooks, papermill) in its own process, named by what
+varies. Running the sweep again skips finished runs, resumes interrupted ones (the run's own resume) and re-runs
+failed ones; a failure is recorded in ``sweep.json`` (stage, error line) and the others go on. Runs share the
+embedded baseline and the unpruned model's measurements through the cache. ``--list`` prints the same runs as
+self-contained commands for a scheduler (Slurm job array, GNU parallel) over a shared runs folder; the run lock
+keeps two hosts off one run, and ``sweep`` afterwards only compares.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from queue import Queue
+
+import yaml
+
+from prunelib import files
+from prunelib.errors import UserError
+from prunelib.paths import PROJECT_ROOT, relative, resolve
+from prunelib.runs import parameters
+from prunelib.runs.folder import check_inputs, runs_root
+from prunelib.runs.pipeline import COMPARE, execute
+from prunelib.runs.stages import STAGES
+
+SWEEP_KEYS = ("params", "set", "grid")  # what a sweep YAML holds (its name is the file's stem unless --name)
+
+
+@dataclass(frozen=True)
+class SweepFolder:
+    """What a sweep folder holds, beside its runs (every name spelled here)."""
+
+    dir: Path
+    status_json = property(lambda self: self.dir / "sweep.json")
+    logs = property(lambda self: self.dir / "logs")
+    notebook = property(lambda self: self.dir / f"{COMPARE}.ipynb")
+    summary_csv = property(lambda self: self.dir / "summary.csv")
+    summary_md = property(lambda self: self.dir / "summary.md")
+    pareto_png = property(lambda self: self.dir / "compare-pareto.png")
+
+    def curves_png(self, key: str) -> Path:
+        return self.dir / f"compare-{key}.png"
+
+    def log(self, run: str) -> Path:
+        return self.logs / f"{run}.log"
+
+    def statuses(self) -> dict:
+        return (json.loads(self.status_json.read_text()) if self.status_json.is_file() else {}).get("runs", {})
+
+
+@dataclass(frozen=True)
+class Sweep:
+    name: str
+    params_files: tuple[str, ...]
+    fixed: dict  # overrides every run shares
+    grid: dict  # key -> values, in the order given
+    root: Path = field(init=False)
+    cache: Path = field(init=False)
+
+    def __post_init__(self):
+        base = runs_root(parameters.load([resolve(f) for f in self.params_files], self.fixed))
+        object.__setattr__(self, "root", base / self.name)
+        object.__setattr__(self, "cache", base / ".cache")  # shared with every run outside the sweep
+
+    @property
+    def folder(self) -> SweepFolder:
+        return SweepFolder(self.root)
+
+    def combinations(self) -> list[dict]:
+        keys = list(self.grid)
+        return [dict(zip(keys, values)) for values in itertools.product(*(self.grid[k] for k in keys))]
+
+    def overrides(self, combo: dict) -> dict:
+        """All overrides of one run: fixed, its combination, its name, where it lives, the shared cache."""
+        return {**self.fixed, **combo, "run_name": run_name(combo), "runs_dir": relative(self.root),
+                "cache_dir": relative(self.cache)}  # fmt: skip
+
+    def command(self, combo: dict, python: str = sys.executable) -> list[str]:
+        args = [python, "-m", "prunelib", "run"]
+        for f in self.params_files:
+            args += ["--params", relative(resolve(f))]
+        for key, value in self.overrides(combo).items():
+            args += ["--set", f"{key}={_yaml_value(value)}"]
+        return args
+
+
+def load(sweep_file=None, params_files=(), grid_items=(), set_items=(), name=None) -> Sweep:
+    """A sweep from a YAML file and/or the command line (the command line adds to the file and wins)."""
+    spec = _read_sweep_file(sweep_file) if sweep_file else {}
+    grid = {**spec.get("grid", {}), **parse_grid(grid_items)}
+    if not grid:
+        raise UserError("sweep: no grid; give --grid key=v1,v2 (repeatable) or a --sweep file with a 'grid' mapping")
+    name = name or (Path(sweep_file).stem if sweep_file else None)
+    if not name:
+        raise UserError("sweep: --name is required (the folder under the runs folder holding the sweep's runs)")
+    params_files = tuple(spec.get("params", [])) + tuple(params_files)
+    fixed = {**spec.get("set", {}), **parameters.parse_set(set_items)}
+    sweep = Sweep(name, params_files, fixed, {k: list(v) for k, v in grid.items()})
+    check(sweep)
+    return sweep
+
+
+def parse_grid(items) -> dict[str, list]:
+    """``key=v1,v2`` strings to {key: [v1, v2]}; values parsed as YAML like --set, commas inside [] kept."""
+    grid = {}
+    for item in items or ():
+        key, sep, values = item.partition("=")
+        if not sep or not key.strip() or not values.strip():
+            raise UserError(f"--grid {item!r}: expected key=v1,v2,..., e.g. --grid importance=l2,random")
+        grid[key.strip()] = [parameters.parse_value(v) for v in _split_top_level(values)]
+    return grid
+
+
+def check(sweep: Sweep) -> list[dict]:
+    """Every run's parameters and inputs checked before anything runs; returns them. Names must be distinct."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", sweep.name):
+        raise UserError(f"sweep name {sweep.name!r} is not allowed; expected 1-64 letters, digits, '.', '_' or '-'")
+    checked, seen = [], {}
+    for combo in sweep.combinations():
+        try:
+            p = parameters.load([resolve(f) for f in sweep.params_files], sweep.overrides(combo))
+        except UserError as e:
+            raise UserError(f"sweep run {run_name(combo)!r}: {e}") from None
+        if p["run_name"] in seen:
+            raise UserError(f"sweep: combinations {seen[p['run_name']]} and {combo} give the same run name")
+        seen[p["run_name"]] = combo
+        checked.append(p)
+    for inputs in {(p["model"], p["data"], p["cfg"]): p for p in checked}.values():
+        check_inputs(inputs)
+    return checked
+
+
+def run_name(combo: dict) -> str:
+    """A readable, stable name for one combination: key-value pairs joined by '__' (shortened with a hash if long)."""
+    name = "__".join(f"{k}-{_slug(v)}" for k, v in combo.items())
+    if len(name) > 64:
+        name = name[:55].rstrip("_-.") + "-" + hashlib.sha256(name.encode()).hexdigest()[:8]
+    return name
+
+
+def listing(sweep: Sweep) -> str:
+    """One self-contained shell command per run, for a scheduler; they write where the sweep expects."""
+    python = os.path.relpath(sys.executable, PROJECT_ROOT) if sys.executable.startswith(str(PROJECT_ROOT)) \
+        else sys.executable  # the venv's own path, not where its symlink points
+    return "\n".join(f"cd {shlex.quote(str(PROJECT_ROOT))} && {shlex.join(sweep.command(c, python))}"
+                     for c in sweep.combinations()) + "\n"  # fmt: skip
+
+
+def run_sweep(sweep: Sweep, jobs: int = 1, devices=(), log=print) -> dict:
+    """Execute the runs not finished yet (jobs at once, CPU threads divided; one run per device when devices are
+    given), record each one's status, then execute the comparison notebook. Returns {run name: status record}."""
+    combos = sweep.combinations()
+    status = sweep.folder.statuses()
+    todo = [c for c in combos if not finished(sweep.root / run_name(c))]
+    for c in combos:
+        if c not in todo:
+            status[run_name(c)] = {**status.get(run_name(c), {}), "status": "done"}
+    slots = Queue()
+    for slot in list(devices) or ["cpu"] * max(1, jobs):
+        slots.put(slot)
+    threads = max(1, (os.cpu_count() or 1) // slots.qsize())
+    log(f"Sweep {sweep.name!r}: {len(combos)} runs, {len(combos) - len(todo)} finished, {len(todo)} to run "
+        f"({slots.qsize()} at a time, {threads} threads each) in {relative(sweep.root)}")
+    counter, writing = itertools.count(len(combos) - len(todo) + 1), threading.Lock()
+
+    def one(combo):
+        slot = slots.get()
+        try:
+            record = _execute(sweep, combo, slot, threads)
+        finally:
+            slots.put(slot)
+        with writing:  # one writer of sweep.json at a time
+            status[run_name(combo)] = record
+            _write_status(sweep, status)
+            log(f"[{next(counter)}/{len(combos)}] {run_name(combo)}: {record['status']} in {record['seconds']:.0f} s"
+                + (f" ({record['error']})" if record.get("error") else ""))
+
+    with ThreadPoolExecutor(max_workers=slots.qsize()) as pool:
+        list(pool.map(one, todo))
+    _write_status(sweep, status)
+    compare_notebook(sweep.root)
+    return {run_name(c): status[run_name(c)] for c in combos}
+
+
+def compare(sweep_dir=None) -> dict:
+    """The comparison stage: summary.csv and summary.md (a row per run), the Pareto plot of the metric against MACs
+    and latency, and one figure per varied key; for a sweep's folder, or any folder of runs ('' = the runs folder)."""
+    from prunelib.presentation import comparison
+
+    folder = SweepFolder(resolve(sweep_dir) if sweep_dir else runs_root())
+    runs = comparison.collect(folder.dir)
+    varied = comparison.varied_keys([run.params for run in runs])
+    statuses = folder.statuses()
+    rows = [comparison.summary_row(run, varied, statuses.get(run.name, {}).get("status") or
+                                   ("done" if finished(run.dir) else "incomplete")) for run in runs]  # fmt: skip
+    comparison.write_csv(rows, folder.summary_csv)
+    files.write_text(folder.summary_md, comparison.markdown(rows, folder.dir.name))
+    figures = [comparison.pareto(rows, folder.pareto_png)]
+    figures += [comparison.curves(rows, key, folder.curves_png(key)) for key in varied]
+    return {"rows": rows, "varied": varied, "figures": figures, "summary": folder.summary_md}
+
+
+def finished(run_dir: Path) -> bool:
+    """A run whose every stage has finished (timings recorded for all) and whose report exists."""
+    from prunelib.runs.folder import Run
+
+    run = Run(run_dir, {})
+    timings = run.read_json(run.timings_json) or {}
+    return run.report_md.is_file() and all(stage in timings for stage in STAGES)
+
+
+def compare_notebook(sweep_dir: Path) -> Path:
+    """Execute the comparison notebook into the sweep folder (again, when new runs finished)."""
+    return execute(COMPARE, sweep_dir / f"{COMPARE}.ipynb", {"sweep_dir": relative(sweep_dir)},
+                   f"the comparison of {relative(sweep_dir)}")
+
+
+def _execute(sweep: Sweep, combo: dict, slot: str, threads: int) -> dict:
+    """One run in its own process; its output goes to logs/<run>.log."""
+    name = run_name(combo)
+    cmd = sweep.command(combo) + ["--set", f"threads={threads}"] + (["--set", f"device={slot}"] if slot != "cpu" else [])
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    t0 = time.perf_counter()
+    log = sweep.folder.log(name)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "w") as out:
+        code = subprocess.run(cmd, cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT).returncode
+    record = {"status": "done" if code == 0 else "failed", "seconds": round(time.perf_counter() - t0, 1),
+              "overrides": combo, "log": relative(log)}  # fmt: skip
+    if code != 0:
+        errors = [line for line in log.read_text().splitlines() if line.startswith("error: ")]
+        record["error"] = errors[-1][len("error: "):] if errors else f"exit code {code}"
+        stage = re.search(r"stage (\S+) failed", record["error"])
+        record["stage"] = stage.group(1) if stage else None
+    return record
+
+
+def _write_status(sweep: Sweep, status: dict) -> None:
+    spec = {"name": sweep.name, "params": list(sweep.params_files), "set": sweep.fixed, "grid": sweep.grid}
+    files.write_text(sweep.folder.status_json, json.dumps({**spec, "runs": status}, indent=2) + "\n")
+
+
+def _read_sweep_file(path) -> dict:
+    spec = parameters.read_yaml(path)
+    unknown = [k for k in spec if k not in SWEEP_KEYS]
+    if unknown:
+        raise UserError(f"sweep file {path!s}: unknown key {unknown[0]!r}; allowed: {', '.join(SWEEP_KEYS)}")
+    if not isinstance(spec.get("grid", {}), dict) or not all(isinstance(v, list) for v in spec.get("grid", {}).values()):
+        raise UserError(f"sweep file {path!s}: 'grid' must map each key to a list of values")
+    if not isinstance(spec.get("set", {}), dict) or not isinstance(spec.get("params", []), list):
+        raise UserError(f"sweep file {path!s}: 'set' must be a mapping and 'params' a list of files")
+    return spec
+
+
+def _split_top_level(text: str) -> list[str]:
+    """'a,[b,c],d' -> ['a', '[b,c]', 'd']."""
+    parts, depth, current = [], 0, ""
+    for ch in text:
+        if ch in "[{":
+            depth += 1
+        elif ch in "]}":
+            depth -= 1
+        if ch == "," and depth == 0:
+            parts.append(current)
+            current = ""
+        else:
+            current += ch
+    return [*parts, current]
+
+
+def _slug(value) -> str:
+    text = "-".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "empty"
+
+
+def _yaml_value(value) -> str:
+    """A value as --set parses it back (YAML flow style)."""
+    if isinstance(value, str):
+        return value
+    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("\n...").strip()
