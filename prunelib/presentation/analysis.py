@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import copy
 
-from prunelib.errors import UserError
-from prunelib.runs.folder import Run, find_runs, load_run
+from prunelib.runs.folder import Run, load_runs
 from prunelib.surgery import checkpoints, measuring, pruner
 from prunelib.training.validation import evaluate
 
@@ -13,13 +12,9 @@ from prunelib.training.validation import evaluate
 def pareto_series(runs_root) -> dict[str, list[tuple[float, float]]]:
     """{run name: [(GMACs, recovered mAP50-95)]} for every run with a ledger, its unpruned model first."""
     out = {}
-    for d in find_runs(runs_root):
-        try:
-            run = load_run(d)
-        except UserError:  # a run made by another version of the kit: not comparable
-            continue
+    for run in load_runs(runs_root):
         unpruned = run.read_json(run.unpruned_json)
-        if not unpruned:
+        if not unpruned or not run.ledger.is_file():
             continue
         pts = [(unpruned["macs"] / 1e9, unpruned["map50_95"])]
         pts += [(r["macs"] / 1e9, r["map50_95"]) for r in run.read_ledger()]

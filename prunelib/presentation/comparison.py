@@ -8,25 +8,13 @@ import io
 from pathlib import Path
 
 from prunelib import files
-from prunelib.errors import UserError
 from prunelib.presentation.plotting import plt, save
 from prunelib.presentation.report import markdown_table
 from prunelib.runs import parameters
-from prunelib.runs.folder import Run, load_run
+from prunelib.runs.folder import Run
 
 # keys that always differ between runs or only say where and how fast: never "what varies"
 _NOT_VARIED = {"run_name", "runs_dir"} | {p.name for p in parameters.PARAMS if p.may_change}
-
-
-def collect(folder: Path) -> list[Run]:
-    """The runs in folder (sub-folders with a params.yaml), by name; runs of another kit version are left out."""
-    out = []
-    for d in sorted(p for p in Path(folder).iterdir() if p.is_dir() and p.name[0] not in "._") if folder.is_dir() else []:
-        try:
-            out.append(load_run(d))
-        except UserError:
-            continue
-    return out
 
 
 def varied_keys(all_params: list[dict]) -> list[str]:

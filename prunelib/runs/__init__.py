@@ -4,6 +4,6 @@
 reopen from parameter files) and ``runs.load_run`` (an existing run by name).
 """
 
-from prunelib.runs.folder import Run, find_runs, load_run, open_run, runs_root
+from prunelib.runs.folder import Run, load_run, load_runs, open_run, runs_root
 
-__all__ = ["Run", "find_runs", "load_run", "open_run", "runs_root"]
+__all__ = ["Run", "load_run", "load_runs", "open_run", "runs_root"]

@@ -252,12 +252,19 @@ def read_jsonl(path) -> list[dict]:
     return [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
 
 
-def find_runs(root) -> list[Path]:
-    """Run folders (with a ledger) under root, by name; folders starting with '.' or '_' are not runs."""
+def load_runs(root) -> list[Run]:
+    """The runs under root (sub-folders with a params.yaml), by name; folders starting with '.' or '_' are not runs,
+    and runs made by another version of the kit (parameters it no longer knows) are left out."""
     root = Path(root)
-    if not root.is_dir():
-        return []
-    return sorted(p for p in root.iterdir() if p.is_dir() and p.name[0] not in "._" and Run(p, {}).ledger.is_file())
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and p.name[0] not in "._") if root.is_dir() else []
+    runs = []
+    for d in folders:
+        if Run(d, {}).params_yaml.is_file():
+            try:
+                runs.append(load_run(d))
+            except UserError:
+                continue
+    return runs
 
 
 def _next_free(run_dir: Path) -> Path:

@@ -34,7 +34,7 @@ from prunelib import files
 from prunelib.errors import UserError
 from prunelib.paths import PROJECT_ROOT, relative, resolve
 from prunelib.runs import parameters
-from prunelib.runs.folder import check_inputs, runs_root
+from prunelib.runs.folder import check_inputs, load_runs, runs_root
 from prunelib.runs.pipeline import COMPARE, execute
 from prunelib.runs.stages import STAGES
 
@@ -203,7 +203,7 @@ def compare(sweep_dir=None) -> dict:
     from prunelib.presentation import comparison
 
     folder = SweepFolder(resolve(sweep_dir) if sweep_dir else runs_root())
-    runs = comparison.collect(folder.dir)
+    runs = load_runs(folder.dir)
     varied = comparison.varied_keys([run.params for run in runs])
     statuses = folder.statuses()
     rows = [comparison.summary_row(run, varied, statuses.get(run.name, {}).get("status") or
