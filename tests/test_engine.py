@@ -50,7 +50,7 @@ def test_finetune_keeps_the_pruned_structure(tmp_path, smoke_start, smoke_params
     model = pruned_smoke_model(smoke_start, smoke_params)
     n, channels = measuring.n_params(model), measuring.conv_channels(model)
     src = checkpoints.save_model(model, tmp_path / "pruned.pt") if route == "path" else model
-    best, trainer = finetune(src, smoke_params, smoke_start["data"], tmp_path / "ft")
+    best, trainer = finetune(src, smoke_params, smoke_start["data"], tmp_path / "ft", smoke_params["finetune_epochs"])
     assert measuring.n_params(best) == n and measuring.conv_channels(best) == channels
     assert any(isinstance(m, C3k2Prunable) for m in best.modules())
     assert (tmp_path / "ft" / "weights" / "last.pt").is_file()

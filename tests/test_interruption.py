@@ -12,9 +12,14 @@ from conftest import ROOT, SMOKE
 ARGS = ["--params", str(SMOKE), "--set", "iterative_steps=2", "--set", "finetune_epochs=1", "--set", "sensitivity=false"]
 
 
-def start(run_name):
-    return subprocess.Popen([sys.executable, "-m", "prunelib", "prune", *ARGS, "--run-name", run_name], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+FINAL = ["--set", "finetune_epochs=2", "--set", "final_share=0.5"]  # 1 epoch a step, 2 for the final fine-tune
+
+
+def start(run_name, *extra, log=None):
+    """The run in a new process; its output piped (read with communicate), or into the file log."""
+    out = open(log, "w") if log else subprocess.PIPE
+    return subprocess.Popen([sys.executable, "-m", "prunelib", "prune", *ARGS, *extra, "--run-name", run_name],
+                            cwd=ROOT, stdout=out, stderr=out, text=True)  # fmt: skip
 
 
 def wait_for(path, proc, timeout=600):
@@ -30,23 +35,31 @@ def hashes(folder):
             for p in sorted(folder.rglob("*")) if p.is_file()}  # fmt: skip
 
 
-def test_sigkill_during_finetuning_then_resume(runs_root):
-    run = runs_root / "killed"
-    proc = start("killed")
-    wait_for(run / "steps" / "step_02" / "args.yaml", proc)  # the trainer of step 2 has started
+def kill_when(path, proc):
+    wait_for(path, proc)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+
+
+def test_sigkill_during_finetuning_then_resume(runs_root, tmp_path):
+    run = runs_root / "killed"
+    kill_when(run / "steps" / "step_02" / "args.yaml", start("killed", *FINAL, log=tmp_path / "1.log"))  # step 2
     ledger = (run / "ledger.jsonl").read_text().splitlines()
     assert len(ledger) == 1
     step1 = hashes(run / "steps" / "step_01")
-    r = subprocess.run([sys.executable, "-m", "prunelib", "prune", *ARGS, "--run-name", "killed"], cwd=ROOT,
+    kill_when(run / "steps" / "final" / "args.yaml", start("killed", *FINAL, log=tmp_path / "2.log"))  # final
+    assert "Resuming run 'killed' after step 1" in (tmp_path / "2.log").read_text()
+    steps = (run / "ledger.jsonl").read_text().splitlines()
+    assert steps[0] == ledger[0] and len(steps) == 2
+    step2 = hashes(run / "steps" / "step_02")
+    r = subprocess.run([sys.executable, "-m", "prunelib", "prune", *ARGS, *FINAL, "--run-name", "killed"], cwd=ROOT,
                        capture_output=True, text=True, timeout=900)  # fmt: skip
     assert r.returncode == 0, r.stderr[-3000:]
-    assert "Resuming run 'killed' after step 1" in r.stdout
     after = (run / "ledger.jsonl").read_text().splitlines()
-    assert after[0] == ledger[0]
-    assert [json.loads(line)["step"] for line in after] == [1, 2]
-    assert hashes(run / "steps" / "step_01") == step1
+    assert after[:2] == steps
+    assert [(json.loads(line)["step"], json.loads(line)["kind"]) for line in after] == [(1, "prune"), (2, "prune"),
+                                                                                           (3, "final")]
+    assert hashes(run / "steps" / "step_01") == step1 and hashes(run / "steps" / "step_02") == step2
     assert not [p for p in run.rglob("*.tmp*")]
 
 

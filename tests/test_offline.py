@@ -34,7 +34,8 @@ SCRIPT = textwrap.dedent(
     from prunelib.training.validation import evaluate
 
     out = os.environ["OFFLINE_OUT"]
-    p = parameters.load(["params/smoke.yaml"], {"runs_dir": out, "synth_train": 8, "synth_val": 4, "batch": 4})
+    p = parameters.load(["params/smoke.yaml"], {"runs_dir": out, "synth_train": 8, "synth_val": 4, "batch": 4,
+                                                  "baseline_epochs": 1, "imgsz": 64, "synth_imgsz": 64})
     os.environ.pop("PRUNELIB_RUNS", None)
     data = embedded.data_yaml(p)
     model_path, _ = embedded.model_path(p)              # trains 1 epoch from yolo11n.yaml
@@ -43,7 +44,7 @@ SCRIPT = textwrap.dedent(
     x = measuring.example_inputs(p["imgsz"])
     pruner.build_pruner(model, p, 0.3, x).step()
     pruned = checkpoints.save_model(model, out + "/pruned.pt")
-    model, _ = finetune(pruned, p, data, out + "/ft")
+    model, _ = finetune(pruned, p, data, out + "/ft", 1)
     metrics = evaluate(model, p, data, out + "/val")
     final = checkpoints.save_model(model, out + "/final.pt")
     onnx = export.export_onnx(final, p["imgsz"])

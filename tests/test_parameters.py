@@ -5,10 +5,11 @@ from prunelib.runs import parameters
 from prunelib.runs.parameters import load, parse_set
 
 
-def test_defaults_are_the_reference_scripts():
+def test_defaults_keep_the_reference_criterion_and_budget_with_the_measured_recovery_recipe():
     p = load()
-    assert (p["iterative_steps"], p["target_prune_rate"], p["max_map_drop"]) == (10, 0.5, 0.2)
+    assert (p["target_prune_rate"], p["max_map_drop"]) == (0.5, 0.2)
     assert p["importance"] == "l2" and p["ignore_layers"] == ["Detect", "C2PSA", "PSABlock"]
+    assert (p["iterative_steps"], p["finetune_epochs"], p["bn_recalibration"]) == (1, 10, 256)
 
 
 def test_every_parameter_is_described_and_its_default_passes_its_own_check():

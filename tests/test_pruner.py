@@ -39,18 +39,26 @@ def test_step_ratio_compounds_to_the_target():
 
 @pytest.mark.parametrize("target,steps,fixed", [(2.0, 3, 0.0), (2.0, 3, 0.2), (2.0, 3, 0.4), (3.0, 2, 0.0),
                                                 (3.0, 2, 0.2), (1.5, 1, 0.0), (1.5, 1, 0.3)])  # fmt: skip
-def test_speedup_goal_reaches_its_target_in_its_steps_whatever_does_not_shrink(target, steps, fixed):
+@pytest.mark.parametrize("with_trial", [False, True])
+def test_speedup_goal_reaches_its_target_in_its_steps_whatever_does_not_shrink(target, steps, fixed, with_trial):
     # a model whose MACs are fixed + rest * kept^2 (channels rounded down, as Torch-Pruning does), pruned as the loop
-    # does: until reached; the fixed part is learnt from the first step, so one step more only when steps == 1
+    # does: until reached. Without a trial the fixed part is learnt from the first step, so one step more when
+    # steps == 1; with a trial (a pruned copy measured first, as the loop does) every step lands on its share
     goal, channels0, macs0 = policy.SpeedupGoal(target, steps, 3 * steps), 1000, 1e9
     unpruned = current = {"channels": channels0, "macs": macs0}
+
+    def measure(channels):
+        return {"channels": channels, "macs": macs0 * (fixed + (1 - fixed) * (channels / channels0) ** 2)}
+
     for step in range(1, goal.most_steps + 1):
-        channels = int(current["channels"] * (1 - goal.ratio(step, unpruned, current)))
-        current = {"channels": channels, "macs": macs0 * (fixed + (1 - fixed) * (channels / channels0) ** 2)}
+        trial = (lambda r, c=current["channels"]: measure(int(c * (1 - r)))) if with_trial else None
+        current = measure(int(current["channels"] * (1 - goal.ratio(step, unpruned, current, trial))))
+        if step == 1 and with_trial:  # an equal factor of the MACs per step, from the first step on
+            assert macs0 / current["macs"] == pytest.approx(target ** (1 / steps), rel=0.01)
         if policy.stop_reason(goal, step, True, macs0 / current["macs"]):
             break
-    assert step <= (steps if fixed == 0 or steps > 1 else 2)
-    assert target <= macs0 / current["macs"] < target * 1.02
+    assert step <= (steps if fixed == 0 or steps > 1 or with_trial else 2)
+    assert target * policy.REACHED <= macs0 / current["macs"] < target * 1.02
 
 
 def test_goal_and_budget_decide_when_to_stop():

@@ -6,6 +6,7 @@ import copy
 
 from prunelib.runs.folder import Run, load_runs
 from prunelib.surgery import checkpoints, measuring, pruner
+from prunelib.training.recalibration import recalibrate_batchnorm
 from prunelib.training.validation import evaluate
 
 
@@ -23,7 +24,8 @@ def pareto_series(runs_root) -> dict[str, list[tuple[float, float]]]:
 
 
 def sensitivity(run: Run, data, log=print) -> dict[str, dict[float, float]]:
-    """mAP50-95 after pruning one layer alone at each ratio, no fine-tuning: {'<i> <Type>': {ratio: mAP}}.
+    """mAP50-95 after pruning one layer alone at each ratio (and BatchNorm recalibration when the run uses it), no
+    fine-tuning: {'<i> <Type>': {ratio: mAP}}.
 
     Other layers are kept (their output channels are ignored); the scanned layer's consumers lose the matching
     input channels, as in real pruning. Results are saved to the run's sensitivity.json.
@@ -45,6 +47,7 @@ def sensitivity(run: Run, data, log=print) -> dict[str, dict[float, float]]:
             m = copy.deepcopy(model)
             others = [j for j in range(len(m.model)) if j != i]
             pruner.prune(m, {**params, "ignore_layers": list(params["ignore_layers"]) + others}, ratio, x, data)
+            recalibrate_batchnorm(m, params, data, params["bn_recalibration"])  # as the loop does (0: off)
             results[key][ratio] = round(evaluate(m, params, data, run.val_dir("sensitivity"))["map50_95"], 6)
         log(f"layer {key}: " + ", ".join(f"{r}: {v:.4f}" for r, v in results[key].items()))
     run.write_json(run.sensitivity_json, {k: {str(r): v for r, v in d.items()} for k, d in results.items()})

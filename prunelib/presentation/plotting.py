@@ -14,14 +14,19 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 
 def performance(ledger: list[dict], unpruned: dict, path) -> plt.Figure:
-    """The reference script's graph: recovered and pruned mAP against pruning ratio, MACs on a second axis."""
-    ratio = [0.0] + [r["channel_ratio"] for r in ledger]
-    recovered = [unpruned["map50_95"]] + [r["map50_95"] for r in ledger]
-    pruned = [unpruned["map50_95"]] + [r["pruned_map50_95"] for r in ledger]
-    macs = [unpruned["macs"] / 1e9] + [r["macs"] / 1e9 for r in ledger]
+    """The reference script's graph: recovered and pruned mAP against pruning ratio, MACs on a second axis; sparsity
+    training and the final fine-tune as markers of their own."""
+    steps = [r for r in ledger if r.get("kind", "prune") == "prune"]
+    ratio = [0.0] + [r["channel_ratio"] for r in steps]
+    recovered = [unpruned["map50_95"]] + [r["map50_95"] for r in steps]
+    pruned = [unpruned["map50_95"]] + [r["pruned_map50_95"] for r in steps]
+    macs = [unpruned["macs"] / 1e9] + [r["macs"] / 1e9 for r in steps]
     fig, ax = plt.subplots(figsize=(8, 4.5))
     ax.plot(ratio, recovered, "o-", color="tab:blue", label="recovered mAP50-95 (after fine-tuning)")
     ax.plot(ratio, pruned, "o--", color="tab:orange", label="pruned mAP50-95 (before fine-tuning)")
+    for kind, marker, label in (("sparse", "D", "after sparsity training"), ("final", "*", "after the final fine-tune")):
+        for r in (r for r in ledger if r.get("kind") == kind):
+            ax.plot([r["channel_ratio"]], [r["map50_95"]], marker, color="tab:purple", ms=12, label=label)
     for r in ledger:
         if not r["within_budget"]:
             ax.plot([r["channel_ratio"]], [r["map50_95"]], "x", color="red", ms=12, mew=2, label="over mAP budget")

@@ -4,7 +4,7 @@ per-step table a notebook shows while the loop runs."""
 from __future__ import annotations
 
 from prunelib import files
-from prunelib.runs.folder import Run
+from prunelib.runs.folder import FINAL, PRUNE, Run
 
 STEP_COLUMNS = [
     ("step", "step", "{}"),
@@ -12,6 +12,7 @@ STEP_COLUMNS = [
     ("macs", "GMACs", None),
     ("params", "params (M)", None),
     ("speedup", "MACs speed-up", "{:.2f}x"),
+    ("epochs", "epochs", "{}"),
     ("pruned_map50_95", "mAP50-95 pruned", "{:.4f}"),
     ("map50_95", "mAP50-95 recovered", "{:.4f}"),
     ("map50", "mAP50 recovered", "{:.4f}"),
@@ -22,14 +23,16 @@ STEP_COLUMNS = [
 def step_rows(ledger: list[dict], unpruned: dict) -> list[dict]:
     """The per-step table as display rows (the unpruned model as step 0), rounded for people and for nbval."""
     rows = [{"step": 0, "pruned channels": "0.0%", "GMACs": round(unpruned["macs"] / 1e9, 3),
-             "params (M)": round(unpruned["params"] / 1e6, 3), "MACs speed-up": "1.00x",
+             "params (M)": round(unpruned["params"] / 1e6, 3), "MACs speed-up": "1.00x", "epochs": "",
              "mAP50-95 pruned": "", "mAP50-95 recovered": f"{unpruned['map50_95']:.4f}",
              "mAP50 recovered": f"{unpruned['map50']:.4f}", "within budget": "unpruned"}]  # fmt: skip
     for r in ledger:
         row = {}
         for key, title, fmt in STEP_COLUMNS:
-            v = r[key]
-            if key == "macs":
+            v = r.get(key, "")
+            if key == "step":
+                row[title] = step_label(r)
+            elif key == "macs":
                 row[title] = round(v / 1e9, 3)
             elif key == "params":
                 row[title] = round(v / 1e6, 3)
@@ -37,6 +40,12 @@ def step_rows(ledger: list[dict], unpruned: dict) -> list[dict]:
                 row[title] = fmt.format(v)
         rows.append(row)
     return rows
+
+
+def step_label(record: dict) -> str:
+    """'3' for a prune step; 'sparse' and 'final' for sparsity training and the final fine-tune."""
+    kind = record.get("kind", PRUNE)
+    return str(record["step"]) if kind == PRUNE else kind
 
 
 def markdown_table(rows: list[dict]) -> str:
@@ -79,13 +88,21 @@ def _result(unpruned: dict, final: dict | None, ledger: list[dict]) -> list[str]
     """The result table (unpruned vs final.pt) and its one-line summary."""
     f = final or unpruned
     rows = [{"": "unpruned", **_numbers(unpruned)},
-            {"": f"final ({'step %d' % final['step'] if final else 'no step within budget'})", **_numbers(f)}]
+            {"": f"final ({_source(final)})", **_numbers(f)}]
     out = [markdown_table(rows),
            f"\nMACs speed-up {unpruned['macs'] / f['macs']:.2f}x, parameters {f['params'] / unpruned['params']:.1%} "
            f"of the unpruned model, mAP50-95 change {f['map50_95'] - unpruned['map50_95']:+.4f}.\n"]  # fmt: skip
     if ledger and ledger[-1].get("stop"):
         out.append(f"\nStopped: {ledger[-1]['stop']}.\n")
+    epochs = sum(r.get("epochs", 0) for r in ledger)
+    out.append(f"\nFine-tuning epochs in all: {epochs}.\n")
     return out
+
+
+def _source(final: dict | None) -> str:
+    if final is None:
+        return "no step within budget"
+    return "final fine-tune" if final.get("kind") == FINAL else f"step {final['step']}"
 
 
 def _numbers(r: dict) -> dict:

@@ -68,8 +68,9 @@ class Run:
         """Where Ultralytics' validator writes for the unpruned model ('unpruned') or a scan ('sensitivity')."""
         return self.dir / "val" / what
 
-    def step_dir(self, step: int) -> Path:
-        return self.dir / "steps" / f"step_{step:02d}"
+    def step_dir(self, step: int | str) -> Path:
+        """A step's folder; SPARSE (sparsity training) and FINAL (the final fine-tune) have their own."""
+        return self.dir / "steps" / (step if step in (SPARSE, FINAL) else f"step_{step:02d}")
 
     def pruned_checkpoint(self, step: int) -> Path:
         """The model right after pruning, before fine-tuning."""
@@ -80,10 +81,11 @@ class Run:
         wdir = self.step_dir(step) / "weights"
         return wdir / "best.pt", wdir / "last.pt"
 
-    def step_weights(self, step: int) -> Path:
-        """The checkpoint a step hands on: its fine-tuning's best.pt (last.pt when no best was kept)."""
+    def step_weights(self, step: int | str) -> Path:
+        """The checkpoint a step hands on: its fine-tuning's best.pt (last.pt when no best was kept, and always after
+        sparsity training, whose last epoch is the sparsest)."""
         best, last = self.step_checkpoints(step)
-        return best if best.is_file() else last
+        return best if best.is_file() and step != SPARSE else last
 
     def step_val_dir(self, step: int, which: str) -> Path:
         """Where the validator writes for a step's model: 'pruned' (before fine-tuning) or 'recovered' (after)."""
@@ -144,8 +146,18 @@ class Run:
         self.write_json(self.timings_json, timings)
 
 
+SPARSE, FINAL = "sparse", "final"  # ledger 'kind' and folder of sparsity training and of the final fine-tune
+PRUNE = "prune"  # the kind of a prune step's row
+
+
+def prune_steps(ledger: list[dict]) -> list[dict]:
+    """The ledger's prune steps (without sparsity training and the final fine-tune)."""
+    return [r for r in ledger if r.get("kind", PRUNE) == PRUNE]
+
+
 def final_step(ledger: list[dict]) -> dict | None:
-    """The record final.pt comes from: the last step within the mAP budget (None: the unpruned model)."""
+    """The record final.pt comes from: the last row (step or final fine-tune) within the mAP budget (None: the
+    unpruned model)."""
     ok = [r for r in ledger if r["within_budget"]]
     return ok[-1] if ok else None
 

@@ -1,17 +1,20 @@
-"""The iterative loop: prune -> validate -> fine-tune -> validate -> record, with early stop, rollback and resume.
+"""The iterative loop: [sparsity training] -> per step: prune -> recalibrate BatchNorm -> validate -> fine-tune ->
+validate -> record -> [final fine-tune], with early stop, rollback and resume.
 
-Each step writes ``steps/step_XX/`` (pruned.pt, weights/{best,last}.pt) and only then appends its line to the
-ledger; a step without a ledger line is incomplete and is redone from scratch on the next run. ``final.pt`` follows
-the last step within the mAP budget (the replaced, unpruned model before any step; rollback = it stays where it
-was). What each step prunes and when the loop stops is the policy's (prunelib.runs.policy); this module measures.
-"""
+Each row (``steps/sparse/``, ``steps/step_XX/`` with pruned.pt, ``steps/final/``; weights/{best,last}.pt) writes its
+files and only then appends its line to the ledger; a row without a ledger line is incomplete and is redone from
+scratch on the next run. ``final.pt`` follows the last row within the mAP budget (the replaced, unpruned model before
+any; rollback = it stays where it was). What each step prunes, when the loop stops and how the epochs are shared is
+the policy's and the parameters' (prunelib.runs.policy, parameters.epochs); this module measures."""
 
 from __future__ import annotations
 
+import copy
 import shutil
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
@@ -19,11 +22,12 @@ import torch
 
 from prunelib import files
 from prunelib.errors import UserError
-from prunelib.runs import policy
-from prunelib.runs.folder import Run
+from prunelib.runs import parameters, policy
+from prunelib.runs.folder import FINAL, PRUNE, SPARSE, Run, final_step, prune_steps
 from prunelib.surgery import checkpoints, measuring, pruner
 from prunelib.training import embedded
 from prunelib.training.finetuning import finetune
+from prunelib.training.recalibration import recalibrate_batchnorm
 from prunelib.training.validation import evaluate as validate
 
 
@@ -42,13 +46,14 @@ class Loop:
 
 
 def prune_loop(run: Run, log=print, on_step=None, evaluate=validate) -> list[dict]:
-    """Run (or resume) the loop of run; return the ledger. on_step(record) is called after each step."""
+    """Run (or resume) the loop of run, then its final fine-tune; return the ledger. on_step(record) is called after
+    each row."""
     params = run.params
     unpruned = run.read_json(run.unpruned_json)
     if not (unpruned and run.replaced.is_file()):
         raise UserError(f"run {run.name!r} has no replaced model yet: run stage 20-replace-c3k2 first")
     ledger = run.read_ledger()
-    if ledger and ledger[-1].get("stop"):
+    if _complete(ledger, params):
         log(f"Run {run.name!r} is complete ({ledger[-1]['stop']}); nothing to do")
         return ledger
     files.remove_stale(run.dir, recursive=True)  # left by a process killed mid-write; never read as complete
@@ -56,22 +61,67 @@ def prune_loop(run: Run, log=print, on_step=None, evaluate=validate) -> list[dic
         files.copy(run.replaced, run.final)
     loop = Loop(run, unpruned, embedded.data_yaml(params), policy.goal(params), policy.budget(params),
                 measuring.example_inputs(params["imgsz"]), evaluate, log)  # fmt: skip
-    done = len(ledger)
-    model = checkpoints.load_model(run.step_weights(done) if done else run.replaced)
-    if done:
-        log(f"Resuming run {run.name!r} after step {done}")
-    # prunable channels and MACs now: each step measures them after pruning, so only a resumed run counts them here
-    current = {"channels": ledger[-1]["channels"], "macs": ledger[-1]["macs"]} if done else unpruned
-    for step in range(done + 1, loop.goal.most_steps + 1):
-        ratio = loop.goal.ratio(step, unpruned, current)
-        record, model = prune_step(loop, model, step, ratio)
-        current = {"channels": record["channels"], "macs": record["macs"]}
+    if parameters.epochs(params)["sparse"] and not ledger:
+        _report(ledger, sparse_training(loop), on_step)
+    if not (ledger and ledger[-1]["stop"]):
+        for record in _steps(loop, ledger):
+            _report(ledger, record, on_step)
+    if parameters.epochs(params)["final"]:
+        _report(ledger, final_finetune(loop), on_step)
+    return ledger
+
+
+def _report(ledger: list[dict], record: dict | None, on_step) -> None:
+    if record is not None:
         ledger.append(record)
         if on_step:
             on_step(record)
+
+
+def _steps(loop: Loop, ledger: list[dict]):
+    """The prune steps still to do, one ledger record at a time (each already appended)."""
+    run, unpruned = loop.run, loop.unpruned
+    done = len(prune_steps(ledger))
+    start = run.step_weights(done) if done else run.step_weights(SPARSE) if ledger else run.replaced
+    model = checkpoints.load_model(start)
+    if done:
+        loop.log(f"Resuming run {run.name!r} after step {done}")
+    # prunable channels and MACs now: each step measures them after pruning, so only a resumed run counts them here
+    current = {"channels": ledger[-1]["channels"], "macs": ledger[-1]["macs"]} if done else unpruned
+    for step in range(done + 1, loop.goal.most_steps + 1):
+        ratio = loop.goal.ratio(step, unpruned, current, **_trial(loop, model))
+        record, model = prune_step(loop, model, step, ratio)
+        current = {"channels": record["channels"], "macs": record["macs"]}
+        yield record
         if record["stop"]:
-            break
-    return ledger
+            return
+
+
+def _trial(loop: Loop, model) -> dict:
+    """For a speed-up goal: trial=ratio -> {'channels', 'macs'} of a pruned copy of model (what the step would give)."""
+    if not isinstance(loop.goal, policy.SpeedupGoal):
+        return {}
+
+    def trial(ratio: float) -> dict:
+        m = copy.deepcopy(model)
+        pruner.prune(m, loop.run.params, ratio, loop.x, loop.data)
+        macs = measuring.macs_params(m, loop.run.params["imgsz"])[0]
+        return {"channels": pruner.prunable_channels(m, loop.run.params["ignore_layers"], loop.x), "macs": macs}
+
+    return {"trial": trial}
+
+
+def _complete(ledger: list[dict], params: dict) -> bool:
+    """The loop stopped, and the final fine-tune (when asked for, and possible) has its row."""
+    if not (ledger and ledger[-1]["stop"]):
+        return False
+    return ledger[-1].get("kind") == FINAL or not parameters.epochs(params)["final"] or _final_start(ledger) is None
+
+
+def _final_start(ledger: list[dict]) -> dict | None:
+    """The row the final fine-tune starts from: final.pt's, when it is a pruned step."""
+    start = final_step(ledger)
+    return start if start and start.get("kind", PRUNE) == PRUNE else None
 
 
 def prune_step(loop: Loop, model, step: int, ratio: float):
@@ -82,6 +132,8 @@ def prune_step(loop: Loop, model, step: int, ratio: float):
     with clock("total"):
         with clock("prune"):
             pruner.prune(model, params, ratio, loop.x, loop.data)
+        with clock("recalibrate"):
+            recalibrate_batchnorm(model, params, loop.data, params["bn_recalibration"])
         with clock("measure"):
             macs, n = measuring.macs_params(model, params["imgsz"])
             channels = pruner.prunable_channels(model, params["ignore_layers"], loop.x)
@@ -92,21 +144,92 @@ def prune_step(loop: Loop, model, step: int, ratio: float):
             model = _finetune(model, pruned_path, run, step, loop.data)
         with clock("validate"):
             recovered = loop.evaluate(model, params, loop.data, run.step_val_dir(step, "recovered"))
-        within = loop.budget.within(loop.unpruned["map50_95"], recovered["map50_95"])
-        if within:
-            files.copy(run.step_weights(step), run.final)
-    speedup = loop.unpruned["macs"] / macs
+        within = _hand_on(loop, step, recovered)
     record = {
-        "step": step, "step_ratio": round(ratio, 6), "channels": channels,
+        "step": step, "kind": PRUNE, "step_ratio": round(ratio, 6), "channels": channels,
         "channel_ratio": round(1 - channels / loop.unpruned["channels"], 6), "macs": macs, "params": n,
-        "speedup": round(speedup, 6), **_maps(pruned, "pruned_"), **_maps(recovered),
-        "map_drop": round(loop.unpruned["map50_95"] - recovered["map50_95"], 6), "within_budget": within,
-        "stop": policy.stop_reason(loop.goal, step, within, speedup), "checkpoint": run.rel(run.step_weights(step)),
-        **clock.seconds(),
+        "speedup": round(loop.unpruned["macs"] / macs, 6), "epochs": parameters.epochs(params)["step"],
+        **_maps(pruned, "pruned_"), **_maps(recovered), **_drop(loop, recovered, within),
+        "stop": policy.stop_reason(loop.goal, step, within, loop.unpruned["macs"] / macs),
+        "checkpoint": run.rel(run.step_weights(step)), **clock.seconds(),
     }  # fmt: skip
     run.append_ledger(record)
     _log_step(loop, record)
     return record, model
+
+
+def sparse_training(loop: Loop) -> dict:
+    """Train the unpruned model with Torch-Pruning's group regularisation for sparse_epochs, so the groups the first
+    step removes hold little; its ledger row (kind 'sparse', step 0). The first step starts from its last epoch."""
+    run, params = loop.run, loop.run.params
+    shutil.rmtree(run.step_dir(SPARSE), ignore_errors=True)  # no ledger row yet: interrupted, redo it
+    epochs = parameters.epochs(params)["sparse"]
+    share = partial(pruner.weak_channel_share, params=params, ratio=0.5, example_inputs=loop.x)
+    before = share(checkpoints.load_model(run.replaced))
+    clock = Clock()
+    with clock("total"):
+        with clock("finetune"):
+            regularizer = partial(pruner.build_pruner, params=params, ratio=0.5, example_inputs=loop.x,
+                                  reg=params["sparse_reg"])  # fmt: skip
+            model = finetune(run.replaced, params, loop.data, run.step_dir(SPARSE), epochs, regularizer=regularizer)[0]
+        with clock("validate"):
+            recovered = loop.evaluate(model, params, loop.data, run.step_val_dir(SPARSE, "recovered"))
+        within = _hand_on(loop, SPARSE, recovered)
+    u = loop.unpruned
+    record = {
+        "step": 0, "kind": SPARSE, "step_ratio": 0.0, "channels": u["channels"], "channel_ratio": 0.0,
+        "macs": u["macs"], "params": u["params"], "speedup": 1.0, "epochs": epochs,
+        "pruned_map50_95": u["map50_95"], "pruned_map50": u["map50"], **_maps(recovered),
+        **_drop(loop, recovered, within), "stop": None, "checkpoint": run.rel(run.step_weights(SPARSE)),
+        "weak_share_before": round(before, 6), "weak_share": round(share(model), 6), **clock.seconds(),
+    }  # fmt: skip
+    run.append_ledger(record)
+    loop.log(f"Sparsity training ({epochs} epochs, reg {params['sparse_reg']:g}): mAP50-95 {u['map50_95']:.4f} -> "
+             f"{recovered['map50_95']:.4f}; weaker half of each group holds {before:.1%} -> "
+             f"{record['weak_share']:.1%} of the stronger half's importance")
+    return record
+
+
+def final_finetune(loop: Loop) -> dict | None:
+    """Fine-tune final.pt (the last row within budget) once more; its ledger row, or None when no step is within
+    budget. Budget and rollback as for a step: final.pt follows it only when it is within budget."""
+    run, params = loop.run, loop.run.params
+    start = _final_start(run.read_ledger())
+    if start is None:
+        loop.log("Final fine-tune skipped: no pruned step is within the mAP budget")
+        return None
+    shutil.rmtree(run.step_dir(FINAL), ignore_errors=True)  # no ledger row yet: interrupted, redo it
+    clock = Clock()
+    with clock("total"):
+        with clock("finetune"):
+            epochs = parameters.epochs(params)["final"]
+            model = finetune(run.final, params, loop.data, run.step_dir(FINAL), epochs, teacher=run.replaced)[0]
+        with clock("validate"):
+            recovered = loop.evaluate(model, params, loop.data, run.step_val_dir(FINAL, "recovered"))
+        within = _hand_on(loop, FINAL, recovered)
+    keep = ("channels", "channel_ratio", "macs", "params", "speedup")
+    record = {
+        "step": max(r["step"] for r in run.read_ledger()) + 1, "kind": FINAL, "step_ratio": 0.0, **{k: start[k] for k in keep},
+        "epochs": epochs, "pruned_map50_95": start["map50_95"], "pruned_map50": start["map50"], **_maps(recovered),
+        **_drop(loop, recovered, within), "stop": run.read_ledger()[-1]["stop"],
+        "checkpoint": run.rel(run.step_weights(FINAL)), **clock.seconds(),
+    }  # fmt: skip
+    run.append_ledger(record)
+    loop.log(f"Final fine-tune of step {start['step']} ({epochs} epochs): mAP50-95 {start['map50_95']:.4f} -> "
+             f"{recovered['map50_95']:.4f}" + ("" if within else "; over the mAP budget, final.pt stays"))
+    return record
+
+
+def _hand_on(loop: Loop, step, recovered: dict) -> bool:
+    """Is the step's model within budget? If so it becomes final.pt."""
+    within = loop.budget.within(loop.unpruned["map50_95"], recovered["map50_95"])
+    if within:
+        files.copy(loop.run.step_weights(step), loop.run.final)
+    return within
+
+
+def _drop(loop: Loop, recovered: dict, within: bool) -> dict:
+    return {"map_drop": round(loop.unpruned["map50_95"] - recovered["map50_95"], 6), "within_budget": within}
 
 
 def format_step(r: dict, most_steps: int, unpruned: dict) -> str:
@@ -136,10 +259,11 @@ class Clock:
 
 
 def _finetune(model, pruned_path: Path, run: Run, step: int, data):
-    """The fine-tuned model (from the pruned checkpoint, as DDP needs), or the pruned one saved as the step's
-    weights when fine-tuning is off."""
-    if run.params["finetune_epochs"] > 0:
-        return finetune(pruned_path, run.params, data, run.step_dir(step))[0]
+    """The fine-tuned model (from the pruned checkpoint, as DDP needs; distilled from the unpruned model when asked),
+    or the pruned one saved as the step's weights when fine-tuning is off."""
+    epochs = parameters.epochs(run.params)["step"]
+    if epochs > 0:
+        return finetune(pruned_path, run.params, data, run.step_dir(step), epochs, teacher=run.replaced)[0]
     for path in run.step_checkpoints(step):
         checkpoints.save_model(model, path)
     return model

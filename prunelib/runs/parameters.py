@@ -61,6 +61,13 @@ def _speedup(v):
     return None if v == 0 or v > 1 else "0 (off: use target_prune_rate) or a MACs speed-up greater than 1"
 
 
+def _shapes(v):
+    from prunelib.training.synthetic import CLASSES
+
+    bad = [c for c in v if c not in CLASSES] or len(set(v)) != len(v)
+    return f"distinct names among {', '.join(CLASSES)} (empty = all)" if bad else None
+
+
 def _ratios(v):
     bad = [r for r in v if not isinstance(r, (int, float)) or not 0 < r < 1]
     return "a list of ratios each in (0, 1)" if bad or not v else None
@@ -89,12 +96,14 @@ PARAMS = [
     Param("synth_train", 200, int, "synthetic training images", _range(4)),
     Param("synth_val", 60, int, "synthetic validation images", _range(2)),
     Param("synth_imgsz", 320, int, "synthetic image size in pixels", _imgsz),
+    Param("synth_classes", [], list, "shapes the synthetic set draws, by name (empty = all 8: python -m prunelib "
+          "params shows them)", _shapes),
     Param("baseline_epochs", 100, int, "epochs to train the embedded YOLO11n baseline from yolo11n.yaml", _range(1)),
     Param("baseline_cfg", "yolo11n.yaml", str, "architecture YAML of the embedded baseline (Ultralytics' own)"),
     Param("baseline_lr0", 0.002, float, "learning rate of the baseline's AdamW training from scratch",
           _range(0, 1, True)),
     # --- pruning ---
-    Param("iterative_steps", 10, int, "number of prune -> fine-tune steps (seed's --iterative-steps)", _range(1)),
+    Param("iterative_steps", 1, int, "number of prune -> fine-tune steps (seed's --iterative-steps)", _range(1)),
     Param("target_prune_rate", 0.5, float, "channel ratio removed after all steps (seed's --target-prune-rate)",
           _range(0, 1, True, True)),
     Param("target_speedup", 0.0, float, "goal as MACs speed-up instead of a channel ratio (0 = off)", _speedup),
@@ -105,13 +114,26 @@ PARAMS = [
     Param("round_to", 0, int, "keep channel counts multiples of this (0 = no alignment)", _range(0)),
     Param("global_pruning", False, bool, "rank channels across layers instead of within each layer"),
     Param("max_pruning_ratio", 1.0, float, "most any one layer may lose", _range(0, 1, True)),
+    Param("bn_recalibration", 256, int, "training images to re-estimate BatchNorm statistics on after each prune "
+          "(0 = off)", _range(0)),
     Param("max_map_drop", 0.2, float, "stop when baseline - recovered mAP50-95 exceeds this (seed's --max-map-drop)",
           _range(0, 1)),
     Param("max_map_drop_rel", 0.0, float, "stop when the drop exceeds this share of the baseline mAP (0 = off)",
           _range(0, 1, hi_open=True)),
     # --- fine-tuning (override the cfg YAML; everything else comes from cfg or Ultralytics' defaults) ---
-    Param("finetune_epochs", 10, int, "fine-tuning epochs after each pruning step (0 = no fine-tuning)", _range(0)),
+    Param("finetune_epochs", 10, int, "fine-tuning epochs per step: the run's budget is iterative_steps x this "
+          "(0 = no fine-tuning)", _range(0)),
+    Param("final_share", 0.0, float, "share of the budget for one more fine-tune of final.pt after the last step "
+          "(steps share the rest)", _range(0, 1, hi_open=True)),
+    Param("sparse_epochs", 0, int, "epochs of sparsity training (group regularisation) before the first step, "
+          "out of the budget", _range(0)),
+    Param("sparse_reg", 5e-4, float, "strength of the sparsity regularisation (GroupNormPruner's reg)",
+          _range(0, 1, True)),
+    Param("distill_weight", 0.0, float, "distillation from the unpruned model while fine-tuning: Ultralytics' dis "
+          "weight (0 = off)", _range(0)),
     Param("batch", 16, int, "batch size for fine-tuning, training and validation", _range(1)),
+    Param("nbs", 0, int, "nominal batch of fine-tuning: gradients accumulate over nbs/batch batches per optimizer "
+          "step (0 = every batch)", _range(0)),
     Param("optimizer", "auto", str, "Ultralytics optimizer; 'auto' chooses the learning rate itself",
           _choice(*OPTIMIZERS)),
     Param("lr0", 0.01, float, "initial learning rate (when optimizer is not 'auto')", _range(0, 1, True)),
@@ -171,6 +193,22 @@ def parse_value(text: str):
     return value
 
 
+def epochs(params: dict) -> dict:
+    """How the run spends its fine-tuning budget of iterative_steps x finetune_epochs epochs: {'budget', 'sparse',
+    'step', 'final'}. Sparsity training and the final fine-tune (final_share of the budget, rounded, leaving each step
+    at least one epoch) come out of the budget and the steps share the rest equally, so neither ever trains longer.
+    Without fine-tuning (finetune_epochs 0) there is no budget."""
+    steps, per_step, sparse = params["iterative_steps"], params["finetune_epochs"], params["sparse_epochs"]
+    budget = steps * per_step
+    if per_step == 0:
+        return {"budget": 0, "sparse": 0, "step": 0, "final": 0}
+    if budget - sparse < steps:
+        raise UserError(f"sparse_epochs: {sparse} leaves fewer than one epoch per step of the budget iterative_steps "
+                        f"x finetune_epochs = {steps} x {per_step} = {budget}; expected at most {budget - steps}")
+    final = min(round(params["final_share"] * budget), budget - sparse - steps)
+    return {"budget": budget, "sparse": sparse, "step": (budget - sparse - final) // steps, "final": final}
+
+
 def read_yaml(path) -> dict:
     p = resolve(path)
     if not p.is_file():
@@ -195,6 +233,7 @@ def check(params: dict) -> dict:
         out[p.name] = value
     _check_paths(out)
     _check_ignore_names(out["ignore_layers"])
+    epochs(out)
     return out
 
 

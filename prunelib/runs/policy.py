@@ -36,11 +36,19 @@ def measured_speedup_ratio(target_macs: float, unpruned_macs: float, macs: float
     shrink with the prunable channels. The fixed part is fitted from what was measured so far (none before the first
     step), so each step corrects the last one's estimate.
     """
+    return min(max(1.0 - keep_for(target_macs, unpruned_macs, macs, kept) / kept, 0.0), 0.9)
+
+
+def keep_for(target_macs: float, unpruned_macs: float, macs: float, kept: float) -> float:
+    """The share of the unpruned prunable channels to keep for target_macs, the fixed part fitted from one measured
+    (kept, macs) point (none when nothing was pruned yet)."""
     fixed = 0.0
     if kept < 1.0:
         fixed = min(max(unpruned_macs - (unpruned_macs - macs) / (1.0 - kept**2), 0.0), macs)
-    keep = ((max(target_macs - fixed, 0.0)) / (unpruned_macs - fixed)) ** 0.5
-    return min(max(1.0 - keep / kept, 0.0), 0.9)
+    return ((max(target_macs - fixed, 0.0)) / (unpruned_macs - fixed)) ** 0.5
+
+
+REACHED = 0.995  # a speed-up goal within 0.5 % counts as reached: whole channels cannot land on it exactly
 
 
 @dataclass(frozen=True)
@@ -70,15 +78,24 @@ class SpeedupGoal:
     steps: int
     most_steps: int
 
-    def ratio(self, step: int, unpruned: dict, current: dict) -> float:
-        """unpruned, current: {'channels', 'macs'} of the unpruned model and of the model before this step."""
+    def ratio(self, step: int, unpruned: dict, current: dict, trial=None) -> float:
+        """unpruned, current: {'channels', 'macs'} of the unpruned model and of the model before this step.
+
+        trial(ratio) -> {'channels', 'macs'}, when given, prunes a copy at the first estimate and measures it; the
+        part that does not shrink is then fitted from that measurement, so even the first step lands on its share.
+        """
         remaining = max(1, self.steps - step + 1)
         target_macs = current["macs"] * (unpruned["macs"] / self.target / current["macs"]) ** (1.0 / remaining)
         kept = current["channels"] / unpruned["channels"]
-        return measured_speedup_ratio(target_macs, unpruned["macs"], current["macs"], kept)
+        ratio = measured_speedup_ratio(target_macs, unpruned["macs"], current["macs"], kept)
+        if trial is None or ratio <= 0:
+            return ratio
+        tried = trial(ratio)
+        keep = keep_for(target_macs, unpruned["macs"], tried["macs"], tried["channels"] / unpruned["channels"])
+        return min(max(1.0 - keep / kept, 0.0), 0.9)
 
     def reached(self, speedup: float) -> bool:
-        return speedup >= self.target
+        return speedup >= self.target * REACHED
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 then one comparison.
 
 A sweep is base parameter files, fixed overrides (``--set``) and a grid (``--grid key=v1,v2``), from the command line
-or a YAML file (``params/sweeps/*.yaml``: ``params``, ``set``, ``grid``). Each combination is checked before anything
+or a YAML file (``params/sweeps/*.yaml``: ``params``, ``set``, ``grid``); the grid key ``params`` takes parameter files
+(recipes), each run adding one after the base files. Each combination is checked before anything
 runs, then executed as ``python -m prunelib run`` (the staged notebooks, papermill) in its own process, named by what
 varies. Running the sweep again skips finished runs, resumes interrupted ones (the run's own resume) and re-runs
 failed ones; a failure is recorded in ``sweep.json`` (stage, error line) and the others go on. Runs share the
@@ -39,6 +40,7 @@ from prunelib.runs.pipeline import COMPARE, execute
 from prunelib.runs.stages import STAGES
 
 SWEEP_KEYS = ("params", "set", "grid")  # what a sweep YAML holds (its name is the file's stem unless --name)
+GRID_FILES = "params"  # a grid key whose values are parameter files (recipes): each run adds one, named by its stem
 
 
 @dataclass(frozen=True)
@@ -87,12 +89,17 @@ class Sweep:
 
     def overrides(self, combo: dict) -> dict:
         """All overrides of one run: fixed, its combination, its name, where it lives, the shared cache."""
-        return {**self.fixed, **combo, "run_name": run_name(combo), "runs_dir": relative(self.root),
+        values = {k: v for k, v in combo.items() if k != GRID_FILES}
+        return {**self.fixed, **values, "run_name": run_name(combo), "runs_dir": relative(self.root),
                 "cache_dir": relative(self.cache)}  # fmt: skip
+
+    def files(self, combo: dict) -> list[str]:
+        """The parameter files of one run: the sweep's, then the combination's own (grid key 'params')."""
+        return [*self.params_files, *([combo[GRID_FILES]] if GRID_FILES in combo else [])]
 
     def command(self, combo: dict, python: str = sys.executable) -> list[str]:
         args = [python, "-m", "prunelib", "run"]
-        for f in self.params_files:
+        for f in self.files(combo):
             args += ["--params", relative(resolve(f))]
         for key, value in self.overrides(combo).items():
             args += ["--set", f"{key}={_yaml_value(value)}"]
@@ -133,7 +140,7 @@ def check(sweep: Sweep) -> list[dict]:
     checked, seen = [], {}
     for combo in sweep.combinations():
         try:
-            p = parameters.load([resolve(f) for f in sweep.params_files], sweep.overrides(combo))
+            p = parameters.load([resolve(f) for f in sweep.files(combo)], sweep.overrides(combo))
         except UserError as e:
             raise UserError(f"sweep run {run_name(combo)!r}: {e}") from None
         if p["run_name"] in seen:
@@ -147,7 +154,7 @@ def check(sweep: Sweep) -> list[dict]:
 
 def run_name(combo: dict) -> str:
     """A readable, stable name for one combination: key-value pairs joined by '__' (shortened with a hash if long)."""
-    name = "__".join(f"{k}-{_slug(v)}" for k, v in combo.items())
+    name = "__".join(f"{k}-{_slug(Path(v).stem if k == GRID_FILES else v)}" for k, v in combo.items())
     if len(name) > 64:
         name = name[:55].rstrip("_-.") + "-" + hashlib.sha256(name.encode()).hexdigest()[:8]
     return name

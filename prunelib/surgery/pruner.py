@@ -53,8 +53,10 @@ def ignored_modules(model: nn.Module, names) -> list[nn.Module]:
     return out
 
 
-def build_pruner(model: nn.Module, params: dict, ratio: float, example_inputs: torch.Tensor):
-    """A Torch-Pruning GroupNormPruner (the reference's) for one step removing ``ratio`` of current channels.
+def build_pruner(model: nn.Module, params: dict, ratio: float, example_inputs: torch.Tensor, reg: float = 0.0):
+    """A Torch-Pruning GroupNormPruner (the reference's) for one step removing ``ratio`` of current channels; with
+    reg > 0 its ``regularize(model)`` pushes the weights of the least important groups towards zero (sparsity
+    training).
 
     The dependency graph is traced in eval mode (no BatchNorm statistics move); the model is returned to train mode
     with gradients enabled, as Ultralytics' trainer expects.
@@ -65,7 +67,7 @@ def build_pruner(model: nn.Module, params: dict, ratio: float, example_inputs: t
     model.eval()
     pruner = tp.pruner.GroupNormPruner(
         model,
-        example_inputs,
+        example_inputs.to(next(model.parameters()).device),
         importance=IMPORTANCES[params["importance"]](),
         # basic
         pruning_ratio=ratio,  # share of the current channels this step removes
@@ -75,7 +77,7 @@ def build_pruner(model: nn.Module, params: dict, ratio: float, example_inputs: t
         max_pruning_ratio=params["max_pruning_ratio"],  # most any one layer may lose
         round_to=params["round_to"] or None,  # channel alignment
         # advanced
-        reg=0.0,  # no sparsity regularisation: the pruner only removes channels
+        reg=reg,  # sparsity regularisation strength; 0 when the pruner only removes channels
     )
     model.train()
     return pruner
@@ -103,27 +105,33 @@ def prunable_groups(model: nn.Module, params: dict, example_inputs: torch.Tensor
                                                     root_module_types=pruner.root_module_types))
 
 
+def weak_channel_share(model: nn.Module, params: dict, ratio: float, example_inputs: torch.Tensor) -> float:
+    """How much of a group's importance its weakest channels hold: over the pruner's groups, the mean importance of
+    the ``ratio`` least important channels divided by that of the others, averaged. Sparsity training should lower
+    it (what the next step removes carries less); 1.0 means pruning has nothing to prefer."""
+    p = build_pruner(model, params, ratio, example_inputs)
+    shares = []
+    for group in p.DG.get_all_groups(ignored_layers=p.ignored_layers, root_module_types=p.root_module_types):
+        imp = p.estimate_importance(group)
+        k = int(len(imp) * ratio) if imp is not None else 0
+        if 0 < k < len(imp):
+            ranked = imp.sort().values
+            shares.append(float(ranked[:k].mean() / ranked[k:].mean().clamp_min(1e-12)))
+    return sum(shares) / len(shares) if shares else 1.0
+
+
 def accumulate_gradients(model: nn.Module, params: dict, data, batches: int = 2) -> None:
     """Gradients of the detection loss on a few training batches (no augmentation), for Taylor importance.
     The model's own ``args`` and loss are left as they were."""
-    from ultralytics.data import build_dataloader, build_yolo_dataset
-    from ultralytics.data.utils import check_det_dataset
-
     from prunelib.training.arguments import ultralytics_cfg
+    from prunelib.training.datasets import training_batches
 
-    cfg = ultralytics_cfg(params, "loader", data)
-    info = check_det_dataset(str(data))
-    dataset = build_yolo_dataset(cfg, info["train"], params["batch"], info, mode="val", stride=32)
-    loader = build_dataloader(dataset, params["batch"], 0, shuffle=False)
     saved = model.__dict__.get("args", _MISSING), getattr(model, "criterion", None)
-    model.args, model.criterion = cfg, None
+    model.args, model.criterion = ultralytics_cfg(params, "loader", data), None
     try:
         model.train()
         model.zero_grad(set_to_none=True)
-        for i, batch in enumerate(loader):
-            if i >= batches:
-                break
-            batch["img"] = batch["img"].float() / 255
+        for batch in training_batches(params, data, batches * params["batch"]):
             loss, _ = model.loss(batch)
             loss.sum().backward()
     finally:

@@ -16,7 +16,8 @@ _KIT_OWNED = ("model", "data", "project", "name", "mode", "task")
 def ultralytics_args(params: dict, purpose: str, data, **extras) -> dict:
     """Arguments for Ultralytics from the run's parameters; extras (e.g. project, name, model) go on top.
 
-    purpose: 'train' (the embedded baseline from scratch), 'finetune' (a pruned model; the cfg YAML is the base),
+    purpose: 'train' (the embedded baseline from scratch), 'finetune' (a pruned model; the cfg YAML is the base;
+    extras give its epochs),
     'val' (validation) or 'loader' (reading training images, e.g. for gradients).
     """
     common = {"data": str(data), "imgsz": params["imgsz"], "batch": params["batch"]}
@@ -32,8 +33,8 @@ def ultralytics_args(params: dict, purpose: str, data, **extras) -> dict:
     if purpose == "finetune":
         base = read_cfg(params["cfg"])
         gpu = params["device"] != "cpu"
-        return {**base, **common, **training, "epochs": params["finetune_epochs"], "optimizer": params["optimizer"],
-                "lr0": params["lr0"], "warmup_epochs": params["warmup_epochs"], "val": True,
+        return {**base, **common, **training, "optimizer": params["optimizer"], "lr0": params["lr0"],
+                "warmup_epochs": params["warmup_epochs"], "nbs": params["nbs"] or params["batch"], "val": True,
                 "plots": base.get("plots", False), "amp": base.get("amp", False) if gpu else False, **extras}  # fmt: skip
     raise ValueError(f"purpose {purpose!r}: expected train, finetune, val or loader")
 

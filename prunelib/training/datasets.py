@@ -55,3 +55,23 @@ def label_path(image: Path) -> Path:
             parts[i] = "labels"
             break
     return Path(*parts).with_suffix(".txt")
+
+
+def training_batches(params: dict, data, images: int):
+    """Batches of data's training images as the model sees them in validation (letterboxed, no augmentation, in a
+    fixed order), floats in [0, 1], until ``images`` images were served. For statistics and gradients, not training."""
+    from ultralytics.data import build_dataloader, build_yolo_dataset
+    from ultralytics.data.utils import check_det_dataset
+
+    from prunelib.training.arguments import ultralytics_cfg
+
+    cfg = ultralytics_cfg(params, "loader", data)
+    info = check_det_dataset(str(data))
+    dataset = build_yolo_dataset(cfg, info["train"], params["batch"], info, mode="val", stride=32)
+    served = 0
+    for batch in build_dataloader(dataset, params["batch"], 0, shuffle=False):
+        if served >= images:
+            return
+        batch["img"] = batch["img"].float() / 255
+        served += len(batch["img"])
+        yield batch

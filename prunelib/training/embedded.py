@@ -27,13 +27,12 @@ def data_yaml(params: dict) -> Path:
     """The run's data YAML: the user's, or the synthetic set (generated on first use)."""
     if params["data"]:
         return resolve(params["data"])
-    key = synthetic.cache_key(params["synth_train"], params["synth_val"], params["synth_imgsz"], params["seed"])
-    out = _cache(params) / f"data-{key}"
+    settings = (params["synth_train"], params["synth_val"], params["synth_imgsz"], params["seed"], params["synth_classes"])
+    out = _cache(params) / f"data-{synthetic.cache_key(*settings)}"
     if (out / "data.yaml").is_file():
         return out / "data.yaml"
     with files.exclusive(out.with_name(f".{out.name}.lock")):  # parallel runs make it once
-        return synthetic.generate(out, params["synth_train"], params["synth_val"], params["synth_imgsz"],
-                                  params["seed"])
+        return synthetic.generate(out, *settings)
 
 
 def model_path(params: dict, train: bool = True, shipped: Path = BASELINES_DIR) -> tuple[Path, str]:
@@ -86,6 +85,8 @@ def baseline_settings(params: dict) -> dict:
         for k in ("synth_train", "synth_val", "synth_imgsz", "seed", "baseline_epochs", "baseline_cfg", "baseline_lr0",
                   "imgsz", "batch")
     }
+    if params["synth_classes"]:  # absent by default: the shipped baseline's key stays what it was
+        settings["synth_classes"] = params["synth_classes"]
     settings["generator"] = synthetic.GENERATOR_VERSION
     settings["versions"] = [version(p) for p in ("torch", "ultralytics")]
     return settings
@@ -118,7 +119,7 @@ def ensure(params: dict, log=print) -> dict:
         log(f"Using your model {params['model']} and data {params['data']}: the embedded baseline is skipped")
         return {"data": str(data), "model": str(resolve(params["model"])), "source": "user"}
     log(f"Synthetic data set: {params['synth_train']} train / {params['synth_val']} val images, "
-        f"{params['synth_imgsz']} px, {len(synthetic.CLASSES)} classes")
+        f"{params['synth_imgsz']} px, {len(params['synth_classes'] or synthetic.CLASSES)} classes")
     path, source = model_path(params)
     said = {"cache": "Reused the cached baseline", "shipped": "Used the shipped baseline", "trained": "Trained the baseline"}
     log(f"{said[source]} ({params['baseline_cfg']}, {params['baseline_epochs']} epochs at imgsz {params['imgsz']})")

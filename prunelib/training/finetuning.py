@@ -9,10 +9,12 @@ model that silently trains something else.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Callable
 
 import torch.nn as nn
 from ultralytics.cfg import DEFAULT_CFG
 from ultralytics.models.yolo.detect import DetectionTrainer
+from ultralytics.utils.torch_utils import unwrap_model
 
 from prunelib.offline import use_all_cores
 from prunelib.surgery.checkpoints import load_model
@@ -23,8 +25,10 @@ from prunelib.training.arguments import ultralytics_args
 class PrunedDetectionTrainer(DetectionTrainer):
     """DetectionTrainer for a pruned model: ``model`` (in memory) or ``overrides['model']`` (a .pt path)."""
 
-    def __init__(self, cfg=DEFAULT_CFG, overrides=None, _callbacks=None, model: nn.Module | None = None, threads=0):
+    def __init__(self, cfg=DEFAULT_CFG, overrides=None, _callbacks=None, model: nn.Module | None = None, threads=0,
+                 regularizer: Callable[[nn.Module], Any] | None = None):
         self.pruned_model = model
+        self.regularizer, self._pruner, self._reg = regularizer, None, 0.0
         super().__init__(cfg, overrides, _callbacks)
         for event in ("on_train_start", "on_val_start"):  # Ultralytics sets cores-1 threads on CPU
             self.add_callback(event, use_all_cores(threads))
@@ -36,9 +40,28 @@ class PrunedDetectionTrainer(DetectionTrainer):
             model = load_model(self.args.model)
         return model
 
+    def optimizer_step(self):
+        """Sparsity training: with a regularizer (model -> Torch-Pruning pruner with reg > 0), its regularize() adds
+        to the gradients after backward and before the optimizer step (in the loss scaler's units under AMP)."""
+        if self.regularizer is not None:
+            model = unwrap_model(self.model)
+            if self._pruner is None:
+                frozen = [p for p in model.parameters() if not p.requires_grad]  # e.g. the DFL conv
+                self._pruner = self.regularizer(model)  # tracing needs gradients everywhere
+                self._reg = self._pruner.reg
+                for p in frozen:
+                    p.requires_grad_(False)
+            self._pruner.reg = self._reg * (self.scaler.get_scale() if self.scaler.is_enabled() else 1.0)
+            self._pruner.regularize(model)
+        super().optimizer_step()
 
-def finetune(model: nn.Module | str | Path, params: dict, data: str, save_dir) -> tuple[nn.Module, PrunedDetectionTrainer]:
-    """Fine-tune model (module or checkpoint path) with the run's settings; return the best (EMA) model, FP32.
+
+def finetune(model: nn.Module | str | Path, params: dict, data: str, save_dir, epochs: int,
+             teacher: str | Path | None = None, regularizer=None) -> tuple[nn.Module, PrunedDetectionTrainer]:
+    """Fine-tune model (module or checkpoint path) for epochs with the run's settings; return the best (EMA) model,
+    FP32 (the last one when training with a regularizer: sparsity grows with the epochs). With
+    params['distill_weight'] and a teacher checkpoint, Ultralytics' knowledge distillation learns from it (features
+    at the Detect head's inputs); the checkpoints it saves hold the student alone.
 
     Settings: the cfg YAML (if any) is the base, the run's fine-tuning parameters override it. Checkpoints go to
     save_dir/weights/{best,last}.pt. The parameter count after training must equal the one before.
@@ -46,11 +69,13 @@ def finetune(model: nn.Module | str | Path, params: dict, data: str, save_dir) -
     save_dir = Path(save_dir)
     in_memory = isinstance(model, nn.Module)
     before = n_params(model if in_memory else load_model(model))
+    distill = {"distill_model": str(teacher), "dis": params["distill_weight"]} if teacher and params["distill_weight"] else {}
     overrides = ultralytics_args(params, "finetune", data, model="pruned" if in_memory else str(model),
-                                 project=str(save_dir.parent), name=save_dir.name)
-    trainer = PrunedDetectionTrainer(overrides=overrides, model=model if in_memory else None, threads=params["threads"])
+                                 project=str(save_dir.parent), name=save_dir.name, epochs=epochs, **distill)
+    trainer = PrunedDetectionTrainer(overrides=overrides, model=model if in_memory else None, threads=params["threads"],
+                                     regularizer=regularizer)
     trainer.train()
-    best = load_model(trainer.best if Path(trainer.best).is_file() else trainer.last)
+    best = load_model(trainer.best if Path(trainer.best).is_file() and not regularizer else trainer.last)
     after = n_params(best)
     if after != before:
         raise RuntimeError(f"fine-tuning changed the model: {before} parameters before, {after} after")

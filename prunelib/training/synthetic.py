@@ -30,23 +30,29 @@ CLASSES = (
 GENERATOR_VERSION = 3  # bump when the drawing changes: it is part of every cache key
 
 
-def generate(out_dir, n_train: int, n_val: int, imgsz: int, seed: int = 0) -> Path:
-    """Write images/{train,val}, labels/{train,val} and data.yaml under out_dir; return data.yaml's path.
+def generate(out_dir, n_train: int, n_val: int, imgsz: int, seed: int = 0, classes=None, n_test: int = 0) -> Path:
+    """Write images/{train,val[,test]}, labels/… and data.yaml under out_dir; return data.yaml's path.
 
-    Train and val are drawn from disjoint seeds. Written to a temporary folder and renamed, so a folder that exists
-    is complete.
+    Every split is drawn from a seed of its own. classes: names from CLASSES to draw (default all of them, in
+    order); n_test > 0 adds a held-out ``test`` split. Written to a temporary folder and renamed, so a folder that
+    exists is complete.
     """
+    names = tuple(classes or CLASSES)
+    unknown = [c for c in names if c not in CLASSES]
+    if unknown:
+        raise ValueError(f"classes: {unknown} are not drawn by the generator; it draws {', '.join(CLASSES)}")
     out_dir = Path(out_dir)
     if (out_dir / "data.yaml").is_file():
         return out_dir / "data.yaml"
     files.remove_stale(out_dir.parent)
     try:
         with files.atomic(out_dir) as tmp:
-            _write_split_images(tmp, n_train, n_val, imgsz, seed)
-            data = {"path": str(out_dir.resolve()), "train": "images/train", "val": "images/val", "nc": len(CLASSES),
-                    "names": dict(enumerate(CLASSES))}  # fmt: skip
+            _write_split_images(tmp, {"train": n_train, "val": n_val, "test": n_test}, imgsz, seed, names)
+            data = {"path": str(out_dir.resolve()), "train": "images/train", "val": "images/val",
+                    **({"test": "images/test"} if n_test else {}), "nc": len(names), "names": dict(enumerate(names))}
             (tmp / "data.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
-            settings = dict(n_train=n_train, n_val=n_val, imgsz=imgsz, seed=seed, version=GENERATOR_VERSION)
+            settings = dict(n_train=n_train, n_val=n_val, n_test=n_test, imgsz=imgsz, seed=seed, classes=names,
+                            version=GENERATOR_VERSION)
             (tmp / "settings.json").write_text(json.dumps(settings))
     except OSError:  # another process finished the same set first
         if not (out_dir / "data.yaml").is_file():
@@ -54,31 +60,35 @@ def generate(out_dir, n_train: int, n_val: int, imgsz: int, seed: int = 0) -> Pa
     return out_dir / "data.yaml"
 
 
-def _write_split_images(folder: Path, n_train: int, n_val: int, imgsz: int, seed: int) -> None:
-    for split, n, split_seed in (("train", n_train, seed * 2), ("val", n_val, seed * 2 + 1)):
+def _write_split_images(folder: Path, counts: dict, imgsz: int, seed: int, names) -> None:
+    split_seeds = {"train": seed * 2, "val": seed * 2 + 1, "test": [seed, 2]}  # test: never the seed of another split
+    for split, n in counts.items():
+        if not n:
+            continue
         (folder / "images" / split).mkdir(parents=True)
         (folder / "labels" / split).mkdir(parents=True)
-        rng = np.random.default_rng([GENERATOR_VERSION, split_seed])
+        rng = np.random.default_rng([GENERATOR_VERSION, *np.atleast_1d(split_seeds[split])])
         for i in range(n):
-            img, labels = draw_image(rng, imgsz)
+            img, labels = draw_image(rng, imgsz, names)
             img.save(folder / "images" / split / f"{i:05d}.png")
             lines = [f"{c} {x:.6f} {y:.6f} {w:.6f} {h:.6f}" for c, x, y, w, h in labels]
             (folder / "labels" / split / f"{i:05d}.txt").write_text("\n".join(lines) + ("\n" if lines else ""))
 
 
-def cache_key(n_train: int, n_val: int, imgsz: int, seed: int) -> str:
-    blob = json.dumps(dict(n_train=n_train, n_val=n_val, imgsz=imgsz, seed=seed, v=GENERATOR_VERSION))
+def cache_key(n_train: int, n_val: int, imgsz: int, seed: int, classes=()) -> str:
+    settings = dict(n_train=n_train, n_val=n_val, imgsz=imgsz, seed=seed, v=GENERATOR_VERSION)
+    blob = json.dumps({**settings, **({"classes": list(classes)} if classes else {})})
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
-def draw_image(rng: np.random.Generator, size: int):
-    """One image and its labels [(class, xc, yc, w, h) normalised]."""
+def draw_image(rng: np.random.Generator, size: int, names=CLASSES):
+    """One image and its labels [(class index into names, xc, yc, w, h) normalised]."""
     img = _background(rng, size)
     draw = ImageDraw.Draw(img)
     _clutter(rng, draw, size, int(rng.integers(1, 5)))
     labels, boxes = [], []
     for _ in range(int(rng.integers(3, 11))):
-        cls = int(rng.integers(len(CLASSES)))
+        cls = int(rng.integers(len(names)))
         s = _object_size(rng, size)
         for _try in range(10):
             x0, y0 = rng.uniform(0, size - s, 2)
@@ -87,7 +97,7 @@ def draw_image(rng: np.random.Generator, size: int):
                 break
         else:
             continue
-        _draw_shape(rng, draw, cls, box, _contrasting_colour(rng, img, box))
+        _draw_shape(rng, draw, names[cls], box, _contrasting_colour(rng, img, box))
         boxes.append(box)
         labels.append((cls, (box[0] + box[2]) / 2 / size, (box[1] + box[3]) / 2 / size, s / size, s / size))
     if rng.random() < 0.3:
@@ -146,10 +156,9 @@ def _clutter(rng, draw, size, n):
             draw.polygon(pts, fill=colour)
 
 
-def _draw_shape(rng, draw, cls, box, colour):
+def _draw_shape(rng, draw, name, box, colour):
     x0, y0, x1, y1 = box
     s = x1 - x0
-    name = CLASSES[cls]
     outline = name.endswith("_outline")
     width = max(1, int(round(s * rng.uniform(0.08, 0.16))))
     fill, line = (None, colour) if outline else (colour, None)

@@ -1,0 +1,100 @@
+"""Accuracy recovery: the reference method against each recovery technique alone and their combination, at a 2x MACs
+cut with 10 fine-tuning epochs in all (2 steps x 5; sparsity and final epochs come out of those), on two cases:
+
+- embedded: the kit's synthetic default and its shipped baseline (retention on its val split);
+- user: a data set and a YOLO11n trained with plain Ultralytics (bench/user_case.py); retention is measured on its
+  held-out test images, which neither training nor fine-tuning saw (val picks best.pt and the budget).
+
+Each case is one `prunelib sweep` over recipe files (grid key `params`), so it resumes and compares like any sweep.
+`--ladder` adds the given recipe at 1.5x and 3x.
+
+    .venv/bin/python bench/recovery.py [--cases user embedded] [--recipes reference bn-recalibration ...] [--ladder R]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import user_case
+from common import publish
+from prunelib.runs import load_run, sweep
+from prunelib.surgery import checkpoints
+from prunelib.training.validation import evaluate
+
+RECIPES = ["reference", "bn-recalibration", "distill", "final-finetune", "sparse", "one-shot", "one-shot-bn", "bn-final",
+           "final-heavy", "recovery", "recovery-distill", "recovery-lr"]
+BUDGET = "bench/recovery-budget.yaml"  # 2 steps x 5 epochs, 2x MACs: a file, so a recipe file can change it
+
+
+def recipe_file(name: str) -> str:
+    return "params/reference.yaml" if name == "reference" else f"params/recipes/{name}.yaml"
+
+
+def case_sweep(case: str, recipes: list[str], speedups: list[float], name: str) -> sweep.Sweep:
+    """The sweep of one case: base = the defaults, the reference method and the budget; grid = recipes x speed-ups
+    (the target_speedup override wins over the budget file's)."""
+    fixed = {}
+    if case == "user":
+        fixed |= {"model": str(user_case.model()), "data": str(user_case.data_yaml()), "imgsz": 256}
+    grid = [f"params={','.join(recipe_file(r) for r in recipes)}",
+            f"target_speedup={','.join(str(s) for s in speedups)}"]  # fmt: skip
+    return sweep.load(params_files=["params/default.yaml", "params/reference.yaml", BUDGET], grid_items=grid,
+                      set_items=[f"{k}={json.dumps(v)}" for k, v in fixed.items()], name=name)  # fmt: skip
+
+
+def rows_of(case: str, plan: sweep.Sweep) -> list[dict]:
+    status = plan.folder.statuses()
+    holdout = user_case.holdout_yaml() if case == "user" else None
+    baseline = None
+    rows = []
+    for combo in plan.combinations():
+        run = load_run(plan.root / sweep.run_name(combo))
+        ledger, unpruned = run.read_ledger(), run.read_json(run.unpruned_json)
+        final = run.final_step() or {}
+        steps = [r for r in ledger if r.get("kind", "prune") == "prune"]
+        row = {"case": case, "recipe": combo["params"].rsplit("/", 1)[-1].removesuffix(".yaml"),
+               "target": f"{run.params['target_speedup']:g}x",
+               "MACs cut": f"{unpruned['macs'] / final.get('macs', unpruned['macs']):.2f}x",
+               "epochs": sum(r.get("epochs", 0) for r in ledger),
+               "baseline": f"{unpruned['map50_95']:.4f}", "pruned (step 1)": f"{steps[0]['pruned_map50_95']:.4f}",
+               "recovered": f"{final.get('map50_95', 0):.4f}",
+               "retention": f"{final.get('map50_95', 0) / unpruned['map50_95']:.1%}"}  # fmt: skip
+        if holdout:  # the same models on images nothing trained or selected on
+            if baseline is None:
+                baseline = evaluate(checkpoints.load_model(run.replaced), run.params, holdout, run.val_dir("holdout"))
+            test = evaluate(checkpoints.load_model(run.final), run.params, holdout, run.val_dir("holdout"))
+            row |= {"held-out baseline": f"{baseline['map50_95']:.4f}", "held-out final": f"{test['map50_95']:.4f}",
+                    "held-out retention": f"{test['map50_95'] / baseline['map50_95']:.1%}"}  # fmt: skip
+        row["minutes"] = round(status.get(run.name, {}).get("seconds", 0) / 60, 1)
+        rows.append(row)
+    return rows
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--cases", nargs="+", default=["user", "embedded"], choices=["user", "embedded"])
+    ap.add_argument("--recipes", nargs="+", default=RECIPES)
+    ap.add_argument("--ladder", default="", help="a recipe to measure at 1.5x, 2x and 3x as well")
+    args = ap.parse_args()
+    rows = []
+    for case in args.cases:
+        plans = [case_sweep(case, args.recipes, [2.0], f"recovery-{case}")]
+        if args.ladder:
+            plans.append(case_sweep(case, [args.ladder], [1.5, 3.0], f"recovery-{case}-ladder"))
+        for plan in plans:
+            sweep.run_sweep(plan)
+            rows += rows_of(case, plan)
+    publish("recovery", "Accuracy recovery at 2x fewer MACs, 10 fine-tuning epochs in all", rows,
+            notes=NOTES)
+
+
+NOTES = """
+Retention = recovered / baseline mAP50-95 of final.pt (val split; the user case also on held-out test images).
+pruned (step 1) = mAP50-95 right after the first prune, before any fine-tuning.
+Targets: >= 95 % retention on the user-style case, >= 90 % on the embedded default, both at 2x with 10 epochs.
+What was tried on the way, and by how much each missed: bench/results/recovery-screening.md.
+"""
+
+if __name__ == "__main__":
+    main()
