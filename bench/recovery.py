@@ -19,6 +19,7 @@ import json
 import user_case
 from common import publish
 from prunelib.runs import load_run, sweep
+from prunelib.runs.folder import prune_steps
 from prunelib.surgery import checkpoints
 from prunelib.training.validation import evaluate
 
@@ -52,7 +53,7 @@ def rows_of(case: str, plan: sweep.Sweep) -> list[dict]:
         run = load_run(plan.root / sweep.run_name(combo))
         ledger, unpruned = run.read_ledger(), run.read_json(run.unpruned_json)
         final = run.final_step() or {}
-        steps = [r for r in ledger if r.get("kind", "prune") == "prune"]
+        steps = prune_steps(ledger)
         row = {"case": case, "recipe": combo["params"].rsplit("/", 1)[-1].removesuffix(".yaml"),
                "target": f"{run.params['target_speedup']:g}x",
                "MACs cut": f"{unpruned['macs'] / final.get('macs', unpruned['macs']):.2f}x",

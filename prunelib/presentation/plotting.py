@@ -7,6 +7,7 @@ from pathlib import Path
 import matplotlib
 
 from prunelib import files
+from prunelib.runs.folder import prune_steps
 
 if not matplotlib.get_backend().lower().startswith(("module://matplotlib_inline", "inline", "nbagg", "widget")):
     matplotlib.use("Agg")
@@ -16,7 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 def performance(ledger: list[dict], unpruned: dict, path) -> plt.Figure:
     """The reference script's graph: recovered and pruned mAP against pruning ratio, MACs on a second axis; sparsity
     training and the final fine-tune as markers of their own."""
-    steps = [r for r in ledger if r.get("kind", "prune") == "prune"]
+    steps = prune_steps(ledger)
     ratio = [0.0] + [r["channel_ratio"] for r in steps]
     recovered = [unpruned["map50_95"]] + [r["map50_95"] for r in steps]
     pruned = [unpruned["map50_95"]] + [r["pruned_map50_95"] for r in steps]

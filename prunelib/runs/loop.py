@@ -145,12 +145,13 @@ def prune_step(loop: Loop, model, step: int, ratio: float):
         with clock("validate"):
             recovered = loop.evaluate(model, params, loop.data, run.step_val_dir(step, "recovered"))
         within = _hand_on(loop, step, recovered)
+    speedup = loop.unpruned["macs"] / macs
     record = {
         "step": step, "kind": PRUNE, "step_ratio": round(ratio, 6), "channels": channels,
         "channel_ratio": round(1 - channels / loop.unpruned["channels"], 6), "macs": macs, "params": n,
-        "speedup": round(loop.unpruned["macs"] / macs, 6), "epochs": parameters.epochs(params)["step"],
+        "speedup": round(speedup, 6), "epochs": parameters.epochs(params)["step"],
         **_maps(pruned, "pruned_"), **_maps(recovered), **_drop(loop, recovered, within),
-        "stop": policy.stop_reason(loop.goal, step, within, loop.unpruned["macs"] / macs),
+        "stop": policy.stop_reason(loop.goal, step, within, speedup),
         "checkpoint": run.rel(run.step_weights(step)), **clock.seconds(),
     }  # fmt: skip
     run.append_ledger(record)
@@ -194,7 +195,8 @@ def final_finetune(loop: Loop) -> dict | None:
     """Fine-tune final.pt (the last row within budget) once more; its ledger row, or None when no step is within
     budget. Budget and rollback as for a step: final.pt follows it only when it is within budget."""
     run, params = loop.run, loop.run.params
-    start = _final_start(run.read_ledger())
+    ledger = run.read_ledger()
+    start = _final_start(ledger)
     if start is None:
         loop.log("Final fine-tune skipped: no pruned step is within the mAP budget")
         return None
@@ -209,9 +211,9 @@ def final_finetune(loop: Loop) -> dict | None:
         within = _hand_on(loop, FINAL, recovered)
     keep = ("channels", "channel_ratio", "macs", "params", "speedup")
     record = {
-        "step": max(r["step"] for r in run.read_ledger()) + 1, "kind": FINAL, "step_ratio": 0.0, **{k: start[k] for k in keep},
+        "step": max(r["step"] for r in ledger) + 1, "kind": FINAL, "step_ratio": 0.0, **{k: start[k] for k in keep},
         "epochs": epochs, "pruned_map50_95": start["map50_95"], "pruned_map50": start["map50"], **_maps(recovered),
-        **_drop(loop, recovered, within), "stop": run.read_ledger()[-1]["stop"],
+        **_drop(loop, recovered, within), "stop": ledger[-1]["stop"],
         "checkpoint": run.rel(run.step_weights(FINAL)), **clock.seconds(),
     }  # fmt: skip
     run.append_ledger(record)
