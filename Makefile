@@ -26,7 +26,7 @@ demo: $(STAMP) ## run the whole staged pipeline on the embedded default (PARAMS=
 	$(PY) -m prunelib run --params $(PARAMS)
 
 test: $(STAMP) ## run the full test suite: unit tests, smoke pipeline, nbval over every notebook
-	$(PY) -m pytest --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval-sanitize.cfg tests notebooks
+	$(PY) -m pytest --durations=12 --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval-sanitize.cfg tests notebooks
 
 lab: $(STAMP) ## start JupyterLab on notebooks/ (as root too, the usual case in a container)
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root)

@@ -53,6 +53,19 @@ def smoke_start(smoke_params):
     return {"data": data, "model": model}
 
 
+def published_from(final, src) -> bool:
+    """Is checkpoint final what the kit publishes from checkpoint src: the same weights, blocks folded?"""
+    import torch
+
+    from prunelib.surgery.folding import fold
+
+    a = torch.load(final, map_location="cpu", weights_only=False)["model"]
+    b = torch.load(src, map_location="cpu", weights_only=False)["model"]
+    fold(b)
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
 def tree_snapshot(root: Path) -> dict:
     """{relative path: (size, mtime_ns)} of every file under root: to prove nothing was written."""
     if not root.exists():

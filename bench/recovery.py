@@ -24,7 +24,7 @@ from prunelib.surgery import checkpoints
 from prunelib.training.validation import evaluate
 
 RECIPES = ["reference", "bn-recalibration", "distill", "final-finetune", "sparse", "one-shot", "one-shot-bn", "bn-final",
-           "final-heavy", "recovery", "recovery-distill", "recovery-lr"]
+           "final-heavy", "recovery", "recovery-distill", "recovery-lr", "sensitivity", "global", "isomorphic"]
 BUDGET = "bench/recovery-budget.yaml"  # 2 steps x 5 epochs, 2x MACs: a file, so a recipe file can change it
 
 
@@ -45,11 +45,14 @@ def case_sweep(case: str, recipes: list[str], speedups: list[float], name: str) 
 
 
 def rows_of(case: str, plan: sweep.Sweep) -> list[dict]:
+    """One row per finished run of the plan (runs not made yet are left out)."""
     status = plan.folder.statuses()
     holdout = user_case.holdout_yaml() if case == "user" else None
     baseline = None
     rows = []
     for combo in plan.combinations():
+        if status.get(sweep.run_name(combo), {}).get("status") != "done":
+            continue
         run = load_run(plan.root / sweep.run_name(combo))
         ledger, unpruned = run.read_ledger(), run.read_json(run.unpruned_json)
         final = run.final_step() or {}
@@ -78,14 +81,14 @@ def main():
     ap.add_argument("--recipes", nargs="+", default=RECIPES)
     ap.add_argument("--ladder", default="", help="a recipe to measure at 1.5x, 2x and 3x as well")
     args = ap.parse_args()
-    rows = []
     for case in args.cases:
-        plans = [case_sweep(case, args.recipes, [2.0], f"recovery-{case}")]
+        sweep.run_sweep(case_sweep(case, args.recipes, [2.0], f"recovery-{case}"))
         if args.ladder:
-            plans.append(case_sweep(case, [args.ladder], [1.5, 3.0], f"recovery-{case}-ladder"))
-        for plan in plans:
-            sweep.run_sweep(plan)
-            rows += rows_of(case, plan)
+            sweep.run_sweep(case_sweep(case, [args.ladder], [1.5, 3.0], f"recovery-{case}-ladder"))
+    rows = []  # every run measured so far, whichever this call ran, so the table is always whole
+    for case in ("user", "embedded"):
+        rows += rows_of(case, case_sweep(case, RECIPES, [2.0], f"recovery-{case}"))
+        rows += rows_of(case, case_sweep(case, RECIPES, [1.5, 3.0], f"recovery-{case}-ladder"))
     publish("recovery", "Accuracy recovery at 2x fewer MACs, 10 fine-tuning epochs in all", rows,
             notes=NOTES)
 

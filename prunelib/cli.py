@@ -1,8 +1,9 @@
 """Command line: ``python -m prunelib {run,prune,params}``.
 
 ``run`` executes the staged notebooks with papermill (the main job); ``prune`` calls the same stage functions
-without notebooks, with the reference script's options; ``sweep`` runs a grid of runs and compares them; ``params``
-lists every parameter with its default. Expected user errors print one
+without notebooks, with the reference script's options; ``sweep`` runs a grid of runs and compares them;
+``finetune`` trains a pruned checkpoint further with its structure kept; ``params`` lists every parameter with its
+default. Expected user errors print one
 line and exit 2 (``--debug`` shows the traceback); Ctrl-C stops with a line saying how to resume.
 """
 
@@ -87,6 +88,18 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--debug", action="store_true", help="show tracebacks of expected errors")
     sweep.set_defaults(func=cmd_sweep)
 
+    ft = sub.add_parser("finetune", help="train a pruned checkpoint further, its structure kept (not YOLO().train)")
+    ft.add_argument("--model", required=True, help="pruned checkpoint, e.g. runs/<run>/final.pt")
+    ft.add_argument("--data", help="data YAML (default: the embedded synthetic set)")
+    ft.add_argument("--cfg", help="Ultralytics training-settings YAML (e.g. lr0, mosaic, patience)")
+    ft.add_argument("--epochs", type=int, help="epochs (default: finetune_epochs)")
+    ft.add_argument("--teacher", help="checkpoint to distil from, e.g. the unpruned model (distill_weight 1 unless set)")
+    ft.add_argument("--name", help="folder under <runs>/finetune/ (default: the model file's name; never overwritten)")
+    ft.add_argument("--params", action="append", default=[], metavar="FILE", help="parameter YAML (repeatable)")
+    ft.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one parameter")
+    ft.add_argument("--debug", action="store_true", help="show tracebacks of expected errors")
+    ft.set_defaults(func=cmd_finetune)
+
     baseline = sub.add_parser("baseline", help="train the embedded baseline again and ship it in baselines/")
     baseline.add_argument("--params", action="append", default=[], metavar="FILE", help="parameter YAML (repeatable)")
     baseline.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one parameter")
@@ -152,6 +165,29 @@ def cmd_sweep(args) -> int:
           + (f"; failed: {', '.join(failed)} (see sweep.json)" if failed else "")
           + f"; {relative(plan.folder.summary_md)}")
     return 1 if failed else 0
+
+
+def cmd_finetune(args) -> int:
+    from prunelib.paths import relative, resolve
+    from prunelib.runs import parameters
+    from prunelib.runs.folder import check_inputs, next_free, runs_root
+    from prunelib.surgery.checkpoints import load_model
+    from prunelib.training.finetuning import continue_training
+
+    given = {"model": args.model, "data": args.data, "cfg": args.cfg, "finetune_epochs": args.epochs}
+    overrides = parameters.parse_set(args.set) | {k: v for k, v in given.items() if v is not None}
+    if args.teacher and not overrides.get("distill_weight"):
+        overrides["distill_weight"] = 1.0
+    params = parameters.load([resolve(f) for f in args.params], overrides)
+    if params["finetune_epochs"] < 1:
+        raise UserError(f"--epochs: {params['finetune_epochs']} is not allowed; expected 1 or more")
+    check_inputs(params)
+    if args.teacher:
+        load_model(resolve(args.teacher), "--teacher")
+    out = next_free(runs_root(params) / "finetune" / (args.name or resolve(args.model).stem))
+    best, last = continue_training(params, out, teacher=resolve(args.teacher) if args.teacher else None)
+    print(f"done: {relative(best)}, {relative(last)} (load with YOLO(path); no prunelib needed)")
+    return 0
 
 
 def cmd_baseline(args) -> int:

@@ -140,3 +140,22 @@ def test_unknown_stage_is_refused():
     with pytest.raises(UserError, match=r"--stages: '35' is not a stage; allowed: 00-baseline"):
         select_stages("30,35")
     assert select_stages("40,30") == ["30-prune-loop", "40-analysis"]
+
+
+FINETUNE_CASES = [
+    (["--model", "{tmp}/missing.pt", "--data", "{data}"], r"model: file '.*missing.pt' does not exist"),
+    (["--model", "{text}", "--data", "{data}"], r"model: '.*notes.pt' is not a loadable Ultralytics checkpoint"),
+    (["--model", "{model}"], r"data: a data YAML is required with your own model"),
+    (["--model", "{model}", "--data", "{data}", "--epochs", "0"], r"--epochs: 0 is not allowed; expected 1 or more"),
+    (["--model", "{model}", "--data", "{data}", "--teacher", "{text}"], r"--teacher: '.*notes.pt' is not a loadable"),
+]
+
+
+@pytest.mark.parametrize("args,message", FINETUNE_CASES, ids=[c[1][:40] for c in FINETUNE_CASES])
+def test_finetune_refuses_bad_input_and_writes_nothing(args, message, bad_files, tmp_path, runs_root, capsys):
+    args = [a.format(tmp=tmp_path, **{k: v for k, v in bad_files.items()}) for a in args]
+    before = tree_snapshot(runs_root)
+    assert cli.main(["finetune", "--params", str(SMOKE), *args]) == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1 and __import__("re").search(message, lines[0]), lines
+    assert tree_snapshot(runs_root) == before

@@ -8,12 +8,13 @@ import sys
 import pytest
 
 from prunelib import runs
-from prunelib.runs import stages
+from prunelib.paths import relative
+from prunelib.runs import loop, stages
 from prunelib.surgery import checkpoints, measuring
 from prunelib.surgery.replacement import C3k2Prunable, replace_c3k2
 from prunelib.training.finetuning import finetune
 
-from conftest import SMOKE
+from conftest import SMOKE, cli, published_from
 
 
 def sha(path):
@@ -70,7 +71,7 @@ def test_early_stop_rolls_back_to_the_last_step_within_budget(smoke_start):
     ledger = stages.prune(run, log=quiet, evaluate=evaluate)
     assert [r["step"] for r in ledger] == [1, 2]
     assert [r["within_budget"] for r in ledger] == [True, False] and ledger[-1]["stop"] == "map_drop"
-    assert sha(run.final) == sha(run.step_dir(1) / "weights" / "best.pt")
+    assert published_from(run.final, run.step_dir(1) / "weights" / "best.pt")
     assert run.final_step()["step"] == 1
     # a run that is complete stays complete
     assert stages.prune(run, log=quiet) == run.read_ledger() == ledger
@@ -82,7 +83,7 @@ def test_relative_budget_stops_too(smoke_start):
     stages.replace(run, log=quiet, evaluate=evaluate)
     ledger = stages.prune(run, log=quiet, evaluate=evaluate)
     assert ledger[0]["within_budget"] is False and ledger[0]["stop"] == "map_drop"
-    assert sha(run.final) == sha(run.replaced)  # no step within budget: the unpruned baseline
+    assert published_from(run.final, run.replaced)  # no step within budget: the unpruned baseline
 
 
 def test_resume_skips_completed_steps(smoke_start):
@@ -127,25 +128,50 @@ def test_other_parameters_are_refused_unless_new_run(smoke_start):
     assert other.name == "refuse-2"
 
 
-def test_final_checkpoint_loads_in_a_fresh_process_with_only_ultralytics(smoke_start, tmp_path):
+def test_final_checkpoint_loads_predicts_validates_and_exports_without_prunelib(smoke_start, tmp_path, runs_root):
     run = open_smoke("fresh", finetune_epochs=1, iterative_steps=1)
     stages.replace(run, log=quiet)
     stages.prune(run, log=quiet)
+    image = smoke_start["data"].parent / "images" / "val" / "00000.png"
+    # and trained further, structure kept, through the CLI (with distillation from the unpruned model)
+    r = cli("finetune", "--model", run.final, "--data", smoke_start["data"], "--params", SMOKE, "--epochs", 1,
+            "--teacher", run.replaced, "--name", "fresh", check=True)  # fmt: skip
+    trained = runs_root / "finetune" / "fresh" / "weights" / "best.pt"
+    assert f"done: {relative(trained)}" in r.stdout
     script = f"""
 import sys
+
+
+class NoPrunelib:  # a machine where only ultralytics is installed
+    def find_spec(self, name, *args):
+        if name.split(".")[0] == "prunelib":
+            raise ImportError("prunelib is not installed here")
+
+
+sys.meta_path.insert(0, NoPrunelib())
 from ultralytics import YOLO
-assert "prunelib" not in sys.modules
+
 m = YOLO({str(run.final)!r})
-r = m.predict({str(smoke_start['data'].parent / 'images' / 'val' / '00000.png')!r}, imgsz=64, verbose=False)
+r = m.predict({str(image)!r}, imgsz=64, verbose=False)
 metrics = m.val(data={str(smoke_start['data'])!r}, imgsz=64, batch=4, plots=False, verbose=False,
                 project={str(tmp_path)!r}, name="val")
 out = m.export(format="onnx", imgsz=64)
-print("OK", len(r), type(m.model).__name__, out.endswith(".onnx"), any(type(x).__name__ == "C3k2Prunable" for x in m.model.modules()))
+print("BOXES", r[0].boxes.xyxy.round(decimals=2).tolist())
+print("OK", type(m.model).__name__, out.endswith(".onnx"), metrics.box.map > 0,
+      any(type(x).__module__.startswith("prunelib") for x in m.model.modules()), "prunelib" in sys.modules)
+t = YOLO({str(trained)!r})
+print("TRAINED", sum(p.numel() for p in t.model.parameters()) == sum(p.numel() for p in m.model.parameters()),
+      t.predict({str(image)!r}, imgsz=64, verbose=False)[0].boxes is not None)
 """
     r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path,
                        timeout=600)  # fmt: skip
     assert r.returncode == 0, r.stderr[-3000:]
-    assert "OK 1 DetectionModel True True" in r.stdout
+    assert "OK DetectionModel True True False False" in r.stdout
+    assert "TRAINED True True" in r.stdout  # the pruned count, loaded and run without prunelib
+    from ultralytics import YOLO
+
+    inside = YOLO(str(run.step_weights(1))).predict(str(image), imgsz=64, verbose=False)  # the prunable form
+    assert f"BOXES {inside[0].boxes.xyxy.round(decimals=2).tolist()}" in r.stdout  # the same boxes
 
 
 def test_speedup_goal_is_reached_in_its_steps(smoke_start):
@@ -170,3 +196,23 @@ def test_a_shipped_baseline_is_used_instead_of_training(smoke_start, smoke_param
     path, source = embedded.model_path(params, train=False, shipped=tmp_path / "shipped")
     assert source == "shipped" and sha(path) == sha(smoke_start["model"])
     assert embedded.model_path(params, train=False, shipped=tmp_path / "nothing")[1] == "cache"
+
+
+def test_sensitivity_shares_the_cut_and_is_kept_for_resume(smoke_start):
+    run = open_smoke("by-sensitivity", layer_ratios="sensitivity", target_speedup=1.4, iterative_steps=1,
+                     finetune_epochs=0)  # fmt: skip
+    stages.replace(run, log=quiet)
+    ledger = stages.prune(run, log=quiet)
+    weights = {int(i): w for i, w in run.read_json(run.layer_weights_json).items()}
+    scan = run.read_json(run.sensitivity_json)
+    assert len(weights) == len(scan) >= 10 and sum(weights.values()) / len(weights) == pytest.approx(1.0, abs=1e-4)
+    assert max(weights.values()) > 1.1 * min(weights.values())  # the smoke model's layers differ
+    before = measuring.conv_channels(checkpoints.load_model(run.replaced))
+    after = measuring.conv_channels(checkpoints.load_model(run.final))
+    convs = [i for i in weights if f"model.{i}.conv" in before]  # plain Conv layers: their own output channels
+    weakest, strongest = min(convs, key=weights.get), max(convs, key=weights.get)
+    kept = {i: after[f"model.{i}.conv"] / before[f"model.{i}.conv"] for i in (weakest, strongest)}
+    assert kept[weakest] > kept[strongest], (kept, weights)  # the robust layer gave more
+    assert ledger[-1]["stop"] == "target_reached" and ledger[-1]["speedup"] >= 1.4 * 0.995
+    run.layer_weights_json.write_text('{"0": 1.0}')  # a resumed run reads the weights it began with, no new scan
+    assert loop.layer_weights(loop.Loop(run, {}, None, None, None, None, log=None)) == {0: 1.0}

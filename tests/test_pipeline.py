@@ -51,6 +51,8 @@ def test_report_and_export_records(smoke_run):
     assert report.count("\n| 2 |") == 1
     export = json.loads((run_dir / "export.json").read_text())
     assert export["onnx_max_abs_diff"] < 1e-3
+    assert export["padding_macs"] == 0  # layer-by-layer cuts leave both halves of a block equal: nothing to pad
+    assert "final.pt holds Ultralytics' own C3k2/C2f blocks" in report
     assert {(r["model"], r["runtime"]) for r in export["latency"]} == {
         ("original", "torch"), ("original", "onnxruntime"), ("pruned", "torch"), ("pruned", "onnxruntime")}
     pruned = [r for r in export["latency"] if r["model"] == "pruned"]

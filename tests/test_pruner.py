@@ -131,3 +131,25 @@ def test_unknown_layer_index():
     m = DetectionModel("yolo11n.yaml", nc=8, verbose=False)
     with pytest.raises(UserError, match="layer index 99 is out of range; this model has layers 0-23"):
         pruner.ignored_modules(m, [99])
+
+
+def test_layer_weights_share_the_cut_by_robustness():
+    scan = {"0 Conv": {0.25: 0.55, 0.5: 0.10}, "7 Conv": {0.5: 0.60}, "8 C3k2Prunable": {0.5: 0.65}}
+    w = policy.layer_weights(scan, unpruned_map=0.60)
+    # robustness at the ratio nearest 0.5, capped at 1: 1/6, 1, 1 -> mean 13/18
+    assert w == pytest.approx({0: (1 / 6) / (13 / 18), 7: 1 / (13 / 18), 8: 1 / (13 / 18)}, rel=1e-9)
+    assert sum(w.values()) / len(w) == pytest.approx(1.0)
+    assert policy.layer_ratios(w, 0.5, most=0.6) == pytest.approx({0: 0.5 * w[0], 7: 0.6, 8: 0.6})
+    assert policy.layer_ratios(None, 0.5) is None
+    assert policy.layer_weights({"3 Conv": {0.5: 0.0}}, 0.6) == {3: 1.0}  # nothing robust: uniform
+
+
+def test_layer_ratios_cut_each_layer_by_its_own_share(replaced):
+    model, p = copy.deepcopy(replaced), params()
+    x = measuring.example_inputs(IMGSZ)
+    before = measuring.conv_channels(model)
+    pruner.prune(model, p, 0.5, x, layer_ratios={1: 0.0, 3: 0.25})
+    after = measuring.conv_channels(model)
+    assert after["model.1.conv"] == before["model.1.conv"]  # its share is nothing
+    assert after["model.3.conv"] == before["model.3.conv"] - before["model.3.conv"] // 4
+    assert after["model.5.conv"] == before["model.5.conv"] // 2  # no share of its own: the step's ratio

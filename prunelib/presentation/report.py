@@ -71,6 +71,10 @@ def write_report(run: Run) -> str:
         parts.append("\n## Latency (batch 1, median)\n")
         parts.append(markdown_table(export["latency"]))
         parts.append(f"\nONNX vs torch max |Δ|: {export.get('onnx_max_abs_diff', float('nan')):.2e}\n")
+    if "padding_macs" in export:
+        parts.append(f"\nfinal.pt holds Ultralytics' own C3k2/C2f blocks (loads without prunelib; train it further "
+                     f"with `python -m prunelib finetune`); zero channels padding unequal halves cost "
+                     f"{export['padding_macs']:,} MACs.\n")
     parts.append("\n## Plots\n")
     for path, title in ((run.perf_png, "Performance"), (run.channels_png, "Channels per layer"),
                         (run.pareto_png, "All runs"), (run.sensitivity_png, "Layer sensitivity")):  # fmt: skip

@@ -49,6 +49,7 @@ class Run:
     final = property(lambda self: self.dir / "final.pt")
     export_json = property(lambda self: self.dir / "export.json")
     sensitivity_json = property(lambda self: self.dir / "sensitivity.json")
+    layer_weights_json = property(lambda self: self.dir / "layer-weights.json")  # layer_ratios: sensitivity
     timings_json = property(lambda self: self.dir / "timings.json")
     report_md = property(lambda self: self.dir / "report.md")
     data_preview = property(lambda self: self.dir / "data-preview.jpg")
@@ -178,7 +179,7 @@ def open_run(params_files=(), overrides: dict | None = None, run_name: str | Non
     params = parameters.load([resolve(f) for f in params_files], overrides)
     run_dir = runs_root(params) / params["run_name"]
     if new_run:
-        run_dir = _next_free(run_dir)
+        run_dir = next_free(run_dir)
         params["run_name"] = run_dir.name
     run = Run(run_dir, params)
     if run.params_yaml.is_file():
@@ -229,6 +230,10 @@ def check_inputs(params: dict) -> None:
 
 
 def differences(old: dict, new: dict) -> list[str]:
+    """What differs between a run's stored parameters and new ones, among those a run may not change. A parameter
+    the stored file lacks (added to the kit after the run began) counts as its default, which keeps the old
+    behaviour."""
+    old = {**parameters.DEFAULTS, **old}
     keys = [p.name for p in parameters.PARAMS if not p.may_change]
     return [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys if old.get(k) != new.get(k)]
 
@@ -279,7 +284,8 @@ def load_runs(root) -> list[Run]:
     return runs
 
 
-def _next_free(run_dir: Path) -> Path:
+def next_free(run_dir: Path) -> Path:
+    """run_dir, or run_dir-2, -3 … when it exists: nothing already written is reused."""
     if not run_dir.exists():
         return run_dir
     i = 2

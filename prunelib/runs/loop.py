@@ -4,7 +4,7 @@ validate -> record -> [final fine-tune], with early stop, rollback and resume.
 Each row (``steps/sparse/``, ``steps/step_XX/`` with pruned.pt, ``steps/final/``; weights/{best,last}.pt) writes its
 files and only then appends its line to the ledger; a row without a ledger line is incomplete and is redone from
 scratch on the next run. ``final.pt`` follows the last row within the mAP budget (the replaced, unpruned model before
-any; rollback = it stays where it was). What each step prunes, when the loop stops and how the epochs are shared is
+any; rollback = it stays where it was), published in Ultralytics' own blocks (checkpoints.publish). What each step prunes, when the loop stops and how the epochs are shared is
 the policy's and the parameters' (prunelib.runs.policy, parameters.epochs); this module measures."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import torch
 
 from prunelib import files
 from prunelib.errors import UserError
-from prunelib.runs import parameters, policy
+from prunelib.runs import parameters, policy, sensitivity
 from prunelib.runs.folder import FINAL, PRUNE, SPARSE, Run, final_step, prune_steps
 from prunelib.surgery import checkpoints, measuring, pruner
 from prunelib.training import embedded
@@ -43,6 +43,10 @@ class Loop:
     x: torch.Tensor  # example inputs for tracing and counting
     evaluate: Callable = validate  # (model, params, data, save_dir) -> {'map50_95', 'map50'}
     log: Callable = print
+    weights: dict[int, float] | None = None  # layer_ratios 'sensitivity': {layer index: share of the cut}
+
+    def layer_ratios(self, ratio: float) -> dict[int, float] | None:
+        return policy.layer_ratios(self.weights, ratio, min(self.run.params["max_pruning_ratio"], 0.9))
 
 
 def prune_loop(run: Run, log=print, on_step=None, evaluate=validate) -> list[dict]:
@@ -58,9 +62,11 @@ def prune_loop(run: Run, log=print, on_step=None, evaluate=validate) -> list[dic
         return ledger
     files.remove_stale(run.dir, recursive=True)  # left by a process killed mid-write; never read as complete
     if not run.final.is_file():  # before any step, final.pt is the unpruned model
-        files.copy(run.replaced, run.final)
+        checkpoints.publish(run.replaced, run.final)
     loop = Loop(run, unpruned, embedded.data_yaml(params), policy.goal(params), policy.budget(params),
                 measuring.example_inputs(params["imgsz"]), evaluate, log)  # fmt: skip
+    if params["layer_ratios"] == "sensitivity":
+        loop.weights = layer_weights(loop)
     if parameters.epochs(params)["sparse"] and not ledger:
         _report(ledger, sparse_training(loop), on_step)
     if not (ledger and ledger[-1]["stop"]):
@@ -104,11 +110,24 @@ def _trial(loop: Loop, model) -> dict:
 
     def trial(ratio: float) -> dict:
         m = copy.deepcopy(model)
-        pruner.prune(m, loop.run.params, ratio, loop.x, loop.data)
+        pruner.prune(m, loop.run.params, ratio, loop.x, loop.data, loop.layer_ratios(ratio))
         macs = measuring.macs_params(m, loop.run.params["imgsz"])[0]
         return {"channels": pruner.prunable_channels(m, loop.run.params["ignore_layers"], loop.x), "macs": macs}
 
     return {"trial": trial}
+
+
+def layer_weights(loop: Loop) -> dict[int, float]:
+    """The run's {layer index: weight} from the sensitivity scan of every prunable layer pruned by half (scanned
+    once; kept in the run folder, so a resumed run shares its cuts as it began)."""
+    run = loop.run
+    stored = run.read_json(run.layer_weights_json)
+    if stored is None:
+        loop.log("Scanning every layer's sensitivity to share the cut (layer_ratios: sensitivity)")
+        scan = sensitivity.scan(run, loop.data, loop.log, every_layer=True, ratios=[policy.SCAN_RATIO])
+        stored = policy.layer_weights(scan, loop.unpruned["map50_95"])
+        run.write_json(run.layer_weights_json, {str(i): round(w, 6) for i, w in stored.items()})
+    return {int(i): w for i, w in stored.items()}
 
 
 def _complete(ledger: list[dict], params: dict) -> bool:
@@ -131,7 +150,7 @@ def prune_step(loop: Loop, model, step: int, ratio: float):
     clock = Clock()
     with clock("total"):
         with clock("prune"):
-            pruner.prune(model, params, ratio, loop.x, loop.data)
+            pruner.prune(model, params, ratio, loop.x, loop.data, loop.layer_ratios(ratio))
         with clock("recalibrate"):
             recalibrate_batchnorm(model, params, loop.data, params["bn_recalibration"])
         with clock("measure"):
@@ -205,7 +224,8 @@ def final_finetune(loop: Loop) -> dict | None:
     with clock("total"):
         with clock("finetune"):
             epochs = parameters.epochs(params)["final"]
-            model = finetune(run.final, params, loop.data, run.step_dir(FINAL), epochs, teacher=run.replaced)[0]
+            src = run.step_weights(start["step"])  # what final.pt was published from
+            model = finetune(src, params, loop.data, run.step_dir(FINAL), epochs, teacher=run.replaced)[0]
         with clock("validate"):
             recovered = loop.evaluate(model, params, loop.data, run.step_val_dir(FINAL, "recovered"))
         within = _hand_on(loop, FINAL, recovered)
@@ -223,10 +243,13 @@ def final_finetune(loop: Loop) -> dict | None:
 
 
 def _hand_on(loop: Loop, step, recovered: dict) -> bool:
-    """Is the step's model within budget? If so it becomes final.pt."""
+    """Is the step's model within budget? If so it becomes final.pt (published: folded into Ultralytics' blocks)."""
     within = loop.budget.within(loop.unpruned["map50_95"], recovered["map50_95"])
     if within:
-        files.copy(loop.run.step_weights(step), loop.run.final)
+        done = checkpoints.publish(loop.run.step_weights(step), loop.run.final)
+        if done["padded_channels"] or done["kept"]:
+            loop.log(f"final.pt: {done['padded_channels']} zero channels pad unequal halves of folded blocks"
+                     + (f"; left prunable (needs prunelib): {', '.join(done['kept'])}" if done["kept"] else ""))
     return within
 
 

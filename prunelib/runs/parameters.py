@@ -102,6 +102,8 @@ PARAMS = [
     Param("baseline_cfg", "yolo11n.yaml", str, "architecture YAML of the embedded baseline (Ultralytics' own)"),
     Param("baseline_lr0", 0.002, float, "learning rate of the baseline's AdamW training from scratch",
           _range(0, 1, True)),
+    Param("baseline_nbs", 64, int, "nominal batch of the baseline's training (Ultralytics' nbs; 0 = an optimizer "
+          "step every batch)", _range(0)),
     # --- pruning ---
     Param("iterative_steps", 1, int, "number of prune -> fine-tune steps (seed's --iterative-steps)", _range(1)),
     Param("target_prune_rate", 0.5, float, "channel ratio removed after all steps (seed's --target-prune-rate)",
@@ -113,6 +115,11 @@ PARAMS = [
           "layers never pruned (output channels): module class names or layer indices"),
     Param("round_to", 0, int, "keep channel counts multiples of this (0 = no alignment)", _range(0)),
     Param("global_pruning", False, bool, "rank channels across layers instead of within each layer"),
+    Param("isomorphic", False, bool, "with global_pruning: rank channels only against groups of the same structure "
+          "(Torch-Pruning's isomorphic pruning)"),
+    Param("layer_ratios", "uniform", str, "how a step's cut is shared between layers: 'uniform', or 'sensitivity' (by how little each "
+          "loses alone)",
+          _choice("uniform", "sensitivity")),
     Param("max_pruning_ratio", 1.0, float, "most any one layer may lose", _range(0, 1, True)),
     Param("bn_recalibration", 256, int, "training images to re-estimate BatchNorm statistics on after each prune "
           "(0 = off)", _range(0)),

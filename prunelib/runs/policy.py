@@ -78,21 +78,28 @@ class SpeedupGoal:
     steps: int
     most_steps: int
 
+    TRIALS = 3  # most pruned copies measured per step (uneven per-layer cuts may need more than one)
+
     def ratio(self, step: int, unpruned: dict, current: dict, trial=None) -> float:
         """unpruned, current: {'channels', 'macs'} of the unpruned model and of the model before this step.
 
-        trial(ratio) -> {'channels', 'macs'}, when given, prunes a copy at the first estimate and measures it; the
-        part that does not shrink is then fitted from that measurement, so even the first step lands on its share.
+        trial(ratio) -> {'channels', 'macs'}, when given, prunes a copy at the estimate and measures it; the part that
+        does not shrink is then fitted from that measurement, so even the first step lands on its share; repeated
+        (at most TRIALS copies) while a trial misses its MACs by more than 0.5 %.
         """
         remaining = max(1, self.steps - step + 1)
         target_macs = current["macs"] * (unpruned["macs"] / self.target / current["macs"]) ** (1.0 / remaining)
         kept = current["channels"] / unpruned["channels"]
         ratio = measured_speedup_ratio(target_macs, unpruned["macs"], current["macs"], kept)
-        if trial is None or ratio <= 0:
-            return ratio
-        tried = trial(ratio)
-        keep = keep_for(target_macs, unpruned["macs"], tried["macs"], tried["channels"] / unpruned["channels"])
-        return min(max(1.0 - keep / kept, 0.0), 0.9)
+        for _ in range(self.TRIALS if trial is not None else 0):  # each trial refits from its own measurement
+            if ratio <= 0:
+                break
+            tried = trial(ratio)
+            if abs(tried["macs"] / target_macs - 1.0) <= 1.0 - REACHED:
+                break
+            keep = keep_for(target_macs, unpruned["macs"], tried["macs"], tried["channels"] / unpruned["channels"])
+            ratio = min(max(1.0 - keep / kept, 0.0), 0.9)
+        return ratio
 
     def reached(self, speedup: float) -> bool:
         return speedup >= self.target * REACHED
@@ -108,6 +115,30 @@ class Budget:
     def within(self, unpruned_map: float, recovered_map: float) -> bool:
         drop = unpruned_map - recovered_map
         return drop <= self.max_drop and (not self.max_drop_rel or drop <= self.max_drop_rel * unpruned_map)
+
+
+SCAN_RATIO = 0.5  # layer_ratios 'sensitivity': each layer is scanned pruned by half
+
+
+def layer_weights(scan: dict[str, dict[float, float]], unpruned_map: float, ratio: float = SCAN_RATIO) -> dict[int, float]:
+    """{layer index: weight} sharing a cut out by sensitivity: a layer's weight is its robustness (mAP50-95 after
+    pruning it alone at the scanned ratio nearest ``ratio``, over the unpruned mAP, in [0, 1]) over the mean
+    robustness, so the weights average 1. A layer that loses nothing takes more than the uniform share, one that
+    collapses takes almost none."""
+    robust = {}
+    for key, by_ratio in scan.items():
+        nearest = min(by_ratio, key=lambda r: abs(float(r) - ratio))
+        robust[int(key.split()[0])] = min(max(by_ratio[nearest] / unpruned_map, 0.0), 1.0) if unpruned_map > 0 else 1.0
+    mean = sum(robust.values()) / len(robust) if robust else 0.0
+    return {i: r / mean for i, r in robust.items()} if mean > 0 else {i: 1.0 for i in robust}
+
+
+def layer_ratios(weights: dict[int, float] | None, ratio: float, most: float = 0.9) -> dict[int, float] | None:
+    """Each weighted layer's share of this step's cut (the step's ratio times its weight, at most ``most``); layers
+    without a weight take ``ratio``. None when the cut is uniform."""
+    if not weights:
+        return None
+    return {i: min(ratio * w, most) for i, w in weights.items()}
 
 
 def goal(params: dict) -> ChannelGoal | SpeedupGoal:

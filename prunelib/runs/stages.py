@@ -9,7 +9,7 @@ says which stage to run when it is missing.
 | 00-baseline        | baseline   | (the cached synthetic data and baseline, unless yours), data-preview.jpg |
 | 10-inspect         | inspect    | nothing: layers, blocks, ignored layers, dependency groups               |
 | 20-replace-c3k2    | replace    | replaced.pt, unpruned.json                                               |
-| 30-prune-loop      | prune      | steps/step_XX/, ledger.jsonl, final.pt                                   |
+| 30-prune-loop      | prune      | steps/step_XX/, ledger.jsonl, final.pt (layer-weights.json: see loop)    |
 | 40-analysis        | analyse    | perf.png, channels.png, pareto.png, sensitivity.png/.json                |
 | 50-export          | export     | final.onnx, replaced.onnx, export.json, report.md                        |
 """
@@ -27,7 +27,7 @@ from pathlib import Path
 from prunelib import files
 from prunelib.deployment import export as exporter
 from prunelib.presentation import analysis, plotting, report
-from prunelib.runs import loop
+from prunelib.runs import loop, sensitivity
 from prunelib.runs.folder import Run
 from prunelib.surgery import checkpoints, inspection, measuring, pruner
 from prunelib.surgery.replacement import max_output_difference, replace_c3k2
@@ -162,7 +162,7 @@ def analyse(run: Run, log=print) -> dict:
     plotting.pareto(analysis.pareto_series(run.dir.parent), run.pareto_png)
     figures = [run.perf_png, run.channels_png, run.pareto_png]
     if params["sensitivity"]:
-        scan = analysis.sensitivity(run, embedded.data_yaml(params), log)
+        scan = sensitivity.scan(run, embedded.data_yaml(params), log)
         plotting.sensitivity(scan, unpruned["map50_95"], run.sensitivity_png)
         figures.append(run.sensitivity_png)
     rows = [{"layer": b["layer"], "type": b["type"], "before": b["c_out"], "after": a["c_out"]}
@@ -179,7 +179,9 @@ def export(run: Run, log=print) -> dict:
     diff = exporter.check_onnx(run.final, onnx["pruned"], p["imgsz"])
     models = {"original": (run.replaced, onnx["original"]), "pruned": (run.final, onnx["pruned"])}
     rows = exporter.latency_table(models, p["imgsz"], p["latency_runs"], p["latency_warmup"], p["latency_threads"])
-    result = {"onnx": run.rel(onnx["pruned"]), "onnx_max_abs_diff": diff,
+    step = run.final_step()  # final.pt is folded into Ultralytics' blocks: unequal halves cost zero channels
+    padding = measuring.macs_params(checkpoints.load_model(run.final), p["imgsz"])[0] - step["macs"] if step else 0
+    result = {"onnx": run.rel(onnx["pruned"]), "onnx_max_abs_diff": diff, "padding_macs": padding,
               "latency": exporter.with_speedups(rows, "original")}  # fmt: skip
     run.write_json(run.export_json, result)
     report.write_report(run)

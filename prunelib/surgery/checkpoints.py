@@ -1,7 +1,10 @@
 """Loading and saving models as Ultralytics checkpoints, with clear errors for files that are not one.
 
-Saved files load with ``YOLO(path)`` in any process where prunelib is installed (its block class is pickled by its
-stable import path, prunelib.surgery.replacement.C3k2Prunable; prunelib.replacement stays an alias). Writes go to a temporary file renamed into place.
+The kit's own files (replaced.pt, steps/) hold the prunable blocks and load with ``YOLO(path)`` where prunelib is
+installed (the class is pickled by its stable import path, prunelib.surgery.replacement.C3k2Prunable;
+prunelib.replacement stays an alias). What it publishes (final.pt, and so every export) is folded back into
+Ultralytics' own blocks (``publish``) and loads with ultralytics alone. Writes go to a temporary file renamed into
+place.
 """
 
 from __future__ import annotations
@@ -73,3 +76,20 @@ def atomic_torch_save(obj, path) -> Path:
 def _plain_args(args) -> dict:
     d = vars(args) if hasattr(args, "__dict__") else dict(args or {})
     return {k: v for k, v in d.items() if isinstance(v, (str, int, float, bool, type(None), list, tuple))}
+
+
+def publish(src, dst) -> dict:
+    """Write checkpoint src to dst (atomically) with its prunable blocks folded back into Ultralytics' own C3k2/C2f
+    (prunelib.surgery.folding), so dst loads wherever ultralytics is installed; everything else in the checkpoint
+    is kept. Returns what folding did ({'folded', 'padded_channels', 'kept'})."""
+    from prunelib.surgery.folding import fold
+
+    ckpt = torch.load(src, map_location="cpu", weights_only=False)
+    done = {"folded": 0, "padded_channels": 0, "kept": []}
+    for key in ("model", "ema"):
+        if isinstance(ckpt.get(key), nn.Module):
+            r = fold(ckpt[key])
+            if key == "model":
+                done = r
+    atomic_torch_save(ckpt, dst)
+    return done

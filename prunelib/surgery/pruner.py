@@ -26,10 +26,11 @@ IMPORTANCES = {
 NEEDS_GRADIENTS = {"taylor"}
 
 
-def prune(model: nn.Module, params: dict, ratio: float, example_inputs: torch.Tensor, data=None) -> None:
+def prune(model: nn.Module, params: dict, ratio: float, example_inputs: torch.Tensor, data=None,
+          layer_ratios: dict[int, float] | None = None) -> None:
     """Remove ``ratio`` of the current prunable channels of model, in place (gradients first where the importance
-    needs them, from data's training images)."""
-    p = build_pruner(model, params, ratio, example_inputs)
+    needs them, from data's training images); layer_ratios {index into model.model: ratio} overrides it per layer."""
+    p = build_pruner(model, params, ratio, example_inputs, layer_ratios=layer_ratios)
     if params["importance"] in NEEDS_GRADIENTS:
         accumulate_gradients(model, params, data)
     p.step()
@@ -53,9 +54,10 @@ def ignored_modules(model: nn.Module, names) -> list[nn.Module]:
     return out
 
 
-def build_pruner(model: nn.Module, params: dict, ratio: float, example_inputs: torch.Tensor, reg: float = 0.0):
-    """A Torch-Pruning GroupNormPruner (the reference's) for one step removing ``ratio`` of current channels; with
-    reg > 0 its ``regularize(model)`` pushes the weights of the least important groups towards zero (sparsity
+def build_pruner(model: nn.Module, params: dict, ratio: float, example_inputs: torch.Tensor, reg: float = 0.0,
+                 layer_ratios: dict[int, float] | None = None):
+    """A Torch-Pruning GroupNormPruner (the reference's) for one step removing ``ratio`` of current channels (or
+    layer_ratios[i] of layer i's, through Torch-Pruning's pruning_ratio_dict); with reg > 0 its ``regularize(model)`` pushes the weights of the least important groups towards zero (sparsity
     training).
 
     The dependency graph is traced in eval mode (no BatchNorm statistics move); the model is returned to train mode
@@ -71,11 +73,13 @@ def build_pruner(model: nn.Module, params: dict, ratio: float, example_inputs: t
         importance=IMPORTANCES[params["importance"]](),
         # basic
         pruning_ratio=ratio,  # share of the current channels this step removes
+        pruning_ratio_dict={model.model[i]: r for i, r in (layer_ratios or {}).items()} or None,  # per layer
         iterative_steps=1,  # one step per pruner: the graph is rebuilt after every fine-tuning
         ignored_layers=ignored,  # Detect, C2PSA, PSABlock by default: output channels kept
         global_pruning=params["global_pruning"],  # rank channels across layers
         max_pruning_ratio=params["max_pruning_ratio"],  # most any one layer may lose
         round_to=params["round_to"] or None,  # channel alignment
+        isomorphic=params["isomorphic"],  # with global_pruning: rank only within groups of the same structure
         # advanced
         reg=reg,  # sparsity regularisation strength; 0 when the pruner only removes channels
     )

@@ -29,7 +29,7 @@ def ultralytics_args(params: dict, purpose: str, data, **extras) -> dict:
     training = {"seed": params["seed"], "deterministic": True, "exist_ok": True, "amp": False}
     if purpose == "train":
         return {**common, **training, "epochs": params["baseline_epochs"], "optimizer": "AdamW",
-                "lr0": params["baseline_lr0"], **extras}  # fmt: skip
+                "lr0": params["baseline_lr0"], "nbs": params["baseline_nbs"] or params["batch"], **extras}  # fmt: skip
     if purpose == "finetune":
         base = read_cfg(params["cfg"])
         gpu = params["device"] != "cpu"

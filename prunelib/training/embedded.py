@@ -18,7 +18,7 @@ from pathlib import Path
 from prunelib import files
 from prunelib.errors import UserError
 from prunelib.offline import use_all_cores
-from prunelib.paths import BASELINES_DIR, relative, resolve
+from prunelib.paths import BASELINES_DIR, PROJECT_ROOT, relative, resolve
 from prunelib.training import synthetic
 from prunelib.training.arguments import ultralytics_args
 
@@ -61,15 +61,17 @@ def model_path(params: dict, train: bool = True, shipped: Path = BASELINES_DIR) 
 
 
 def ship(params: dict, shipped: Path = BASELINES_DIR, log=print) -> Path:
-    """Train the embedded baseline again from scratch (whatever is cached or shipped) and put it in shipped, replacing
-    any other shipped baseline: what `make baseline` does; commit the folder it returns."""
+    """Train the embedded baseline again from scratch (whatever is cached or shipped) and put it in shipped, removing
+    shipped baselines that no parameter file in params/ uses any more: what `make baseline` does; commit the folder
+    it returns."""
     name = f"baseline-{baseline_key(params)}"
     out = _cache(params) / name
     with files.exclusive(out.with_name(f".{name}.lock")):
         shutil.rmtree(out, ignore_errors=True)
         train_baseline(params, out)
     for old in shipped.glob("baseline-*"):
-        shutil.rmtree(old)
+        if old.name not in used_baselines():
+            shutil.rmtree(old)
     with files.atomic(shipped / name) as tmp:
         (tmp / "weights").mkdir(parents=True)
         shutil.copyfile(out / "weights" / "best.pt", tmp / "weights" / "best.pt")
@@ -85,11 +87,23 @@ def baseline_settings(params: dict) -> dict:
         for k in ("synth_train", "synth_val", "synth_imgsz", "seed", "baseline_epochs", "baseline_cfg", "baseline_lr0",
                   "imgsz", "batch")
     }
-    if params["synth_classes"]:  # absent by default: the shipped baseline's key stays what it was
-        settings["synth_classes"] = params["synth_classes"]
+    for key, default in (("synth_classes", []), ("baseline_nbs", 64)):  # absent by default: shipped keys stay
+        if params[key] != default:
+            settings[key] = params[key]
     settings["generator"] = synthetic.GENERATOR_VERSION
     settings["versions"] = [version(p) for p in ("torch", "ultralytics")]
     return settings
+
+
+def used_baselines(params_dir: Path = PROJECT_ROOT / "params") -> set[str]:
+    """Names of the embedded baselines the kit's own parameter files (params/*.yaml, each alone) start from."""
+    from prunelib.runs import parameters
+
+    used = set()
+    for path in params_dir.glob("*.yaml"):
+        if not parameters.read_yaml(path).get("model"):  # a user's model: no baseline
+            used.add(f"baseline-{baseline_key(parameters.load([path]))}")
+    return used
 
 
 def baseline_key(params: dict) -> str:

@@ -80,3 +80,19 @@ def finetune(model: nn.Module | str | Path, params: dict, data: str, save_dir, e
     if after != before:
         raise RuntimeError(f"fine-tuning changed the model: {before} parameters before, {after} after")
     return best, trainer
+
+
+def continue_training(params: dict, out_dir, teacher=None) -> tuple[Path, Path]:
+    """Train params['model'], a pruned checkpoint, further on params['data'] for params['finetune_epochs'] with its
+    structure kept (plain ``YOLO(path).train()`` rebuilds it from its YAML). The model is folded into Ultralytics'
+    own blocks first, so the checkpoints Ultralytics writes, out_dir/weights/{best,last}.pt, load without prunelib.
+    With a teacher checkpoint, Ultralytics' distillation learns from it (weight params['distill_weight']).
+    Returns (best, last)."""
+    from prunelib.paths import resolve
+    from prunelib.surgery.folding import fold
+    from prunelib.training.embedded import data_yaml
+
+    model = load_model(resolve(params["model"]), "model")
+    fold(model)
+    _, trainer = finetune(model, params, data_yaml(params), out_dir, params["finetune_epochs"], teacher=teacher)
+    return Path(trainer.best), Path(trainer.last)

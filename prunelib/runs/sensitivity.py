@@ -1,0 +1,49 @@
+"""How much each layer alone can lose: mAP50-95 after pruning one layer at a time, without fine-tuning.
+
+The scan is the analysis stage's figure and, with ``layer_ratios: sensitivity``, what the loop shares the cut out
+by (prunelib.runs.policy.layer_weights). Both read the same ``sensitivity.json``: a scan is redone only when the
+stored one lacks a layer or ratio that is asked for.
+"""
+
+from __future__ import annotations
+
+import copy
+
+from prunelib.runs.folder import Run
+from prunelib.surgery import checkpoints, measuring, pruner
+from prunelib.training.recalibration import recalibrate_batchnorm
+from prunelib.training.validation import evaluate
+
+
+def scan(run: Run, data, log=print, every_layer: bool = False, ratios=None) -> dict[str, dict[float, float]]:
+    """{'<i> <Type>': {ratio: mAP50-95}} after pruning layer i alone at each ratio (default sensitivity_ratios; then
+    BatchNorm recalibration when the run uses it). Layers: every prunable one, or the first sensitivity_layers of
+    them unless every_layer. Other layers are kept (their output channels are ignored); the scanned layer's consumers lose the
+    matching input channels, as in real pruning. Saved to the run's sensitivity.json (merged with what is there)."""
+    params = run.params
+    model = checkpoints.load_model(run.replaced)
+    x = measuring.example_inputs(params["imgsz"])
+    ignored = {id(m) for m in pruner.ignored_modules(model, params["ignore_layers"])}
+    layers = [i for i, layer in enumerate(model.model)
+              if id(layer) not in ignored and any(p.dim() == 4 for p in layer.parameters())
+              and not any(id(m) in ignored for m in layer.modules())]  # fmt: skip
+    if params["sensitivity_layers"] and not every_layer:
+        layers = layers[: params["sensitivity_layers"]]
+    stored = {k: {float(r): v for r, v in d.items()} for k, d in (run.read_json(run.sensitivity_json) or {}).items()}
+    results = {}
+    for i in layers:
+        key = f"{i} {type(model.model[i]).__name__}"
+        results[key] = {}
+        for ratio in ratios or params["sensitivity_ratios"]:
+            if ratio in stored.get(key, {}):
+                results[key][ratio] = stored[key][ratio]
+                continue
+            m = copy.deepcopy(model)
+            others = [j for j in range(len(m.model)) if j != i]
+            pruner.prune(m, {**params, "ignore_layers": list(params["ignore_layers"]) + others}, ratio, x, data)
+            recalibrate_batchnorm(m, params, data, params["bn_recalibration"])  # as the loop does (0: off)
+            results[key][ratio] = round(evaluate(m, params, data, run.val_dir("sensitivity"))["map50_95"], 6)
+        log(f"layer {key}: " + ", ".join(f"{r}: {v:.4f}" for r, v in results[key].items()))
+    merged = {**stored, **results}
+    run.write_json(run.sensitivity_json, {k: {str(r): v for r, v in d.items()} for k, d in merged.items()})
+    return results
