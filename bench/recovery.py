@@ -98,6 +98,9 @@ Retention = recovered / baseline mAP50-95 of final.pt (val split; the user case 
 pruned (step 1) = mAP50-95 right after the first prune, before any fine-tuning.
 Targets: >= 95 % retention on the user-style case, >= 90 % on the embedded default, both at 2x with 10 epochs.
 What was tried on the way, and by how much each missed: bench/results/recovery-screening.md.
+Rows are every finished run under runs/recovery-*/; runs made with an earlier kit keep their numbers (one-shot,
+recovery-lr and recovery-distill: MACs cut 2.05-2.06x, before each step measured its copies until within 0.5 %).
+"minutes" is wall time and only comparable between runs that ran alone.
 """
 
 if __name__ == "__main__":

@@ -88,17 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--debug", action="store_true", help="show tracebacks of expected errors")
     sweep.set_defaults(func=cmd_sweep)
 
-    ft = sub.add_parser("finetune", help="train a pruned checkpoint further, its structure kept (not YOLO().train)")
-    ft.add_argument("--model", required=True, help="pruned checkpoint, e.g. runs/<run>/final.pt")
-    ft.add_argument("--data", help="data YAML (default: the embedded synthetic set)")
-    ft.add_argument("--cfg", help="Ultralytics training-settings YAML (e.g. lr0, mosaic, patience)")
-    ft.add_argument("--epochs", type=int, help="epochs (default: finetune_epochs)")
-    ft.add_argument("--teacher", help="checkpoint to distil from, e.g. the unpruned model (distill_weight 1 unless set)")
-    ft.add_argument("--name", help="folder under <runs>/finetune/ (default: the model file's name; never overwritten)")
-    ft.add_argument("--params", action="append", default=[], metavar="FILE", help="parameter YAML (repeatable)")
-    ft.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one parameter")
-    ft.add_argument("--debug", action="store_true", help="show tracebacks of expected errors")
-    ft.set_defaults(func=cmd_finetune)
+    _finetune_parser(sub)
 
     baseline = sub.add_parser("baseline", help="train the embedded baseline again and ship it in baselines/")
     baseline.add_argument("--params", action="append", default=[], metavar="FILE", help="parameter YAML (repeatable)")
@@ -114,6 +104,20 @@ def build_parser() -> argparse.ArgumentParser:
     params.add_argument("--debug", action="store_true")
     params.set_defaults(func=cmd_params)
     return parser
+
+
+def _finetune_parser(sub) -> None:
+    ft = sub.add_parser("finetune", help="train a pruned checkpoint further, its structure kept (not YOLO().train)")
+    ft.add_argument("--model", required=True, help="pruned checkpoint, e.g. runs/<run>/final.pt")
+    ft.add_argument("--data", help="data YAML (default: the embedded synthetic set)")
+    ft.add_argument("--cfg", help="Ultralytics training-settings YAML (e.g. lr0, mosaic, patience)")
+    ft.add_argument("--epochs", type=int, help="epochs (default: finetune_epochs)")
+    ft.add_argument("--teacher", help="checkpoint to distil from, e.g. the unpruned model (distill_weight 1 unless set)")
+    ft.add_argument("--name", help="folder under <runs>/finetune/ (default: the model file's name; never overwritten)")
+    ft.add_argument("--params", action="append", default=[], metavar="FILE", help="parameter YAML (repeatable)")
+    ft.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one parameter")
+    ft.add_argument("--debug", action="store_true", help="show tracebacks of expected errors")
+    ft.set_defaults(func=cmd_finetune)
 
 
 def overrides_from(args) -> dict:

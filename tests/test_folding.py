@@ -10,9 +10,14 @@ from ultralytics.nn.tasks import DetectionModel
 
 from prunelib.runs import parameters
 from prunelib.surgery import folding, measuring, pruner
-from prunelib.surgery.replacement import C3k2Prunable, max_output_difference, replace_c3k2
+from prunelib.surgery.replacement import C3k2Prunable, _flatten, max_output_difference, replace_c3k2
 
 IMGSZ = 64
+
+
+def largest_output(model, images, train):
+    with torch.no_grad():
+        return max(t.abs().max().item() for t in _flatten(copy.deepcopy(model).train(train)(images)))
 
 
 def trained_looking(cfg):
@@ -26,31 +31,38 @@ def trained_looking(cfg):
     return m
 
 
-@pytest.mark.parametrize("cfg, stock", [("yolo11n.yaml", C3k2), ("yolov8n.yaml", C2f)])
+@pytest.mark.parametrize("cfg, stock", [("yolo11n.yaml", C3k2), ("yolov8n.yaml", C2f), ("yolo26n.yaml", C3k2)])
 @pytest.mark.parametrize("global_pruning", [False, True])
 def test_folding_is_exact_and_leaves_only_ultralytics_blocks(cfg, stock, global_pruning):
     model = trained_looking(cfg)
     x = measuring.example_inputs(IMGSZ)
     pruner.prune(model, parameters.load(overrides={"imgsz": IMGSZ, "global_pruning": global_pruning}), 0.4, x)
-    halves = [(b.cv0.conv.out_channels, b.cv1.conv.out_channels) for b in model.modules()
-              if isinstance(b, C3k2Prunable)]  # fmt: skip
+    blocks = {n: b for n, b in model.named_modules() if isinstance(b, C3k2Prunable)}
+    halves = {n: (b.cv0.conv.out_channels, b.cv1.conv.out_channels) for n, b in blocks.items()}
     folded = copy.deepcopy(model)
     done = folding.fold(folded)
-    assert done["folded"] == len(halves) == 8 and not done["kept"]
-    assert not any(isinstance(m, C3k2Prunable) for m in folded.modules())
-    assert sum(type(m) is stock for m in folded.modules()) == 8
-    assert not any(type(m).__module__.startswith("prunelib") for m in folded.modules())
+    # YOLO26's attention block cannot take padding into its inner blocks: left prunable, and reported
+    unfoldable = [n for n, b in blocks.items() if b.kind == "attn" and halves[n][1] < halves[n][0]]
+    assert done["kept"] == unfoldable and done["folded"] == len(halves) - len(unfoldable) and len(halves) == 8
+    assert sum(isinstance(m, C3k2Prunable) for m in folded.modules()) == len(unfoldable)
+    assert sum(type(m) is stock for m in folded.modules()) == 8 - len(unfoldable)
+    if not unfoldable:
+        assert not any(type(m).__module__.startswith("prunelib") for m in folded.modules())
     images = torch.rand(2, 3, IMGSZ, IMGSZ)
-    assert max_output_difference(model, folded, images) <= 1e-5
-    # train mode (batch statistics of 2 images): one merged conv sums in another float32 order than two halves;
-    # measured up to 3.6e-5 on outputs up to 9 with padding, 0 without
-    assert max_output_difference(model, folded, images, train=True) <= 1e-4
-    unequal = sum(a != b for a, b in halves)
-    if not global_pruning:  # layer by layer, both halves lose the same share: nothing to pad
-        assert unequal == 0 and done["padded_channels"] == 0
+    # one merged conv sums in another float32 order than two halves: differences are float rounding, relative to
+    # the outputs' size (eval: box coordinates up to ~500, measured up to 3e-5; train: up to 9, 3.6e-5)
+    for train in (False, True):
+        scale = max(1.0, largest_output(model, images, train))
+        assert max_output_difference(model, folded, images, train=train) <= 1e-5 * scale
+    unequal = sum(abs(a - b) for n, (a, b) in halves.items() if n not in unfoldable)
+    assert done["padded_channels"] >= unequal  # each unequal pair padded to the larger, more behind a residual
+    if unequal == 0:
+        assert done["padded_channels"] == 0
         assert measuring.macs_params(folded, IMGSZ) == measuring.macs_params(model, IMGSZ)
-    else:  # global ranking cut the halves differently (measured: 28 zero channels on YOLO11n)
-        assert unequal > 0 and done["padded_channels"] >= sum(abs(a - b) for a, b in halves)
+    else:
         assert measuring.macs_params(folded, IMGSZ)[0] > measuring.macs_params(model, IMGSZ)[0]
+    if cfg != "yolo26n.yaml":  # layer by layer both halves lose the same share; global ranking cuts them apart
+        assert (unequal > 0) == global_pruning  # (measured: 28 zero channels on YOLO11n)
     again = copy.deepcopy(folded)  # the kit takes a folded (published) model back and can prune it further
-    assert len(replace_c3k2(again)) == 8 and max_output_difference(folded, again, images) <= 1e-5
+    assert len(replace_c3k2(again)) == 8 - len(unfoldable)
+    assert max_output_difference(folded, again, images) <= 1e-5 * max(1.0, largest_output(folded, images, False))

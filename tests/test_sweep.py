@@ -14,7 +14,7 @@ from conftest import SMOKE, cli, tree_snapshot
 NAME = "smoke-grid"
 GRID = ["--grid", "importance=l2,random", "--grid", "target_prune_rate=0.2,0.3"]
 CHEAP = ["--set", "finetune_epochs=0", "--set", "sensitivity=false", "--set", "iterative_steps=1",
-         "--set", "latency_runs=1", "--set", "latency_warmup=0"]  # fmt: skip
+         "--set", "latency_runs=1", "--set", "latency_warmup=0", "--set", "bn_recalibration=0"]  # fmt: skip
 RUNS = ["importance-l2__target_prune_rate-0.2", "importance-l2__target_prune_rate-0.3",
         "importance-random__target_prune_rate-0.2", "importance-random__target_prune_rate-0.3"]  # fmt: skip
 

@@ -55,8 +55,10 @@ def fold_block(block: C3k2Prunable) -> tuple[nn.Module, int]:
     pieces = [(a0, c - a0), (a1, c - a1)]  # (real, zero) channels of each input piece of cv2, in order
     pad = c - a1  # zero channels entering the next inner block
     for m in inner:
+        if not pad:  # nothing to pad from here on: the remaining pieces insert nothing, their sizes do not matter
+            break
         real = _out_channels(m)
-        pad = _pad_block_input(m, pad) if pad else 0
+        pad = _pad_block_input(m, pad)
         pieces.append((real, pad))
     start, total = 0, 0
     for real, zeros in pieces:
