@@ -112,7 +112,8 @@ def _finetune_parser(sub) -> None:
     ft.add_argument("--data", help="data YAML (default: the embedded synthetic set)")
     ft.add_argument("--cfg", help="Ultralytics training-settings YAML (e.g. lr0, mosaic, patience)")
     ft.add_argument("--epochs", type=int, help="epochs (default: finetune_epochs)")
-    ft.add_argument("--teacher", help="checkpoint to distil from, e.g. the unpruned model (distill_weight 1 unless set)")
+    ft.add_argument("--teacher",
+                    help="checkpoint to distil from, e.g. the unpruned model (distill_weight 1 unless set)")
     ft.add_argument("--name", help="folder under <runs>/finetune/ (default: the model file's name; never overwritten)")
     ft.add_argument("--params", action="append", default=[], metavar="FILE", help="parameter YAML (repeatable)")
     ft.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one parameter")

@@ -120,7 +120,8 @@ class Budget:
 SCAN_RATIO = 0.5  # layer_ratios 'sensitivity': each layer is scanned pruned by half
 
 
-def layer_weights(scan: dict[str, dict[float, float]], unpruned_map: float, ratio: float = SCAN_RATIO) -> dict[int, float]:
+def layer_weights(scan: dict[str, dict[float, float]], unpruned_map: float,
+                  ratio: float = SCAN_RATIO) -> dict[int, float]:
     """{layer index: weight} sharing a cut out by sensitivity: a layer's weight is its robustness (mAP50-95 after
     pruning it alone at the scanned ratio nearest ``ratio``, over the unpruned mAP, in [0, 1]) over the mean
     robustness, so the weights average 1. A layer that loses nothing takes more than the uniform share, one that
