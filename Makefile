@@ -26,7 +26,7 @@ demo: $(STAMP) ## run the whole staged pipeline on the embedded default (PARAMS=
 	$(PY) -m prunelib run --params $(PARAMS)
 
 test: $(STAMP) ## run the full test suite: unit tests, smoke pipeline, nbval over every notebook
-	$(PY) -m pytest --durations=12 --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval-sanitize.cfg tests notebooks
+	$(PY) -m pytest -n auto --dist loadfile --durations=12 tests
 
 lab: $(STAMP) ## start JupyterLab on notebooks/ (as root too, the usual case in a container)
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
@@ -38,7 +38,7 @@ notebooks: $(STAMP) ## re-execute the source notebooks with their default (smoke
 	$(PY) -m prunelib refresh-notebooks
 
 bench: $(STAMP) ## run the benchmarks under bench/ (long: see README)
-	$(PY) bench/recovery.py && $(PY) bench/quality.py && $(PY) bench/speedup.py && $(PY) bench/overhead.py
+	$(PY) bench/recovery.py && $(PY) bench/deployment.py && $(PY) bench/quality.py && $(PY) bench/speedup.py && $(PY) bench/overhead.py
 
 clean: ## remove runs/ and caches (keeps .venv)
 	rm -rf runs .cache

@@ -1,5 +1,10 @@
 """Shared test set-up: every run of the suite writes under one temporary runs folder (PRUNELIB_RUNS), set before
-any kernel starts so nbval's notebooks use it too; the network is never needed."""
+any kernel starts so nbval's notebooks use it too; the network is never needed.
+
+Under pytest-xdist (``make test`` runs ``-n auto``) each worker is pinned to a core of its own before torch loads, so
+the kit (which uses the cores it may run on) and every process it starts run one thread per worker: workers never
+spin against each other. A test file runs whole on one worker (its module fixtures are made once); the notebooks,
+which follow each other, run in one test of their own (tests/test_notebooks.py)."""
 
 from __future__ import annotations
 
@@ -12,6 +17,11 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent
+LONGEST = ["test_sweep.py", "test_pipeline.py", "test_notebooks.py", "test_interruption.py", "test_engine.py"]
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")  # gw0, gw1, ... under xdist
+if WORKER and hasattr(os, "sched_setaffinity"):
+    _cores = sorted(os.sched_getaffinity(0))
+    os.sched_setaffinity(0, {_cores[int(WORKER.removeprefix("gw")) % len(_cores)]})
 RUNS = Path(os.environ.get("PRUNELIB_TEST_RUNS") or tempfile.mkdtemp(prefix="prunelib-tests-")) / "runs"
 RUNS.mkdir(parents=True, exist_ok=True)
 os.environ["PRUNELIB_RUNS"] = str(RUNS)
@@ -29,6 +39,11 @@ def cli(*args, timeout=900, env=None, check=False):
     if check and r.returncode != 0:
         raise AssertionError(f"exit {r.returncode}\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}")
     return r
+
+
+def pytest_collection_modifyitems(items):
+    """The longest test files first, so that under xdist (``--dist loadfile``) no worker is left with one at the end."""
+    items.sort(key=lambda item: LONGEST.index(item.path.name) if item.path.name in LONGEST else len(LONGEST))
 
 
 @pytest.fixture(scope="session")

@@ -58,7 +58,7 @@ def main():
         d = tmp / label.replace(" ", "_").replace(",", "").replace("=", "")
         pts = {"original": checkpoints.save_model(original, d / "original.pt"),
                "pruned": checkpoints.save_model(pruned, d / "pruned.pt")}  # fmt: skip
-        models = {k: (v, export.export_onnx(v, imgsz, simplify=simplify)) for k, v in pts.items()}
+        models = {k: {"pt": v, "onnx": export.export(v, "onnx", imgsz, simplify=simplify)} for k, v in pts.items()}
         table = export.with_speedups(export.latency_table(models, imgsz, args.runs, 10, n_threads), "original")
         for r in table:
             if r["model"] == "pruned":

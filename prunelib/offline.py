@@ -28,7 +28,7 @@ def setup() -> None:
         os.environ["YOLO_OFFLINE"] = "1"
     os.environ.setdefault("YOLO_AUTOINSTALL", "0")
     os.environ.setdefault("YOLO_CONFIG_DIR", str(KIT_HOME / "ultralytics"))
-    os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 1))
+    os.environ.setdefault("OMP_NUM_THREADS", str(cores()))
     # Ultralytics' USER_CONFIG_DIR is YOLO_CONFIG_DIR/Ultralytics; check_font() looks there before fetching
     _provide_fonts(Path(os.environ["YOLO_CONFIG_DIR"]).expanduser() / "Ultralytics")
 
@@ -48,9 +48,17 @@ def _provide_fonts(config_dir) -> None:
         pass
 
 
+def cores() -> int:
+    """The cores this process may run on (its CPU affinity: taskset, a container's cpuset), else all of them."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # no affinity on macOS and Windows
+        return os.cpu_count() or 1
+
+
 def threads(n: int = 0) -> int:
-    """The torch CPU thread count to use: n, or all cores when n is 0."""
-    return n if n > 0 else (os.cpu_count() or 1)
+    """The torch CPU thread count to use: n, or all the cores this process may use when n is 0."""
+    return n if n > 0 else cores()
 
 
 def use_all_cores(n: int = 0):

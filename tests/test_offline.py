@@ -47,9 +47,11 @@ SCRIPT = textwrap.dedent(
     model, _ = finetune(pruned, p, data, out + "/ft", 1)
     metrics = evaluate(model, p, data, out + "/val")
     final = checkpoints.save_model(model, out + "/final.pt")
-    onnx = export.export_onnx(final, p["imgsz"])
-    diff = export.check_onnx(final, onnx, p["imgsz"])
-    assert diff < 1e-3, diff
+    int8 = export.export(final, "onnx", p["imgsz"], int8_data=data)  # calibrated on the training images
+    for fmt in ("onnx", "torchscript", "openvino"):
+        diff = export.max_abs_diff(final, export.export(final, fmt, p["imgsz"]), fmt, p["imgsz"])
+        assert diff < 1e-3, (fmt, diff)
+    assert evaluate(str(int8), p, data, out + "/val-int8")["map50_95"] >= 0
     print("ATTEMPTS", len(attempts), attempts[:5])
     print("METRICS", sorted(metrics))
     """
@@ -66,4 +68,5 @@ def test_pipeline_runs_with_the_network_absent(tmp_path):
     assert "ATTEMPTS 0 []" in r.stdout, r.stdout[-2000:]
     assert "METRICS ['map50', 'map50_95']" in r.stdout
     assert (tmp_path / "home" / "ultralytics" / "Ultralytics" / "Arial.ttf").is_file()
-    assert (tmp_path / "final.onnx").is_file()
+    for name in ("final.onnx", "final_int8.onnx", "final.torchscript", "final_openvino_model"):
+        assert (tmp_path / name).exists(), name

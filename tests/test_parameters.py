@@ -48,6 +48,10 @@ def test_unknown_key_suggests_the_closest():
         ("model", "missing.pt", r"model: file 'missing.pt' does not exist"),
         ("model", "weights.onnx", r"model: 'weights.onnx' is not allowed; expected a .pt file"),
         ("data", "nowhere/data.yaml", r"data: file 'nowhere/data.yaml' does not exist"),
+        ("export_formats", ["onnx", "tflite"], r"export_formats: \['onnx', 'tflite'\] is not allowed; expected a list "
+         r"of distinct formats among onnx, torchscript, openvino, with onnx"),
+        ("export_formats", ["torchscript"], r"export_formats: .* with onnx"),
+        ("int8_fraction", 0, r"int8_fraction: 0.0 is not allowed; expected a number in \(0, 1\]"),
     ],
 )
 def test_bad_values_name_the_key_and_what_is_allowed(key, value, message):

@@ -5,6 +5,7 @@ import json
 import pytest
 
 from conftest import SMOKE, cli
+from prunelib.runs.folder import final_step
 
 
 @pytest.fixture(scope="module")
@@ -48,15 +49,39 @@ def test_report_and_export_records(smoke_run):
     run_dir, _ = smoke_run
     report = (run_dir / "report.md").read_text()
     assert "## Steps" in report and "## Latency" in report and "![Performance](perf.png)" in report
-    assert report.count("\n| 2 |") == 1
+    assert report.split("## Steps")[1].split("\n## ")[0].count("\n| 2 |") == 1  # step 2: one row
     export = json.loads((run_dir / "export.json").read_text())
-    assert export["onnx_max_abs_diff"] < 1e-3
     assert export["padding_macs"] == 0  # layer-by-layer cuts leave both halves of a block equal: nothing to pad
     assert "final.pt holds Ultralytics' own C3k2/C2f blocks" in report
-    assert {(r["model"], r["runtime"]) for r in export["latency"]} == {
-        ("original", "torch"), ("original", "onnxruntime"), ("pruned", "torch"), ("pruned", "onnxruntime")}
-    pruned = [r for r in export["latency"] if r["model"] == "pruned"]
+    runtimes = ("torch", "onnxruntime", "torchscript", "openvino")
+    assert {(r["model"], r["runtime"]) for r in export["latency"]} == \
+        {(m, rt) for m in ("original", "pruned") for rt in runtimes} | {("pruned-int8", "onnxruntime")}  # fmt: skip
+    pruned = [r for r in export["latency"] if r["model"].startswith("pruned")]
     assert all(r["macs_speedup"] > 1.2 and r["latency_ms"] > 0 for r in pruned)
+
+
+def test_every_format_matches_torch_and_int8_keeps_detecting(smoke_run):
+    run_dir, _ = smoke_run
+    export = json.loads((run_dir / "export.json").read_text())
+    base = json.loads((run_dir / "unpruned.json").read_text())
+    final = final_step([json.loads(line) for line in (run_dir / "ledger.jsonl").read_text().splitlines()])
+    assert sorted(export["formats"]) == ["onnx", "openvino", "torchscript"]
+    for fmt, f in export["formats"].items():
+        assert f["max_abs_diff"] < 1e-3, fmt
+        assert (run_dir.parent.parent / f["pruned"]).exists() and (run_dir.parent.parent / f["original"]).exists()
+    rows = {r["model"]: r for r in export["deployment"]}
+    assert list(rows) == ["original", "pruned", "pruned-int8"]
+    # the exported files score what the checkpoints scored in torch (same validator, same images)
+    assert rows["original"]["map50_95"] == pytest.approx(base["map50_95"], abs=0.01)
+    assert rows["pruned"]["map50_95"] == pytest.approx(final["map50_95"], abs=0.01)
+    assert rows["pruned-int8"]["precision"] == "INT8" and rows["pruned-int8"]["file"].endswith("final_int8.onnx")
+    assert rows["pruned-int8"]["file_mb"] < rows["pruned"]["file_mb"] / 2  # 8-bit weights
+    assert rows["pruned-int8"]["map50_95"] > 0.5 * rows["pruned"]["map50_95"]  # calibrated: it still detects
+    layers = {r["layer"]: r for r in export["layers"]}
+    assert len(layers) >= 20 and all(r["ms_before"] > 0 and r["ms_after"] > 0 for r in layers.values())
+    assert layers[2]["macs_ratio"] > 1.1  # a pruned C3k2 block lost MACs; its time is measured beside them
+    report = (run_dir / "report.md").read_text()
+    assert "## Deployment" in report and "## Where the time goes" in report and "pruned-int8" in report
     timings = json.loads((run_dir / "timings.json").read_text())
     assert len(timings) == 6
 

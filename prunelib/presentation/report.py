@@ -67,10 +67,21 @@ def write_report(run: Run) -> str:
     parts.append("\n## Steps\n")
     parts.append(markdown_table(step_rows(ledger, unpruned)) if unpruned else "(no pruning yet)\n")
     export = run.read_json(run.export_json) or {}
+    if export.get("deployment"):
+        parts.append("\n## Deployment (onnxruntime, batch 1, median latency)\n\n")
+        parts.append(markdown_table(export["deployment"]))
     if export.get("latency"):
-        parts.append("\n## Latency (batch 1, median)\n")
+        parts.append("\n## Latency in each runtime (batch 1, median)\n\n")
         parts.append(markdown_table(export["latency"]))
-        parts.append(f"\nONNX vs torch max |Δ|: {export.get('onnx_max_abs_diff', float('nan')):.2e}\n")
+        parity = {f: v["max_abs_diff"] for f, v in export.get("formats", {}).items()} or \
+            {"onnx": export.get("onnx_max_abs_diff", float("nan"))}  # fmt: skip
+        parts.append("\nExported files vs torch, max |Δ| of the outputs: "
+                     + ", ".join(f"{f} {d:.2e}" for f, d in parity.items()) + "\n")
+    if export.get("layers"):
+        parts.append("\n## Where the time goes (onnxruntime profiler, ms per layer)\n\n"
+                     "A layer whose time fell less than its MACs (time_ratio < macs_ratio) keeps costs that do not "
+                     "scale with channels: memory traffic, activations, small convolutions.\n\n")
+        parts.append(markdown_table(export["layers"]))
     if "padding_macs" in export:
         parts.append(f"\nfinal.pt holds Ultralytics' own C3k2/C2f blocks (loads without prunelib; train it further "
                      f"with `python -m prunelib finetune`); zero channels padding unequal halves cost "

@@ -23,6 +23,7 @@ import yaml
 
 from prunelib import files
 from prunelib.errors import UserError
+from prunelib.offline import cores
 from prunelib.paths import PROJECT_ROOT, relative, resolve
 from prunelib.runs import parameters
 
@@ -66,7 +67,7 @@ class Run:
         return self.dir / f"{stage}.ipynb"
 
     def val_dir(self, what: str) -> Path:
-        """Where Ultralytics' validator writes for the unpruned model ('unpruned') or a scan ('sensitivity')."""
+        """Where Ultralytics' validator writes: the unpruned model ('unpruned'), a scan, an exported file."""
         return self.dir / "val" / what
 
     def step_dir(self, step: int | str) -> Path:
@@ -255,7 +256,7 @@ def manifest(params: dict) -> dict:
         "python": platform.python_version(),
         "versions": {p: v(p) for p in ("torch", "torchvision", "ultralytics", "torch-pruning", "onnx",
                                        "onnxruntime", "papermill", "prunelib")},  # fmt: skip
-        "cores": os.cpu_count(),
+        "cores": cores(),
         "platform": platform.platform(),
         "git_commit": _git_commit(),
         "command": _command(),

@@ -8,6 +8,7 @@ closest known one; a wrong type or an out-of-range value is an error naming the 
 from __future__ import annotations
 
 import difflib
+import importlib.util
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,6 +72,17 @@ def _shapes(v):
 def _ratios(v):
     bad = [r for r in v if not isinstance(r, (int, float)) or not 0 < r < 1]
     return "a list of ratios each in (0, 1)" if bad or not v else None
+
+
+def _formats(v):
+    from prunelib.deployment.export import RUNTIMES
+
+    allowed = "a list of distinct formats among " + ", ".join(RUNTIMES) + ", with onnx"
+    if "onnx" not in v or len(set(v)) != len(v) or any(f not in RUNTIMES for f in v):
+        return allowed
+    if "openvino" in v and importlib.util.find_spec("openvino") is None:
+        return allowed + " (openvino is not installed here: pip install openvino, or leave it out)"
+    return None
 
 
 OPTIMIZERS = ("auto", "SGD", "Adam", "AdamW", "NAdam", "RAdam", "RMSProp", "Adamax")
@@ -154,6 +166,14 @@ PARAMS = [
     Param("sensitivity_layers", 0, int, "sensitivity: most layers to scan (0 = all prunable ones)", _range(0),
           may_change=True),
     # --- export and latency ---
+    Param("export_formats", ["onnx", "torchscript", "openvino"], list, "export formats of both models, each "
+          "checked against torch and timed (onnx required: INT8, per-layer times)",
+          _formats, may_change=True),
+    Param("int8", True, bool, "also export final.pt to INT8 ONNX (Ultralytics' onnxruntime static quantization, "
+          "calibrated on training images)",
+          may_change=True),
+    Param("int8_fraction", 1.0, float, "share of the training images that calibrate the INT8 export",
+          _range(0, 1, lo_open=True), may_change=True),
     Param("onnx_simplify", True, bool, "simplify the exported ONNX graph with onnxslim", may_change=True),
     Param("opset", 0, int, "ONNX opset (0 = Ultralytics' default)", _range(0), may_change=True),
     Param("latency_threads", 1, int, "CPU threads when timing batch-1 latency (0 = all cores; see bench/speedup)",

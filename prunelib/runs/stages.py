@@ -11,7 +11,8 @@ says which stage to run when it is missing.
 | 20-replace-c3k2    | replace    | replaced.pt, unpruned.json                                               |
 | 30-prune-loop      | prune      | steps/step_XX/, ledger.jsonl, final.pt (layer-weights.json: see loop)    |
 | 40-analysis        | analyse    | perf.png, channels.png, pareto.png, sensitivity.png/.json                |
-| 50-export          | export     | final.onnx, replaced.onnx, export.json, report.md                        |
+| 50-export          | export     | final/replaced .onnx .torchscript _openvino_model/, final_int8.onnx,    |
+|                    |            | export.json, report.md                                                   |
 """
 
 from __future__ import annotations
@@ -172,21 +173,55 @@ def analyse(run: Run, log=print) -> dict:
 
 @_holds_the_run
 def export(run: Run, log=print) -> dict:
-    """final.pt to ONNX (checked against torch), latency of the unpruned and the final model, then report.md."""
-    p = run.params
-    onnx = {label: exporter.export_onnx(pt, p["imgsz"], p["onnx_simplify"], p["opset"])
-            for label, pt in (("pruned", run.final), ("original", run.replaced))}  # fmt: skip
-    diff = exporter.check_onnx(run.final, onnx["pruned"], p["imgsz"])
-    models = {"original": (run.replaced, onnx["original"]), "pruned": (run.final, onnx["pruned"])}
-    rows = exporter.latency_table(models, p["imgsz"], p["latency_runs"], p["latency_warmup"], p["latency_threads"])
+    """The unpruned and the final model in each export format (checked against torch), the final one in INT8 too;
+    their latency, the ONNX files' mAP50-95, where the time goes layer by layer; then report.md."""
+    p, imgsz = run.params, run.params["imgsz"]
+    models = _exported(run)
+    parity = {fmt: exporter.max_abs_diff(run.final, models["pruned"][fmt], fmt, imgsz) for fmt in p["export_formats"]}
+    timing = (p["latency_runs"], p["latency_warmup"], p["latency_threads"])
+    latency = exporter.with_speedups(exporter.latency_table(models, imgsz, *timing), "original")
+    tables = [measuring.layer_table(checkpoints.load_model(models[k]["pt"]), imgsz) for k in ("original", "pruned")]
+    times = [exporter.layer_times(models[k]["onnx"], imgsz, *timing) for k in ("original", "pruned")]
     step = run.final_step()  # final.pt is folded into Ultralytics' blocks: unequal halves cost zero channels
-    padding = measuring.macs_params(checkpoints.load_model(run.final), p["imgsz"])[0] - step["macs"] if step else 0
-    result = {"onnx": run.rel(onnx["pruned"]), "onnx_max_abs_diff": diff, "padding_macs": padding,
-              "latency": exporter.with_speedups(rows, "original")}  # fmt: skip
+    padding = measuring.macs_params(checkpoints.load_model(run.final), imgsz)[0] - step["macs"] if step else 0
+    result = {"formats": {fmt: {"original": run.rel(models["original"][fmt]), "pruned": run.rel(models["pruned"][fmt]),
+                                "max_abs_diff": parity[fmt]} for fmt in p["export_formats"]},
+              "onnx": run.rel(models["pruned"]["onnx"]), "onnx_max_abs_diff": parity["onnx"], "padding_macs": padding,
+              "latency": latency, "deployment": _deployment(run, models, latency),
+              "layers": exporter.layer_rows(*tables, *times)}  # fmt: skip
     run.write_json(run.export_json, result)
     report.write_report(run)
-    log(f"Exported {run.rel(onnx['pruned'])} (onnxruntime vs torch max |diff| {diff:.1e}); {run.rel(run.report_md)}")
+    files = [run.rel(m[f]) for m in models.values() for f in exporter.RUNTIMES if f in m and m["pt"] == run.final]
+    log(f"Exported {', '.join(files)} (max |diff| vs torch: {', '.join(f'{f} {d:.1e}' for f, d in parity.items())}); "
+        f"{run.rel(run.report_md)}")
     return result
+
+
+INT8 = "pruned-int8"  # the final model quantized: its label in export.json's tables
+
+
+def _exported(run: Run) -> dict:
+    """{label: {"pt": checkpoint, <format>: exported file}} for the unpruned model, the final one and its INT8 ONNX."""
+    p, imgsz = run.params, run.params["imgsz"]
+    models = {"original": {"pt": run.replaced}, "pruned": {"pt": run.final}}
+    if p["int8"]:  # before the float ONNX file: the exporter deletes the one it quantized
+        data = embedded.data_yaml(p)
+        int8 = exporter.export(run.final, "onnx", imgsz, p["onnx_simplify"], p["opset"], data, p["int8_fraction"])
+        models[INT8] = {"pt": run.final, "torch": False, "onnx": int8}
+    for fmt in p["export_formats"]:
+        for label in ("original", "pruned"):
+            models[label][fmt] = exporter.export(models[label]["pt"], fmt, imgsz, p["onnx_simplify"], p["opset"])
+    return models
+
+
+def _deployment(run: Run, models: dict, latency: list[dict]) -> list[dict]:
+    """Each ONNX file's mAP50-95 (Ultralytics' validator on the file itself, the run's val split), latency, size."""
+    onnx = {r["model"]: r for r in latency if r["runtime"] == "onnxruntime"}
+    data = embedded.data_yaml(run.params)
+    return [{"model": label, "precision": "INT8" if label == INT8 else "FP32", "file": run.rel(m["onnx"]),
+             "map50_95": round(evaluate(m["onnx"], run.params, data, run.val_dir(f"export-{label}"))["map50_95"], 4),
+             "latency_ms": onnx[label]["latency_ms"], "file_mb": onnx[label]["file_mb"]}
+            for label, m in models.items()]  # fmt: skip
 
 
 STAGES = {

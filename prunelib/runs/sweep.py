@@ -32,6 +32,7 @@ from queue import Queue
 import yaml
 
 from prunelib import files
+from prunelib.offline import cores
 from prunelib.errors import UserError
 from prunelib.paths import PROJECT_ROOT, relative, resolve
 from prunelib.runs import parameters
@@ -180,7 +181,7 @@ def run_sweep(sweep: Sweep, jobs: int = 1, devices=(), log=print) -> dict:
     slots = Queue()
     for slot in list(devices) or ["cpu"] * max(1, jobs):
         slots.put(slot)
-    threads = max(1, (os.cpu_count() or 1) // slots.qsize())
+    threads = max(1, cores() // slots.qsize())
     log(f"Sweep {sweep.name!r}: {len(combos)} runs, {len(combos) - len(todo)} finished, {len(todo)} to run "
         f"({slots.qsize()} at a time, {threads} threads each) in {relative(sweep.root)}")
     counter, writing = itertools.count(len(combos) - len(todo) + 1), threading.Lock()

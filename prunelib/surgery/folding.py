@@ -18,6 +18,7 @@ import torch
 import torch.nn as nn
 from ultralytics.nn.modules.block import C2f, C3k, C3k2, Bottleneck
 
+from prunelib.surgery.channels import map_outputs, tensor_of
 from prunelib.surgery.replacement import ROUTING_ATTRS, C3k2Prunable
 
 
@@ -102,21 +103,14 @@ def _pad_block_input(m: nn.Module, n: int) -> int:
 
 
 def _pad_outputs(conv: nn.Module, n: int) -> None:
-    """Append n output channels that are exactly zero after BatchNorm and activation (an Ultralytics Conv)."""
+    """Append n output channels that are exactly zero after BatchNorm and activation (an Ultralytics Conv): zero
+    weights, γ = β = 0, running mean 0 and variance 1."""
     if n <= 0:
         return
-    c, bn = conv.conv, conv.bn
-    if c.groups != 1:
+    if conv.conv.groups != 1:
         raise NotFoldable("grouped conv")
-    c.weight = nn.Parameter(torch.cat([c.weight.data, c.weight.new_zeros((n, *c.weight.shape[1:]))]))
-    if c.bias is not None:
-        c.bias = nn.Parameter(torch.cat([c.bias.data, c.bias.new_zeros(n)]))
-    c.out_channels += n
-    bn.weight = nn.Parameter(torch.cat([bn.weight.data, bn.weight.new_zeros(n)]))
-    bn.bias = nn.Parameter(torch.cat([bn.bias.data, bn.bias.new_zeros(n)]))
-    bn.running_mean = torch.cat([bn.running_mean, bn.running_mean.new_zeros(n)])
-    bn.running_var = torch.cat([bn.running_var, bn.running_var.new_ones(n)])
-    bn.num_features += n
+    map_outputs(conv, lambda name, t: torch.cat([t, (t.new_ones if name == "bn.running_var" else t.new_zeros)(
+        (n, *t.shape[1:]))]))  # fmt: skip
 
 
 def _insert_inputs(conv: nn.Conv2d, at: int, n: int) -> None:
@@ -133,14 +127,4 @@ def _insert_inputs(conv: nn.Conv2d, at: int, n: int) -> None:
 
 def _concatenated(a: nn.Module, b: nn.Module) -> nn.Module:
     """One Ultralytics Conv whose output is cat(a(x), b(x)): the inverse of replacement._half_of."""
-    out = copy.deepcopy(a)
-    out.conv.weight = nn.Parameter(torch.cat([a.conv.weight.data, b.conv.weight.data]))
-    out.conv.out_channels = a.conv.out_channels + b.conv.out_channels
-    if a.conv.bias is not None:
-        out.conv.bias = nn.Parameter(torch.cat([a.conv.bias.data, b.conv.bias.data]))
-    for key in ("weight", "bias"):
-        setattr(out.bn, key, nn.Parameter(torch.cat([getattr(a.bn, key).data, getattr(b.bn, key).data])))
-    for key in ("running_mean", "running_var"):
-        setattr(out.bn, key, torch.cat([getattr(a.bn, key), getattr(b.bn, key)]))
-    out.bn.num_features = out.conv.out_channels
-    return out
+    return map_outputs(copy.deepcopy(a), lambda name, t: torch.cat([t, tensor_of(b, name)]))

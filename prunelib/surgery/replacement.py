@@ -16,6 +16,8 @@ import torch
 import torch.nn as nn
 from ultralytics.nn.modules.block import C2f, C3k, C3k2, PSABlock
 
+from prunelib.surgery.channels import map_outputs
+
 ROUTING_ATTRS = ("f", "i", "type", "np")  # set by Ultralytics' parse_model; the graph runner needs them
 
 
@@ -96,20 +98,7 @@ def max_output_difference(a: nn.Module, b: nn.Module, x: torch.Tensor, train: bo
 
 def _half_of(conv: nn.Module, start: int, stop: int) -> nn.Module:
     """A copy of an Ultralytics Conv (conv + bn + act) keeping output channels [start, stop)."""
-    half = copy.deepcopy(conv)
-    half.conv.weight = nn.Parameter(conv.conv.weight.data[start:stop].clone())
-    half.conv.out_channels = stop - start
-    if conv.conv.bias is not None:
-        half.conv.bias = nn.Parameter(conv.conv.bias.data[start:stop].clone())
-    bn = getattr(conv, "bn", None)
-    if bn is not None:
-        half.bn.num_features = stop - start
-        half.bn.weight = nn.Parameter(bn.weight.data[start:stop].clone())
-        half.bn.bias = nn.Parameter(bn.bias.data[start:stop].clone())
-        half.bn.running_mean = bn.running_mean[start:stop].clone()
-        half.bn.running_var = bn.running_var[start:stop].clone()
-        half.bn.num_batches_tracked = bn.num_batches_tracked.clone()
-    return half
+    return map_outputs(copy.deepcopy(conv), lambda _name, t: t[start:stop].clone())
 
 
 def _flatten(out) -> list[torch.Tensor]:
