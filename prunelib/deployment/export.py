@@ -86,10 +86,12 @@ def runner(path, fmt: str, n_threads: int = 0):
     raise ValueError(f"format {fmt!r}: expected one of {', '.join(RUNTIMES)}")
 
 
-def max_abs_diff(pt_path, path, fmt: str, imgsz: int) -> float:
-    """max |torch - exported| over the first output for one random image."""
+def max_abs_diff(pt_path, exported: dict, imgsz: int) -> dict[str, float]:
+    """{format: max |torch - exported|} over the first output for one random image; exported: {format: path}. The
+    checkpoint runs in torch once."""
     x = measuring.example_inputs(imgsz)
-    return float(np.abs(torch_runner(checkpoints.load_model(pt_path))(x) - runner(path, fmt)(x)).max())
+    ref = torch_runner(checkpoints.load_model(pt_path))(x)
+    return {fmt: float(np.abs(ref - runner(path, fmt)(x)).max()) for fmt, path in exported.items()}
 
 
 def latency_table(models: dict, imgsz: int, runs: int, warmup: int, n_threads: int = 0) -> list[dict]:
@@ -99,10 +101,12 @@ def latency_table(models: dict, imgsz: int, runs: int, warmup: int, n_threads: i
     before = torch.get_num_threads()
     torch.set_num_threads(threads(n_threads))
     x = measuring.example_inputs(imgsz)
-    fns, files, size = {}, {}, {}
+    fns, files, size, counted = {}, {}, {}, {}
     for label, paths in models.items():
         model = checkpoints.load_model(paths["pt"])
-        size[label] = measuring.macs_params(model, imgsz)
+        if paths["pt"] not in counted:  # a checkpoint behind several labels (FP32 and INT8) is counted once
+            counted[paths["pt"]] = measuring.macs_params(model, imgsz)
+        size[label] = counted[paths["pt"]]
         if paths.get("torch", True):
             fns[(label, "torch")], files[(label, "torch")] = torch_runner(model), paths["pt"]
         for fmt, runtime in RUNTIMES.items():
@@ -155,16 +159,11 @@ def layer_times(onnx_path, imgsz: int, runs: int, warmup: int, n_threads: int = 
 
 
 def layer_rows(before: list[dict], after: list[dict], t_before: dict, t_after: dict) -> list[dict]:
-    """Per layer: MACs and onnxruntime time before and after pruning, and how much each fell (x = times fewer)."""
-    rows = []
-    for b, a in zip(before, after):
-        key = str(b["layer"])
-        if key in t_before and key in t_after:
-            rows.append({"layer": b["layer"], "type": b["type"], "ms_before": round(t_before[key], 3),
-                         "ms_after": round(t_after[key], 3), "time_ratio": round(t_before[key] / t_after[key], 2),
-                         "macs_ratio": round(b["macs"] / a["macs"], 2) if a["macs"] else None})  # fmt: skip
-    if "other" in t_before and "other" in t_after:
-        rows.append({"layer": "other", "type": "(no layer)", "ms_before": round(t_before["other"], 3),
-                     "ms_after": round(t_after["other"], 3),
-                     "time_ratio": round(t_before["other"] / t_after["other"], 2), "macs_ratio": None})  # fmt: skip
-    return rows
+    """Per layer (and the nodes of no layer, 'other'): onnxruntime time before and after pruning, and how much time and
+    MACs fell (x = times fewer)."""
+    layers = [(str(b["layer"]), b["layer"], b["type"], b["macs"] / a["macs"] if a["macs"] else None)
+              for b, a in zip(before, after)] + [("other", "other", "(no layer)", None)]  # fmt: skip
+    return [{"layer": layer, "type": kind, "ms_before": round(t_before[key], 3), "ms_after": round(t_after[key], 3),
+             "time_ratio": round(t_before[key] / t_after[key], 2),
+             "macs_ratio": round(macs, 2) if macs is not None else None}
+            for key, layer, kind, macs in layers if key in t_before and key in t_after]  # fmt: skip

@@ -177,13 +177,13 @@ def export(run: Run, log=print) -> dict:
     their latency, the ONNX files' mAP50-95, where the time goes layer by layer; then report.md."""
     p, imgsz = run.params, run.params["imgsz"]
     models = _exported(run)
-    parity = {fmt: exporter.max_abs_diff(run.final, models["pruned"][fmt], fmt, imgsz) for fmt in p["export_formats"]}
+    parity = exporter.max_abs_diff(run.final, {fmt: models["pruned"][fmt] for fmt in p["export_formats"]}, imgsz)
     timing = (p["latency_runs"], p["latency_warmup"], p["latency_threads"])
     latency = exporter.with_speedups(exporter.latency_table(models, imgsz, *timing), "original")
     tables = [measuring.layer_table(checkpoints.load_model(models[k]["pt"]), imgsz) for k in ("original", "pruned")]
     times = [exporter.layer_times(models[k]["onnx"], imgsz, *timing) for k in ("original", "pruned")]
     step = run.final_step()  # final.pt is folded into Ultralytics' blocks: unequal halves cost zero channels
-    padding = measuring.macs_params(checkpoints.load_model(run.final), imgsz)[0] - step["macs"] if step else 0
+    padding = next(r["macs"] for r in latency if r["model"] == "pruned") - step["macs"] if step else 0
     result = {"formats": {fmt: {"original": run.rel(models["original"][fmt]), "pruned": run.rel(models["pruned"][fmt]),
                                 "max_abs_diff": parity[fmt]} for fmt in p["export_formats"]},
               "onnx": run.rel(models["pruned"]["onnx"]), "onnx_max_abs_diff": parity["onnx"], "padding_macs": padding,
