@@ -2,15 +2,17 @@
 checkpoints load in a fresh process."""
 
 import hashlib
+from pathlib import Path
 import subprocess
 import sys
 
 import pytest
 
 from prunelib import runs
+from prunelib.deployment import export
 from prunelib.paths import relative
-from prunelib.runs import loop, stages
-from prunelib.surgery import checkpoints, measuring
+from prunelib.runs import loop, policy, stages
+from prunelib.surgery import checkpoints, measuring, pruner
 from prunelib.surgery.replacement import C3k2Prunable, replace_c3k2
 from prunelib.training.finetuning import finetune
 
@@ -216,3 +218,29 @@ def test_sensitivity_shares_the_cut_and_is_kept_for_resume(smoke_start):
     assert ledger[-1]["stop"] == "target_reached" and ledger[-1]["speedup"] >= 1.4 * 0.995
     run.layer_weights_json.write_text('{"0": 1.0}')  # a resumed run reads the weights it began with, no new scan
     assert loop.layer_weights(loop.Loop(run, {}, None, None, None, None, log=None)) == {0: 1.0}
+
+
+def test_latency_shares_the_cut_by_measured_time(smoke_start, monkeypatch):
+    # the smoke model's per-layer times are microseconds of noise: the profiler's answer is given (1 ms per million
+    # MACs, but layer 3 after the trial cut takes half that); export, MACs and everything after are real
+    profiled = []
+
+    def layer_times(onnx_path, imgsz, runs, warmup, n_threads=0):
+        profiled.append(Path(onnx_path).stem)
+        table = measuring.layer_table(checkpoints.load_model(Path(onnx_path).with_suffix(".pt")), imgsz)
+        half = profiled[-1] == "after"
+        return {str(r["layer"]): r["macs"] / 1e6 * (0.5 if half and r["layer"] == 3 else 1.0) for r in table}
+
+    monkeypatch.setattr(export, "layer_times", layer_times)
+    run = open_smoke("by-latency", layer_ratios="latency", target_speedup=1.4, iterative_steps=1, finetune_epochs=0)
+    stages.replace(run, log=quiet)
+    ledger = stages.prune(run, log=quiet)
+    assert profiled == ["before", "after"]
+    weights = {int(i): w for i, w in run.read_json(run.layer_weights_json).items()}
+    replaced = checkpoints.load_model(run.replaced)
+    assert set(weights) == set(pruner.prunable_layers(replaced, run.params["ignore_layers"]))
+    assert max(weights, key=weights.get) == 3  # the most time saved per MAC lost
+    before, after = measuring.conv_channels(replaced), measuring.conv_channels(checkpoints.load_model(run.final))
+    kept = {i: after[f"model.{i}.conv"] / before[f"model.{i}.conv"] for i in (1, 3)}
+    assert kept[1] > kept[3], (kept, weights)  # layer 3 gave more
+    assert ledger[-1]["stop"] == "target_reached" and ledger[-1]["speedup"] >= 1.4 * 0.995

@@ -144,6 +144,15 @@ def test_layer_weights_share_the_cut_by_robustness():
     assert policy.layer_weights({"3 Conv": {0.5: 0.0}}, 0.6) == {3: 1.0}  # nothing robust: uniform
 
 
+def test_gain_weights_share_the_cut_by_time_saved_per_mac():
+    # gains: 2/100, 1/100, 0 (slower after the cut), none (lost no MACs) -> mean 1/100 over three layers
+    w = policy.gain_weights({0: 2.0, 1: 1.0, 2: -0.5, 3: 1.0}, {0: 100, 1: 100, 2: 100, 3: 0})
+    assert w == pytest.approx({0: 2.0, 1: 1.0, 2: 1 / policy.MOST_WEIGHT})  # still cut, least
+    capped = policy.gain_weights({0: 20.0, **dict.fromkeys(range(1, 10), 1.0)}, dict.fromkeys(range(10), 1))
+    assert capped[0] == policy.MOST_WEIGHT and capped[1] == pytest.approx(10 / 29)  # mean 2.9: 20 / 2.9 > 3
+    assert policy.gain_weights({0: 0.0}, {0: 5}) == {0: 1.0}  # nothing measured: uniform
+
+
 def test_layer_ratios_cut_each_layer_by_its_own_share(replaced):
     model, p = copy.deepcopy(replaced), params()
     x = measuring.example_inputs(IMGSZ)
@@ -153,3 +162,14 @@ def test_layer_ratios_cut_each_layer_by_its_own_share(replaced):
     assert after["model.1.conv"] == before["model.1.conv"]  # its share is nothing
     assert after["model.3.conv"] == before["model.3.conv"] - before["model.3.conv"] // 4
     assert after["model.5.conv"] == before["model.5.conv"] // 2  # no share of its own: the step's ratio
+
+
+def test_latency_is_timed_in_blocks_each_after_an_untimed_run():
+    calls = []
+    fns = {name: (lambda x, name=name: calls.append(name)) for name in ("a", "b")}
+    med = measuring.compare_latency(fns, None, runs=25, warmup=2)
+    assert set(med) == {"a", "b"} and all(v >= 0 for v in med.values())
+    blocks = -(-25 // measuring.BLOCK)  # 3 blocks of at most BLOCK timed runs, each after one untimed run
+    assert calls.count("a") == calls.count("b") == 2 + 25 + blocks
+    timed = calls[4:]  # after the warm-up: a's block, then b's, in turn
+    assert timed[: measuring.BLOCK + 1] == ["a"] * (measuring.BLOCK + 1) and timed[measuring.BLOCK + 1] == "b"

@@ -50,7 +50,7 @@ class Run:
     final = property(lambda self: self.dir / "final.pt")
     export_json = property(lambda self: self.dir / "export.json")
     sensitivity_json = property(lambda self: self.dir / "sensitivity.json")
-    layer_weights_json = property(lambda self: self.dir / "layer-weights.json")  # layer_ratios: sensitivity
+    layer_weights_json = property(lambda self: self.dir / "layer-weights.json")  # layer_ratios: sensitivity or latency
     timings_json = property(lambda self: self.dir / "timings.json")
     report_md = property(lambda self: self.dir / "report.md")
     data_preview = property(lambda self: self.dir / "data-preview.jpg")

@@ -22,7 +22,7 @@ import torch
 
 from prunelib import files
 from prunelib.errors import UserError
-from prunelib.runs import parameters, policy, sensitivity
+from prunelib.runs import layer_time, parameters, policy, sensitivity
 from prunelib.runs.folder import FINAL, PRUNE, SPARSE, Run, final_step, prune_steps
 from prunelib.surgery import checkpoints, measuring, pruner
 from prunelib.training import embedded
@@ -43,7 +43,7 @@ class Loop:
     x: torch.Tensor  # example inputs for tracing and counting
     evaluate: Callable = validate  # (model, params, data, save_dir) -> {'map50_95', 'map50'}
     log: Callable = print
-    weights: dict[int, float] | None = None  # layer_ratios 'sensitivity': {layer index: share of the cut}
+    weights: dict[int, float] | None = None  # layer_ratios 'sensitivity'/'latency': {layer index: share of the cut}
 
     def layer_ratios(self, ratio: float) -> dict[int, float] | None:
         return policy.layer_ratios(self.weights, ratio, min(self.run.params["max_pruning_ratio"], 0.9))
@@ -65,7 +65,7 @@ def prune_loop(run: Run, log=print, on_step=None, evaluate=validate) -> list[dic
         checkpoints.publish(run.replaced, run.final)
     loop = Loop(run, unpruned, embedded.data_yaml(params), policy.goal(params), policy.budget(params),
                 measuring.example_inputs(params["imgsz"]), evaluate, log)  # fmt: skip
-    if params["layer_ratios"] == "sensitivity":
+    if params["layer_ratios"] != "uniform":
         loop.weights = layer_weights(loop)
     if parameters.epochs(params)["sparse"] and not ledger:
         _report(ledger, sparse_training(loop), on_step)
@@ -118,14 +118,19 @@ def _trial(loop: Loop, model) -> dict:
 
 
 def layer_weights(loop: Loop) -> dict[int, float]:
-    """The run's {layer index: weight} from the sensitivity scan of every prunable layer pruned by half (scanned
-    once; kept in the run folder, so a resumed run shares its cuts as it began)."""
+    """The run's {layer index: weight}: by the sensitivity scan of every prunable layer pruned by half, or by the
+    time each layer saves per MAC in a timed trial cut (measured once; kept in the run folder, so a resumed run shares
+    its cuts as it began)."""
     run = loop.run
     stored = run.read_json(run.layer_weights_json)
     if stored is None:
-        loop.log("Scanning every layer's sensitivity to share the cut (layer_ratios: sensitivity)")
-        scan = sensitivity.scan(run, loop.data, loop.log, every_layer=True, ratios=[policy.SCAN_RATIO])
-        stored = policy.layer_weights(scan, loop.unpruned["map50_95"])
+        if run.params["layer_ratios"] == "latency":
+            loop.log("Timing every layer before and after a trial cut to share the cut (layer_ratios: latency)")
+            stored = layer_time.profile(checkpoints.load_model(run.replaced), run.params, loop.log)
+        else:
+            loop.log("Scanning every layer's sensitivity to share the cut (layer_ratios: sensitivity)")
+            scan = sensitivity.scan(run, loop.data, loop.log, every_layer=True, ratios=[policy.SCAN_RATIO])
+            stored = policy.layer_weights(scan, loop.unpruned["map50_95"])
         run.write_json(run.layer_weights_json, {str(i): round(w, 6) for i, w in stored.items()})
     return {int(i): w for i, w in stored.items()}
 

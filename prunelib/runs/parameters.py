@@ -129,8 +129,9 @@ PARAMS = [
     Param("global_pruning", False, bool, "rank channels across layers instead of within each layer"),
     Param("isomorphic", False, bool, "with global_pruning: rank channels only against groups of the same structure "
           "(Torch-Pruning's isomorphic pruning)"),
-    Param("layer_ratios", "uniform", str, "how a step's cut is shared between layers: 'uniform', or "
-          "'sensitivity' (by how little each loses alone)", _choice("uniform", "sensitivity")),
+    Param("layer_ratios", "uniform", str, "how a step's cut is shared between layers: uniform, sensitivity (robust "
+          "layers more), latency (time saved per MAC)",
+          _choice("uniform", "sensitivity", "latency")),
     Param("max_pruning_ratio", 1.0, float, "most any one layer may lose", _range(0, 1, True)),
     Param("bn_recalibration", 256, int, "training images to re-estimate BatchNorm statistics on after each prune "
           "(0 = off)", _range(0)),

@@ -23,10 +23,7 @@ def scan(run: Run, data, log=print, every_layer: bool = False, ratios=None) -> d
     params = run.params
     model = checkpoints.load_model(run.replaced)
     x = measuring.example_inputs(params["imgsz"])
-    ignored = {id(m) for m in pruner.ignored_modules(model, params["ignore_layers"])}
-    layers = [i for i, layer in enumerate(model.model)
-              if id(layer) not in ignored and any(p.dim() == 4 for p in layer.parameters())
-              and not any(id(m) in ignored for m in layer.modules())]  # fmt: skip
+    layers = pruner.prunable_layers(model, params["ignore_layers"])
     if params["sensitivity_layers"] and not every_layer:
         layers = layers[: params["sensitivity_layers"]]
     stored = {k: {float(r): v for r, v in d.items()} for k, d in (run.read_json(run.sensitivity_json) or {}).items()}

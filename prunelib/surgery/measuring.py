@@ -51,17 +51,25 @@ def conv_channels(model: nn.Module) -> dict[str, int]:
     return {n: m.out_channels for n, m in model.named_modules() if isinstance(m, nn.Conv2d)}
 
 
+BLOCK = 10  # timed runs of one model in a row (compare_latency)
+
+
 def compare_latency(fns: dict, x, runs: int = 30, warmup: int = 5) -> dict[str, float]:
-    """Median latency (ms) of each callable, measured interleaved A/B/... in one process so drift hits all alike."""
+    """Median latency (ms) of each callable over ``runs`` timed runs in one process, in blocks of BLOCK runs taken
+    in turn (A A A .. B B B .. A A A ..), so drift hits all alike. Each block starts with an untimed run: a runtime's
+    idle worker threads spin for a while after its last run (onnxruntime, OpenMP), and timing one model while
+    another's threads still spin on the same cores made multi-threaded runs look slower than single-threaded ones."""
     for fn in fns.values():
         for _ in range(warmup):
             fn(x)
     times = {k: [] for k in fns}
-    for _ in range(runs):
+    while any(len(v) < runs for v in times.values()):
         for k, fn in fns.items():
-            t0 = time.perf_counter()
-            fn(x)
-            times[k].append((time.perf_counter() - t0) * 1000)
+            fn(x)  # untimed: the previous model's threads settle
+            for _ in range(min(BLOCK, runs - len(times[k]))):
+                t0 = time.perf_counter()
+                fn(x)
+                times[k].append((time.perf_counter() - t0) * 1000)
     return {k: statistics.median(v) for k, v in times.items()}
 
 

@@ -54,6 +54,14 @@ def ignored_modules(model: nn.Module, names) -> list[nn.Module]:
     return out
 
 
+def prunable_layers(model: nn.Module, ignore_layers) -> list[int]:
+    """Indices into model.model of the layers whose channels the pruner may cut: they hold convolutions and neither
+    are nor hold an ignored module."""
+    ignored = {id(m) for m in ignored_modules(model, ignore_layers)}
+    return [i for i, layer in enumerate(model.model)
+            if any(p.dim() == 4 for p in layer.parameters()) and not any(id(m) in ignored for m in layer.modules())]
+
+
 def build_pruner(model: nn.Module, params: dict, ratio: float, example_inputs: torch.Tensor, reg: float = 0.0,
                  layer_ratios: dict[int, float] | None = None):
     """A Torch-Pruning GroupNormPruner (the reference's) for one step removing ``ratio`` of current channels (or
