@@ -7,7 +7,7 @@ import os
 import pytest
 import torch
 import yaml
-from ultralytics.nn.tasks import ClassificationModel, DetectionModel
+from ultralytics.nn.tasks import ClassificationModel, DetectionModel, RTDETRDetectionModel
 
 from prunelib import cli, files, runs
 from prunelib.errors import UserError
@@ -29,6 +29,12 @@ def bad_files(tmp_path, smoke_start):
     v3 = DetectionModel("yolov3-tiny.yaml", nc=8, verbose=False)
     torch.save({"model": v3, "train_args": {}}, d_v3 := tmp_path / "v3tiny.pt")
     d["v3"] = d_v3
+    detr = RTDETRDetectionModel("yolov8-rtdetr.yaml", nc=8, verbose=False)
+    torch.save({"model": detr, "train_args": {}}, d_detr := tmp_path / "rtdetr.pt")
+    d["rtdetr"] = d_detr
+    v12 = DetectionModel("yolo12n.yaml", nc=8, verbose=False)
+    torch.save({"model": v12, "train_args": {}}, d_v12 := tmp_path / "yolo12n.pt")
+    d["v12"] = d_v12
     (d_yaml := tmp_path / "broken.yaml").write_text("train: [images\n")
     d["unparsable"] = d_yaml
     (d_nodir := tmp_path / "nodir.yaml").write_text(yaml.safe_dump({"path": str(tmp_path), "train": "imgs/train",
@@ -56,7 +62,9 @@ CASES = [
     (["--model", "{text}", "--data", "{data}"], r"model: '.*notes.pt' is not a loadable Ultralytics checkpoint"),
     (["--model", "{truncated}", "--data", "{data}"], r"model: '.*truncated.pt' is not a loadable Ultralytics"),
     (["--model", "{classify}", "--data", "{data}"], r"is a 'classify' model \(ClassificationModel\); supported: YOLO11"),
-    (["--model", "{v3}", "--data", "{data}"], r"has no C3k2 or C2f blocks; supported: YOLO11 or YOLOv8 detection"),
+    (["--model", "{v3}", "--data", "{data}"], r"has no C3k2 or C2f blocks; supported: YOLO11, YOLO26 or YOLOv8 "),
+    (["--model", "{rtdetr}", "--data", "{data}"], r"model \(RTDETRDetectionModel\); supported: YOLO11, YOLO26"),
+    (["--model", "{v12}", "--data", "{data}"], r"holds YOLO12's area-attention blocks \(A2C2f\), which the pruner cannot trace"),
     (["--model", "{model}", "--data", "{tmp}/none.yaml"], r"data: file '.*none.yaml' does not exist"),
     (["--model", "{model}", "--data", "{unparsable}"], r"data: '.*broken.yaml' is not valid YAML"),
     (["--model", "{model}", "--data", "{nodir}"], r"data: train images '.*imgs/train' .* do not exist"),

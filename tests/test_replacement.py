@@ -1,11 +1,15 @@
-"""C3k2 -> C3k2Prunable is exact for every kind of C3k2 in YOLO11 (and YOLOv8's C2f), in eval and train mode."""
+"""C3k2 -> C3k2Prunable is exact for every kind of C3k2 in YOLO11 and YOLO26 (and YOLOv8's C2f), for every task's
+model, in eval and train mode."""
 
 import copy
 
 import pytest
 import torch
 from ultralytics.nn.modules.block import C2f, C3k2
+import ultralytics.nn.tasks
 from ultralytics.nn.tasks import DetectionModel
+
+from prunelib import tasks
 
 from prunelib.surgery.replacement import C3k2Prunable, block_kind, find_blocks, max_output_difference, replace_c3k2
 
@@ -25,10 +29,11 @@ def randomize_batchnorm(model, seed=0):
 
 
 @pytest.mark.parametrize("cfg", ["yolo11n.yaml", "yolo11s.yaml", "yolo11m.yaml", "yolo11l.yaml", "yolo11x.yaml",
-                                 "yolov8n.yaml"])  # fmt: skip
+                                 "yolov8n.yaml", "yolo26n.yaml", "yolo26s.yaml", "yolo11n-seg.yaml", "yolo11n-pose.yaml",
+                                 "yolo11n-obb.yaml", "yolo26n-seg.yaml", "yolov8n-pose.yaml"])  # fmt: skip
 def test_replacement_is_exact(cfg):
     torch.manual_seed(0)
-    model = DetectionModel(cfg, nc=8, verbose=False)
+    model = getattr(ultralytics.nn.tasks, tasks.of_cfg(cfg).model)(cfg, nc=8, verbose=False)
     randomize_batchnorm(model)
     replaced = copy.deepcopy(model)
     kinds_before = {k for _, k in find_blocks(model)}

@@ -46,7 +46,10 @@ def session(onnx_path, n_threads: int = 0, profile_prefix: str = ""):
 
 
 def _first(y) -> np.ndarray:
-    y = y[0] if isinstance(y, (list, tuple)) else y
+    """The first output of a model: the predictions a runtime's output0 holds (a segmentation model's first output is
+    itself a list of predictions and mask prototypes)."""
+    while isinstance(y, (list, tuple)):
+        y = y[0]
     return y.numpy() if isinstance(y, torch.Tensor) else np.asarray(y)
 
 

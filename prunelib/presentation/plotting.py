@@ -8,6 +8,7 @@ import matplotlib
 
 from prunelib import files
 from prunelib.runs.folder import prune_steps
+from prunelib.tasks import named
 
 if not matplotlib.get_backend().lower().startswith(("module://matplotlib_inline", "inline", "nbagg", "widget")):
     matplotlib.use("Agg")
@@ -23,8 +24,8 @@ def performance(ledger: list[dict], unpruned: dict, path) -> plt.Figure:
     pruned = [unpruned["map50_95"]] + [r["pruned_map50_95"] for r in steps]
     macs = [unpruned["macs"] / 1e9] + [r["macs"] / 1e9 for r in steps]
     fig, ax = plt.subplots(figsize=(8, 4.5))
-    ax.plot(ratio, recovered, "o-", color="tab:blue", label="recovered mAP50-95 (after fine-tuning)")
-    ax.plot(ratio, pruned, "o--", color="tab:orange", label="pruned mAP50-95 (before fine-tuning)")
+    ax.plot(ratio, recovered, "o-", color="tab:blue", label=named("recovered mAP50-95 (after fine-tuning)", unpruned))
+    ax.plot(ratio, pruned, "o--", color="tab:orange", label=named("pruned mAP50-95 (before fine-tuning)", unpruned))
     for kind, marker, label in (("sparse", "D", "after sparsity training"), ("final", "*", "after the final fine-tune")):
         for r in (r for r in ledger if r.get("kind") == kind):
             ax.plot([r["channel_ratio"]], [r["map50_95"]], marker, color="tab:purple", ms=12, label=label)
@@ -32,7 +33,7 @@ def performance(ledger: list[dict], unpruned: dict, path) -> plt.Figure:
         if not r["within_budget"]:
             ax.plot([r["channel_ratio"]], [r["map50_95"]], "x", color="red", ms=12, mew=2, label="over mAP budget")
     ax.set_xlabel("channel pruning ratio")
-    ax.set_ylabel("mAP50-95")
+    ax.set_ylabel(named("mAP50-95", unpruned))
     ax.set_ylim(bottom=0)
     ax2 = ax.twinx()
     ax2.plot(ratio, macs, "s-", color="tab:green", label="MACs (G)")
@@ -76,16 +77,17 @@ def pareto(series: dict[str, list[tuple[float, float]]], path) -> plt.Figure:
     return save(fig, path)
 
 
-def sensitivity(results: dict[str, dict[float, float]], unpruned_map: float, path) -> plt.Figure:
-    """mAP after pruning one layer group alone (no fine-tuning), per layer, one line per ratio."""
+def sensitivity(results: dict[str, dict[float, float]], unpruned: dict, path) -> plt.Figure:
+    """mAP after pruning one layer group alone (no fine-tuning), per layer, one line per ratio; unpruned: the run's
+    unpruned.json."""
     layers = list(results)
     ratios = sorted({r for v in results.values() for r in v})
     fig, ax = plt.subplots(figsize=(max(8, len(layers) * 0.4), 4.5))
     for ratio in ratios:
         ax.plot(range(len(layers)), [results[layer].get(ratio) for layer in layers], "o-", label=f"ratio {ratio}")
-    ax.axhline(unpruned_map, color="gray", ls="--", label="unpruned")
+    ax.axhline(unpruned["map50_95"], color="gray", ls="--", label="unpruned")
     ax.set_xticks(range(len(layers)), layers, rotation=70, fontsize=8)
-    ax.set_ylabel("mAP50-95 without fine-tuning")
+    ax.set_ylabel(named("mAP50-95 without fine-tuning", unpruned))
     ax.set_title("Layer sensitivity")
     ax.legend(fontsize=8)
     fig.tight_layout()

@@ -4,6 +4,7 @@ per-step table a notebook shows while the loop runs."""
 from __future__ import annotations
 
 from prunelib import files
+from prunelib.tasks import named
 from prunelib.runs.folder import FINAL, PRUNE, Run
 
 STEP_COLUMNS = [
@@ -39,7 +40,7 @@ def step_rows(ledger: list[dict], unpruned: dict) -> list[dict]:
             else:
                 row[title] = fmt.format(v)
         rows.append(row)
-    return rows
+    return [{named(k, unpruned): v for k, v in row.items()} for row in rows]  # titles in the run's metric
 
 
 def step_label(record: dict) -> str:
@@ -104,9 +105,11 @@ def _result(unpruned: dict, final: dict | None, ledger: list[dict]) -> list[str]
     f = final or unpruned
     rows = [{"": "unpruned", **_numbers(unpruned)},
             {"": f"final ({_source(final)})", **_numbers(f)}]
+    rows = [{named(k, unpruned): v for k, v in row.items()} for row in rows]
     out = [markdown_table(rows),
            f"\nMACs speed-up {unpruned['macs'] / f['macs']:.2f}x, parameters {f['params'] / unpruned['params']:.1%} "
-           f"of the unpruned model, mAP50-95 change {f['map50_95'] - unpruned['map50_95']:+.4f}.\n"]  # fmt: skip
+           f"of the unpruned model, {named('mAP50-95', unpruned)} change {f['map50_95'] - unpruned['map50_95']:+.4f}."
+           "\n"]  # fmt: skip
     if ledger and ledger[-1].get("stop"):
         out.append(f"\nStopped: {ledger[-1]['stop']}.\n")
     epochs = sum(r.get("epochs", 0) for r in ledger)

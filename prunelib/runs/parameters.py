@@ -111,7 +111,8 @@ PARAMS = [
     Param("synth_classes", [], list, "shapes the synthetic set draws, by name (empty = all 8: python -m prunelib "
           "params shows them)", _shapes),
     Param("baseline_epochs", 100, int, "epochs to train the embedded YOLO11n baseline from yolo11n.yaml", _range(1)),
-    Param("baseline_cfg", "yolo11n.yaml", str, "architecture YAML of the embedded baseline (Ultralytics' own)"),
+    Param("baseline_cfg", "yolo11n.yaml", str, "architecture YAML of the embedded baseline (Ultralytics' own; "
+          "its task, e.g. yolo11n-seg.yaml, is the synthetic set's)"),
     Param("baseline_lr0", 0.002, float, "learning rate of the baseline's AdamW training from scratch",
           _range(0, 1, True)),
     Param("baseline_nbs", 64, int, "nominal batch of the baseline's training (Ultralytics' nbs; 0 = an optimizer "
@@ -124,7 +125,7 @@ PARAMS = [
     Param("max_steps", 0, int, "speed-up mode: most steps to try (0 = 3 x iterative_steps)", _range(0)),
     Param("importance", "l2", str, "channel importance: " + ", ".join(IMPORTANCES), _choice(*IMPORTANCES)),
     Param("ignore_layers", ["Detect", "C2PSA", "PSABlock"], list,
-          "layers never pruned (output channels): module class names or layer indices"),
+          "layers never pruned (output channels): module class names (and their subclasses) or layer indices"),
     Param("round_to", 0, int, "keep channel counts multiples of this (0 = no alignment)", _range(0)),
     Param("global_pruning", False, bool, "rank channels across layers instead of within each layer"),
     Param("isomorphic", False, bool, "with global_pruning: rank channels only against groups of the same structure "

@@ -25,7 +25,7 @@ import time
 from importlib.metadata import version
 from pathlib import Path
 
-from prunelib import files
+from prunelib import files, tasks
 from prunelib.deployment import export as exporter
 from prunelib.presentation import analysis, plotting, report
 from prunelib.runs import loop, sensitivity
@@ -106,8 +106,11 @@ def _replace_and_measure(run: Run, source: Path, evaluate, log) -> dict:
     macs, n = measuring.macs_params(model, params["imgsz"])
     t0 = time.perf_counter()
     metrics = evaluate(model, params, embedded.data_yaml(params), run.val_dir("unpruned"))
+    task = tasks.of(model)
     info = {
         "source": params["model"] or run.rel(source),
+        "task": task.name,
+        "metric": task.label,  # what every map50_95 of the run measures
         "data": params["data"] or "synthetic",
         "replaced_blocks": [list(r) for r in replaced],
         "max_abs_diff": diff,
@@ -119,7 +122,7 @@ def _replace_and_measure(run: Run, source: Path, evaluate, log) -> dict:
         **metrics,
     }
     run.write_json(run.unpruned_json, info)
-    log(f"Unpruned: params {n / 1e6:.2f}M, MACs {macs / 1e9:.2f}G, mAP50-95 {metrics['map50_95']:.4f}")
+    log(f"Unpruned: {task.name}, params {n / 1e6:.2f}M, MACs {macs / 1e9:.2f}G, {task.label} {metrics['map50_95']:.4f}")
     return info
 
 
@@ -164,7 +167,7 @@ def analyse(run: Run, log=print) -> dict:
     figures = [run.perf_png, run.channels_png, run.pareto_png]
     if params["sensitivity"]:
         scan = sensitivity.scan(run, embedded.data_yaml(params), log)
-        plotting.sensitivity(scan, unpruned["map50_95"], run.sensitivity_png)
+        plotting.sensitivity(scan, unpruned, run.sensitivity_png)
         figures.append(run.sensitivity_png)
     rows = [{"layer": b["layer"], "type": b["type"], "before": b["c_out"], "after": a["c_out"]}
             for b, a in zip(before, after) if b["c_out"]]  # fmt: skip
@@ -217,11 +220,17 @@ def _exported(run: Run) -> dict:
 def _deployment(run: Run, models: dict, latency: list[dict]) -> list[dict]:
     """Each ONNX file's mAP50-95 (Ultralytics' validator on the file itself, the run's val split), latency, size."""
     onnx = {r["model"]: r for r in latency if r["runtime"] == "onnxruntime"}
-    data = embedded.data_yaml(run.params)
+    data, task = embedded.data_yaml(run.params), task_of(run)
     return [{"model": label, "precision": "INT8" if label == INT8 else "FP32", "file": run.rel(m["onnx"]),
-             "map50_95": round(evaluate(m["onnx"], run.params, data, run.val_dir(f"export-{label}"))["map50_95"], 4),
+             "map50_95": round(evaluate(m["onnx"], run.params, data, run.val_dir(f"export-{label}"), task)["map50_95"],
+                               4),
              "latency_ms": onnx[label]["latency_ms"], "file_mb": onnx[label]["file_mb"]}
             for label, m in models.items()]  # fmt: skip
+
+
+def task_of(run: Run) -> str:
+    """The run's task (unpruned.json; runs made before tasks were recorded are detection runs)."""
+    return (run.read_json(run.unpruned_json) or {}).get("task", "detect")
 
 
 STAGES = {

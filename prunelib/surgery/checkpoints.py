@@ -18,14 +18,14 @@ import torch.nn as nn
 from prunelib import files
 from prunelib.errors import UserError
 
-SUPPORTED = "YOLO11 or YOLOv8 detection checkpoints (a DetectionModel holding C3k2 or C2f blocks)"
-
-
 def load_model(path, key: str = "model") -> nn.Module:
-    """The DetectionModel in an Ultralytics checkpoint, FP32, in train mode; UserError when it is not one."""
-    from ultralytics.nn.tasks import DetectionModel, guess_model_task, load_checkpoint
+    """The model in an Ultralytics checkpoint of a supported task (prunelib.tasks), FP32, in train mode; UserError
+    when it is not one, or holds blocks the pruner cannot trace in bounded memory."""
+    from ultralytics.nn.tasks import guess_model_task, load_checkpoint
 
+    from prunelib import tasks
     from prunelib.surgery.replacement import find_blocks
+    from prunelib.tasks import SUPPORTED
 
     p = Path(path)
     if not p.is_file():
@@ -39,9 +39,12 @@ def load_model(path, key: str = "model") -> nn.Module:
         ) from None
     except ModuleNotFoundError as e:
         raise UserError(f"{key}: {str(path)!r} needs module {e.name!r}, which is not installed") from None
-    if not isinstance(model, DetectionModel) or type(model).__name__ != "DetectionModel":
+    if type(model).__name__ not in {t.model for t in tasks.TASKS.values()}:
         task = guess_model_task(getattr(model, "yaml", None) or model)
         raise UserError(f"{key}: {str(path)!r} is a {task!r} model ({type(model).__name__}); supported: {SUPPORTED}")
+    if blocks := tasks.untraceable(model):
+        raise UserError(f"{key}: {str(path)!r} holds {blocks}, which the pruner cannot trace in bounded memory; "
+                        f"supported: {SUPPORTED}")  # fmt: skip
     if not find_blocks(model):  # original or already replaced blocks
         raise UserError(f"{key}: {str(path)!r} has no C3k2 or C2f blocks; supported: {SUPPORTED}")
     model.float().train()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 
+from prunelib import tasks
 from prunelib.surgery import measuring, pruner
 from prunelib.surgery.replacement import find_blocks, replace_c3k2
 
@@ -12,6 +13,8 @@ def summary(model, params: dict) -> dict:
     """Counts shown by the inspect stage (deterministic for a given architecture)."""
     macs, n = measuring.macs_params(model, params["imgsz"])
     return {
+        "task": tasks.of(model).name,
+        "head": type(model.model[-1]).__name__,
         "layers": len(model.model),
         "params": n,
         "gmacs": round(macs / 1e9, 3),

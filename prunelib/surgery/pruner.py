@@ -12,6 +12,7 @@ import torch
 import torch.nn as nn
 import torch_pruning as tp
 
+from prunelib import tasks
 from prunelib.errors import UserError
 
 # importance name -> factory. 'l2' is the reference script's GroupMagnitudeImportance(p=2).
@@ -38,8 +39,8 @@ def prune(model: nn.Module, params: dict, ratio: float, example_inputs: torch.Te
 
 
 def ignored_modules(model: nn.Module, names) -> list[nn.Module]:
-    """Modules whose output channels are never pruned: by class name (every instance, with all it holds) or by
-    layer index into model.model (``22`` or ``"22"``)."""
+    """Modules whose output channels are never pruned: by class name (every instance of it or of a subclass, with all
+    it holds: ``Detect`` keeps Segment, Pose and OBB heads whole) or by layer index into model.model (``22``)."""
     layers = getattr(model, "model", None)
     out = []
     for item in names:
@@ -50,7 +51,7 @@ def ignored_modules(model: nn.Module, names) -> list[nn.Module]:
                 raise UserError(f"ignore_layers: layer index {i} is out of range; this model has layers 0-{n - 1}")
             out.append(layers[i])
         else:
-            out.extend(m for m in model.modules() if type(m).__name__ == item)
+            out.extend(m for m in model.modules() if item in {c.__name__ for c in type(m).__mro__})
     return out
 
 
@@ -138,12 +139,13 @@ def accumulate_gradients(model: nn.Module, params: dict, data, batches: int = 2)
     from prunelib.training.arguments import ultralytics_cfg
     from prunelib.training.datasets import training_batches
 
+    task = tasks.of(model).name
     saved = model.__dict__.get("args", _MISSING), getattr(model, "criterion", None)
-    model.args, model.criterion = ultralytics_cfg(params, "loader", data), None
+    model.args, model.criterion = ultralytics_cfg(params, "loader", data, task=task), None
     try:
         model.train()
         model.zero_grad(set_to_none=True)
-        for batch in training_batches(params, data, batches * params["batch"]):
+        for batch in training_batches(params, data, batches * params["batch"], task):
             loss, _ = model.loss(batch)
             loss.sum().backward()
     finally:

@@ -57,15 +57,16 @@ def label_path(image: Path) -> Path:
     return Path(*parts).with_suffix(".txt")
 
 
-def training_batches(params: dict, data, images: int):
+def training_batches(params: dict, data, images: int, task: str = "detect"):
     """Batches of data's training images as the model sees them in validation (letterboxed, no augmentation, in a
-    fixed order), floats in [0, 1], until ``images`` images were served. For statistics and gradients, not training."""
+    fixed order), floats in [0, 1], until ``images`` images were served, with the labels of task (masks, keypoints,
+    rotated boxes). For statistics and gradients, not training."""
     from ultralytics.data import build_dataloader, build_yolo_dataset
     from ultralytics.data.utils import check_det_dataset
 
     from prunelib.training.arguments import ultralytics_cfg
 
-    cfg = ultralytics_cfg(params, "loader", data)
+    cfg = ultralytics_cfg(params, "loader", data, task=task)
     info = check_det_dataset(str(data))
     dataset = build_yolo_dataset(cfg, info["train"], params["batch"], info, mode="val", stride=32)
     served = 0

@@ -28,11 +28,22 @@ def data_yaml(params: dict) -> Path:
     if params["data"]:
         return resolve(params["data"])
     settings = (params["synth_train"], params["synth_val"], params["synth_imgsz"], params["seed"], params["synth_classes"])
-    out = _cache(params) / f"data-{synthetic.cache_key(*settings)}"
+    task = synthetic_task(params)
+    out = _cache(params) / f"data-{synthetic.cache_key(*settings, task=task)}"
     if (out / "data.yaml").is_file():
         return out / "data.yaml"
     with files.exclusive(out.with_name(f".{out.name}.lock")):  # parallel runs make it once
-        return synthetic.generate(out, *settings)
+        return synthetic.generate(out, *settings, task=task)
+
+
+def synthetic_task(params: dict) -> str:
+    """The task the synthetic set is drawn for: the user's model's, else the embedded baseline's (baseline_cfg)."""
+    from prunelib import tasks
+    from prunelib.surgery.checkpoints import load_model
+
+    if params["model"]:
+        return tasks.of(load_model(resolve(params["model"]))).name
+    return tasks.of_cfg(params["baseline_cfg"]).name
 
 
 def model_path(params: dict, train: bool = True, shipped: Path = BASELINES_DIR) -> tuple[Path, str]:

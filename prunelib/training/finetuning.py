@@ -1,6 +1,7 @@
-"""Fine-tuning that keeps the pruned structure: an Ultralytics DetectionTrainer whose get_model returns the pruned
-model, given in memory or as a checkpoint path (the route multi-GPU DDP workers take: they rebuild the trainer from
-its arguments in fresh processes).
+"""Fine-tuning that keeps the pruned structure: the task's own Ultralytics trainer (DetectionTrainer,
+SegmentationTrainer, PoseTrainer, OBBTrainer) whose get_model returns the pruned model, given in memory or as a
+checkpoint path (the route multi-GPU DDP workers take: they rebuild the trainer from its arguments in fresh
+processes).
 
 Plain ``YOLO.train()`` rebuilds the model from its YAML and transfers only tensors of matching shape: on a pruned
 model that silently trains something else.
@@ -14,16 +15,21 @@ from typing import Any, Callable
 import torch.nn as nn
 from ultralytics.cfg import DEFAULT_CFG
 from ultralytics.models.yolo.detect import DetectionTrainer
+from ultralytics.models.yolo.obb import OBBTrainer
+from ultralytics.models.yolo.pose import PoseTrainer
+from ultralytics.models.yolo.segment import SegmentationTrainer
 from ultralytics.utils.torch_utils import unwrap_model
 
+from prunelib import tasks
 from prunelib.offline import use_all_cores
 from prunelib.surgery.checkpoints import load_model
 from prunelib.surgery.measuring import n_params
 from prunelib.training.arguments import ultralytics_args
 
 
-class PrunedDetectionTrainer(DetectionTrainer):
-    """DetectionTrainer for a pruned model: ``model`` (in memory) or ``overrides['model']`` (a .pt path)."""
+class KeepsPrunedModel:
+    """What makes a task's trainer train a pruned model: ``model`` (in memory) or ``overrides['model']`` (a .pt
+    path), never rebuilt from YAML; sparsity training in the optimizer step. Mixed in before the task's trainer."""
 
     def __init__(self, cfg=DEFAULT_CFG, overrides=None, _callbacks=None, model: nn.Module | None = None, threads=0,
                  regularizer: Callable[[nn.Module], Any] | None = None):
@@ -56,8 +62,28 @@ class PrunedDetectionTrainer(DetectionTrainer):
         super().optimizer_step()
 
 
+class PrunedDetectionTrainer(KeepsPrunedModel, DetectionTrainer):
+    """DetectionTrainer for a pruned model."""
+
+
+class PrunedSegmentationTrainer(KeepsPrunedModel, SegmentationTrainer):
+    """SegmentationTrainer for a pruned model."""
+
+
+class PrunedPoseTrainer(KeepsPrunedModel, PoseTrainer):
+    """PoseTrainer for a pruned model."""
+
+
+class PrunedOBBTrainer(KeepsPrunedModel, OBBTrainer):
+    """OBBTrainer for a pruned model."""
+
+
+TRAINERS = {"detect": PrunedDetectionTrainer, "segment": PrunedSegmentationTrainer, "pose": PrunedPoseTrainer,
+            "obb": PrunedOBBTrainer}  # task name (prunelib.tasks) -> its trainer for pruned models
+
+
 def finetune(model: nn.Module | str | Path, params: dict, data: str, save_dir, epochs: int,
-             teacher: str | Path | None = None, regularizer=None) -> tuple[nn.Module, PrunedDetectionTrainer]:
+             teacher: str | Path | None = None, regularizer=None) -> tuple[nn.Module, KeepsPrunedModel]:
     """Fine-tune model (module or checkpoint path) for epochs with the run's settings; return the best (EMA) model,
     FP32 (the last one when training with a regularizer: sparsity grows with the epochs). With
     params['distill_weight'] and a teacher checkpoint, Ultralytics' knowledge distillation learns from it (features
@@ -68,12 +94,13 @@ def finetune(model: nn.Module | str | Path, params: dict, data: str, save_dir, e
     """
     save_dir = Path(save_dir)
     in_memory = isinstance(model, nn.Module)
-    before = n_params(model if in_memory else load_model(model))
+    loaded = model if in_memory else load_model(model)
+    before, task = n_params(loaded), tasks.of(loaded).name
     distill = {"distill_model": str(teacher), "dis": params["distill_weight"]} if teacher and params["distill_weight"] else {}
     overrides = ultralytics_args(params, "finetune", data, model="pruned" if in_memory else str(model),
                                  project=str(save_dir.parent), name=save_dir.name, epochs=epochs, **distill)
-    trainer = PrunedDetectionTrainer(overrides=overrides, model=model if in_memory else None, threads=params["threads"],
-                                     regularizer=regularizer)
+    trainer = TRAINERS[task](overrides=overrides, model=model if in_memory else None, threads=params["threads"],
+                             regularizer=regularizer)
     trainer.train()
     best = load_model(trainer.best if Path(trainer.best).is_file() and not regularizer else trainer.last)
     after = n_params(best)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from prunelib import tasks
 from prunelib.training.datasets import training_batches
 
 
@@ -26,7 +27,7 @@ def recalibrate_batchnorm(model: nn.Module, params: dict, data, images: int) -> 
     model.train()
     try:
         with torch.no_grad():
-            for batch in training_batches(params, data, images):
+            for batch in training_batches(params, data, images, tasks.of(model).name):
                 model(batch["img"])
                 used += len(batch["img"])
     finally:

@@ -1,8 +1,13 @@
-"""The embedded default data set: synthetic detection images in YOLO format, deterministic from a seed.
+"""The embedded default data set: synthetic images in YOLO format for every task, deterministic from a seed.
 
 Eight classes in pairs that differ only in detail (filled vs outlined, square vs rounded square), sizes from ~8 px to
 half the image, overlap and occlusion, unlabeled clutter, textured noisy backgrounds, colour independent of class.
 Capacity matters on it, so what pruning costs shows.
+
+Tasks (``task``): detect draws the shapes upright with boxes (the embedded default, unchanged); segment, pose and obb
+draw them turned by up to 45 degrees, labelled with the shape's outline polygon (segment), its top, right, bottom and
+left points in its own frame (pose: ``kpt_shape [4, 3]``, a horizontal flip swaps right and left) or the turned
+square it fills (obb).
 """
 
 from __future__ import annotations
@@ -28,15 +33,20 @@ CLASSES = (
     "cross",
 )
 GENERATOR_VERSION = 3  # bump when the drawing changes: it is part of every cache key
+TASKS = ("detect", "segment", "pose", "obb")
+KPT_SHAPE, FLIP_IDX = [4, 3], [0, 3, 2, 1]  # pose: top, right, bottom, left (x, y, visibility)
 
 
-def generate(out_dir, n_train: int, n_val: int, imgsz: int, seed: int = 0, classes=None, n_test: int = 0) -> Path:
+def generate(out_dir, n_train: int, n_val: int, imgsz: int, seed: int = 0, classes=None, n_test: int = 0,
+             task: str = "detect") -> Path:
     """Write images/{train,val[,test]}, labels/… and data.yaml under out_dir; return data.yaml's path.
 
     Every split is drawn from a seed of its own. classes: names from CLASSES to draw (default all of them, in
-    order); n_test > 0 adds a held-out ``test`` split. Written to a temporary folder and renamed, so a folder that
-    exists is complete.
+    order); n_test > 0 adds a held-out ``test`` split; task: one of TASKS. Written to a temporary folder and renamed,
+    so a folder that exists is complete.
     """
+    if task not in TASKS:
+        raise ValueError(f"task {task!r}: the generator draws {', '.join(TASKS)}")
     names = tuple(classes or CLASSES)
     unknown = [c for c in names if c not in CLASSES]
     if unknown:
@@ -47,12 +57,13 @@ def generate(out_dir, n_train: int, n_val: int, imgsz: int, seed: int = 0, class
     files.remove_stale(out_dir.parent)
     try:
         with files.atomic(out_dir) as tmp:
-            _write_split_images(tmp, {"train": n_train, "val": n_val, "test": n_test}, imgsz, seed, names)
+            _write_split_images(tmp, {"train": n_train, "val": n_val, "test": n_test}, imgsz, seed, names, task)
             data = {"path": str(out_dir.resolve()), "train": "images/train", "val": "images/val",
-                    **({"test": "images/test"} if n_test else {}), "nc": len(names), "names": dict(enumerate(names))}
+                    **({"test": "images/test"} if n_test else {}), "nc": len(names), "names": dict(enumerate(names)),
+                    **({"kpt_shape": KPT_SHAPE, "flip_idx": FLIP_IDX} if task == "pose" else {})}  # fmt: skip
             (tmp / "data.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
             settings = dict(n_train=n_train, n_val=n_val, n_test=n_test, imgsz=imgsz, seed=seed, classes=names,
-                            version=GENERATOR_VERSION)
+                            version=GENERATOR_VERSION, task=task)
             (tmp / "settings.json").write_text(json.dumps(settings))
     except OSError:  # another process finished the same set first
         if not (out_dir / "data.yaml").is_file():
@@ -60,7 +71,7 @@ def generate(out_dir, n_train: int, n_val: int, imgsz: int, seed: int = 0, class
     return out_dir / "data.yaml"
 
 
-def _write_split_images(folder: Path, counts: dict, imgsz: int, seed: int, names) -> None:
+def _write_split_images(folder: Path, counts: dict, imgsz: int, seed: int, names, task: str) -> None:
     split_seeds = {"train": seed * 2, "val": seed * 2 + 1, "test": [seed, 2]}  # test: never the seed of another split
     for split, n in counts.items():
         if not n:
@@ -69,20 +80,22 @@ def _write_split_images(folder: Path, counts: dict, imgsz: int, seed: int, names
         (folder / "labels" / split).mkdir(parents=True)
         rng = np.random.default_rng([GENERATOR_VERSION, *np.atleast_1d(split_seeds[split])])
         for i in range(n):
-            img, labels = draw_image(rng, imgsz, names)
+            img, labels = draw_image(rng, imgsz, names, task)
             img.save(folder / "images" / split / f"{i:05d}.png")
-            lines = [f"{c} {x:.6f} {y:.6f} {w:.6f} {h:.6f}" for c, x, y, w, h in labels]
+            lines = [" ".join([str(c), *(f"{v:.6f}" for v in values)]) for c, *values in labels]
             (folder / "labels" / split / f"{i:05d}.txt").write_text("\n".join(lines) + ("\n" if lines else ""))
 
 
-def cache_key(n_train: int, n_val: int, imgsz: int, seed: int, classes=()) -> str:
+def cache_key(n_train: int, n_val: int, imgsz: int, seed: int, classes=(), task: str = "detect") -> str:
     settings = dict(n_train=n_train, n_val=n_val, imgsz=imgsz, seed=seed, v=GENERATOR_VERSION)
-    blob = json.dumps({**settings, **({"classes": list(classes)} if classes else {})})
+    extra = {**({"classes": list(classes)} if classes else {}), **({"task": task} if task != "detect" else {})}
+    blob = json.dumps({**settings, **extra})
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
-def draw_image(rng: np.random.Generator, size: int, names=CLASSES):
-    """One image and its labels [(class index into names, xc, yc, w, h) normalised]."""
+def draw_image(rng: np.random.Generator, size: int, names=CLASSES, task: str = "detect"):
+    """One image and its labels [(class index into names, *values normalised)]: detect (xc, yc, w, h), segment
+    (polygon x1, y1, ...), pose (xc, yc, w, h, then x, y, visibility per keypoint), obb (x1, y1, ... x4, y4)."""
     img = _background(rng, size)
     draw = ImageDraw.Draw(img)
     _clutter(rng, draw, size, int(rng.integers(1, 5)))
@@ -97,9 +110,13 @@ def draw_image(rng: np.random.Generator, size: int, names=CLASSES):
                 break
         else:
             continue
-        _draw_shape(rng, draw, names[cls], box, _contrasting_colour(rng, img, box))
+        if task == "detect":
+            _draw_shape(rng, draw, names[cls], box, _contrasting_colour(rng, img, box))
+            labels.append((cls, (box[0] + box[2]) / 2 / size, (box[1] + box[3]) / 2 / size, s / size, s / size))
+        else:
+            labels.append((cls, *_draw_turned_shape(rng, draw, names[cls], box, _contrasting_colour(rng, img, box),
+                                                    task, size)))
         boxes.append(box)
-        labels.append((cls, (box[0] + box[2]) / 2 / size, (box[1] + box[3]) / 2 / size, s / size, s / size))
     if rng.random() < 0.3:
         img = img.filter(ImageFilter.GaussianBlur(radius=float(rng.uniform(0.3, 1.0))))
     arr = np.asarray(img, dtype=np.int16) + rng.normal(0, rng.uniform(3, 12), (size, size, 3)).astype(np.int16)
@@ -179,6 +196,52 @@ def _draw_shape(rng, draw, name, box, colour):
         c = (x0 + x1) / 2
         draw.rectangle((c - t / 2, y0, c + t / 2, y1), fill=colour)
         draw.rectangle((x0, (y0 + y1) / 2 - t / 2, x1, (y0 + y1) / 2 + t / 2), fill=colour)
+
+
+def _draw_turned_shape(rng, draw, name, box, colour, task: str, size: int) -> list[float]:
+    """Draw the shape turned by up to 45 degrees inside box; return its label values (see draw_image)."""
+    x0, y0, x1, _ = box
+    angle = float(rng.uniform(-np.pi / 4, np.pi / 4))
+    c, s_ = np.cos(angle), np.sin(angle)
+    r = (x1 - x0) / 2 / (abs(c) + abs(s_))  # half-side of the turned square that fits in box
+    centre = np.array([x0 + (x1 - x0) / 2, y0 + (x1 - x0) / 2])
+
+    def turned(local):
+        return np.asarray(local, dtype=float) @ np.array([[c, s_], [-s_, c]]) + centre
+
+    pts = turned(_outline(rng, name, r))
+    if name.endswith("_outline"):
+        width = max(1, int(round(2 * r * rng.uniform(0.08, 0.16))))
+        draw.line([tuple(p) for p in np.vstack([pts, pts[:2]])], fill=colour, width=width, joint="curve")
+    else:
+        draw.polygon([tuple(p) for p in pts], fill=colour)
+    if task == "segment":
+        return list(pts.ravel() / size)
+    if task == "obb":
+        return list(turned([(-r, -r), (r, -r), (r, r), (-r, r)]).ravel() / size)
+    sides = [(r, r), (-r, r)] if name.startswith("triangle") else [(r, 0), (-r, 0)]
+    kpts = turned([(0, -r), sides[0], (0, r), sides[1]]) / size
+    lo, hi = pts.min(0) / size, pts.max(0) / size
+    return [*((lo + hi) / 2), *(hi - lo), *np.hstack([kpts, np.full((4, 1), 2.0)]).ravel()]  # visible: 2
+
+
+def _outline(rng, name, r: float) -> np.ndarray:
+    """The shape's outline polygon around (0, 0), half-side r, y down."""
+    if name.startswith("square"):
+        return np.array([(-r, -r), (r, -r), (r, r), (-r, r)])
+    if name == "rounded_square":
+        q = 2 * r * rng.uniform(0.22, 0.35)
+        arcs = [(r - q, -r + q, -np.pi / 2), (r - q, r - q, 0), (-r + q, r - q, np.pi / 2), (-r + q, -r + q, np.pi)]
+        return np.array([(x + q * np.cos(a0 + t), y + q * np.sin(a0 + t))
+                         for x, y, a0 in arcs for t in np.linspace(0, np.pi / 2, 5)])  # fmt: skip
+    if name.startswith("circle"):
+        t = np.linspace(0, 2 * np.pi, 32, endpoint=False)
+        return np.stack([r * np.cos(t), r * np.sin(t)], 1)
+    if name.startswith("triangle"):
+        return np.array([(0, -r), (r, r), (-r, r)])
+    h = r * rng.uniform(0.2, 0.32)  # cross: half the bar's thickness
+    return np.array([(-h, -r), (h, -r), (h, -h), (r, -h), (r, h), (h, h), (h, r), (-h, r), (-h, h), (-r, h), (-r, -h),
+                     (-h, -h)])  # fmt: skip
 
 
 def _contrasting_colour(rng, img, box):

@@ -1,4 +1,5 @@
-"""Validating a model in memory: mAP50-95 and mAP50 with Ultralytics' DetectionValidator (on a copy of the model)."""
+"""Validating a model: mAP50-95 and mAP50 of its task's budget metric (prunelib.tasks) with the task's Ultralytics
+validator (on a copy of the model)."""
 
 from __future__ import annotations
 
@@ -10,13 +11,15 @@ from prunelib.offline import use_all_cores
 from prunelib.training.arguments import ultralytics_args
 
 
-def evaluate(model: nn.Module | str | Path, params: dict, data: str, save_dir) -> dict:
-    """{'map50_95', 'map50'} of model on data's val split at params['imgsz']; plots off, all cores. model: a module,
-    or an exported file (.onnx, _openvino_model/, ...) that Ultralytics' AutoBackend runs."""
-    from ultralytics.models.yolo.detect import DetectionValidator
+def evaluate(model: nn.Module | str | Path, params: dict, data: str, save_dir, task: str = "") -> dict:
+    """{'map50_95', 'map50'} of model's task metric (box, mask, pose or OBB) on data's val split at params['imgsz'];
+    plots off, all cores. model: a module, or an exported file (.onnx, _openvino_model/, ...) that Ultralytics'
+    AutoBackend runs, with its task's name (a module's task is its class)."""
+    from prunelib import tasks
 
-    validator = DetectionValidator(save_dir=Path(save_dir), args=ultralytics_args(params, "val", data))
+    kind = tasks.TASKS[task] if task else tasks.of(model)
+    validator = kind.validator_class()(save_dir=Path(save_dir), args=ultralytics_args(params, "val", data, task=kind.name))
     validator.add_callback("on_val_start", use_all_cores(params["threads"]))
     validator(model=str(model) if isinstance(model, (str, Path)) else model)
-    box = validator.metrics.box
-    return {"map50_95": float(box.map), "map50": float(box.map50)}
+    metric = getattr(validator.metrics, kind.metrics)
+    return {"map50_95": float(metric.map), "map50": float(metric.map50)}

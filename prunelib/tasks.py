@@ -1,0 +1,78 @@
+"""The Ultralytics tasks the kit prunes, in one table: each task's model class, trainer, validator and the metric its
+mAP budget is measured in. A model's task is its class, never guessed from a file name.
+
+Every supported head (Detect and its Segment, Pose and OBB kinds, YOLO26's end-to-end ones included) is a subclass of
+Ultralytics' ``Detect``, so ``ignore_layers: [Detect, ...]`` keeps each whole, with the mask prototype (``Proto``) of
+a segmentation head.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+from prunelib.errors import UserError
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str  # Ultralytics' task name
+    model: str  # its model class in ultralytics.nn.tasks
+    package: str  # ultralytics.models.yolo.<package> holds its trainer and validator
+    trainer: str
+    validator: str
+    metrics: str  # the validator's metrics attribute whose map/map50 is the budget metric
+    label: str  # how tables and plots name that metric
+
+    def trainer_class(self):
+        return getattr(importlib.import_module(f"ultralytics.models.yolo.{self.package}"), self.trainer)
+
+    def validator_class(self):
+        return getattr(importlib.import_module(f"ultralytics.models.yolo.{self.package}"), self.validator)
+
+
+TASKS = {
+    "detect": Task("detect", "DetectionModel", "detect", "DetectionTrainer", "DetectionValidator", "box", "mAP50-95"),
+    "segment": Task("segment", "SegmentationModel", "segment", "SegmentationTrainer", "SegmentationValidator", "seg",
+                    "mask mAP50-95"),
+    "pose": Task("pose", "PoseModel", "pose", "PoseTrainer", "PoseValidator", "pose", "pose mAP50-95"),
+    "obb": Task("obb", "OBBModel", "obb", "OBBTrainer", "OBBValidator", "box", "OBB mAP50-95"),
+}
+SUPPORTED = ("YOLO11, YOLO26 or YOLOv8 checkpoints of the detect, segment, pose or obb task (DetectionModel, "
+             "SegmentationModel, PoseModel or OBBModel holding C3k2 or C2f blocks)")
+# blocks whose dependency graph Torch-Pruning cannot trace in bounded memory: refused before tracing
+UNTRACEABLE = {"A2C2f": "YOLO12's area-attention blocks (A2C2f)"}
+
+
+def of(model) -> Task:
+    """The task of a model by its class; UserError naming what is supported otherwise."""
+    kind = type(model).__name__
+    for task in TASKS.values():
+        if kind == task.model:
+            return task
+    raise UserError(f"a {kind} is not supported; supported: {SUPPORTED}")
+
+
+def untraceable(model) -> str | None:
+    """What in model the pruner cannot trace in bounded memory (None when nothing)."""
+    for m in model.modules():
+        if type(m).__name__ in UNTRACEABLE:
+            return UNTRACEABLE[type(m).__name__]
+    return None
+
+
+def of_cfg(cfg: str) -> Task:
+    """The task of a model YAML (e.g. 'yolo11n-seg.yaml'), by the head it declares."""
+    from ultralytics.nn.tasks import guess_model_task, yaml_model_load
+
+    name = guess_model_task(yaml_model_load(cfg))
+    if name not in TASKS:
+        raise UserError(f"baseline_cfg: {cfg!r} is a {name!r} model; supported tasks: {', '.join(TASKS)}")
+    return TASKS[name]
+
+
+def named(title: str, unpruned: dict | None) -> str:
+    """A table or plot title in the run's metric: 'mAP50-95 pruned' -> 'mask mAP50-95 pruned' for a segmentation run
+    (unpruned: the run's unpruned.json, which names its metric; detection's titles stay as they are)."""
+    label = (unpruned or {}).get("metric", TASKS["detect"].label)
+    return title.replace("mAP", label[: label.index("mAP")] + "mAP")
