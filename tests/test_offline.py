@@ -51,7 +51,7 @@ SCRIPT = textwrap.dedent(
     formats = ("onnx", "torchscript", "openvino")
     diffs = export.max_abs_diff(final, {fmt: export.export(final, fmt, p["imgsz"]) for fmt in formats}, p["imgsz"])
     assert sorted(diffs) == sorted(formats) and all(d < 1e-3 for d in diffs.values()), diffs
-    assert evaluate(str(int8), p, data, out + "/val-int8")["map50_95"] >= 0
+    assert evaluate(str(int8), p, data, out + "/val-int8", "detect")["map50_95"] >= 0  # a file: its task named
     print("ATTEMPTS", len(attempts), attempts[:5])
     print("METRICS", sorted(metrics))
     """

@@ -17,6 +17,8 @@ def evaluate(model: nn.Module | str | Path, params: dict, data: str, save_dir, t
     AutoBackend runs, with its task's name (a module's task is its class)."""
     from prunelib import tasks
 
+    if not task and isinstance(model, (str, Path)):
+        raise ValueError(f"evaluate: name the task of exported file {str(model)!r} (one of {', '.join(tasks.TASKS)})")
     kind = tasks.TASKS[task] if task else tasks.of(model)
     validator = kind.validator_class()(save_dir=Path(save_dir), args=ultralytics_args(params, "val", data, task=kind.name))
     validator.add_callback("on_val_start", use_all_cores(params["threads"]))
