@@ -130,3 +130,13 @@ def test_heads_stay_whole_and_the_rest_prunes(cfg):
     assert before / measuring.macs_params(model, 64)[0] > 1.2
     out = model.eval()(measuring.example_inputs(64))
     assert out is not None
+
+
+def test_every_task_has_a_trainer_that_keeps_the_pruned_model():
+    from prunelib.training.finetuning import TRAINERS, KeepsPrunedModel
+
+    assert set(TRAINERS) == set(tasks.TASKS)
+    for name, trainer in TRAINERS.items():
+        base = trainer.__mro__[2]  # the task's own Ultralytics trainer, after the mix-in
+        assert issubclass(trainer, KeepsPrunedModel) and base.__module__.startswith("ultralytics.models.yolo."), name
+        assert base.__module__.split(".")[3] == tasks.TASKS[name].package, name
