@@ -40,13 +40,14 @@ SUPPORTED = ("YOLO11, YOLO26 or YOLOv8 checkpoints of the detect, segment, pose 
 UNTRACEABLE = {"A2C2f": "YOLO12's area-attention blocks (A2C2f)"}
 
 
+BY_MODEL = {t.model: t for t in TASKS.values()}  # model class name -> its task
+
+
 def of(model) -> Task:
     """The task of a model by its class; UserError naming what is supported otherwise."""
-    kind = type(model).__name__
-    for task in TASKS.values():
-        if kind == task.model:
-            return task
-    raise UserError(f"a {kind} is not supported; supported: {SUPPORTED}")
+    if type(model).__name__ not in BY_MODEL:
+        raise UserError(f"a {type(model).__name__} is not supported; supported: {SUPPORTED}")
+    return BY_MODEL[type(model).__name__]
 
 
 def untraceable(model) -> str | None:

@@ -23,18 +23,11 @@ def bad_files(tmp_path, smoke_start):
     good = open(smoke_start["model"], "rb").read()
     (d_trunc := tmp_path / "truncated.pt").write_bytes(good[: len(good) // 3])
     d["truncated"] = d_trunc
-    cls = ClassificationModel("yolo11n-cls.yaml", nc=8, verbose=False)
-    torch.save({"model": cls, "train_args": {}}, d_cls := tmp_path / "classify.pt")
-    d["classify"] = d_cls
-    v3 = DetectionModel("yolov3-tiny.yaml", nc=8, verbose=False)
-    torch.save({"model": v3, "train_args": {}}, d_v3 := tmp_path / "v3tiny.pt")
-    d["v3"] = d_v3
-    detr = RTDETRDetectionModel("yolov8-rtdetr.yaml", nc=8, verbose=False)
-    torch.save({"model": detr, "train_args": {}}, d_detr := tmp_path / "rtdetr.pt")
-    d["rtdetr"] = d_detr
-    v12 = DetectionModel("yolo12n.yaml", nc=8, verbose=False)
-    torch.save({"model": v12, "train_args": {}}, d_v12 := tmp_path / "yolo12n.pt")
-    d["v12"] = d_v12
+    refused = {"classify": (ClassificationModel, "yolo11n-cls.yaml"), "v3": (DetectionModel, "yolov3-tiny.yaml"),
+               "rtdetr": (RTDETRDetectionModel, "yolov8-rtdetr.yaml"), "v12": (DetectionModel, "yolo12n.yaml")}
+    for key, (kind, cfg) in refused.items():  # checkpoints of models the kit does not prune
+        d[key] = tmp_path / f"{key}.pt"
+        torch.save({"model": kind(cfg, nc=8, verbose=False), "train_args": {}}, d[key])
     (d_yaml := tmp_path / "broken.yaml").write_text("train: [images\n")
     d["unparsable"] = d_yaml
     (d_nodir := tmp_path / "nodir.yaml").write_text(yaml.safe_dump({"path": str(tmp_path), "train": "imgs/train",

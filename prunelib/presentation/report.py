@@ -4,8 +4,8 @@ per-step table a notebook shows while the loop runs."""
 from __future__ import annotations
 
 from prunelib import files
-from prunelib.tasks import named
 from prunelib.runs.folder import FINAL, PRUNE, Run
+from prunelib.tasks import named
 
 STEP_COLUMNS = [
     ("step", "step", "{}"),

@@ -39,7 +39,7 @@ def load_model(path, key: str = "model") -> nn.Module:
         ) from None
     except ModuleNotFoundError as e:
         raise UserError(f"{key}: {str(path)!r} needs module {e.name!r}, which is not installed") from None
-    if type(model).__name__ not in {t.model for t in tasks.TASKS.values()}:
+    if type(model).__name__ not in tasks.BY_MODEL:
         task = guess_model_task(getattr(model, "yaml", None) or model)
         raise UserError(f"{key}: {str(path)!r} is a {task!r} model ({type(model).__name__}); supported: {SUPPORTED}")
     if blocks := tasks.untraceable(model):
