@@ -1,6 +1,6 @@
-"""Other architectures and tasks with the same budget as bench/recovery.py (2x fewer MACs, 10 fine-tuning epochs):
-YOLO26n detection against the reference method, and YOLO11n-seg with the mask prototype kept whole or pruned
-(``prune_proto``), each on two data sets:
+"""Other architectures and tasks with the budget of bench/recovery.py (10 fine-tuning epochs a step): YOLO26n
+detection at 2x fewer MACs (against the reference method on the embedded set), and YOLO11n-seg with the mask
+prototype kept whole or pruned (``prune_proto``), each on two data sets:
 
 - embedded: the kit's synthetic default drawn for the model's task, and a baseline the kit trains on it
   (``baseline_cfg``); the segmentation one at 160 px and 60 epochs, to stay within a session's time here;
@@ -23,17 +23,18 @@ from prunelib.runs import sweep
 from prunelib.runs.folder import runs_root
 
 SEG_EMBEDDED = {"imgsz": 160, "synth_imgsz": 160, "baseline_epochs": 60}  # the embedded set, smaller for segments
-CASES = {  # name: (data set, architecture, recipes, further grid items, fixed settings)
-    "yolo26n-embedded": ("embedded", "yolo26n.yaml", ["reference", "recovery"], (), {}),
-    "yolo26n-user": ("user", "yolo26n.yaml", ["reference", "recovery"], (), {}),
-    "seg-embedded": ("embedded", "yolo11n-seg.yaml", ["recovery"], ("prune_proto=false,true",), SEG_EMBEDDED),
-    "seg-user": ("user", "yolo11n-seg.yaml", ["recovery"], ("prune_proto=false,true",), {}),
+CASES = {  # name: (data set, architecture, recipes, speed-up targets, further grid items, fixed settings)
+    "yolo26n-embedded": ("embedded", "yolo26n.yaml", ["reference", "recovery"], [2.0], (), {}),
+    "yolo26n-user": ("user", "yolo26n.yaml", ["recovery"], [2.0], (), {}),
+    "seg-embedded": ("embedded", "yolo11n-seg.yaml", ["recovery"], [2.0], ("prune_proto=false,true",), SEG_EMBEDDED),
+    # 1.5x: with the prototype whole a 2x cut is out of reach (seg-embedded stops at 1.76x), so compare where both land
+    "seg-user": ("user", "yolo11n-seg.yaml", ["recovery"], [1.5], ("prune_proto=false,true",), {}),
 }
 
 
 def plan(name: str) -> sweep.Sweep:
-    case, cfg, recipes, grid, fixed = CASES[name]
-    return case_sweep(case, recipes, [2.0], f"tasks-{name}", cfg=cfg, grid=grid, fixed=fixed)
+    case, cfg, recipes, speedups, grid, fixed = CASES[name]
+    return case_sweep(case, recipes, speedups, f"tasks-{name}", cfg=cfg, grid=grid, fixed=fixed)
 
 
 def main():
@@ -46,7 +47,8 @@ def main():
     for name, (case, cfg, *_) in CASES.items():
         if (runs_root() / f"tasks-{name}").is_dir():
             rows += [{"model": cfg.removesuffix(".yaml"), **row} for row in rows_of(case, plan(name))]
-    publish("tasks", "YOLO26n and YOLO11n-seg at 2x fewer MACs, 10 fine-tuning epochs in all", rows, notes=NOTES)
+    publish("tasks", "YOLO26n and YOLO11n-seg with the recovery budget (10 fine-tuning epochs per step)", rows,
+            notes=NOTES)
 
 
 NOTES = """

@@ -82,6 +82,13 @@ def prunable_layers(model: nn.Module, params: dict) -> list[int]:
             if any(p.dim() == 4 for p in layer.parameters()) and not any(id(m) in ignored for m in layer.modules())]
 
 
+def raw_outputs(out):
+    """What Torch-Pruning traces the graph back from: the head's raw outputs (a model in eval mode returns (decoded,
+    raw)). The box decoding after them holds no channels to prune, and its concatenations can break Torch-Pruning's
+    channel inference (YOLO26 with 8 classes: TypeError in its concat index mapping)."""
+    return out[-1] if isinstance(out, tuple) else out
+
+
 def build_pruner(model: nn.Module, params: dict, ratio: float, example_inputs: torch.Tensor, reg: float = 0.0,
                  layer_ratios: dict[int, float] | None = None):
     """A Torch-Pruning GroupNormPruner (the reference's) for one step removing ``ratio`` of current channels (or
@@ -102,6 +109,7 @@ def build_pruner(model: nn.Module, params: dict, ratio: float, example_inputs: t
         # basic
         pruning_ratio=ratio,  # share of the current channels this step removes
         pruning_ratio_dict={model.model[i]: r for i, r in (layer_ratios or {}).items()} or None,  # per layer
+        output_transform=raw_outputs,  # the graph ends at the head's raw outputs
         iterative_steps=1,  # one step per pruner: the graph is rebuilt after every fine-tuning
         ignored_layers=ignored,  # Detect, C2PSA, PSABlock by default (Proto's hidden layers if prune_proto): kept
         global_pruning=params["global_pruning"],  # rank channels across layers
@@ -124,7 +132,7 @@ def prunable_channels(model: nn.Module, params: dict, example_inputs: torch.Tens
     ignored = kept_whole(model, params)
     was_training = model.training
     model.eval()
-    graph = tp.DependencyGraph().build_dependency(model, example_inputs=example_inputs)
+    graph = tp.DependencyGraph().build_dependency(model, example_inputs=example_inputs, output_transform=raw_outputs)
     model.train(was_training)
     groups = graph.get_all_groups(ignored_layers=ignored, root_module_types=[nn.Conv2d, nn.Linear])
     return sum(len(group[0].idxs) for group in groups)
