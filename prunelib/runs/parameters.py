@@ -127,8 +127,8 @@ PARAMS = [
     Param("importance", "l2", str, "channel importance: " + ", ".join(IMPORTANCES), _choice(*IMPORTANCES)),
     Param("ignore_layers", ["Detect", "C2PSA", "PSABlock"], list,
           "layers never pruned (output channels): module class names (and their subclasses) or layer indices"),
-    Param("prune_proto", False, bool, "segment models: prune the mask prototype's hidden channels too (its masks "
-          "and the rest of the head kept)"),
+    Param("prune_proto", True, bool, "segment models: prune the mask prototype's hidden channels too (false: Proto "
+          "whole, as the head)"),
     Param("round_to", 0, int, "keep channel counts multiples of this (0 = no alignment)", _range(0)),
     Param("global_pruning", False, bool, "rank channels across layers instead of within each layer"),
     Param("isomorphic", False, bool, "with global_pruning: rank channels only against groups of the same structure "
