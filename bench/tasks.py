@@ -47,6 +47,9 @@ def main():
     for name, (case, cfg, *_) in CASES.items():
         if (runs_root() / f"tasks-{name}").is_dir():
             rows += [{"model": cfg.removesuffix(".yaml"), **row} for row in rows_of(case, plan(name))]
+    widest = max(rows, key=len, default={})  # cases differ in columns (grid keys, held-out): show them all
+    keys = [*widest, *(k for r in rows for k in r if k not in widest)]
+    rows = [{k: r.get(k, "") for k in keys} for r in rows]
     publish("tasks", "YOLO26n and YOLO11n-seg with the recovery budget (10 fine-tuning epochs per step)", rows,
             notes=NOTES)
 
