@@ -18,6 +18,7 @@ import json
 
 import user_case
 from common import publish
+from prunelib import tasks
 from prunelib.runs import load_run, sweep
 from prunelib.runs.folder import prune_steps
 from prunelib.surgery import checkpoints
@@ -32,14 +33,20 @@ def recipe_file(name: str) -> str:
     return "params/reference.yaml" if name == "reference" else f"params/recipes/{name}.yaml"
 
 
-def case_sweep(case: str, recipes: list[str], speedups: list[float], name: str) -> sweep.Sweep:
+def case_sweep(case: str, recipes: list[str], speedups: list[float], name: str, cfg: str = "yolo11n.yaml",
+               grid: tuple[str, ...] = (), fixed: dict | None = None) -> sweep.Sweep:
     """The sweep of one case: base = the defaults, the reference method and the budget; grid = recipes x speed-ups
-    (the target_speedup override wins over the budget file's)."""
-    fixed = {}
+    (the target_speedup override wins over the budget file's) x any further grid items ("prune_proto=false,true").
+    cfg: the architecture (its task's data set): the user's model trained from it, or the embedded baseline's;
+    fixed: further settings of every run."""
+    fixed = dict(fixed or {})
     if case == "user":
-        fixed |= {"model": str(user_case.model()), "data": str(user_case.data_yaml()), "imgsz": 256}
+        task = tasks.of_cfg(cfg).name
+        fixed |= {"model": str(user_case.model(cfg)), "data": str(user_case.data_yaml(task)), "imgsz": 256}
+    elif cfg != "yolo11n.yaml":
+        fixed |= {"baseline_cfg": cfg}
     grid = [f"params={','.join(recipe_file(r) for r in recipes)}",
-            f"target_speedup={','.join(str(s) for s in speedups)}"]  # fmt: skip
+            f"target_speedup={','.join(str(s) for s in speedups)}", *grid]  # fmt: skip
     return sweep.load(params_files=["params/default.yaml", "params/reference.yaml", BUDGET], grid_items=grid,
                       set_items=[f"{k}={json.dumps(v)}" for k, v in fixed.items()], name=name)  # fmt: skip
 
@@ -47,7 +54,7 @@ def case_sweep(case: str, recipes: list[str], speedups: list[float], name: str) 
 def rows_of(case: str, plan: sweep.Sweep) -> list[dict]:
     """One row per finished run of the plan (runs not made yet are left out)."""
     status = plan.folder.statuses()
-    holdout = user_case.holdout_yaml() if case == "user" else None
+    holdout = None
     baseline = None
     rows = []
     for combo in plan.combinations():
@@ -55,9 +62,12 @@ def rows_of(case: str, plan: sweep.Sweep) -> list[dict]:
             continue
         run = load_run(plan.root / sweep.run_name(combo))
         ledger, unpruned = run.read_ledger(), run.read_json(run.unpruned_json)
+        if case == "user" and holdout is None:
+            holdout = user_case.holdout_yaml(unpruned.get("task", "detect"))
         final = run.final_step() or {}
         steps = prune_steps(ledger)
         row = {"case": case, "recipe": combo["params"].rsplit("/", 1)[-1].removesuffix(".yaml"),
+               **{k: v for k, v in combo.items() if k not in ("params", "target_speedup")},  # further grid keys
                "target": f"{run.params['target_speedup']:g}x",
                "MACs cut": f"{unpruned['macs'] / final.get('macs', unpruned['macs']):.2f}x",
                "epochs": sum(r.get("epochs", 0) for r in ledger),

@@ -46,10 +46,10 @@ def cut(model, params: dict, target: float):
 
     def trial(ratio):
         m = pruned(ratio)
-        return {"channels": pruner.prunable_channels(m, params["ignore_layers"], x),
+        return {"channels": pruner.prunable_channels(m, params, x),
                 "macs": measuring.macs_params(m, params["imgsz"])[0]}  # fmt: skip
 
-    unpruned = {"channels": pruner.prunable_channels(model, params["ignore_layers"], x),
+    unpruned = {"channels": pruner.prunable_channels(model, params, x),
                 "macs": measuring.macs_params(model, params["imgsz"])[0]}  # fmt: skip
     return pruned(policy.SpeedupGoal(target, 1, 1).ratio(1, unpruned, unpruned, trial=trial))
 

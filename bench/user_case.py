@@ -3,13 +3,15 @@ Ultralytics (`YOLO("yolo11n.yaml").train(...)`, its own optimizer choice), the w
 
 Other generator settings than the embedded default (3 distinct classes, 256 px, another seed) and a held-out
 ``test`` split that neither training nor fine-tuning sees: retention is measured there (`holdout_yaml`).
-Made once under runs/bench-user-case/ (about 15 minutes on 2 cores), then reused.
+Made once under runs/bench-user-case/ (about 15 minutes on 2 cores per model), then reused. Other architectures and
+tasks (bench/tasks.py) get their model trained the same way on the same images, labelled for their task.
 
-    .venv/bin/python bench/user_case.py      # make it (or print where it is)
+    .venv/bin/python bench/user_case.py [yolo26n.yaml | yolo11n-seg.yaml ...]   # make it (or print where it is)
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import yaml
@@ -23,33 +25,43 @@ DATA = dict(n_train=240, n_val=80, n_test=120, imgsz=256, seed=7, classes=("squa
 TRAIN = dict(epochs=60, imgsz=256, batch=16, workers=0, seed=0)
 
 
-def data_yaml() -> Path:
-    return synthetic.generate(ROOT / "data", **DATA)
+def _task(cfg: str) -> str:
+    from prunelib import tasks
+
+    return tasks.of_cfg(cfg).name
 
 
-def holdout_yaml() -> Path:
+def data_yaml(task: str = "detect") -> Path:
+    """The user's data set drawn for task (the same settings; segment, pose and obb turn the shapes)."""
+    return synthetic.generate(ROOT / ("data" if task == "detect" else f"data-{task}"), **DATA, task=task)
+
+
+def holdout_yaml(task: str = "detect") -> Path:
     """The same data YAML with val = the held-out test images (what the validator reads)."""
-    out = ROOT / "holdout.yaml"
+    out = ROOT / ("holdout.yaml" if task == "detect" else f"holdout-{task}.yaml")
     if not out.is_file():
-        data = yaml.safe_load(data_yaml().read_text())
+        data = yaml.safe_load(data_yaml(task).read_text())
         out.write_text(yaml.safe_dump({**data, "val": data["test"]}, sort_keys=False))
     return out
 
 
-def model() -> Path:
-    """The user's model: trained with plain Ultralytics from yolo11n.yaml (cached)."""
-    best = ROOT / "train" / "weights" / "best.pt"
+def model(cfg: str = "yolo11n.yaml") -> Path:
+    """The user's model: trained with plain Ultralytics from cfg (yolo11n.yaml, yolo26n.yaml, yolo11n-seg.yaml...) on
+    the data set drawn for cfg's task (cached)."""
+    name = "train" if cfg == "yolo11n.yaml" else f"train-{Path(cfg).stem}"
+    best = ROOT / name / "weights" / "best.pt"
     if best.is_file():
         return best
     import torch
     from ultralytics import YOLO
 
-    yolo = YOLO("yolo11n.yaml")
+    yolo = YOLO(cfg)
     # Ultralytics trains on cores-1 threads on a CPU; the weights do not depend on it, the wall time does
     yolo.add_callback("on_train_start", lambda trainer: torch.set_num_threads(torch.get_num_threads() + 1))
-    yolo.train(data=str(data_yaml()), project=str(ROOT), name="train", exist_ok=True, **TRAIN)
+    yolo.train(data=str(data_yaml(_task(cfg))), project=str(ROOT), name=name, exist_ok=True, **TRAIN)
     return best
 
 
 if __name__ == "__main__":
-    print(f"data: {data_yaml()}\nmodel: {model()}\nheld-out: {holdout_yaml()}")
+    cfg = sys.argv[1] if len(sys.argv) > 1 else "yolo11n.yaml"
+    print(f"data: {data_yaml(_task(cfg))}\nmodel: {model(cfg)}\nheld-out: {holdout_yaml(_task(cfg))}")

@@ -3,8 +3,8 @@ budget is measured in (its trainer for pruned models: prunelib.training.finetuni
 class, never guessed from a file name.
 
 Every supported head (Detect and its Segment, Pose and OBB kinds, YOLO26's end-to-end ones included) is a subclass of
-Ultralytics' ``Detect``, so ``ignore_layers: [Detect, ...]`` keeps each whole, with the mask prototype (``Proto``) of
-a segmentation head.
+Ultralytics' ``Detect``, so ``ignore_layers: [Detect, ...]`` keeps each whole but for the hidden layers of a
+segmentation head's mask prototype (``Proto``), which ``prune_proto`` prunes (bench/results/tasks.md).
 """
 
 from __future__ import annotations

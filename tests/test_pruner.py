@@ -78,11 +78,11 @@ def test_goal_and_budget_decide_when_to_stop():
 def test_channel_ratio_reaches_the_target(replaced, target, steps):
     model, p = copy.deepcopy(replaced), params(target_prune_rate=target, iterative_steps=steps)
     x = measuring.example_inputs(IMGSZ)
-    base = pruner.prunable_channels(model, p["ignore_layers"], x)
+    base = pruner.prunable_channels(model, p, x)
     for step in range(1, steps + 1):
-        now = pruner.prunable_channels(model, p["ignore_layers"], x)
+        now = pruner.prunable_channels(model, p, x)
         pruner.build_pruner(model, p, policy.corrected_step_ratio(target, steps, step, base, now), x).step()
-    reached = 1 - pruner.prunable_channels(model, p["ignore_layers"], x) / base
+    reached = 1 - pruner.prunable_channels(model, p, x) / base
     assert reached == pytest.approx(target, abs=0.02)
     model.eval()
     model(x)  # still runs
@@ -121,16 +121,16 @@ def test_every_importance_prunes(replaced, name, smoke_start, smoke_params):
     model = copy.deepcopy(replaced)
     p = {**params(importance=name), "batch": 4}
     x = measuring.example_inputs(IMGSZ)
-    before = pruner.prunable_channels(model, p["ignore_layers"], x)
+    before = pruner.prunable_channels(model, p, x)
     pruner.prune(model, p, 0.25, x, smoke_start["data"])
-    assert pruner.prunable_channels(model, p["ignore_layers"], x) < before
+    assert pruner.prunable_channels(model, p, x) < before
     assert "args" not in vars(model) and getattr(model, "criterion", None) is None  # gradients leave nothing behind
 
 
 def test_unknown_layer_index():
     m = DetectionModel("yolo11n.yaml", nc=8, verbose=False)
     with pytest.raises(UserError, match="layer index 99 is out of range; this model has layers 0-23"):
-        pruner.ignored_modules(m, [99])
+        pruner.ignored_modules(m, {"ignore_layers": [99]})
 
 
 def test_layer_weights_share_the_cut_by_robustness():

@@ -25,7 +25,7 @@ def profile(model, params: dict, log=print) -> dict[int, float]:
     imgsz = params["imgsz"]
     trial = copy.deepcopy(model)
     pruner.prune(trial, params, policy.TRIAL_RATIO, measuring.example_inputs(imgsz))
-    layers = pruner.prunable_layers(model, params["ignore_layers"])
+    layers = pruner.prunable_layers(model, params)
     ms, macs = {}, {}
     with tempfile.TemporaryDirectory(prefix="layer-time-") as tmp:
         for label, m in (("before", model), ("after", trial)):

@@ -112,7 +112,7 @@ def _trial(loop: Loop, model) -> dict:
         m = copy.deepcopy(model)
         pruner.prune(m, loop.run.params, ratio, loop.x, loop.data, loop.layer_ratios(ratio))
         macs = measuring.macs_params(m, loop.run.params["imgsz"])[0]
-        return {"channels": pruner.prunable_channels(m, loop.run.params["ignore_layers"], loop.x), "macs": macs}
+        return {"channels": pruner.prunable_channels(m, loop.run.params, loop.x), "macs": macs}
 
     return {"trial": trial}
 
@@ -160,7 +160,7 @@ def prune_step(loop: Loop, model, step: int, ratio: float):
             recalibrate_batchnorm(model, params, loop.data, params["bn_recalibration"])
         with clock("measure"):
             macs, n = measuring.macs_params(model, params["imgsz"])
-            channels = pruner.prunable_channels(model, params["ignore_layers"], loop.x)
+            channels = pruner.prunable_channels(model, params, loop.x)
         pruned_path = checkpoints.save_model(model, run.pruned_checkpoint(step))
         with clock("validate"):
             pruned = loop.evaluate(model, params, loop.data, run.step_val_dir(step, "pruned"))

@@ -100,7 +100,8 @@ PARAMS = [
     Param("threads", 0, int, "torch CPU threads (0 = all cores; Ultralytics alone would use cores-1)", _range(0),
           may_change=True),
     # --- model and data (empty: the embedded default, a synthetic data set and a baseline trained on it) ---
-    Param("model", "", str, "trained YOLO11/YOLOv8 detection checkpoint (.pt); empty: train the embedded baseline"),
+    Param("model", "", str, "trained YOLO11/YOLO26/YOLOv8 checkpoint (.pt: detect, segment, pose or obb); empty: the embedded "
+          "baseline"),
     Param("data", "", str, "Ultralytics data YAML; empty: the embedded synthetic data set"),
     Param("cfg", "", str, "Ultralytics training-settings YAML used as the base of fine-tuning (seed's --cfg)"),
     Param("imgsz", 320, int, "image size for validation, fine-tuning, MACs counting and export", _imgsz),
@@ -110,7 +111,7 @@ PARAMS = [
     Param("synth_imgsz", 320, int, "synthetic image size in pixels", _imgsz),
     Param("synth_classes", [], list, "shapes the synthetic set draws, by name (empty = all 8: python -m prunelib "
           "params shows them)", _shapes),
-    Param("baseline_epochs", 100, int, "epochs to train the embedded YOLO11n baseline from yolo11n.yaml", _range(1)),
+    Param("baseline_epochs", 100, int, "epochs to train the embedded baseline from baseline_cfg", _range(1)),
     Param("baseline_cfg", "yolo11n.yaml", str, "architecture YAML of the embedded baseline (Ultralytics' own; "
           "its task, e.g. yolo11n-seg.yaml, is the synthetic set's)"),
     Param("baseline_lr0", 0.002, float, "learning rate of the baseline's AdamW training from scratch",
@@ -126,6 +127,8 @@ PARAMS = [
     Param("importance", "l2", str, "channel importance: " + ", ".join(IMPORTANCES), _choice(*IMPORTANCES)),
     Param("ignore_layers", ["Detect", "C2PSA", "PSABlock"], list,
           "layers never pruned (output channels): module class names (and their subclasses) or layer indices"),
+    Param("prune_proto", True, bool, "segment models: prune the mask prototype's hidden channels too (false: Proto "
+          "whole, as the head)"),
     Param("round_to", 0, int, "keep channel counts multiples of this (0 = no alignment)", _range(0)),
     Param("global_pruning", False, bool, "rank channels across layers instead of within each layer"),
     Param("isomorphic", False, bool, "with global_pruning: rank channels only against groups of the same structure "

@@ -23,7 +23,7 @@ def scan(run: Run, data, log=print, every_layer: bool = False, ratios=None) -> d
     params = run.params
     model = checkpoints.load_model(run.replaced)
     x = measuring.example_inputs(params["imgsz"])
-    layers = pruner.prunable_layers(model, params["ignore_layers"])
+    layers = pruner.prunable_layers(model, params)
     if params["sensitivity_layers"] and not every_layer:
         layers = layers[: params["sensitivity_layers"]]
     stored = {k: {float(r): v for r, v in d.items()} for k, d in (run.read_json(run.sensitivity_json) or {}).items()}

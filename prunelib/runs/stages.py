@@ -117,7 +117,7 @@ def _replace_and_measure(run: Run, source: Path, evaluate, log) -> dict:
         "max_abs_diff_train": diff_train,
         "macs": macs,
         "params": n,
-        "channels": pruner.prunable_channels(model, params["ignore_layers"], x),
+        "channels": pruner.prunable_channels(model, params, x),
         "seconds_validate": round(time.perf_counter() - t0, 2),
         **metrics,
     }

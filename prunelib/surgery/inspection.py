@@ -29,12 +29,14 @@ def blocks(model) -> list[dict]:
 
 def ignored(model, params: dict) -> list[dict]:
     """The layers the pruner keeps whole (their output channels), by top-level index."""
-    mods = {id(m) for m in pruner.ignored_modules(model, params["ignore_layers"])}
+    mods = {id(m) for m in pruner.ignored_modules(model, params)}
+    hidden = pruner.proto_hidden(model) if params["prune_proto"] else set()
     out = []
     for i, layer in enumerate(model.model):
         inner = sorted({type(m).__name__ for m in layer.modules() if id(m) in mods})
         if inner:
-            out.append({"layer": i, "type": type(layer).__name__, "ignored because of": ", ".join(inner)})
+            but = " (but the mask prototype's hidden layers: prune_proto)" if hidden & {id(m) for m in layer.modules()} else ""
+            out.append({"layer": i, "type": type(layer).__name__, "ignored because of": ", ".join(inner) + but})
     return out
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 import torch_pruning as tp
+from ultralytics.nn.modules.block import Proto
 
 from prunelib import tasks
 from prunelib.errors import UserError
@@ -38,12 +39,13 @@ def prune(model: nn.Module, params: dict, ratio: float, example_inputs: torch.Te
     model.zero_grad(set_to_none=True)
 
 
-def ignored_modules(model: nn.Module, names) -> list[nn.Module]:
-    """Modules whose output channels are never pruned: by class name (every instance of it or of a subclass, with all
-    it holds: ``Detect`` keeps Segment, Pose and OBB heads whole) or by layer index into model.model (``22``)."""
+def ignored_modules(model: nn.Module, params: dict) -> list[nn.Module]:
+    """The layers params['ignore_layers'] names, whose output channels are never pruned: by class name (every instance
+    of it or of a subclass, with all it holds: ``Detect`` keeps Segment, Pose and OBB heads whole) or by layer index
+    into model.model (``22``)."""
     layers = getattr(model, "model", None)
     out = []
-    for item in names:
+    for item in params["ignore_layers"]:
         if isinstance(item, int) or str(item).isdigit():
             i = int(item)
             if layers is None or not 0 <= i < len(layers):
@@ -55,12 +57,36 @@ def ignored_modules(model: nn.Module, names) -> list[nn.Module]:
     return out
 
 
-def prunable_layers(model: nn.Module, ignore_layers) -> list[int]:
+def proto_hidden(model: nn.Module) -> set[int]:
+    """ids of the modules inside a segment head's mask prototype (Proto, Proto26) before its last convolution: what
+    ``prune_proto`` lets the pruner cut (the last convolution makes the masks, whose count the head relies on)."""
+    return {id(m) for proto in model.modules() if isinstance(proto, Proto)
+            for part in proto.children() if part is not proto.cv3 for m in part.modules()}  # fmt: skip
+
+
+def kept_whole(model: nn.Module, params: dict) -> list[nn.Module]:
+    """Every module whose output channels stay, as Torch-Pruning's ``ignored_layers``: all the ignored layers hold,
+    less the mask prototype's hidden layers when params['prune_proto']."""
+    kept = [m for layer in ignored_modules(model, params) for m in layer.modules()]
+    if params["prune_proto"]:
+        hidden = proto_hidden(model)
+        kept = [m for m in kept if id(m) not in hidden and not any(id(c) in hidden for c in m.modules())]
+    return kept
+
+
+def prunable_layers(model: nn.Module, params: dict) -> list[int]:
     """Indices into model.model of the layers whose channels the pruner may cut: they hold convolutions and neither
     are nor hold an ignored module."""
-    ignored = {id(m) for m in ignored_modules(model, ignore_layers)}
+    ignored = {id(m) for m in ignored_modules(model, params)}
     return [i for i, layer in enumerate(model.model)
             if any(p.dim() == 4 for p in layer.parameters()) and not any(id(m) in ignored for m in layer.modules())]
+
+
+def raw_outputs(out):
+    """What Torch-Pruning traces the graph back from: the head's raw outputs (a model in eval mode returns (decoded,
+    raw)). The box decoding after them holds no channels to prune, and its concatenations can break Torch-Pruning's
+    channel inference (YOLO26 with 8 classes: TypeError in its concat index mapping)."""
+    return out[-1] if isinstance(out, tuple) else out
 
 
 def build_pruner(model: nn.Module, params: dict, ratio: float, example_inputs: torch.Tensor, reg: float = 0.0,
@@ -72,7 +98,7 @@ def build_pruner(model: nn.Module, params: dict, ratio: float, example_inputs: t
     The dependency graph is traced in eval mode (no BatchNorm statistics move); the model is returned to train mode
     with gradients enabled, as Ultralytics' trainer expects.
     """
-    ignored = ignored_modules(model, params["ignore_layers"])
+    ignored = kept_whole(model, params)
     for p in model.parameters():
         p.requires_grad_(True)
     model.eval()
@@ -83,8 +109,9 @@ def build_pruner(model: nn.Module, params: dict, ratio: float, example_inputs: t
         # basic
         pruning_ratio=ratio,  # share of the current channels this step removes
         pruning_ratio_dict={model.model[i]: r for i, r in (layer_ratios or {}).items()} or None,  # per layer
+        output_transform=raw_outputs,  # the graph ends at the head's raw outputs
         iterative_steps=1,  # one step per pruner: the graph is rebuilt after every fine-tuning
-        ignored_layers=ignored,  # Detect, C2PSA, PSABlock by default: output channels kept
+        ignored_layers=ignored,  # Detect, C2PSA, PSABlock by default (Proto's hidden layers if prune_proto): kept
         global_pruning=params["global_pruning"],  # rank channels across layers
         max_pruning_ratio=params["max_pruning_ratio"],  # most any one layer may lose
         round_to=params["round_to"] or None,  # channel alignment
@@ -96,16 +123,16 @@ def build_pruner(model: nn.Module, params: dict, ratio: float, example_inputs: t
     return pruner
 
 
-def prunable_channels(model: nn.Module, ignore_layers, example_inputs: torch.Tensor) -> int:
+def prunable_channels(model: nn.Module, params: dict, example_inputs: torch.Tensor) -> int:
     """Channels the pruner can remove: the sum over its dependency groups of each group's channel count.
 
     The pruning ratio of a run is measured on this count, so channels that can never be pruned (ignored layers and
     what they pin) do not dilute it. Traced in eval mode; the model's mode is restored.
     """
-    ignored = [m for layer in ignored_modules(model, ignore_layers) for m in layer.modules()]
+    ignored = kept_whole(model, params)
     was_training = model.training
     model.eval()
-    graph = tp.DependencyGraph().build_dependency(model, example_inputs=example_inputs)
+    graph = tp.DependencyGraph().build_dependency(model, example_inputs=example_inputs, output_transform=raw_outputs)
     model.train(was_training)
     groups = graph.get_all_groups(ignored_layers=ignored, root_module_types=[nn.Conv2d, nn.Linear])
     return sum(len(group[0].idxs) for group in groups)

@@ -1,5 +1,5 @@
-"""The run's data and starting model: the user's own, or the embedded baseline (the synthetic data set and a
-YOLO11n trained on it from ``yolo11n.yaml``).
+"""The run's data and starting model: the user's own, or the embedded baseline (the synthetic data set, drawn for the
+baseline's task, and a model trained on it from ``baseline_cfg``, YOLO11n by default).
 
 The embedded ones are cached under ``<runs>/.cache/`` keyed by everything that determines them (generator settings,
 training settings, library versions), so a second run reuses them. The default's baseline is also shipped in
@@ -9,6 +9,7 @@ instead of training. A training killed mid-way leaves a temporary folder in the 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import shutil
@@ -39,11 +40,20 @@ def data_yaml(params: dict) -> Path:
 def synthetic_task(params: dict) -> str:
     """The task the synthetic set is drawn for: the user's model's, else the embedded baseline's (baseline_cfg)."""
     from prunelib import tasks
-    from prunelib.surgery.checkpoints import load_model
 
     if params["model"]:
-        return tasks.of(load_model(resolve(params["model"]))).name
+        path = resolve(params["model"])
+        return _checkpoint_task(str(path), path.stat().st_mtime if path.is_file() else 0.0)
     return tasks.of_cfg(params["baseline_cfg"]).name
+
+
+@functools.lru_cache(maxsize=8)
+def _checkpoint_task(path: str, mtime: float) -> str:
+    """A checkpoint's task, loaded once per file version (mtime: a rewritten file is loaded again)."""
+    from prunelib import tasks
+    from prunelib.surgery.checkpoints import load_model
+
+    return tasks.of(load_model(path)).name
 
 
 def model_path(params: dict, train: bool = True, shipped: Path = BASELINES_DIR) -> tuple[Path, str]:
