@@ -32,9 +32,13 @@ CASES = {  # name: (data set, architecture, recipes, speed-up targets, further g
 }
 
 
+def sweep_name(name: str) -> str:
+    return f"tasks-{name}"  # the case's folder under runs/
+
+
 def plan(name: str) -> sweep.Sweep:
     case, cfg, recipes, speedups, grid, fixed = CASES[name]
-    return case_sweep(case, recipes, speedups, f"tasks-{name}", cfg=cfg, grid=grid, fixed=fixed)
+    return case_sweep(case, recipes, speedups, sweep_name(name), cfg=cfg, grid=grid, fixed=fixed)
 
 
 def main():
@@ -45,7 +49,7 @@ def main():
         sweep.run_sweep(plan(name))
     rows = []  # every case measured so far (a case not begun is not made here), so the table is always whole
     for name, (case, cfg, *_) in CASES.items():
-        if (runs_root() / f"tasks-{name}").is_dir():
+        if (runs_root() / sweep_name(name)).is_dir():
             rows += [{"model": cfg.removesuffix(".yaml"), **row} for row in rows_of(case, plan(name))]
     widest = max(rows, key=len, default={})  # cases differ in columns (grid keys, held-out): show them all
     keys = [*widest, *(k for r in rows for k in r if k not in widest)]

@@ -100,8 +100,8 @@ PARAMS = [
     Param("threads", 0, int, "torch CPU threads (0 = all cores; Ultralytics alone would use cores-1)", _range(0),
           may_change=True),
     # --- model and data (empty: the embedded default, a synthetic data set and a baseline trained on it) ---
-    Param("model", "", str, "trained YOLO11/YOLO26/YOLOv8 checkpoint (.pt: detect, segment, pose or obb); empty: the embedded "
-          "baseline"),
+    Param("model", "", str, "trained YOLO11/YOLO26/YOLOv8 checkpoint (.pt: detect, segment, pose or obb); empty: "
+          "the embedded baseline"),
     Param("data", "", str, "Ultralytics data YAML; empty: the embedded synthetic data set"),
     Param("cfg", "", str, "Ultralytics training-settings YAML used as the base of fine-tuning (seed's --cfg)"),
     Param("imgsz", 320, int, "image size for validation, fine-tuning, MACs counting and export", _imgsz),

@@ -35,7 +35,8 @@ def ignored(model, params: dict) -> list[dict]:
     for i, layer in enumerate(model.model):
         inner = sorted({type(m).__name__ for m in layer.modules() if id(m) in mods})
         if inner:
-            but = " (but the mask prototype's hidden layers: prune_proto)" if hidden & {id(m) for m in layer.modules()} else ""
+            pruned_inside = hidden & {id(m) for m in layer.modules()}
+            but = " (but the mask prototype's hidden layers: prune_proto)" if pruned_inside else ""
             out.append({"layer": i, "type": type(layer).__name__, "ignored because of": ", ".join(inner) + but})
     return out
 

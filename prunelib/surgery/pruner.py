@@ -70,7 +70,7 @@ def kept_whole(model: nn.Module, params: dict) -> list[nn.Module]:
     kept = [m for layer in ignored_modules(model, params) for m in layer.modules()]
     if params["prune_proto"]:
         hidden = proto_hidden(model)
-        kept = [m for m in kept if id(m) not in hidden and not any(id(c) in hidden for c in m.modules())]
+        kept = [m for m in kept if not any(id(c) in hidden for c in m.modules())]  # modules() includes m
     return kept
 
 
