@@ -9,6 +9,7 @@ from datetime import date
 from pathlib import Path
 
 import prunelib  # noqa: F401  (offline set-up first)
+from prunelib import machine
 from prunelib.presentation.report import markdown_table
 from prunelib.runs import parameters
 from prunelib.training import embedded
@@ -29,8 +30,8 @@ def publish(name: str, title: str, rows: list[dict], notes: str = "") -> str:
     """Print the table and write it to bench/results/<name>.md with the machine it was measured on."""
     import torch
 
-    text = (f"# {title}\n\nMeasured {date.today()} on {platform.machine()} with {os.cpu_count()} cores, "
-            f"python {platform.python_version()}, torch {torch.__version__}.\n"
+    text = (f"# {title}\n\nMeasured {date.today()} on {machine.describe()}, {platform.machine()}, "
+            f"{os.cpu_count()} cores, python {platform.python_version()}, torch {torch.__version__}.\n"
             f"Reproduce: `.venv/bin/python bench/{name}.py {' '.join(sys.argv[1:])}`.\n\n"
             + markdown_table(rows) + (f"\n{notes}\n" if notes else ""))  # fmt: skip
     RESULTS.mkdir(exist_ok=True)

@@ -26,7 +26,8 @@ def test_every_stage_leaves_its_notebook_and_outputs(smoke_run):
         assert (run_dir / name).stat().st_size > 0, name
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert all(manifest["versions"][p] for p in ("torch", "ultralytics", "torch-pruning"))
-    assert manifest["seed"] == 0 and manifest["cores"] >= 1
+    assert manifest["seed"] == 0 and manifest["cores"] >= 1 and manifest["versions"]["openvino"]
+    assert manifest["cpu"]["model"] and isinstance(manifest["cpu"]["flags"], list)  # timings name their CPU
 
 
 def test_ledger_holds_sane_numbers(smoke_run):
@@ -56,6 +57,8 @@ def test_report_and_export_records(smoke_run):
     runtimes = ("torch", "onnxruntime", "torchscript", "openvino")
     assert {(r["model"], r["runtime"]) for r in export["latency"]} == \
         {(m, rt) for m in ("original", "pruned") for rt in runtimes} | {("pruned-int8", "onnxruntime")}  # fmt: skip
+    assert {r["precision"] for r in export["latency"] if r["model"] != "pruned-int8"} == {"FP32"}
+    assert [r["precision"] for r in export["latency"] if r["model"] == "pruned-int8"] == ["INT8"]
     pruned = [r for r in export["latency"] if r["model"].startswith("pruned")]
     assert all(r["macs_speedup"] > 1.2 and r["latency_ms"] > 0 for r in pruned)
 
@@ -67,7 +70,8 @@ def test_every_format_matches_torch_and_int8_keeps_detecting(smoke_run):
     final = final_step([json.loads(line) for line in (run_dir / "ledger.jsonl").read_text().splitlines()])
     assert sorted(export["formats"]) == ["onnx", "openvino", "torchscript"]
     for fmt, f in export["formats"].items():
-        assert f["max_abs_diff"] < 1e-3, fmt
+        assert f["matches"] and f["max_rel_diff"] <= export["parity_tolerance"], (fmt, f)
+        assert f["precision"] == "FP32", (fmt, f)  # OpenVINO asked for FP32 explicitly: never BF16 under that label
         assert (run_dir.parent.parent / f["pruned"]).exists() and (run_dir.parent.parent / f["original"]).exists()
     rows = {r["model"]: r for r in export["deployment"]}
     assert list(rows) == ["original", "pruned", "pruned-int8"]
@@ -78,7 +82,9 @@ def test_every_format_matches_torch_and_int8_keeps_detecting(smoke_run):
     assert rows["pruned-int8"]["file_mb"] < rows["pruned"]["file_mb"] / 2  # 8-bit weights
     assert rows["pruned-int8"]["map50_95"] > 0.5 * rows["pruned"]["map50_95"]  # calibrated: it still detects
     layers = {r["layer"]: r for r in export["layers"]}
-    assert len(layers) >= 20 and all(r["ms_before"] > 0 and r["ms_after"] > 0 for r in layers.values())
+    assert len(layers) >= 20 and all(r["ms_before"] >= 0 and r["ms_after"] >= 0 for r in layers.values())
+    # a fast CPU may run a small layer in under the profiler's 1 µs: its time is 0, not an error
+    assert sum(r["ms_before"] > 0 and r["ms_after"] > 0 for r in layers.values()) > len(layers) / 2
     assert layers[2]["macs_ratio"] > 1.1  # a pruned C3k2 block lost MACs; its time is measured beside them
     report = (run_dir / "report.md").read_text()
     assert "## Deployment" in report and "## Where the time goes" in report and "pruned-int8" in report

@@ -66,45 +66,95 @@ def torch_runner(model):
     return run
 
 
-def runner(path, fmt: str, n_threads: int = 0):
-    """A callable running an exported model (batch 1) on a tensor in the format's runtime; its first output."""
+# OpenVINO's CPU plugin runs an FP32 model in BF16 where the CPU has it (AMX, AVX512_BF16) unless told otherwise: every
+# compile of the kit names the precision it asks for, and each row records the precision read back from the model.
+PRECISIONS = {"FP32": "f32", "BF16": "bf16", "FP16": "f16"}  # the kit's label -> OpenVINO's inference precision hint
+
+
+def openvino_model(path, precision: str = "FP32", n_threads: int = 0):
+    """An OpenVINO model (an ``_openvino_model/`` folder or its .xml) compiled for the CPU at the asked precision
+    (a PRECISIONS label) and thread count."""
+    import openvino as ov
+
+    if precision not in PRECISIONS:
+        raise ValueError(f"OpenVINO precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
+    xml = Path(path) if Path(path).suffix == ".xml" else next(Path(path).glob("*.xml"))
+    config = {"INFERENCE_PRECISION_HINT": PRECISIONS[precision], "INFERENCE_NUM_THREADS": threads(n_threads)}
+    return ov.Core().compile_model(str(xml), "CPU", config)
+
+
+def openvino_precision(compiled) -> str:
+    """The precision a compiled OpenVINO model actually runs in, read back from it, as a PRECISIONS label."""
+    hint = compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()  # an element type: 'f32', 'bf16', ...
+    return {v: k for k, v in PRECISIONS.items()}.get(hint, hint.upper())
+
+
+def openvino_offers(precision: str) -> bool:
+    """Whether this CPU runs the precision natively (OpenVINO's optimization capabilities name it)."""
+    import openvino as ov
+
+    return precision in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+
+
+def runner(path, fmt: str, n_threads: int = 0, precision: str = "FP32"):
+    """A callable running an exported model (batch 1) on a tensor in the format's runtime; its first output. The
+    callable's ``precision`` says what ran: the file's own (an INT8 file's is INT8: pass it), OpenVINO's read back."""
     if fmt == "onnx":
         sess = session(path, n_threads)
         name = sess.get_inputs()[0].name
-        return lambda x: sess.run(None, {name: x.numpy()})[0]
-    if fmt == "torchscript":
+        run = lambda x: sess.run(None, {name: x.numpy()})[0]  # noqa: E731
+    elif fmt == "torchscript":
         m = torch.jit.load(str(path), map_location="cpu").eval()
 
         def run(x):
             with torch.inference_mode():
                 return _first(m(x))
-
-        return run
-    if fmt == "openvino":
-        import openvino as ov
-
-        xml = next(Path(path).glob("*.xml"))
-        compiled = ov.Core().compile_model(str(xml), "CPU", {"INFERENCE_NUM_THREADS": threads(n_threads)})
-        return lambda x: compiled(x.numpy())[0]
-    raise ValueError(f"format {fmt!r}: expected one of {', '.join(RUNTIMES)}")
+    elif fmt == "openvino":
+        compiled = openvino_model(path, precision, n_threads)
+        run, precision = (lambda x: compiled(x.numpy())[0]), openvino_precision(compiled)
+    else:
+        raise ValueError(f"format {fmt!r}: expected one of {', '.join(RUNTIMES)}")
+    run.precision = precision
+    return run
 
 
-def max_abs_diff(pt_path, exported: dict, imgsz: int) -> dict[str, float]:
-    """{format: max |torch - exported|} over the first output for one random image; exported: {format: path}. The
-    checkpoint runs in torch once."""
+# An exported model matches torch when every output value is within PARITY_TOL of torch's, relative to the value's
+# own scale with a floor of 1: box coordinates (pixels, up to the image size) within PARITY_TOL of themselves,
+# scores and other outputs below 1 within PARITY_TOL absolute. FP32 runtimes differ by ~1e-6 of that; BF16 by ~1e-2.
+PARITY_TOL = 1e-3
+
+
+def parity_error(ref, out) -> float:
+    """max |out - ref| / max(1, |ref|) over every value: the figure PARITY_TOL bounds."""
+    ref, out = np.asarray(ref, dtype=np.float64), np.asarray(out, dtype=np.float64)
+    return float((np.abs(out - ref) / np.maximum(1.0, np.abs(ref))).max())
+
+
+def parity(pt_path, exported: dict, imgsz: int) -> dict[str, dict]:
+    """{format: {"max_abs_diff", "max_rel_diff" (parity_error), "matches" (within PARITY_TOL), "precision"}} of the
+    first output for one random image, each exported file against the checkpoint in torch (run once); exported:
+    {format: path}. OpenVINO is compiled at FP32, and the precision it ran in is read back."""
     x = measuring.example_inputs(imgsz)
     ref = torch_runner(checkpoints.load_model(pt_path))(x)
-    return {fmt: float(np.abs(ref - runner(path, fmt)(x)).max()) for fmt, path in exported.items()}
+    out = {}
+    for fmt, path in exported.items():
+        run = runner(path, fmt)
+        y = run(x)
+        err = parity_error(ref, y)
+        out[fmt] = {"max_abs_diff": float(np.abs(ref - y).max()), "max_rel_diff": err, "matches": err <= PARITY_TOL,
+                    "precision": run.precision}  # fmt: skip
+    return out
 
 
 def latency_table(models: dict, imgsz: int, runs: int, warmup: int, n_threads: int = 0) -> list[dict]:
-    """Latency (ms, batch 1, median of interleaved runs) of each model in each runtime, with MACs, parameters and
-    file size. models: {label: {"pt": checkpoint (MACs, parameters), "torch": bool (default True: time the
-    checkpoint in torch too), <format>: exported file, ...}}."""
+    """Latency (ms, batch 1, median over blocks of runs: measuring.compare_latency) of each model in each runtime,
+    with the precision that ran, MACs, parameters and file size. models: {label: {"pt": checkpoint (MACs,
+    parameters), "torch": bool (default True: time the checkpoint in torch too), "precision": the files' own
+    (default FP32; an INT8 file's: INT8), <format>: exported file, ...}}. OpenVINO is compiled at FP32."""
     before = torch.get_num_threads()
     torch.set_num_threads(threads(n_threads))
     x = measuring.example_inputs(imgsz)
-    fns, files, size, counted = {}, {}, {}, {}
+    fns, files, size, counted, precision = {}, {}, {}, {}, {}
     for label, paths in models.items():
         model = checkpoints.load_model(paths["pt"])
         if paths["pt"] not in counted:  # a checkpoint behind several labels (FP32 and INT8) is counted once
@@ -112,14 +162,18 @@ def latency_table(models: dict, imgsz: int, runs: int, warmup: int, n_threads: i
         size[label] = counted[paths["pt"]]
         if paths.get("torch", True):
             fns[(label, "torch")], files[(label, "torch")] = torch_runner(model), paths["pt"]
+            precision[(label, "torch")] = "FP32"
         for fmt, runtime in RUNTIMES.items():
             if paths.get(fmt):
-                fns[(label, runtime)], files[(label, runtime)] = runner(paths[fmt], fmt, n_threads), paths[fmt]
+                run = runner(paths[fmt], fmt, n_threads, paths.get("precision", "FP32"))
+                fns[(label, runtime)], files[(label, runtime)] = run, paths[fmt]
+                precision[(label, runtime)] = run.precision
     try:
         med = measuring.compare_latency(fns, x, runs, warmup)
     finally:
         torch.set_num_threads(before)
-    return [dict(model=label, runtime=rt, threads=threads(n_threads), latency_ms=round(ms, 2), macs=size[label][0],
+    return [dict(model=label, runtime=rt, precision=precision[(label, rt)], threads=threads(n_threads),
+                 latency_ms=round(ms, 2), macs=size[label][0],
                  params=size[label][1], file_mb=round(size_mb(files[(label, rt)]), 2))
             for (label, rt), ms in med.items()]  # fmt: skip
 
@@ -167,6 +221,6 @@ def layer_rows(before: list[dict], after: list[dict], t_before: dict, t_after: d
     layers = [(str(b["layer"]), b["layer"], b["type"], b["macs"] / a["macs"] if a["macs"] else None)
               for b, a in zip(before, after)] + [("other", "other", "(no layer)", None)]  # fmt: skip
     return [{"layer": layer, "type": kind, "ms_before": round(t_before[key], 3), "ms_after": round(t_after[key], 3),
-             "time_ratio": round(t_before[key] / t_after[key], 2),
+             "time_ratio": round(t_before[key] / t_after[key], 2) if t_after[key] else None,  # 0: under 1 µs
              "macs_ratio": round(macs, 2) if macs is not None else None}
             for key, layer, kind, macs in layers if key in t_before and key in t_after]  # fmt: skip

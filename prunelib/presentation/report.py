@@ -58,6 +58,21 @@ def markdown_table(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _parity(export: dict) -> str:
+    """The exported files against torch: each format's largest difference, the precision it ran in, and whether it
+    matches within the tolerance (runs made before precisions were recorded give the absolute difference alone)."""
+    formats = export.get("formats") or {"onnx": {"max_abs_diff": export.get("onnx_max_abs_diff", float("nan"))}}
+    if not all("max_rel_diff" in f for f in formats.values()):
+        return ("\nExported files vs torch, max |Δ| of the outputs: "
+                + ", ".join(f"{fmt} {f['max_abs_diff']:.2e}" for fmt, f in formats.items()) + "\n")
+    rows = [{"format": fmt, "precision": f["precision"], "max_abs_diff": f"{f['max_abs_diff']:.2e}",
+             "max_rel_diff": f"{f['max_rel_diff']:.2e}", "matches_torch": f["matches"]}
+            for fmt, f in formats.items()]  # fmt: skip
+    return (f"\nExported files vs torch (first output; matches when every value is within "
+            f"{export.get('parity_tolerance', 1e-3):g} of torch's, relative to max(1, |value|)):\n\n"
+            + markdown_table(rows))
+
+
 def write_report(run: Run) -> str:
     """Assemble report.md from what the stages saved; return its text."""
     unpruned = run.read_json(run.unpruned_json) or {}
@@ -74,10 +89,7 @@ def write_report(run: Run) -> str:
     if export.get("latency"):
         parts.append("\n## Latency in each runtime (batch 1, median)\n\n")
         parts.append(markdown_table(export["latency"]))
-        parity = {f: v["max_abs_diff"] for f, v in export.get("formats", {}).items()} or \
-            {"onnx": export.get("onnx_max_abs_diff", float("nan"))}  # fmt: skip
-        parts.append("\nExported files vs torch, max |Δ| of the outputs: "
-                     + ", ".join(f"{f} {d:.2e}" for f, d in parity.items()) + "\n")
+        parts.append(_parity(export))
     if export.get("layers"):
         parts.append("\n## Where the time goes (onnxruntime profiler, ms per layer)\n\n"
                      "A layer whose time fell less than its MACs (time_ratio < macs_ratio) keeps costs that do not "

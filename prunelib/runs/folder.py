@@ -21,7 +21,7 @@ from pathlib import Path
 
 import yaml
 
-from prunelib import files
+from prunelib import files, machine
 from prunelib.errors import UserError
 from prunelib.offline import cores
 from prunelib.paths import PROJECT_ROOT, relative, resolve
@@ -255,8 +255,9 @@ def manifest(params: dict) -> dict:
         "runs_root_from": f"${RUNS_ENV}" if runs_root(params) != resolve(params["runs_dir"]) else "runs_dir",
         "python": platform.python_version(),
         "versions": {p: v(p) for p in ("torch", "torchvision", "ultralytics", "torch-pruning", "onnx",
-                                       "onnxruntime", "papermill", "prunelib")},  # fmt: skip
+                                       "onnxruntime", "openvino", "papermill", "prunelib")},  # fmt: skip
         "cores": cores(),
+        "cpu": machine.cpu(),  # model and the kernel-deciding flags: timings and OpenVINO's defaults depend on them
         "platform": platform.platform(),
         "git_commit": _git_commit(),
         "command": _command(),

@@ -180,7 +180,7 @@ def export(run: Run, log=print) -> dict:
     their latency, the ONNX files' mAP50-95, where the time goes layer by layer; then report.md."""
     p, imgsz = run.params, run.params["imgsz"]
     models = _exported(run)
-    parity = exporter.max_abs_diff(run.final, {fmt: models["pruned"][fmt] for fmt in p["export_formats"]}, imgsz)
+    parity = exporter.parity(run.final, {fmt: models["pruned"][fmt] for fmt in p["export_formats"]}, imgsz)
     timing = (p["latency_runs"], p["latency_warmup"], p["latency_threads"])
     latency = exporter.with_speedups(exporter.latency_table(models, imgsz, *timing), "original")
     tables = [measuring.layer_table(checkpoints.load_model(models[k]["pt"]), imgsz) for k in ("original", "pruned")]
@@ -188,14 +188,16 @@ def export(run: Run, log=print) -> dict:
     step = run.final_step()  # final.pt is folded into Ultralytics' blocks: unequal halves cost zero channels
     padding = next(r["macs"] for r in latency if r["model"] == "pruned") - step["macs"] if step else 0
     result = {"formats": {fmt: {"original": run.rel(models["original"][fmt]), "pruned": run.rel(models["pruned"][fmt]),
-                                "max_abs_diff": parity[fmt]} for fmt in p["export_formats"]},
-              "onnx": run.rel(models["pruned"]["onnx"]), "onnx_max_abs_diff": parity["onnx"], "padding_macs": padding,
+                                **parity[fmt]} for fmt in p["export_formats"]},
+              "parity_tolerance": exporter.PARITY_TOL, "onnx": run.rel(models["pruned"]["onnx"]),
+              "onnx_max_abs_diff": parity["onnx"]["max_abs_diff"], "padding_macs": padding,
               "latency": latency, "deployment": _deployment(run, models, latency),
               "layers": exporter.layer_rows(*tables, *times)}  # fmt: skip
     run.write_json(run.export_json, result)
     report.write_report(run)
     files = [run.rel(m[f]) for m in models.values() for f in exporter.RUNTIMES if f in m and m["pt"] == run.final]
-    log(f"Exported {', '.join(files)} (max |diff| vs torch: {', '.join(f'{f} {d:.1e}' for f, d in parity.items())}); "
+    diffs = ", ".join(f"{f} {d['max_rel_diff']:.1e} ({d['precision']})" for f, d in parity.items())
+    log(f"Exported {', '.join(files)} (max relative |diff| vs torch: {diffs}); "
         f"{run.rel(run.report_md)}")
     return result
 
@@ -210,7 +212,7 @@ def _exported(run: Run) -> dict:
     if p["int8"]:  # before the float ONNX file: the exporter deletes the one it quantized
         data = embedded.data_yaml(p)
         int8 = exporter.export(run.final, "onnx", imgsz, p["onnx_simplify"], p["opset"], data, p["int8_fraction"])
-        models[INT8] = {"pt": run.final, "torch": False, "onnx": int8}
+        models[INT8] = {"pt": run.final, "torch": False, "precision": "INT8", "onnx": int8}
     for fmt in p["export_formats"]:
         for label in ("original", "pruned"):
             models[label][fmt] = exporter.export(models[label]["pt"], fmt, imgsz, p["onnx_simplify"], p["opset"])
@@ -221,7 +223,7 @@ def _deployment(run: Run, models: dict, latency: list[dict]) -> list[dict]:
     """Each ONNX file's mAP50-95 (Ultralytics' validator on the file itself, the run's val split), latency, size."""
     onnx = {r["model"]: r for r in latency if r["runtime"] == "onnxruntime"}
     data, task = embedded.data_yaml(run.params), task_of(run)
-    return [{"model": label, "precision": "INT8" if label == INT8 else "FP32", "file": run.rel(m["onnx"]),
+    return [{"model": label, "precision": onnx[label]["precision"], "file": run.rel(m["onnx"]),
              "map50_95": round(evaluate(m["onnx"], run.params, data, run.val_dir(f"export-{label}"), task)["map50_95"],
                                4),
              "latency_ms": onnx[label]["latency_ms"], "file_mb": onnx[label]["file_mb"]}

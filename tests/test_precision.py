@@ -1,0 +1,95 @@
+"""Exported models are compared with torch by one rule, and OpenVINO runs at the precision the kit asks for and says
+what it ran: a CPU with BF16 (OpenVINO's default there) must neither fail the suite nor get BF16 rows labelled FP32."""
+
+import ast
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from prunelib import machine
+from prunelib.deployment import export
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def openvino_ir(tmp_path_factory):
+    """A small convolutional model as an OpenVINO IR, with an image-like input and torch's output for it."""
+    import openvino as ov
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 16, 3, padding=1), torch.nn.SiLU(), torch.nn.Conv2d(16, 8, 1)).eval()
+    x = torch.rand(1, 3, 32, 32)
+    folder = tmp_path_factory.mktemp("ir") / "m_openvino_model"
+    ov.save_model(ov.convert_model(model, example_input=x), str(folder / "m.xml"))
+    with torch.inference_mode():
+        return folder, x, model(x).numpy()
+
+
+def test_parity_is_relative_to_each_values_scale():
+    ref = np.array([300.0, 0.5, 0.0])
+    assert export.parity_error(ref, ref + [0.2, 0, 0]) == pytest.approx(0.2 / 300)  # 0.2 px of 300: within
+    assert export.parity_error(ref, ref + [0, 2e-3, 0]) == pytest.approx(2e-3)  # a score off by 0.002: beyond
+    assert export.parity_error(ref, ref + [0, 0, 5e-4]) <= export.PARITY_TOL < export.parity_error(ref, ref + [1, 0, 0])
+
+
+def test_openvino_at_fp32_matches_torch_and_says_fp32(openvino_ir):
+    folder, x, ref = openvino_ir
+    run = export.runner(folder, "openvino", n_threads=1)
+    assert run.precision == "FP32"
+    assert export.openvino_precision(export.openvino_model(folder, "FP32", 1)) == "FP32"
+    assert export.parity_error(ref, run(x)) <= export.PARITY_TOL
+
+
+def test_a_bf16_request_is_labelled_by_what_ran(openvino_ir):
+    """On every CPU: the label is the precision read back from the compiled model, BF16 only where it ran."""
+    folder, x, _ = openvino_ir
+    run = export.runner(folder, "openvino", n_threads=1, precision="BF16")
+    assert run.precision == ("BF16" if export.openvino_offers("BF16") else "FP32")
+
+
+NO_BF16 = f"this CPU has no BF16 in OpenVINO: {machine.describe()}"
+
+
+@pytest.mark.skipif(not export.openvino_offers("BF16"), reason=NO_BF16)
+def test_bf16_where_the_cpu_has_it_is_bf16_and_differs_from_fp32(openvino_ir):
+    folder, x, ref = openvino_ir
+    run = export.runner(folder, "openvino", n_threads=1, precision="BF16")
+    fp32 = export.runner(folder, "openvino", n_threads=1)
+    assert run.precision == "BF16" != fp32.precision
+    assert np.abs(run(x) - fp32(x)).max() > 0  # it really ran another precision: BF16's 8-bit mantissa rounds
+
+
+def test_an_unknown_precision_is_refused(openvino_ir):
+    with pytest.raises(ValueError, match="'INT4'.*FP32, BF16, FP16"):
+        export.openvino_model(openvino_ir[0], "INT4")
+
+
+def _calls(name: str):
+    """(file, enclosing function, call node) of every call of a function or method named name in the kit."""
+    for path in [*(ROOT / "prunelib").rglob("*.py"), *(ROOT / "bench").glob("*.py")]:
+        tree = ast.parse(path.read_text())
+        for fn in [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)] + [tree]:
+            for node in ast.walk(fn):
+                f = getattr(node, "func", None)
+                if isinstance(node, ast.Call) and getattr(f, "attr", getattr(f, "id", None)) == name:
+                    yield path.relative_to(ROOT).as_posix(), getattr(fn, "name", "<module>"), node
+
+
+def test_every_openvino_compile_names_its_precision():
+    """OpenVINO is compiled in one place, which always passes INFERENCE_PRECISION_HINT; nothing else compiles it."""
+    compiles = {(path, fn) for path, fn, _ in _calls("compile_model") if fn != "<module>"}
+    assert compiles == {("prunelib/deployment/export.py", "openvino_model")}, compiles
+    source = ast.get_source_segment((ROOT / "prunelib/deployment/export.py").read_text(),
+                                    next(n for _, fn, n in _calls("compile_model") if fn == "openvino_model"))
+    assert source.endswith("config)")
+    assert '"INFERENCE_PRECISION_HINT": PRECISIONS[precision]' in (ROOT / "prunelib/deployment/export.py").read_text()
+
+
+def test_the_cpu_is_named():
+    cpu = machine.cpu()
+    assert cpu["model"] and set(cpu["flags"]) <= set(machine.KERNEL_FLAGS)
+    if Path("/proc/cpuinfo").is_file() and "avx2" in Path("/proc/cpuinfo").read_text():
+        assert "avx2" in cpu["flags"]
