@@ -54,7 +54,7 @@ def runs_root() -> Path:
 
 @pytest.fixture(scope="session")
 def smoke_params():
-    from prunelib.runs import parameters
+    from prunelib.core import parameters
 
     return parameters.load([SMOKE])
 

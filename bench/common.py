@@ -11,7 +11,7 @@ from pathlib import Path
 import prunelib  # noqa: F401  (offline set-up first)
 from prunelib import machine
 from prunelib.presentation.report import markdown_table
-from prunelib.runs import parameters
+from prunelib.core import parameters
 from prunelib.training import embedded
 
 RESULTS = Path(__file__).resolve().parent / "results"

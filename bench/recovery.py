@@ -20,7 +20,7 @@ import user_case
 from common import publish
 from prunelib import tasks
 from prunelib.runs import load_run, sweep
-from prunelib.runs.folder import prune_steps
+from prunelib.core.folder import prune_steps
 from prunelib.surgery import checkpoints
 from prunelib.training.validation import evaluate
 

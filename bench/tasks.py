@@ -20,7 +20,7 @@ from common import publish
 from recovery import case_sweep, rows_of
 
 from prunelib.runs import sweep
-from prunelib.runs.folder import runs_root
+from prunelib.core.folder import runs_root
 
 SEG_EMBEDDED = {"imgsz": 160, "synth_imgsz": 160, "baseline_epochs": 60}  # the embedded set, smaller for segments
 CASES = {  # name: (data set, architecture, recipes, speed-up targets, further grid items, fixed settings)

@@ -13,17 +13,19 @@ import argparse
 import errno
 import sys
 
+from prunelib.core import parameters
+from prunelib.core.folder import next_free, runs_root
 from prunelib.errors import UserError
+from prunelib.paths import relative, resolve
 
-SEED_OPTIONS = [  # the reference script's options -> parameter keys
-    ("--model", "model", str, "trained .pt to prune (default: the embedded baseline)"),
-    ("--data", "data", str, "data YAML (default: the embedded synthetic set)"),
-    ("--cfg", "cfg", str, "Ultralytics training-settings YAML for fine-tuning"),
-    ("--iterative-steps", "iterative_steps", int, "prune -> fine-tune steps (default 10)"),
-    ("--target-prune-rate", "target_prune_rate", float, "channel ratio to remove in all (default 0.5)"),
-    ("--max-map-drop", "max_map_drop", float, "early stop when mAP50-95 drops more than this (default 0.2)"),
-    ("--run-name", "run_name", str, "folder under runs/ for this run"),
-]
+# Options spelled as the reference script (yolo11_pruning.py) spells them -> the parameter each sets; their types,
+# help texts and defaults are the parameter table's.
+REFERENCE_OPTIONS = {
+    "--model": "model", "--data": "data", "--cfg": "cfg", "--iterative-steps": "iterative_steps",
+    "--target-prune-rate": "target_prune_rate", "--max-map-drop": "max_map_drop", "--run-name": "run_name",
+}  # fmt: skip
+# The commands import what they run when they run: torch, Ultralytics and papermill load in seconds, which --help
+# and 'params' need not wait for.
 
 
 def main(argv=None) -> int:
@@ -57,86 +59,88 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command")
 
-    def common(p):
-        p.add_argument("--params", action="append", default=[], metavar="FILE",
-                       help="parameter YAML (repeatable; later files override earlier ones)")
-        p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one parameter")
-        p.add_argument("--new-run", action="store_true", help="if the run exists, start a new one beside it")
-        p.add_argument("--debug", action="store_true", help="show tracebacks of expected errors")
-
     run = sub.add_parser("run", help="run the staged notebooks headless (papermill) into runs/<run_name>/")
-    common(run)
+    _parameter_options(run, new_run=True)
     run.add_argument("--stages", help="comma-separated stages to run, e.g. 30,40 (default: all)")
     run.set_defaults(func=cmd_run)
 
     prune = sub.add_parser("prune", help="run the same stages without notebooks (reference-script options)")
-    common(prune)
-    for flag, key, typ, text in SEED_OPTIONS:
-        prune.add_argument(flag, dest=key, type=str, default=None, help=text, metavar=typ.__name__.upper())
+    _parameter_options(prune, new_run=True)
+    for flag, key in REFERENCE_OPTIONS.items():
+        _table_option(prune, flag, key)
     prune.set_defaults(func=cmd_prune)
 
     sweep = sub.add_parser("sweep", help="a grid of runs (every combination), resumable, compared in one notebook")
     sweep.add_argument("--sweep", metavar="FILE", help="sweep YAML (params/sweeps/*.yaml): params, set, grid")
-    sweep.add_argument("--params", action="append", default=[], metavar="FILE", help="base parameter YAML (repeatable)")
+    _parameter_options(sweep, what="every run of the sweep")
     sweep.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
                        help="values of one key to combine with the others (repeatable)")
-    sweep.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override for every run")
     sweep.add_argument("--name", help="folder under the runs folder (default: the sweep file's name)")
     sweep.add_argument("--jobs", type=int, default=1, help="runs at once, CPU threads divided between them")
     sweep.add_argument("--devices", help="GPUs to spread runs over, one run per device at a time, e.g. 0,1")
     sweep.add_argument("--list", action="store_true", help="print one command per run (for a scheduler) and stop")
-    sweep.add_argument("--debug", action="store_true", help="show tracebacks of expected errors")
     sweep.set_defaults(func=cmd_sweep)
 
     _finetune_parser(sub)
 
     baseline = sub.add_parser("baseline", help="train the embedded baseline again and ship it in baselines/")
-    baseline.add_argument("--params", action="append", default=[], metavar="FILE", help="parameter YAML (repeatable)")
-    baseline.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one parameter")
-    baseline.add_argument("--debug", action="store_true", help="show tracebacks of expected errors")
+    _parameter_options(baseline)
     baseline.set_defaults(func=cmd_baseline)
 
     refresh = sub.add_parser("refresh-notebooks", help="re-execute the source notebooks and save their outputs")
-    refresh.add_argument("--debug", action="store_true")
     refresh.set_defaults(func=cmd_refresh)
 
     params = sub.add_parser("params", help="list every parameter with its default and description")
-    params.add_argument("--debug", action="store_true")
     params.set_defaults(func=cmd_params)
+    for command in sub.choices.values():
+        command.add_argument("--debug", action="store_true", help="show tracebacks of expected errors")
     return parser
+
+
+def _parameter_options(p, what: str = "the run", new_run: bool = False) -> None:
+    """--params and --set, the way every command that takes parameters takes them (and --new-run for a run)."""
+    p.add_argument("--params", action="append", default=[], metavar="FILE",
+                   help=f"parameter YAML of {what} (repeatable; later files override earlier ones)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help=f"override one parameter of {what} (repeatable)")
+    if new_run:
+        p.add_argument("--new-run", action="store_true", help="if the run exists, start a new one beside it")
+
+
+def _table_option(p, flag: str, key: str, default=None, **kwargs) -> None:
+    """An option setting one parameter: its help and default are the parameter table's (default: what the option
+    means when not given, where that is not the table's)."""
+    param = parameters.BY_NAME[key]
+    shown = param.default if default is None else default
+    text = f"{param.help} (default: {shown!r})" if shown not in ("", None) else param.help
+    p.add_argument(flag, dest=key, default=None, metavar=param.type.__name__.upper(), help=text, **kwargs)
 
 
 def _finetune_parser(sub) -> None:
     ft = sub.add_parser("finetune", help="train a pruned checkpoint further, its structure kept (not YOLO().train)")
     ft.add_argument("--model", required=True, help="pruned checkpoint, e.g. runs/<run>/final.pt")
-    ft.add_argument("--data", help="data YAML (default: the embedded synthetic set)")
-    ft.add_argument("--cfg", help="Ultralytics training-settings YAML (e.g. lr0, mosaic, patience)")
-    ft.add_argument("--epochs", type=int, help="epochs (default: finetune_epochs)")
+    _table_option(ft, "--data", "data")
+    _table_option(ft, "--cfg", "cfg")
+    _table_option(ft, "--epochs", "finetune_epochs")
     ft.add_argument("--teacher",
                     help="checkpoint to distil from, e.g. the unpruned model (distill_weight 1 unless set)")
     ft.add_argument("--name", help="folder under <runs>/finetune/ (default: the model file's name; never overwritten)")
-    ft.add_argument("--params", action="append", default=[], metavar="FILE", help="parameter YAML (repeatable)")
-    ft.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one parameter")
-    ft.add_argument("--debug", action="store_true", help="show tracebacks of expected errors")
+    _parameter_options(ft)
     ft.set_defaults(func=cmd_finetune)
 
 
 def overrides_from(args) -> dict:
-    from prunelib.runs import parameters
-
+    """--set, then the options that set one parameter each (parsed as --set values, checked by the table)."""
     out = parameters.parse_set(args.set)
-    for _flag, key, typ, _ in SEED_OPTIONS:
+    for key in REFERENCE_OPTIONS.values():
         value = getattr(args, key, None)
         if value is not None:
-            try:
-                out[key] = typ(value)
-            except ValueError:
-                raise UserError(f"{key}: expected {typ.__name__}, got {value!r}") from None
+            out[key] = parameters.parse_value(value) if parameters.BY_NAME[key].type is not str else value
     return out
 
 
 def cmd_run(args) -> int:
-    from prunelib.runs.pipeline import run_pipeline
+    from prunelib.runs.pipeline import run_pipeline  # slow: see the note on imports above
 
     run = run_pipeline(args.params, overrides_from(args), args.stages, args.new_run)
     print(f"done: {run.rel(run.report_md)}")
@@ -144,7 +148,7 @@ def cmd_run(args) -> int:
 
 
 def cmd_prune(args) -> int:
-    from prunelib.runs import open_run, stages
+    from prunelib.runs import open_run, stages  # slow: see the note on imports above
 
     run = open_run(args.params, overrides_from(args), new_run=args.new_run)
     print(f"Run {run.name!r} in {run.rel(run.dir)}")
@@ -154,8 +158,7 @@ def cmd_prune(args) -> int:
 
 
 def cmd_sweep(args) -> int:
-    from prunelib.paths import relative
-    from prunelib.runs import sweep
+    from prunelib.runs import sweep  # slow: see the note on imports above
 
     if args.jobs < 1:
         raise UserError(f"--jobs: {args.jobs} is not allowed; expected 1 or more")
@@ -173,13 +176,13 @@ def cmd_sweep(args) -> int:
 
 
 def cmd_finetune(args) -> int:
-    from prunelib.paths import relative, resolve
-    from prunelib.runs import parameters
-    from prunelib.runs.folder import check_inputs, next_free, runs_root
+    # slow: see the note on imports above
+    from prunelib.runs.opening import check_inputs
     from prunelib.surgery.checkpoints import load_model
     from prunelib.training.finetuning import continue_training
 
-    given = {"model": args.model, "data": args.data, "cfg": args.cfg, "finetune_epochs": args.epochs}
+    given = {"model": args.model, "data": args.data, "cfg": args.cfg,
+             "finetune_epochs": parameters.parse_value(args.finetune_epochs) if args.finetune_epochs else None}
     overrides = parameters.parse_set(args.set) | {k: v for k, v in given.items() if v is not None}
     if args.teacher and not overrides.get("distill_weight"):
         overrides["distill_weight"] = 1.0
@@ -196,9 +199,7 @@ def cmd_finetune(args) -> int:
 
 
 def cmd_baseline(args) -> int:
-    from prunelib.paths import resolve
-    from prunelib.runs import parameters
-    from prunelib.training import embedded
+    from prunelib.training import embedded  # slow: see the note on imports above
 
     params = parameters.load([resolve(f) for f in args.params], parameters.parse_set(args.set))
     if params["model"]:
@@ -208,14 +209,13 @@ def cmd_baseline(args) -> int:
 
 
 def cmd_params(args) -> int:
-    from prunelib.runs import parameters
 
     print(parameters.describe())
     return 0
 
 
 def cmd_refresh(args) -> int:
-    from prunelib.runs.pipeline import refresh_sources
+    from prunelib.runs.pipeline import refresh_sources  # slow: see the note on imports above
 
     refresh_sources()
     return 0

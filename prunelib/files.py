@@ -41,7 +41,7 @@ def atomic(path):
 def exclusive(path):
     """``with exclusive(p):`` one process at a time (others wait): for work that several runs may start at once, such
     as training the same cached baseline. The lock is released by the OS when its holder dies."""
-    import fcntl
+    import fcntl  # optional: POSIX only
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -39,7 +39,7 @@ def _provide_fonts(config_dir) -> None:
         missing = [n for n in FONT_NAMES if not (config_dir / n).is_file()]
         if not missing:
             return
-        import matplotlib
+        import matplotlib  # slow, and needed only the first time
 
         src = os.path.join(matplotlib.get_data_path(), "fonts", "ttf", "DejaVuSans.ttf")
         for name in missing:
@@ -63,7 +63,7 @@ def threads(n: int = 0) -> int:
 
 def use_all_cores(n: int = 0):
     """An Ultralytics callback (trainer or validator) that undoes its cores-1 thread setting."""
-    import torch
+    import torch  # slow: importing prunelib stays light (the CLI's --help)
 
     count = threads(n)
 

@@ -60,7 +60,7 @@ def untraceable(model) -> str | None:
 
 def of_cfg(cfg: str) -> Task:
     """The task of a model YAML (e.g. 'yolo11n-seg.yaml'), by the head it declares."""
-    from ultralytics.nn.tasks import guess_model_task, yaml_model_load
+    from ultralytics.nn.tasks import guess_model_task, yaml_model_load  # slow: torch; the table itself is light
 
     name = guess_model_task(yaml_model_load(cfg))
     if name not in TASKS:

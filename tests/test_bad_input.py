@@ -66,7 +66,7 @@ CASES = [
     (["--target-prune-rate", "1.5"], r"target_prune_rate: 1.5 is not allowed"),
     (["--set", "target_speedup=1"], r"target_speedup: 1.0 is not allowed; expected 0 \(off"),
     (["--iterative-steps", "0"], r"iterative_steps: 0 is not allowed"),
-    (["--iterative-steps", "five"], r"iterative_steps: expected int, got 'five'"),
+    (["--iterative-steps", "five"], r"iterative_steps: expected an integer, got 'five'"),
     (["--set", "iterative_steps=five"], r"iterative_steps: expected an integer, got 'five'"),
     (["--set", "imgsz=100"], r"imgsz: 100 is not allowed; expected a multiple of 32"),
     (["--set", "target_prune=0.3"], r"unknown parameter 'target_prune' .*did you mean 'target_prune_rate'"),

@@ -11,7 +11,7 @@ import pytest
 from prunelib import runs
 from prunelib.deployment import export
 from prunelib.paths import relative
-from prunelib.runs import loop, policy, stages
+from prunelib.runs import loop, stages
 from prunelib.surgery import checkpoints, measuring, pruner
 from prunelib.surgery.replacement import C3k2Prunable, replace_c3k2
 from prunelib.training.finetuning import finetune

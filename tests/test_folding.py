@@ -8,7 +8,7 @@ import torch
 from ultralytics.nn.modules.block import C2f, C3k2
 from ultralytics.nn.tasks import DetectionModel
 
-from prunelib.runs import parameters
+from prunelib.core import parameters
 from prunelib.surgery import folding, measuring, pruner
 from prunelib.surgery.replacement import C3k2Prunable, _flatten, max_output_difference, replace_c3k2
 

@@ -22,7 +22,7 @@ def test_no_function_is_over_60_lines():
 
 
 def test_run_folder_names_are_spelled_only_by_the_run_folder_module():
-    owner = PACKAGE / "runs" / "folder.py"
+    owner = PACKAGE / "core" / "folder.py"
     assert all(f'"{name}"' in owner.read_text() for name in RUN_FILES)
     pattern = re.compile("|".join(re.escape(f'"{n}"') for n in RUN_FILES))
     elsewhere = [f"{p.relative_to(ROOT)}: {m.group()}" for p in PACKAGE.rglob("*.py") if p != owner
@@ -61,3 +61,85 @@ def test_every_notebook_declares_parameters_papermill_can_read():
     for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
         declared = list(pm.inspect_notebook(str(path)))
         assert declared == expected.get(path.stem, ["run_name", "runs_dir"]), path.name
+
+
+# The package's floors, bottom first (README, "Layout"): a module imports only from its own floor or those below.
+LAYERS = [
+    ["prunelib.errors", "prunelib.paths", "prunelib.files", "prunelib.machine"],  # basics
+    ["prunelib.offline", "prunelib.tasks"],  # Ultralytics made offline; the task table
+    ["prunelib.core"],  # the parameter table, the run folder
+    ["prunelib.surgery"],  # model surgery
+    ["prunelib.training", "prunelib.deployment"],  # training with Ultralytics; export and timing
+    ["prunelib.presentation"],  # report, figures, comparison
+    ["prunelib.runs"],  # what drives a run: policy, loop, stages, pipeline, sweep
+    ["prunelib.cli", "prunelib.__main__", "prunelib.replacement"],  # the command line; the old import path
+]
+
+
+def _floor(module: str) -> int:
+    for i, floor in enumerate(LAYERS):
+        if any(module == m or module.startswith(m + ".") for m in floor):
+            return i
+    raise AssertionError(f"{module} is on no floor of LAYERS: add it")
+
+
+def _imports() -> dict[str, set[str]]:
+    """{module: the kit's modules it imports, anywhere in it (function-local imports included)}."""
+    out = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                found |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                found |= {node.module} | {f"{node.module}.{a.name}" for a in node.names}
+        known = {m for m in found if m.startswith("prunelib.")}
+        out[name] = {m for m in known if (PACKAGE.parent / (m.replace(".", "/") + ".py")).is_file()
+                     or (PACKAGE.parent / m.replace(".", "/") / "__init__.py").is_file()}  # fmt: skip
+    return out
+
+
+def test_no_import_climbs_to_a_higher_floor():
+    imports = _imports()
+    upward = [f"{m} -> {t}" for m, targets in imports.items() if m != "prunelib"
+              for t in targets if _floor(t) > _floor(m)]  # fmt: skip
+    assert not upward
+
+
+def test_no_import_circle():
+    imports = {m: {t for t in ts if t != m} for m, ts in _imports().items()}
+    state: dict[str, int] = {}  # 1: on the path being walked, 2: done
+
+    def walk(m, path):
+        state[m] = 1
+        for t in sorted(imports.get(m, ())):
+            if state.get(t) == 1:
+                raise AssertionError("import circle: " + " -> ".join(path[path.index(t):] + [t]))
+            if t not in state:
+                walk(t, path + [t])
+        state[m] = 2
+
+    for m in sorted(imports):
+        if m not in state:
+            walk(m, [m])
+
+
+def test_function_local_imports_say_why():
+    """An import inside a function is optional or slow to load; the line says which (a comment on it or the line
+    before), so that none hides an import that climbs or closes a circle."""
+    silent = []
+    for path in PACKAGE.rglob("*.py"):
+        lines = path.read_text().splitlines()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                for inner in ast.walk(node):
+                    if isinstance(inner, (ast.Import, ast.ImportFrom)):
+                        i = inner.lineno - 1  # the comment may stand on any line of the block of imports
+                        while i > 0 and lines[i - 1].strip().startswith(("from ", "import ")):
+                            i -= 1
+                        block = lines[i - 1 : inner.lineno]
+                        if not any("#" in line for line in block):
+                            silent.append(f"{path.relative_to(ROOT)}:{inner.lineno}: {lines[inner.lineno - 1].strip()}")
+    assert not silent

@@ -26,7 +26,7 @@ SCRIPT = textwrap.dedent(
     import os
     import prunelib  # the kit's offline set-up, before ultralytics
     from prunelib.deployment import export
-    from prunelib.runs import parameters
+    from prunelib.core import parameters
     from prunelib.surgery import checkpoints, measuring, pruner
     from prunelib.surgery.replacement import replace_c3k2
     from prunelib.training import embedded

@@ -1,8 +1,8 @@
 import pytest
 
+from prunelib.core import parameters
 from prunelib.errors import UserError
-from prunelib.runs import parameters
-from prunelib.runs.parameters import load, parse_set
+from prunelib.core.parameters import load, parse_set
 
 
 def test_defaults_keep_the_reference_criterion_and_budget_with_the_measured_recovery_recipe():
@@ -90,3 +90,23 @@ def test_bad_parameter_file(tmp_path):
 def test_command_line_values_in_exponent_notation_are_numbers():
     assert parse_set(["lr0=1e-3", "batch=8", "run_name=1e3x"]) == {"lr0": 0.001, "batch": 8, "run_name": "1e3x"}
     assert load(overrides=parse_set(["lr0=5e-4"]))["lr0"] == 5e-4
+
+
+def test_the_modules_acting_on_a_choice_name_what_the_table_allows():
+    from prunelib.deployment import export
+    from prunelib.surgery import pruner
+    from prunelib.training import synthetic
+
+    assert tuple(pruner.IMPORTANCES) == parameters.IMPORTANCES
+    assert tuple(export.RUNTIMES) == parameters.EXPORT_FORMATS
+    assert synthetic.CLASSES == parameters.SYNTH_CLASSES
+
+
+def test_each_option_of_a_parameter_shows_the_tables_help_and_default():
+    from prunelib import cli
+
+    text = cli.build_parser()._subparsers._group_actions[0].choices["prune"].format_help()
+    for flag, key in cli.REFERENCE_OPTIONS.items():
+        param = parameters.BY_NAME[key]
+        assert flag in text and " ".join(param.help.split()[:3]) in " ".join(text.split()), flag
+    assert "(default: 1)" in " ".join(text.split())  # --iterative-steps: the table's default, not the reference's 10

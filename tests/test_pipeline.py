@@ -5,7 +5,7 @@ import json
 import pytest
 
 from conftest import SMOKE, cli
-from prunelib.runs.folder import final_step
+from prunelib.core.folder import final_step
 
 
 @pytest.fixture(scope="module")

@@ -8,10 +8,12 @@ import torch
 from ultralytics.nn.modules import C2PSA, Detect
 from ultralytics.nn.tasks import DetectionModel
 
+from prunelib.core import parameters
 from prunelib.errors import UserError
-from prunelib.runs import parameters, policy
+from prunelib.runs import policy
 from prunelib.surgery import measuring, pruner
 from prunelib.surgery.replacement import replace_c3k2
+from prunelib.training import gradients
 
 IMGSZ = 64
 
@@ -122,7 +124,7 @@ def test_every_importance_prunes(replaced, name, smoke_start, smoke_params):
     p = {**params(importance=name), "batch": 4}
     x = measuring.example_inputs(IMGSZ)
     before = pruner.prunable_channels(model, p, x)
-    pruner.prune(model, p, 0.25, x, smoke_start["data"])
+    pruner.prune(model, p, 0.25, x, gradients.for_pruning(p, smoke_start["data"]))
     assert pruner.prunable_channels(model, p, x) < before
     assert "args" not in vars(model) and getattr(model, "criterion", None) is None  # gradients leave nothing behind
 

@@ -8,7 +8,8 @@ import torch
 
 from prunelib import runs
 from prunelib.errors import UserError
-from prunelib.runs import parameters, stages
+from prunelib.core import parameters
+from prunelib.runs import stages
 from prunelib.surgery import checkpoints, measuring, pruner
 from prunelib.surgery.replacement import replace_c3k2
 from prunelib.training.datasets import training_batches

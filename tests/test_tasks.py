@@ -12,7 +12,7 @@ import yaml
 
 from conftest import ROOT, cli
 from prunelib import tasks
-from prunelib.runs import parameters
+from prunelib.core import parameters
 from prunelib.surgery import measuring, pruner
 from prunelib.surgery.replacement import replace_c3k2
 from prunelib.training import synthetic
@@ -79,7 +79,7 @@ def test_each_task_prunes_validates_and_exports_in_its_own_terms(task_run):
 
 
 def final_row(ledger):
-    from prunelib.runs.folder import final_step
+    from prunelib.core.folder import final_step
 
     return final_step(ledger)
 

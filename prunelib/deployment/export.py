@@ -10,12 +10,16 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import onnxruntime as ort
 import torch
+from ultralytics import YOLO
 
+from prunelib.core import parameters
 from prunelib.offline import threads
 from prunelib.surgery import checkpoints, measuring
 
 RUNTIMES = {"onnx": "onnxruntime", "torchscript": "torchscript", "openvino": "openvino"}  # format -> what runs it
+assert tuple(RUNTIMES) == parameters.EXPORT_FORMATS, "every format the parameters allow has its runtime"
 
 
 def export(pt_path, fmt: str, imgsz: int, simplify: bool = True, opset: int = 0, int8_data=None,
@@ -24,8 +28,6 @@ def export(pt_path, fmt: str, imgsz: int, simplify: bool = True, opset: int = 0,
 
     int8_data: a data YAML whose train split calibrates an INT8 ONNX export, written as ``<name>_int8.onnx``
     (Ultralytics deletes the float ``<name>.onnx`` it quantized: export INT8 before the float file you keep)."""
-    from ultralytics import YOLO
-
     args = dict(format=fmt, imgsz=imgsz, dynamic=False, device="cpu", verbose=False)
     if fmt == "onnx":
         args |= dict(simplify=simplify, opset=opset or None)
@@ -35,7 +37,6 @@ def export(pt_path, fmt: str, imgsz: int, simplify: bool = True, opset: int = 0,
 
 
 def session(onnx_path, n_threads: int = 0, profile_prefix: str = ""):
-    import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads(n_threads)
@@ -74,7 +75,7 @@ PRECISIONS = {"FP32": "f32", "BF16": "bf16", "FP16": "f16"}  # the kit's label -
 def openvino_model(path, precision: str = "FP32", n_threads: int = 0):
     """An OpenVINO model (an ``_openvino_model/`` folder or its .xml) compiled for the CPU at the asked precision
     (a PRECISIONS label) and thread count."""
-    import openvino as ov
+    import openvino as ov  # optional: export_formats may leave OpenVINO out
 
     if precision not in PRECISIONS:
         raise ValueError(f"OpenVINO precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
@@ -91,7 +92,7 @@ def openvino_precision(compiled) -> str:
 
 def openvino_offers(precision: str) -> bool:
     """Whether this CPU runs the precision natively (OpenVINO's optimization capabilities name it)."""
-    import openvino as ov
+    import openvino as ov  # optional: export_formats may leave OpenVINO out
 
     return precision in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prunelib.runs.folder import load_runs
+from prunelib.core.folder import load_runs
 
 
 def pareto_series(runs_root) -> dict[str, list[tuple[float, float]]]:

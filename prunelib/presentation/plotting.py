@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib
+from PIL import Image, ImageDraw
 
 from prunelib import files
-from prunelib.runs.folder import prune_steps
+from prunelib.core.folder import prune_steps
 from prunelib.tasks import named
+from prunelib.training.datasets import IMAGE_SUFFIXES, check_data_yaml, label_path
 
 if not matplotlib.get_backend().lower().startswith(("module://matplotlib_inline", "inline", "nbagg", "widget")):
     matplotlib.use("Agg")
@@ -26,7 +28,8 @@ def performance(ledger: list[dict], unpruned: dict, path) -> plt.Figure:
     fig, ax = plt.subplots(figsize=(8, 4.5))
     ax.plot(ratio, recovered, "o-", color="tab:blue", label=named("recovered mAP50-95 (after fine-tuning)", unpruned))
     ax.plot(ratio, pruned, "o--", color="tab:orange", label=named("pruned mAP50-95 (before fine-tuning)", unpruned))
-    for kind, marker, label in (("sparse", "D", "after sparsity training"), ("final", "*", "after the final fine-tune")):
+    marks = (("sparse", "D", "after sparsity training"), ("final", "*", "after the final fine-tune"))
+    for kind, marker, label in marks:
         for r in (r for r in ledger if r.get("kind") == kind):
             ax.plot([r["channel_ratio"]], [r["map50_95"]], marker, color="tab:purple", ms=12, label=label)
     for r in ledger:
@@ -104,10 +107,6 @@ def save(fig, path) -> plt.Figure:
 
 def data_preview(data_yaml, path, n: int = 6, size: int = 160) -> Path:
     """A grid of the first n training images with their labelled boxes and class ids; returns path."""
-    from PIL import Image, ImageDraw
-
-    from prunelib.training.datasets import IMAGE_SUFFIXES, check_data_yaml, label_path
-
     info = check_data_yaml(data_yaml)
     images = sorted(p for f in info["train"] for p in f.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)[:n]
     cols = 3

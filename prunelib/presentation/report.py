@@ -4,7 +4,7 @@ per-step table a notebook shows while the loop runs."""
 from __future__ import annotations
 
 from prunelib import files
-from prunelib.runs.folder import FINAL, PRUNE, Run
+from prunelib.core.folder import FINAL, PRUNE, Run
 from prunelib.tasks import named
 
 STEP_COLUMNS = [
@@ -144,7 +144,7 @@ class LiveTable:
     """An on_step callback for the prune loop that redraws the per-step table in a notebook as steps finish."""
 
     def __init__(self, run: Run):
-        from IPython.display import Markdown, display
+        from IPython.display import Markdown, display  # optional: only in a notebook
 
         self.run, self._markdown = run, Markdown
         self.handle = display(Markdown(self._text()), display_id=True)

@@ -2,10 +2,11 @@
 validate -> record -> [final fine-tune], with early stop, rollback and resume.
 
 Each row (``steps/sparse/``, ``steps/step_XX/`` with pruned.pt, ``steps/final/``; weights/{best,last}.pt) writes its
-files and only then appends its line to the ledger; a row without a ledger line is incomplete and is redone from
-scratch on the next run. ``final.pt`` follows the last row within the mAP budget (the replaced, unpruned model before
-any; rollback = it stays where it was), published in Ultralytics' own blocks (checkpoints.publish). What each step prunes, when the loop stops and how the epochs are shared is
-the policy's and the parameters' (prunelib.runs.policy, parameters.epochs); this module measures."""
+files and only then appends its line to the ledger; a row without a ledger line is incomplete and is redone from scratch
+on the next run. ``final.pt`` follows the last row within the mAP budget (the replaced, unpruned model before any;
+rollback = it stays where it was), published in Ultralytics' own blocks (checkpoints.publish). What each step prunes,
+when the loop stops and how the epochs are shared is the policy's and the parameters' (prunelib.runs.policy,
+parameters.epochs); this module measures."""
 
 from __future__ import annotations
 
@@ -21,11 +22,13 @@ from typing import Callable
 import torch
 
 from prunelib import files
+from prunelib.core import parameters
+from prunelib.core.folder import FINAL, PRUNE, SPARSE, Run, final_step, prune_steps
 from prunelib.errors import UserError
-from prunelib.runs import layer_time, parameters, policy, sensitivity
-from prunelib.runs.folder import FINAL, PRUNE, SPARSE, Run, final_step, prune_steps
+from prunelib.runs import layer_time, policy, sensitivity
 from prunelib.surgery import checkpoints, measuring, pruner
 from prunelib.training import embedded
+from prunelib.training import gradients as training_gradients
 from prunelib.training.finetuning import finetune
 from prunelib.training.recalibration import recalibrate_batchnorm
 from prunelib.training.validation import evaluate as validate
@@ -44,6 +47,11 @@ class Loop:
     evaluate: Callable = validate  # (model, params, data, save_dir) -> {'map50_95', 'map50'}
     log: Callable = print
     weights: dict[int, float] | None = None  # layer_ratios 'sensitivity'/'latency': {layer index: share of the cut}
+
+    @property
+    def gradients(self):
+        """The pruner's gradients(model), for an importance that ranks by them: on the run's training images."""
+        return training_gradients.for_pruning(self.run.params, self.data)
 
     def layer_ratios(self, ratio: float) -> dict[int, float] | None:
         return policy.layer_ratios(self.weights, ratio, min(self.run.params["max_pruning_ratio"], 0.9))
@@ -110,7 +118,7 @@ def _trial(loop: Loop, model) -> dict:
 
     def trial(ratio: float) -> dict:
         m = copy.deepcopy(model)
-        pruner.prune(m, loop.run.params, ratio, loop.x, loop.data, loop.layer_ratios(ratio))
+        pruner.prune(m, loop.run.params, ratio, loop.x, loop.gradients, loop.layer_ratios(ratio))
         macs = measuring.macs_params(m, loop.run.params["imgsz"])[0]
         return {"channels": pruner.prunable_channels(m, loop.run.params, loop.x), "macs": macs}
 
@@ -155,7 +163,7 @@ def prune_step(loop: Loop, model, step: int, ratio: float):
     clock = Clock()
     with clock("total"):
         with clock("prune"):
-            pruner.prune(model, params, ratio, loop.x, loop.data, loop.layer_ratios(ratio))
+            pruner.prune(model, params, ratio, loop.x, loop.gradients, loop.layer_ratios(ratio))
         with clock("recalibrate"):
             recalibrate_batchnorm(model, params, loop.data, params["bn_recalibration"])
         with clock("measure"):

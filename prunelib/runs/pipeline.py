@@ -17,12 +17,16 @@ import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
+import nbformat
+import papermill as pm
 from jupyter_client.manager import KernelManager
+from nbclient import NotebookClient
 from traitlets import default
 
+from prunelib.core.folder import LOCK_ENV, RUNS_ENV, Run
 from prunelib.errors import UserError
 from prunelib.paths import NOTEBOOKS_DIR, PROJECT_ROOT, relative, resolve
-from prunelib.runs.folder import LOCK_ENV, RUNS_ENV, Run, open_run
+from prunelib.runs.opening import open_run
 from prunelib.runs.stages import STAGES
 
 COMPARE = "compare"  # the notebook comparing the runs of a sweep (or of a runs folder); not a stage of a run
@@ -83,8 +87,6 @@ def execute_stage(run: Run, stage: str, identity: dict) -> Path:
 
 def execute(name: str, out: Path, parameters: dict, what: str) -> Path:
     """Execute notebooks/<name>.ipynb into out with those of the parameters its parameters cell declares."""
-    import papermill as pm
-
     _use_this_interpreter()
     src = NOTEBOOKS_DIR / f"{name}.ipynb"
     declared = pm.inspect_notebook(str(src))
@@ -126,18 +128,14 @@ def _use_this_interpreter() -> None:
 def refresh_sources(log=print) -> None:
     """Re-execute every source notebook top to bottom with its default parameters (in a temporary runs folder) and
     save its outputs in place: the clean, small outputs nbval compares against (see clean_outputs)."""
-    import tempfile
-
-    import nbformat
-    from nbclient import NotebookClient
-
     _use_this_interpreter()
     with tempfile.TemporaryDirectory() as tmp, _environ(RUNS_ENV, str(Path(tmp) / "runs")):
         for name in [*STAGES, COMPARE]:
             path = NOTEBOOKS_DIR / f"{name}.ipynb"
             nb = nbformat.read(path, as_version=4)
             NotebookClient(nb, kernel_name=KERNEL, resources={"metadata": {"path": str(PROJECT_ROOT)}},
-                           record_timing=False, timeout=1800, kernel_manager_class=LocalKernelManager).execute()  # fmt: skip
+                           record_timing=False, timeout=1800,
+                           kernel_manager_class=LocalKernelManager).execute()  # fmt: skip
             for cell in nb.cells:
                 clean_outputs(cell)
             nbformat.write(nb, path)

@@ -9,17 +9,18 @@ from __future__ import annotations
 
 import copy
 
-from prunelib.runs.folder import Run
+from prunelib.core.folder import Run
 from prunelib.surgery import checkpoints, measuring, pruner
+from prunelib.training import gradients
 from prunelib.training.recalibration import recalibrate_batchnorm
 from prunelib.training.validation import evaluate
 
 
 def scan(run: Run, data, log=print, every_layer: bool = False, ratios=None) -> dict[str, dict[float, float]]:
     """{'<i> <Type>': {ratio: mAP50-95}} after pruning layer i alone at each ratio (default sensitivity_ratios; then
-    BatchNorm recalibration when the run uses it). Layers: every prunable one, or the first sensitivity_layers of
-    them unless every_layer. Other layers are kept (their output channels are ignored); the scanned layer's consumers lose the
-    matching input channels, as in real pruning. Saved to the run's sensitivity.json (merged with what is there)."""
+    BatchNorm recalibration when the run uses it). Layers: every prunable one, or the first sensitivity_layers of them
+    unless every_layer. Other layers are kept (their output channels are ignored); the scanned layer's consumers lose
+    the matching input channels, as in real pruning. Saved to the run's sensitivity.json (merged with what is there)."""
     params = run.params
     model = checkpoints.load_model(run.replaced)
     x = measuring.example_inputs(params["imgsz"])
@@ -37,7 +38,8 @@ def scan(run: Run, data, log=print, every_layer: bool = False, ratios=None) -> d
                 continue
             m = copy.deepcopy(model)
             others = [j for j in range(len(m.model)) if j != i]
-            pruner.prune(m, {**params, "ignore_layers": list(params["ignore_layers"]) + others}, ratio, x, data)
+            scanned = {**params, "ignore_layers": list(params["ignore_layers"]) + others}
+            pruner.prune(m, scanned, ratio, x, gradients.for_pruning(scanned, data))
             recalibrate_batchnorm(m, params, data, params["bn_recalibration"])  # as the loop does (0: off)
             results[key][ratio] = round(evaluate(m, params, data, run.val_dir("sensitivity"))["map50_95"], 6)
         log(f"layer {key}: " + ", ".join(f"{r}: {v:.4f}" for r, v in results[key].items()))

@@ -29,7 +29,7 @@ from prunelib import files, tasks
 from prunelib.deployment import export as exporter
 from prunelib.presentation import analysis, plotting, report
 from prunelib.runs import loop, sensitivity
-from prunelib.runs.folder import Run
+from prunelib.core.folder import Run
 from prunelib.surgery import checkpoints, inspection, measuring, pruner
 from prunelib.surgery.replacement import max_output_difference, replace_c3k2
 from prunelib.training import datasets, embedded

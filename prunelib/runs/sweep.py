@@ -32,11 +32,13 @@ from queue import Queue
 import yaml
 
 from prunelib import files
-from prunelib.offline import cores
+from prunelib.core import parameters
+from prunelib.core.folder import Run, load_runs, runs_root
 from prunelib.errors import UserError
+from prunelib.offline import cores
 from prunelib.paths import PROJECT_ROOT, relative, resolve
-from prunelib.runs import parameters
-from prunelib.runs.folder import check_inputs, load_runs, runs_root
+from prunelib.presentation import comparison
+from prunelib.runs.opening import check_inputs
 from prunelib.runs.pipeline import COMPARE, execute
 from prunelib.runs.stages import STAGES
 
@@ -208,8 +210,6 @@ def run_sweep(sweep: Sweep, jobs: int = 1, devices=(), log=print) -> dict:
 def compare(sweep_dir=None) -> dict:
     """The comparison stage: summary.csv and summary.md (a row per run), the Pareto plot of the metric against MACs
     and latency, and one figure per varied key; for a sweep's folder, or any folder of runs ('' = the runs folder)."""
-    from prunelib.presentation import comparison
-
     folder = SweepFolder(resolve(sweep_dir) if sweep_dir else runs_root())
     runs = load_runs(folder.dir)
     varied = comparison.varied_keys([run.params for run in runs])
@@ -225,8 +225,6 @@ def compare(sweep_dir=None) -> dict:
 
 def finished(run_dir: Path) -> bool:
     """A run whose every stage has finished (timings recorded for all) and whose report exists."""
-    from prunelib.runs.folder import Run
-
     run = Run(run_dir, {})
     timings = run.read_json(run.timings_json) or {}
     return run.report_md.is_file() and all(stage in timings for stage in STAGES)
@@ -241,7 +239,8 @@ def compare_notebook(sweep_dir: Path) -> Path:
 def _execute(sweep: Sweep, combo: dict, slot: str, threads: int) -> dict:
     """One run in its own process; its output goes to logs/<run>.log."""
     name = run_name(combo)
-    cmd = sweep.command(combo) + ["--set", f"threads={threads}"] + (["--set", f"device={slot}"] if slot != "cpu" else [])
+    device = ["--set", f"device={slot}"] if slot != "cpu" else []
+    cmd = sweep.command(combo) + ["--set", f"threads={threads}"] + device
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     t0 = time.perf_counter()
     log = sweep.folder.log(name)
@@ -268,7 +267,8 @@ def _read_sweep_file(path) -> dict:
     unknown = [k for k in spec if k not in SWEEP_KEYS]
     if unknown:
         raise UserError(f"sweep file {path!s}: unknown key {unknown[0]!r}; allowed: {', '.join(SWEEP_KEYS)}")
-    if not isinstance(spec.get("grid", {}), dict) or not all(isinstance(v, list) for v in spec.get("grid", {}).values()):
+    grid = spec.get("grid", {})
+    if not isinstance(grid, dict) or not all(isinstance(v, list) for v in grid.values()):
         raise UserError(f"sweep file {path!s}: 'grid' must map each key to a list of values")
     if not isinstance(spec.get("set", {}), dict) or not isinstance(spec.get("params", []), list):
         raise UserError(f"sweep file {path!s}: 'set' must be a mapping and 'params' a list of files")

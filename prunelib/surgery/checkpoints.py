@@ -14,19 +14,19 @@ from pathlib import Path
 
 import torch
 import torch.nn as nn
+from ultralytics import __version__
+from ultralytics.nn.tasks import guess_model_task, load_checkpoint
 
-from prunelib import files
+from prunelib import files, tasks
 from prunelib.errors import UserError
+from prunelib.surgery.folding import fold
+from prunelib.surgery.replacement import find_blocks
+from prunelib.tasks import SUPPORTED
+
 
 def load_model(path, key: str = "model") -> nn.Module:
     """The model in an Ultralytics checkpoint of a supported task (prunelib.tasks), FP32, in train mode; UserError
     when it is not one, or holds blocks the pruner cannot trace in bounded memory."""
-    from ultralytics.nn.tasks import guess_model_task, load_checkpoint
-
-    from prunelib import tasks
-    from prunelib.surgery.replacement import find_blocks
-    from prunelib.tasks import SUPPORTED
-
     p = Path(path)
     if not p.is_file():
         raise UserError(f"{key}: file {str(path)!r} does not exist")
@@ -56,8 +56,6 @@ def load_model(path, key: str = "model") -> nn.Module:
 def save_model(model: nn.Module, path, train_args: dict | None = None) -> Path:
     """Save as an Ultralytics checkpoint; atomic. FP16 like Ultralytics' own when that loses nothing (weights that
     came from an Ultralytics checkpoint and were only pruned), FP32 otherwise: what is saved is what was measured."""
-    from ultralytics import __version__
-
     m = copy.deepcopy(model).float().eval()
     if all(torch.equal(t, t.half().float()) for t in m.state_dict().values() if t.is_floating_point()):
         m = m.half()
@@ -85,8 +83,6 @@ def publish(src, dst) -> dict:
     """Write checkpoint src to dst (atomically) with its prunable blocks folded back into Ultralytics' own C3k2/C2f
     (prunelib.surgery.folding), so dst loads wherever ultralytics is installed; everything else in the checkpoint
     is kept. Returns what folding did ({'folded', 'padded_channels', 'kept'})."""
-    from prunelib.surgery.folding import fold
-
     ckpt = torch.load(src, map_location="cpu", weights_only=False)
     done = {"folded": 0, "padded_channels": 0, "kept": []}
     for key in ("model", "ema"):

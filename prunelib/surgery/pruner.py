@@ -13,10 +13,10 @@ import torch.nn as nn
 import torch_pruning as tp
 from ultralytics.nn.modules.block import Proto
 
-from prunelib import tasks
 from prunelib.errors import UserError
 
-# importance name -> factory. 'l2' is the reference script's GroupMagnitudeImportance(p=2).
+# importance name (the parameter table's IMPORTANCES, the same names: tested) -> factory. 'l2' is the reference
+# script's GroupMagnitudeImportance(p=2).
 IMPORTANCES = {
     "l2": lambda: tp.importance.GroupMagnitudeImportance(p=2),
     "l1": lambda: tp.importance.GroupMagnitudeImportance(p=1),
@@ -28,13 +28,16 @@ IMPORTANCES = {
 NEEDS_GRADIENTS = {"taylor"}
 
 
-def prune(model: nn.Module, params: dict, ratio: float, example_inputs: torch.Tensor, data=None,
+def prune(model: nn.Module, params: dict, ratio: float, example_inputs: torch.Tensor, gradients=None,
           layer_ratios: dict[int, float] | None = None) -> None:
-    """Remove ``ratio`` of the current prunable channels of model, in place (gradients first where the importance
-    needs them, from data's training images); layer_ratios {index into model.model: ratio} overrides it per layer."""
+    """Remove ``ratio`` of the current prunable channels of model, in place; layer_ratios {index into model.model:
+    ratio} overrides it per layer. gradients(model) fills the weights' gradients first, for an importance that ranks
+    by them (NEEDS_GRADIENTS: prunelib.training.gradients.accumulate_gradients, on the run's training images)."""
     p = build_pruner(model, params, ratio, example_inputs, layer_ratios=layer_ratios)
     if params["importance"] in NEEDS_GRADIENTS:
-        accumulate_gradients(model, params, data)
+        if gradients is None:
+            raise ValueError(f"importance {params['importance']!r} ranks channels by gradients: pass gradients=")
+        gradients(model)
     p.step()
     model.zero_grad(set_to_none=True)
 
@@ -92,8 +95,8 @@ def raw_outputs(out):
 def build_pruner(model: nn.Module, params: dict, ratio: float, example_inputs: torch.Tensor, reg: float = 0.0,
                  layer_ratios: dict[int, float] | None = None):
     """A Torch-Pruning GroupNormPruner (the reference's) for one step removing ``ratio`` of current channels (or
-    layer_ratios[i] of layer i's, through Torch-Pruning's pruning_ratio_dict); with reg > 0 its ``regularize(model)`` pushes the weights of the least important groups towards zero (sparsity
-    training).
+    layer_ratios[i] of layer i's, through Torch-Pruning's pruning_ratio_dict); with reg > 0 its ``regularize(model)``
+    pushes the weights of the least important groups towards zero (sparsity training).
 
     The dependency graph is traced in eval mode (no BatchNorm statistics move); the model is returned to train mode
     with gradients enabled, as Ultralytics' trainer expects.
@@ -158,29 +161,3 @@ def weak_channel_share(model: nn.Module, params: dict, ratio: float, example_inp
             ranked = imp.sort().values
             shares.append(float(ranked[:k].mean() / ranked[k:].mean().clamp_min(1e-12)))
     return sum(shares) / len(shares) if shares else 1.0
-
-
-def accumulate_gradients(model: nn.Module, params: dict, data, batches: int = 2) -> None:
-    """Gradients of the detection loss on a few training batches (no augmentation), for Taylor importance.
-    The model's own ``args`` and loss are left as they were."""
-    from prunelib.training.arguments import ultralytics_cfg
-    from prunelib.training.datasets import training_batches
-
-    task = tasks.of(model).name
-    saved = model.__dict__.get("args", _MISSING), getattr(model, "criterion", None)
-    model.args, model.criterion = ultralytics_cfg(params, "loader", data, task=task), None
-    try:
-        model.train()
-        model.zero_grad(set_to_none=True)
-        for batch in training_batches(params, data, batches * params["batch"], task):
-            loss, _ = model.loss(batch)
-            loss.sum().backward()
-    finally:
-        model.criterion = saved[1]
-        if saved[0] is _MISSING:
-            del model.args
-        else:
-            model.args = saved[0]
-
-
-_MISSING = object()

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import difflib
 
+from ultralytics.cfg import DEFAULT_CFG_DICT, check_cfg, get_cfg
+
+from prunelib.core.parameters import read_yaml
 from prunelib.errors import UserError
 from prunelib.paths import resolve
 
@@ -35,21 +38,18 @@ def ultralytics_args(params: dict, purpose: str, data, **extras) -> dict:
         gpu = params["device"] != "cpu"
         return {**base, **common, **training, "optimizer": params["optimizer"], "lr0": params["lr0"],
                 "warmup_epochs": params["warmup_epochs"], "nbs": params["nbs"] or params["batch"], "val": True,
-                "plots": base.get("plots", False), "amp": base.get("amp", False) if gpu else False, **extras}  # fmt: skip
+                "plots": base.get("plots", False), "amp": base.get("amp", False) if gpu else False,
+                **extras}  # fmt: skip
     raise ValueError(f"purpose {purpose!r}: expected train, finetune, val or loader")
 
 
 def ultralytics_cfg(params: dict, purpose: str, data, **extras):
     """ultralytics_args as the namespace Ultralytics' builders take (defaults filled in, checked)."""
-    from ultralytics.cfg import get_cfg
-
     return get_cfg(overrides=ultralytics_args(params, purpose, data, **extras))
 
 
 def read_cfg(path) -> dict:
     """A training-settings YAML as a dict, without the keys the kit sets itself ({} when path is empty)."""
-    from prunelib.runs.parameters import read_yaml
-
     if not path:
         return {}
     return {k: v for k, v in read_yaml(path).items() if k not in _KIT_OWNED}
@@ -57,8 +57,6 @@ def read_cfg(path) -> dict:
 
 def check_cfg_file(path) -> None:
     """Refuse a cfg YAML Ultralytics would refuse mid-run: unknown keys (with the closest one) and bad values."""
-    from ultralytics.cfg import DEFAULT_CFG_DICT, check_cfg
-
     cfg = read_cfg(resolve(path))
     for key in cfg:
         if key not in DEFAULT_CFG_DICT:

@@ -5,8 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
+from ultralytics.data import build_dataloader, build_yolo_dataset
+from ultralytics.data.utils import check_det_dataset
 
 from prunelib.errors import UserError
+from prunelib.training.arguments import ultralytics_cfg
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
@@ -35,7 +38,8 @@ def check_data_yaml(path) -> dict:
         for f in folders:
             if not f.exists():
                 raise UserError(f"data: {split} images {str(f)!r} (from {str(path)!r}) do not exist")
-        images = [i for f in folders for i in (f.rglob("*") if f.is_dir() else [f]) if i.suffix.lower() in IMAGE_SUFFIXES]
+        images = [i for f in folders for i in (f.rglob("*") if f.is_dir() else [f])
+                  if i.suffix.lower() in IMAGE_SUFFIXES]  # fmt: skip
         if not images:
             raise UserError(f"data: no images under {split} {', '.join(map(str, folders))} (from {str(path)!r})")
         labels = [label_path(i) for i in images]
@@ -61,11 +65,6 @@ def training_batches(params: dict, data, images: int, task: str = "detect"):
     """Batches of data's training images as the model sees them in validation (letterboxed, no augmentation, in a
     fixed order), floats in [0, 1], until ``images`` images were served, with the labels of task (masks, keypoints,
     rotated boxes). For statistics and gradients, not training."""
-    from ultralytics.data import build_dataloader, build_yolo_dataset
-    from ultralytics.data.utils import check_det_dataset
-
-    from prunelib.training.arguments import ultralytics_cfg
-
     cfg = ultralytics_cfg(params, "loader", data, task=task)
     info = check_det_dataset(str(data))
     dataset = build_yolo_dataset(cfg, info["train"], params["batch"], info, mode="val", stride=32)

@@ -16,10 +16,15 @@ import shutil
 from importlib.metadata import version
 from pathlib import Path
 
-from prunelib import files
+from ultralytics import YOLO
+
+from prunelib import files, tasks
+from prunelib.core import parameters
+from prunelib.core.folder import Run, runs_root
 from prunelib.errors import UserError
 from prunelib.offline import use_all_cores
 from prunelib.paths import BASELINES_DIR, PROJECT_ROOT, relative, resolve
+from prunelib.surgery.checkpoints import load_model
 from prunelib.training import synthetic
 from prunelib.training.arguments import ultralytics_args
 
@@ -28,7 +33,8 @@ def data_yaml(params: dict) -> Path:
     """The run's data YAML: the user's, or the synthetic set (generated on first use)."""
     if params["data"]:
         return resolve(params["data"])
-    settings = (params["synth_train"], params["synth_val"], params["synth_imgsz"], params["seed"], params["synth_classes"])
+    settings = (params["synth_train"], params["synth_val"], params["synth_imgsz"], params["seed"],
+                params["synth_classes"])
     task = synthetic_task(params)
     out = _cache(params) / f"data-{synthetic.cache_key(*settings, task=task)}"
     if (out / "data.yaml").is_file():
@@ -39,8 +45,6 @@ def data_yaml(params: dict) -> Path:
 
 def synthetic_task(params: dict) -> str:
     """The task the synthetic set is drawn for: the user's model's, else the embedded baseline's (baseline_cfg)."""
-    from prunelib import tasks
-
     if params["model"]:
         path = resolve(params["model"])
         return _checkpoint_task(str(path), path.stat().st_mtime if path.is_file() else 0.0)
@@ -50,9 +54,6 @@ def synthetic_task(params: dict) -> str:
 @functools.lru_cache(maxsize=8)
 def _checkpoint_task(path: str, mtime: float) -> str:
     """A checkpoint's task, loaded once per file version (mtime: a rewritten file is loaded again)."""
-    from prunelib import tasks
-    from prunelib.surgery.checkpoints import load_model
-
     return tasks.of(load_model(path)).name
 
 
@@ -118,8 +119,6 @@ def baseline_settings(params: dict) -> dict:
 
 def used_baselines(params_dir: Path = PROJECT_ROOT / "params") -> set[str]:
     """Names of the embedded baselines the kit's own parameter files (params/*.yaml, each alone) start from."""
-    from prunelib.runs import parameters
-
     used = set()
     for path in params_dir.glob("*.yaml"):
         if not parameters.read_yaml(path).get("model"):  # a user's model: no baseline
@@ -133,8 +132,6 @@ def baseline_key(params: dict) -> str:
 
 def train_baseline(params: dict, out: Path) -> Path:
     """Train params['baseline_cfg'] from scratch on the synthetic data into out (atomically renamed into place)."""
-    from ultralytics import YOLO
-
     data = data_yaml(params)
     files.remove_stale(out.parent)
     with files.atomic(out) as tmp:
@@ -156,12 +153,12 @@ def ensure(params: dict, log=print) -> dict:
     log(f"Synthetic data set: {params['synth_train']} train / {params['synth_val']} val images, "
         f"{params['synth_imgsz']} px, {len(params['synth_classes'] or synthetic.CLASSES)} classes")
     path, source = model_path(params)
-    said = {"cache": "Reused the cached baseline", "shipped": "Used the shipped baseline", "trained": "Trained the baseline"}
+    said = {"cache": "Reused the cached baseline", "shipped": "Used the shipped baseline",
+            "trained": "Trained the baseline"}
     log(f"{said[source]} ({params['baseline_cfg']}, {params['baseline_epochs']} epochs at imgsz {params['imgsz']})")
     return {"data": str(data), "model": str(path), "source": source}
 
 
 def _cache(params: dict) -> Path:
-    from prunelib.runs.folder import Run, runs_root
 
     return Run(runs_root(params) / params["run_name"], params).cache

@@ -22,9 +22,12 @@ from ultralytics.utils.torch_utils import unwrap_model
 
 from prunelib import tasks
 from prunelib.offline import use_all_cores
+from prunelib.paths import resolve
 from prunelib.surgery.checkpoints import load_model
+from prunelib.surgery.folding import fold
 from prunelib.surgery.measuring import n_params
 from prunelib.training.arguments import ultralytics_args
+from prunelib.training.embedded import data_yaml
 
 
 class KeepsPrunedModel:
@@ -96,7 +99,8 @@ def finetune(model: nn.Module | str | Path, params: dict, data: str, save_dir, e
     in_memory = isinstance(model, nn.Module)
     loaded = model if in_memory else load_model(model)
     before, task = n_params(loaded), tasks.of(loaded).name
-    distill = {"distill_model": str(teacher), "dis": params["distill_weight"]} if teacher and params["distill_weight"] else {}
+    wanted = teacher and params["distill_weight"]
+    distill = {"distill_model": str(teacher), "dis": params["distill_weight"]} if wanted else {}
     overrides = ultralytics_args(params, "finetune", data, model="pruned" if in_memory else str(model),
                                  project=str(save_dir.parent), name=save_dir.name, epochs=epochs, **distill)
     trainer = TRAINERS[task](overrides=overrides, model=model if in_memory else None, threads=params["threads"],
@@ -115,10 +119,6 @@ def continue_training(params: dict, out_dir, teacher=None) -> tuple[Path, Path]:
     own blocks first, so the checkpoints Ultralytics writes, out_dir/weights/{best,last}.pt, load without prunelib.
     With a teacher checkpoint, Ultralytics' distillation learns from it (weight params['distill_weight']).
     Returns (best, last)."""
-    from prunelib.paths import resolve
-    from prunelib.surgery.folding import fold
-    from prunelib.training.embedded import data_yaml
-
     model = load_model(resolve(params["model"]), "model")
     fold(model)
     _, trainer = finetune(model, params, data_yaml(params), out_dir, params["finetune_epochs"], teacher=teacher)

@@ -21,17 +21,9 @@ import yaml
 from PIL import Image, ImageDraw, ImageFilter
 
 from prunelib import files
+from prunelib.core import parameters
 
-CLASSES = (
-    "square",
-    "square_outline",
-    "rounded_square",
-    "circle",
-    "circle_outline",
-    "triangle",
-    "triangle_outline",
-    "cross",
-)
+CLASSES = parameters.SYNTH_CLASSES  # the parameter synth_classes chooses among them
 GENERATOR_VERSION = 3  # bump when the drawing changes: it is part of every cache key
 TASKS = ("detect", "segment", "pose", "obb")
 KPT_SHAPE, FLIP_IDX = [4, 3], [0, 3, 2, 1]  # pose: top, right, bottom, left (x, y, visibility)

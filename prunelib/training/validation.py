@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch.nn as nn
 
+from prunelib import tasks
 from prunelib.offline import use_all_cores
 from prunelib.training.arguments import ultralytics_args
 
@@ -15,12 +16,11 @@ def evaluate(model: nn.Module | str | Path, params: dict, data: str, save_dir, t
     """{'map50_95', 'map50'} of model's task metric (box, mask, pose or OBB) on data's val split at params['imgsz'];
     plots off, all cores. model: a module, or an exported file (.onnx, _openvino_model/, ...) that Ultralytics'
     AutoBackend runs, with its task's name (a module's task is its class)."""
-    from prunelib import tasks
-
     if not task and isinstance(model, (str, Path)):
         raise ValueError(f"evaluate: name the task of exported file {str(model)!r} (one of {', '.join(tasks.TASKS)})")
     kind = tasks.TASKS[task] if task else tasks.of(model)
-    validator = kind.validator_class()(save_dir=Path(save_dir), args=ultralytics_args(params, "val", data, task=kind.name))
+    args = ultralytics_args(params, "val", data, task=kind.name)
+    validator = kind.validator_class()(save_dir=Path(save_dir), args=args)
     validator.add_callback("on_val_start", use_all_cores(params["threads"]))
     validator(model=str(model) if isinstance(model, (str, Path)) else model)
     metric = getattr(validator.metrics, kind.metrics)

@@ -18,7 +18,14 @@ import yaml
 
 from prunelib.errors import UserError
 from prunelib.paths import resolve
-from prunelib.surgery.pruner import IMPORTANCES
+
+# The values some parameters choose from. Each is that parameter's meaning, so it lives here; the modules that act on
+# the choice (surgery.pruner, training.synthetic, deployment.export) key their tables by these names.
+IMPORTANCES = ("l2", "l1", "bn_scale", "taylor", "lamp", "random")  # Torch-Pruning's channel importances
+SYNTH_CLASSES = ("square", "square_outline", "rounded_square", "circle", "circle_outline", "triangle",
+                 "triangle_outline", "cross")  # the shapes the synthetic data set draws, one class each  # fmt: skip
+EXPORT_FORMATS = ("onnx", "torchscript", "openvino")  # Ultralytics' export formats the kit checks and times
+OPTIMIZERS = ("auto", "SGD", "Adam", "AdamW", "NAdam", "RAdam", "RMSProp", "Adamax")
 
 
 @dataclass(frozen=True)
@@ -63,10 +70,8 @@ def _speedup(v):
 
 
 def _shapes(v):
-    from prunelib.training.synthetic import CLASSES
-
-    bad = [c for c in v if c not in CLASSES] or len(set(v)) != len(v)
-    return f"distinct names among {', '.join(CLASSES)} (empty = all)" if bad else None
+    bad = [c for c in v if c not in SYNTH_CLASSES] or len(set(v)) != len(v)
+    return f"distinct names among {', '.join(SYNTH_CLASSES)} (empty = all)" if bad else None
 
 
 def _ratios(v):
@@ -75,23 +80,20 @@ def _ratios(v):
 
 
 def _formats(v):
-    from prunelib.deployment.export import RUNTIMES
-
-    allowed = "a list of distinct formats among " + ", ".join(RUNTIMES) + ", with onnx"
-    if "onnx" not in v or len(set(v)) != len(v) or any(f not in RUNTIMES for f in v):
+    allowed = "a list of distinct formats among " + ", ".join(EXPORT_FORMATS) + ", with onnx"
+    if "onnx" not in v or len(set(v)) != len(v) or any(f not in EXPORT_FORMATS for f in v):
         return allowed
     if "openvino" in v and importlib.util.find_spec("openvino") is None:
         return allowed + " (openvino is not installed here: pip install openvino, or leave it out)"
     return None
 
 
-OPTIMIZERS = ("auto", "SGD", "Adam", "AdamW", "NAdam", "RAdam", "RMSProp", "Adamax")
-
 # fmt: off
 PARAMS = [
     # --- run ---
     Param("run_name", "default", str, "folder under runs_dir holding everything this run writes", _run_name),
-    Param("runs_dir", "runs", str, "where runs live, relative to the project root ($PRUNELIB_RUNS replaces the default)"),
+    Param("runs_dir", "runs", str, "where runs live, relative to the project root ($PRUNELIB_RUNS replaces the "
+          "default)"),
     Param("cache_dir", "", str, "cache of the embedded data, baseline and unpruned measurements ('' = <runs>/.cache)",
           may_change=True),
     Param("seed", 0, int, "random seed for data generation, training and fine-tuning"),
@@ -103,7 +105,7 @@ PARAMS = [
     Param("model", "", str, "trained YOLO11/YOLO26/YOLOv8 checkpoint (.pt: detect, segment, pose or obb); empty: "
           "the embedded baseline"),
     Param("data", "", str, "Ultralytics data YAML; empty: the embedded synthetic data set"),
-    Param("cfg", "", str, "Ultralytics training-settings YAML used as the base of fine-tuning (seed's --cfg)"),
+    Param("cfg", "", str, "Ultralytics training-settings YAML used as the base of fine-tuning (the reference's --cfg)"),
     Param("imgsz", 320, int, "image size for validation, fine-tuning, MACs counting and export", _imgsz),
     # --- embedded default ---
     Param("synth_train", 200, int, "synthetic training images", _range(4)),
@@ -119,9 +121,10 @@ PARAMS = [
     Param("baseline_nbs", 64, int, "nominal batch of the baseline's training (Ultralytics' nbs; 0 = an optimizer "
           "step every batch)", _range(0)),
     # --- pruning ---
-    Param("iterative_steps", 1, int, "number of prune -> fine-tune steps (seed's --iterative-steps)", _range(1)),
-    Param("target_prune_rate", 0.5, float, "channel ratio removed after all steps (seed's --target-prune-rate)",
-          _range(0, 1, True, True)),
+    Param("iterative_steps", 1, int, "number of prune -> fine-tune steps (the reference's --iterative-steps)",
+          _range(1)),
+    Param("target_prune_rate", 0.5, float, "channel ratio removed after all steps (the reference's "
+          "--target-prune-rate)", _range(0, 1, True, True)),
     Param("target_speedup", 0.0, float, "goal as MACs speed-up instead of a channel ratio (0 = off)", _speedup),
     Param("max_steps", 0, int, "speed-up mode: most steps to try (0 = 3 x iterative_steps)", _range(0)),
     Param("importance", "l2", str, "channel importance: " + ", ".join(IMPORTANCES), _choice(*IMPORTANCES)),
@@ -139,7 +142,8 @@ PARAMS = [
     Param("max_pruning_ratio", 1.0, float, "most any one layer may lose", _range(0, 1, True)),
     Param("bn_recalibration", 256, int, "training images to re-estimate BatchNorm statistics on after each prune "
           "(0 = off)", _range(0)),
-    Param("max_map_drop", 0.2, float, "stop when baseline - recovered mAP50-95 exceeds this (seed's --max-map-drop)",
+    Param("max_map_drop", 0.2, float, "stop when unpruned - recovered mAP50-95 exceeds this (the reference's "
+          "--max-map-drop)",
           _range(0, 1)),
     Param("max_map_drop_rel", 0.0, float, "stop when the drop exceeds this share of the baseline mAP (0 = off)",
           _range(0, 1, hi_open=True)),
@@ -328,6 +332,7 @@ def _check_paths(params: dict) -> None:
 
 
 def _check_ignore_names(items) -> None:
+    # slow: the table is read by --help and 'params'; only a run's check loads the module namespaces
     import torch.nn
     from ultralytics.nn.modules import activation, block, conv, head, transformer
 

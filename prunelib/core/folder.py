@@ -1,9 +1,9 @@
 """A run's folder ``runs/<run_name>/``: the one place that names what a run holds, and reads and writes it.
 
-A run folder is created with its merged ``params.yaml`` and a ``manifest.json`` (versions, seed, cores, git
-commit, where the runs folder came from). Reopening a run with other parameters is refused, so nothing is silently
-overwritten (keys marked ``may_change`` in the parameter table excepted); ``new_run=True`` picks the next free name
-instead. Every file is written atomically (prunelib.files); the ledger is rewritten whole on each append for the
+A run folder is created (prunelib.runs.opening) with its merged ``params.yaml`` and a ``manifest.json`` (versions, seed,
+cores, git commit, where the runs folder came from). Reopening a run with other parameters is refused, so nothing is
+silently overwritten (keys marked ``may_change`` in the parameter table excepted); ``new_run=True`` picks the next free
+name instead. Every file is written atomically (prunelib.files); the ledger is rewritten whole on each append for the
 same reason. ``final_step`` is the rule for what ``final.pt`` is: the last step within the mAP budget.
 """
 
@@ -17,15 +17,16 @@ import subprocess
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import yaml
 
 from prunelib import files, machine
+from prunelib.core import parameters
 from prunelib.errors import UserError
 from prunelib.offline import cores
 from prunelib.paths import PROJECT_ROOT, relative, resolve
-from prunelib.runs import parameters
 
 RUNS_ENV = "PRUNELIB_RUNS"  # replaces the default runs folder (tests, shared storage); recorded in the manifest
 LOCK_ENV = "PRUNELIB_RUN_LOCK"  # the run folder whose lock the process that started this one holds
@@ -172,36 +173,6 @@ def runs_root(params: dict | None = None) -> Path:
     return resolve(runs_dir)
 
 
-def open_run(params_files=(), overrides: dict | None = None, run_name: str | None = None, new_run=False) -> Run:
-    """Load and check parameters and inputs, then create the run folder, or reopen it when its parameters match."""
-    overrides = dict(overrides or {})
-    if run_name:
-        overrides["run_name"] = run_name
-    params = parameters.load([resolve(f) for f in params_files], overrides)
-    run_dir = runs_root(params) / params["run_name"]
-    if new_run:
-        run_dir = next_free(run_dir)
-        params["run_name"] = run_dir.name
-    run = Run(run_dir, params)
-    if run.params_yaml.is_file():
-        diff = differences(yaml.safe_load(run.params_yaml.read_text()) or {}, params)
-        if diff:
-            raise UserError(
-                f"run {params['run_name']!r} exists with other parameters ({'; '.join(diff[:3])}); "
-                f"resume with the same parameters, choose another run_name, or pass --new-run"
-            )
-        return run
-    if run_dir.exists() and any(run_dir.iterdir()):
-        raise UserError(f"run folder {relative(run_dir)!r} exists but holds no params.yaml; choose another run_name")
-    check_inputs(params)
-    try:
-        files.write_text(run.params_yaml, yaml.safe_dump(params, sort_keys=False))
-        run.write_json(run.manifest, manifest(params))
-    except OSError as e:
-        raise UserError(f"runs_dir: cannot write the run folder {str(run_dir)!r} ({e.strerror or e})") from None
-    return run
-
-
 def load_run(run_name_or_dir, runs_dir: str | None = None) -> Run:
     """A run that exists, with its stored parameters: by name (in runs_dir or the runs folder) or by folder."""
     path = Path(run_name_or_dir)
@@ -214,22 +185,6 @@ def load_run(run_name_or_dir, runs_dir: str | None = None) -> Run:
     return Run(path, parameters.check(yaml.safe_load(stored.read_text())))
 
 
-def check_inputs(params: dict) -> None:
-    """Everything the user points at, checked before anything is written: the model (loadable, supported), the data
-    YAML (and that the model predicts its classes), the fine-tuning cfg YAML (against Ultralytics' own arguments)."""
-    from prunelib.surgery import checkpoints
-    from prunelib.training import arguments, datasets
-
-    data = datasets.check_data_yaml(resolve(params["data"])) if params["data"] else None
-    if params["model"]:
-        model = checkpoints.load_model(resolve(params["model"]))
-        if data and getattr(model, "nc", data["nc"]) != data["nc"]:
-            raise UserError(f"data: {params['data']!r} has {data['nc']} classes but model {params['model']!r} "
-                            f"predicts {model.nc}; use the data set the model was trained on")
-    if params["cfg"]:
-        arguments.check_cfg_file(params["cfg"])
-
-
 def differences(old: dict, new: dict) -> list[str]:
     """What differs between a run's stored parameters and new ones, among those a run may not change. A parameter
     the stored file lacks (added to the kit after the run began) counts as its default, which keeps the old
@@ -240,7 +195,6 @@ def differences(old: dict, new: dict) -> list[str]:
 
 
 def manifest(params: dict) -> dict:
-    from importlib.metadata import PackageNotFoundError, version
 
     def v(pkg):
         try:

@@ -1,0 +1,58 @@
+"""Opening a run: its parameters loaded and checked, everything the user points at checked, and only then the run
+folder created (or reopened when its parameters match). The one way a run begins, for the CLI, the pipeline, the
+notebooks and sweeps."""
+
+from __future__ import annotations
+
+import yaml
+
+from prunelib import files
+from prunelib.core import parameters
+from prunelib.core.folder import Run, differences, manifest, next_free, runs_root
+from prunelib.errors import UserError
+from prunelib.paths import relative, resolve
+from prunelib.surgery import checkpoints
+from prunelib.training import arguments, datasets
+
+
+def open_run(params_files=(), overrides: dict | None = None, run_name: str | None = None, new_run=False) -> Run:
+    """Load and check parameters and inputs, then create the run folder, or reopen it when its parameters match."""
+    overrides = dict(overrides or {})
+    if run_name:
+        overrides["run_name"] = run_name
+    params = parameters.load([resolve(f) for f in params_files], overrides)
+    run_dir = runs_root(params) / params["run_name"]
+    if new_run:
+        run_dir = next_free(run_dir)
+        params["run_name"] = run_dir.name
+    run = Run(run_dir, params)
+    if run.params_yaml.is_file():
+        diff = differences(yaml.safe_load(run.params_yaml.read_text()) or {}, params)
+        if diff:
+            raise UserError(
+                f"run {params['run_name']!r} exists with other parameters ({'; '.join(diff[:3])}); "
+                f"resume with the same parameters, choose another run_name, or pass --new-run"
+            )
+        return run
+    if run_dir.exists() and any(run_dir.iterdir()):
+        raise UserError(f"run folder {relative(run_dir)!r} exists but holds no params.yaml; choose another run_name")
+    check_inputs(params)
+    try:
+        files.write_text(run.params_yaml, yaml.safe_dump(params, sort_keys=False))
+        run.write_json(run.manifest, manifest(params))
+    except OSError as e:
+        raise UserError(f"runs_dir: cannot write the run folder {str(run_dir)!r} ({e.strerror or e})") from None
+    return run
+
+
+def check_inputs(params: dict) -> None:
+    """Everything the user points at, checked before anything is written: the model (loadable, supported), the data
+    YAML (and that the model predicts its classes), the fine-tuning cfg YAML (against Ultralytics' own arguments)."""
+    data = datasets.check_data_yaml(resolve(params["data"])) if params["data"] else None
+    if params["model"]:
+        model = checkpoints.load_model(resolve(params["model"]))
+        if data and getattr(model, "nc", data["nc"]) != data["nc"]:
+            raise UserError(f"data: {params['data']!r} has {data['nc']} classes but model {params['model']!r} "
+                            f"predicts {model.nc}; use the data set the model was trained on")
+    if params["cfg"]:
+        arguments.check_cfg_file(params["cfg"])
