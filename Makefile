@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PARAMS ?= params/default.yaml
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test lab install bench notebooks baseline clean
+.PHONY: help demo test check lab install bench notebooks baseline clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-10s %s\n", $$1, $$2}'
@@ -27,6 +27,9 @@ demo: $(STAMP) ## run the whole staged pipeline on the embedded default (PARAMS=
 
 test: $(STAMP) ## run the full test suite: unit tests, smoke pipeline, nbval over every notebook
 	$(PY) -m pytest -n auto --dist loadfile --durations=12 tests
+
+check: $(STAMP) ## the fast tier for the edit-test loop: the tests that train nothing (not marked slow), under 2 minutes
+	$(PY) -m pytest -n auto --dist load -m "not slow" --durations=5 tests
 
 lab: $(STAMP) ## start JupyterLab on notebooks/ (as root too, the usual case in a container)
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root)

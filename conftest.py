@@ -87,3 +87,10 @@ def tree_snapshot(root: Path) -> dict:
     if not root.exists():
         return {}
     return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*") if p.is_file()}
+
+
+def conv_channels(model) -> dict[str, int]:
+    """Output channels of every Conv2d, by module name: what the tests compare before and after a cut."""
+    import torch.nn as nn
+
+    return {n: m.out_channels for n, m in model.named_modules() if isinstance(m, nn.Conv2d)}

@@ -19,13 +19,15 @@ import json
 import user_case
 from common import publish
 from prunelib import tasks
+from prunelib.core.folder import outcome, prune_steps
+from prunelib.core.settings import Training
 from prunelib.runs import load_run, sweep
-from prunelib.core.folder import prune_steps
 from prunelib.surgery import checkpoints
 from prunelib.training.validation import evaluate
 
-RECIPES = ["reference", "bn-recalibration", "distill", "final-finetune", "sparse", "one-shot", "one-shot-bn", "bn-final",
-           "final-heavy", "recovery", "recovery-distill", "recovery-lr", "sensitivity", "global", "isomorphic"]
+RECIPES = ["reference", "bn-recalibration", "distill", "final-finetune", "sparse", "one-shot", "one-shot-bn",
+           "bn-final", "final-heavy", "recovery", "recovery-distill", "recovery-lr", "sensitivity", "global",
+           "isomorphic"]
 BUDGET = "bench/recovery-budget.yaml"  # 2 steps x 5 epochs, 2x MACs: a file, so a recipe file can change it
 
 
@@ -64,20 +66,21 @@ def rows_of(case: str, plan: sweep.Sweep) -> list[dict]:
         ledger, unpruned = run.read_ledger(), run.read_json(run.unpruned_json)
         if case == "user" and holdout is None:
             holdout = user_case.holdout_yaml(unpruned.get("task", "detect"))
-        final = run.final_step() or {}
-        steps = prune_steps(ledger)
+        final, steps = run.final_step(), prune_steps(ledger)
+        achieved = outcome(unpruned, final)
         row = {"case": case, "recipe": combo["params"].rsplit("/", 1)[-1].removesuffix(".yaml"),
                **{k: v for k, v in combo.items() if k not in ("params", "target_speedup")},  # further grid keys
                "target": f"{run.params['target_speedup']:g}x",
-               "MACs cut": f"{unpruned['macs'] / final.get('macs', unpruned['macs']):.2f}x",
+               "MACs cut": f"{achieved['macs_speedup']:.2f}x",
                "epochs": sum(r.get("epochs", 0) for r in ledger),
                "baseline": f"{unpruned['map50_95']:.4f}", "pruned (step 1)": f"{steps[0]['pruned_map50_95']:.4f}",
-               "recovered": f"{final.get('map50_95', 0):.4f}",
-               "retention": f"{final.get('map50_95', 0) / unpruned['map50_95']:.1%}"}  # fmt: skip
+               "recovered": f"{(final or unpruned)['map50_95']:.4f}",
+               "retention": f"{achieved['retention']:.1%}"}  # fmt: skip
         if holdout:  # the same models on images nothing trained or selected on
             if baseline is None:
-                baseline = evaluate(checkpoints.load_model(run.replaced), run.params, holdout, run.val_dir("holdout"))
-            test = evaluate(checkpoints.load_model(run.final), run.params, holdout, run.val_dir("holdout"))
+                baseline = evaluate(checkpoints.load_model(run.replaced), Training.of(run.params), holdout,
+                                    run.val_dir("holdout"))
+            test = evaluate(checkpoints.load_model(run.final), Training.of(run.params), holdout, run.val_dir("holdout"))
             row |= {"held-out baseline": f"{baseline['map50_95']:.4f}", "held-out final": f"{test['map50_95']:.4f}",
                     "held-out retention": f"{test['map50_95'] / baseline['map50_95']:.1%}"}  # fmt: skip
         row["minutes"] = round(status.get(run.name, {}).get("seconds", 0) / 60, 1)

@@ -2,9 +2,9 @@
 share (layer_ratios) against their MACs ratio, on both cases (the embedded default at 320 px, the user-style model
 of bench/user_case.py at 256 px), in onnxruntime at one thread and at all cores.
 
-Every model of a case and thread count is timed in one interleaved series (ratios within one run: the machine is
-noisy). Each cut is one step to the target by the loop's own speed-up goal (pruned copies measured until the MACs
-land); pruned without fine-tuning, as latency does not depend on the weights' values.
+Every model of a case and thread count is timed in one series of alternating blocks of runs (ratios within one run: the
+machine is noisy). Each cut is one step to the target by the loop's own speed-up goal (pruned copies measured until the
+MACs land); pruned without fine-tuning, as latency does not depend on the weights' values.
 
     .venv/bin/python bench/speedup.py [--target 2.0] [--runs 100] [--cases embedded user]
 """
@@ -14,13 +14,15 @@ from __future__ import annotations
 import argparse
 import copy
 import tempfile
+from functools import partial
 from pathlib import Path
 
 import user_case
 from common import baseline_model, default_params, publish
+from prunelib.core.settings import Pruning
 from prunelib.deployment import export
 from prunelib.offline import cores
-from prunelib.runs import layer_time, policy
+from prunelib.runs import layer_time, loop, policy
 from prunelib.surgery import checkpoints, measuring, pruner
 from prunelib.surgery.replacement import replace_c3k2
 
@@ -38,20 +40,15 @@ def cut(model, params: dict, target: float):
     """A copy of model cut to target x fewer MACs in one step, as the loop's speed-up goal cuts it."""
     x = measuring.example_inputs(params["imgsz"])
     weights = layer_time.profile(model, params, log=lambda _: None) if params["layer_ratios"] == "latency" else None
-
-    def pruned(ratio):
-        m = copy.deepcopy(model)
-        pruner.prune(m, params, ratio, x, layer_ratios=policy.layer_ratios(weights, ratio, 0.9))
-        return m
-
-    def trial(ratio):
-        m = pruned(ratio)
-        return {"channels": pruner.prunable_channels(m, params, x),
-                "macs": measuring.macs_params(m, params["imgsz"])[0]}  # fmt: skip
-
-    unpruned = {"channels": pruner.prunable_channels(model, params, x),
+    shares = partial(policy.layer_ratios, weights, most=0.9)
+    settings = Pruning.of(params)
+    unpruned = {"channels": pruner.prunable_channels(model, settings, x),
                 "macs": measuring.macs_params(model, params["imgsz"])[0]}  # fmt: skip
-    return pruned(policy.SpeedupGoal(target, 1, 1).ratio(1, unpruned, unpruned, trial=trial))
+    trial = loop.trial(model, settings, params["imgsz"], x, layer_ratios=shares)
+    ratio = policy.SpeedupGoal(target, 1, 1).ratio(1, unpruned, unpruned, trial=trial)
+    m = copy.deepcopy(model)
+    pruner.prune(m, settings, ratio, x, layer_ratios=shares(ratio))
+    return m
 
 
 def case_rows(case: str, args) -> list[dict]:
@@ -70,8 +67,8 @@ def case_rows(case: str, args) -> list[dict]:
     for n in sorted({1, cores()}):
         table = export.with_speedups(export.latency_table(models, params["imgsz"], args.runs, 10, n), "unpruned")
         rows += [{"case": case, "threads": n, "cut": r["model"], "MACs ratio": r["macs_speedup"],
-                  "latency ratio": r["latency_speedup"], "latency/MACs": round(r["latency_speedup"] / r["macs_speedup"], 2),
-                  "ms": r["latency_ms"]}
+                  "latency ratio": r["latency_speedup"],
+                  "latency/MACs": round(r["latency_speedup"] / r["macs_speedup"], 2), "ms": r["latency_ms"]}
                  for r in table]  # fmt: skip
     return rows
 

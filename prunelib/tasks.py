@@ -1,6 +1,6 @@
-"""The Ultralytics tasks the kit prunes, in one table: each task's model class, validator and the metric its mAP
-budget is measured in (its trainer for pruned models: prunelib.training.finetuning.TRAINERS). A model's task is its
-class, never guessed from a file name.
+"""The Ultralytics tasks the kit prunes, in one table, a record per task: its model class, trainer (which
+prunelib.training.finetuning makes keep the pruned model), validator, the metric its mAP budget is measured in, and
+the labels the synthetic data set draws for it. A model's task is its class, never guessed from a file name.
 
 Every supported head (Detect and its Segment, Pose and OBB kinds, YOLO26's end-to-end ones included) is a subclass of
 Ultralytics' ``Detect``, so ``ignore_layers: [Detect, ...]`` keeps each whole but for the hidden layers of a
@@ -19,21 +19,30 @@ from prunelib.errors import UserError
 class Task:
     name: str  # Ultralytics' task name
     model: str  # its model class in ultralytics.nn.tasks
-    package: str  # ultralytics.models.yolo.<package> holds its validator
+    package: str  # ultralytics.models.yolo.<package> holds its trainer and validator
+    trainer: str
     validator: str
     metrics: str  # the validator's metrics attribute whose map/map50 is the budget metric
     label: str  # how tables and plots name that metric
+    synthetic: str  # what the synthetic set labels: boxes, polygons, keypoints (with boxes) or corners
+
+    def trainer_class(self):
+        return getattr(importlib.import_module(f"ultralytics.models.yolo.{self.package}"), self.trainer)
 
     def validator_class(self):
         return getattr(importlib.import_module(f"ultralytics.models.yolo.{self.package}"), self.validator)
 
 
+# fmt: off
 TASKS = {
-    "detect": Task("detect", "DetectionModel", "detect", "DetectionValidator", "box", "mAP50-95"),
-    "segment": Task("segment", "SegmentationModel", "segment", "SegmentationValidator", "seg", "mask mAP50-95"),
-    "pose": Task("pose", "PoseModel", "pose", "PoseValidator", "pose", "pose mAP50-95"),
-    "obb": Task("obb", "OBBModel", "obb", "OBBValidator", "box", "OBB mAP50-95"),
+    "detect": Task("detect", "DetectionModel", "detect", "DetectionTrainer", "DetectionValidator", "box", "mAP50-95",
+                   "boxes"),
+    "segment": Task("segment", "SegmentationModel", "segment", "SegmentationTrainer", "SegmentationValidator", "seg",
+                    "mask mAP50-95", "polygons"),
+    "pose": Task("pose", "PoseModel", "pose", "PoseTrainer", "PoseValidator", "pose", "pose mAP50-95", "keypoints"),
+    "obb": Task("obb", "OBBModel", "obb", "OBBTrainer", "OBBValidator", "box", "OBB mAP50-95", "corners"),
 }
+# fmt: on
 SUPPORTED = ("YOLO11, YOLO26 or YOLOv8 checkpoints of the detect, segment, pose or obb task (DetectionModel, "
              "SegmentationModel, PoseModel or OBBModel holding C3k2 or C2f blocks)")
 # blocks whose dependency graph Torch-Pruning cannot trace in bounded memory: refused before tracing

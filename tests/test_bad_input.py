@@ -99,6 +99,7 @@ def test_same_errors_from_the_python_api(bad_files):
         runs.open_run([SMOKE], {"run_name": "api-bad", "target_prune_rate": -0.1})
 
 
+@pytest.mark.slow  # trains or runs the pipeline: make test, not make check
 def test_existing_run_with_other_parameters_is_left_untouched(runs_root, capsys, smoke_start):
     from prunelib.runs import stages
 
@@ -126,6 +127,7 @@ def test_full_or_read_only_output_folder(monkeypatch, runs_root, capsys, err):
     assert "Traceback" not in out
 
 
+@pytest.mark.slow  # starts fresh Python processes: make test, not make check
 def test_a_real_process_prints_one_line_and_no_traceback_unless_debug():
     r = run_cli("prune", "--params", SMOKE, "--run-name", "proc", "--set", "imgsz=100")
     assert r.returncode == 2 and "Traceback" not in r.stderr

@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from prunelib import runs
+from prunelib.core.settings import Pruning, Training
 from prunelib.deployment import export
 from prunelib.paths import relative
 from prunelib.runs import loop, stages
@@ -16,7 +17,7 @@ from prunelib.surgery import checkpoints, measuring, pruner
 from prunelib.surgery.replacement import C3k2Prunable, replace_c3k2
 from prunelib.training.finetuning import finetune
 
-from conftest import SMOKE, cli, published_from
+from conftest import SMOKE, cli, conv_channels, published_from
 
 
 def sha(path):
@@ -31,7 +32,7 @@ def scripted_maps(values):
     """A stand-in for validation returning the given mAPs in turn (the loop's logic is what is tested)."""
     it = iter(values)
 
-    def evaluate(model, params, data, save_dir):
+    def evaluate(model, settings, data, save_dir):
         v = next(it)
         return {"map50_95": v, "map50": v}
 
@@ -44,17 +45,19 @@ def pruned_smoke_model(smoke_start, smoke_params):
     model = checkpoints.load_model(smoke_start["model"])
     replace_c3k2(model)
     x = measuring.example_inputs(smoke_params["imgsz"])
-    pruner.build_pruner(model, smoke_params, 0.3, x).step()
+    pruner.build_pruner(model, Pruning.of(smoke_params), 0.3, x).step()
     return model
 
 
+@pytest.mark.slow  # trains or runs the pipeline: make test, not make check
 @pytest.mark.parametrize("route", ["path", "memory"])
 def test_finetune_keeps_the_pruned_structure(tmp_path, smoke_start, smoke_params, route):
     model = pruned_smoke_model(smoke_start, smoke_params)
-    n, channels = measuring.n_params(model), measuring.conv_channels(model)
+    n, channels = measuring.n_params(model), conv_channels(model)
     src = checkpoints.save_model(model, tmp_path / "pruned.pt") if route == "path" else model
-    best, trainer = finetune(src, smoke_params, smoke_start["data"], tmp_path / "ft", smoke_params["finetune_epochs"])
-    assert measuring.n_params(best) == n and measuring.conv_channels(best) == channels
+    best, trainer = finetune(src, Training.of(smoke_params), smoke_start["data"], tmp_path / "ft",
+                             smoke_params["finetune_epochs"])
+    assert measuring.n_params(best) == n and conv_channels(best) == channels
     assert any(isinstance(m, C3k2Prunable) for m in best.modules())
     assert (tmp_path / "ft" / "weights" / "last.pt").is_file()
     assert trainer.epochs == smoke_params["finetune_epochs"]
@@ -64,6 +67,7 @@ def quiet(*_):
     pass
 
 
+@pytest.mark.slow  # trains or runs the pipeline: make test, not make check
 def test_early_stop_rolls_back_to_the_last_step_within_budget(smoke_start):
     # real pruning and fine-tuning; the mAP sequence is scripted so the budget is broken at step 2
     # baseline, step 1 pruned/recovered, step 2 pruned/recovered
@@ -79,6 +83,7 @@ def test_early_stop_rolls_back_to_the_last_step_within_budget(smoke_start):
     assert stages.prune(run, log=quiet) == run.read_ledger() == ledger
 
 
+@pytest.mark.slow  # trains or runs the pipeline: make test, not make check
 def test_relative_budget_stops_too(smoke_start):
     evaluate = scripted_maps([0.50, 0.45, 0.40])
     run = open_smoke("early-stop-rel", iterative_steps=2, max_map_drop=1.0, max_map_drop_rel=0.1, finetune_epochs=0)
@@ -88,6 +93,7 @@ def test_relative_budget_stops_too(smoke_start):
     assert published_from(run.final, run.replaced)  # no step within budget: the unpruned baseline
 
 
+@pytest.mark.slow  # trains or runs the pipeline: make test, not make check
 def test_resume_skips_completed_steps(smoke_start):
     run = open_smoke("resume", iterative_steps=3, target_prune_rate=0.5)
     stages.replace(run, log=quiet)
@@ -130,6 +136,7 @@ def test_other_parameters_are_refused_unless_new_run(smoke_start):
     assert other.name == "refuse-2"
 
 
+@pytest.mark.slow  # trains or runs the pipeline: make test, not make check
 def test_final_checkpoint_loads_predicts_validates_and_exports_without_prunelib(smoke_start, tmp_path, runs_root):
     run = open_smoke("fresh", finetune_epochs=1, iterative_steps=1)
     stages.replace(run, log=quiet)
@@ -176,6 +183,7 @@ print("TRAINED", sum(p.numel() for p in t.model.parameters()) == sum(p.numel() f
     assert f"BOXES {inside[0].boxes.xyxy.round(decimals=2).tolist()}" in r.stdout  # the same boxes
 
 
+@pytest.mark.slow  # trains or runs the pipeline: make test, not make check
 def test_speedup_goal_is_reached_in_its_steps(smoke_start):
     run = open_smoke("speedup-goal", target_speedup=1.6, iterative_steps=2, finetune_epochs=0, max_map_drop=1.0)
     stages.replace(run, log=quiet)
@@ -200,6 +208,7 @@ def test_a_shipped_baseline_is_used_instead_of_training(smoke_start, smoke_param
     assert embedded.model_path(params, train=False, shipped=tmp_path / "nothing")[1] == "cache"
 
 
+@pytest.mark.slow  # trains or runs the pipeline: make test, not make check
 def test_sensitivity_shares_the_cut_and_is_kept_for_resume(smoke_start):
     run = open_smoke("by-sensitivity", layer_ratios="sensitivity", target_speedup=1.4, iterative_steps=1,
                      finetune_epochs=0)  # fmt: skip
@@ -209,17 +218,18 @@ def test_sensitivity_shares_the_cut_and_is_kept_for_resume(smoke_start):
     scan = run.read_json(run.sensitivity_json)
     assert len(weights) == len(scan) >= 10 and sum(weights.values()) / len(weights) == pytest.approx(1.0, abs=1e-4)
     assert max(weights.values()) > 1.1 * min(weights.values())  # the smoke model's layers differ
-    before = measuring.conv_channels(checkpoints.load_model(run.replaced))
-    after = measuring.conv_channels(checkpoints.load_model(run.final))
+    before = conv_channels(checkpoints.load_model(run.replaced))
+    after = conv_channels(checkpoints.load_model(run.final))
     convs = [i for i in weights if f"model.{i}.conv" in before]  # plain Conv layers: their own output channels
     weakest, strongest = min(convs, key=weights.get), max(convs, key=weights.get)
     kept = {i: after[f"model.{i}.conv"] / before[f"model.{i}.conv"] for i in (weakest, strongest)}
     assert kept[weakest] > kept[strongest], (kept, weights)  # the robust layer gave more
     assert ledger[-1]["stop"] == "target_reached" and ledger[-1]["speedup"] >= 1.4 * 0.995
     run.layer_weights_json.write_text('{"0": 1.0}')  # a resumed run reads the weights it began with, no new scan
-    assert loop.layer_weights(loop.Loop(run, {}, None, None, None, None, log=None)) == {0: 1.0}
+    assert loop.layer_weights(loop.Loop(run, {}, None, None, None, {}, None, log=None)) == {0: 1.0}
 
 
+@pytest.mark.slow  # trains or runs the pipeline: make test, not make check
 def test_latency_shares_the_cut_by_measured_time(smoke_start, monkeypatch):
     # the smoke model's per-layer times are microseconds of noise: the profiler's answer is given (1 ms per million
     # MACs, but layer 3 after the trial cut takes half that); export, MACs and everything after are real
@@ -238,9 +248,9 @@ def test_latency_shares_the_cut_by_measured_time(smoke_start, monkeypatch):
     assert profiled == ["before", "after"]
     weights = {int(i): w for i, w in run.read_json(run.layer_weights_json).items()}
     replaced = checkpoints.load_model(run.replaced)
-    assert set(weights) == set(pruner.prunable_layers(replaced, run.params))
+    assert set(weights) == set(pruner.prunable_layers(replaced, Pruning.of(run.params)))
     assert max(weights, key=weights.get) == 3  # the most time saved per MAC lost
-    before, after = measuring.conv_channels(replaced), measuring.conv_channels(checkpoints.load_model(run.final))
+    before, after = conv_channels(replaced), conv_channels(checkpoints.load_model(run.final))
     kept = {i: after[f"model.{i}.conv"] / before[f"model.{i}.conv"] for i in (1, 3)}
     assert kept[1] > kept[3], (kept, weights)  # layer 3 gave more
     assert ledger[-1]["stop"] == "target_reached" and ledger[-1]["speedup"] >= 1.4 * 0.995

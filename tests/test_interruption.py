@@ -1,5 +1,7 @@
 """Killed mid-step, a run resumes: finished steps are unchanged and each step is in the ledger exactly once."""
 
+import pytest
+
 import hashlib
 import json
 import signal
@@ -8,6 +10,8 @@ import sys
 import time
 
 from conftest import ROOT, SMOKE
+
+pytestmark = pytest.mark.slow  # trains or runs the pipeline: make test, not make check
 
 ARGS = ["--params", str(SMOKE), "--set", "iterative_steps=2", "--set", "finetune_epochs=1", "--set", "sensitivity=false"]
 

@@ -5,7 +5,11 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 from conftest import ROOT
+
+pytestmark = pytest.mark.slow  # trains or runs the pipeline: make test, not make check
 
 SCRIPT = textwrap.dedent(
     """
@@ -25,8 +29,9 @@ SCRIPT = textwrap.dedent(
 
     import os
     import prunelib  # the kit's offline set-up, before ultralytics
-    from prunelib.deployment import export
     from prunelib.core import parameters
+    from prunelib.core.settings import Pruning, Training
+    from prunelib.deployment import export
     from prunelib.surgery import checkpoints, measuring, pruner
     from prunelib.surgery.replacement import replace_c3k2
     from prunelib.training import embedded
@@ -42,16 +47,17 @@ SCRIPT = textwrap.dedent(
     model = checkpoints.load_model(model_path)
     replace_c3k2(model)
     x = measuring.example_inputs(p["imgsz"])
-    pruner.build_pruner(model, p, 0.3, x).step()
+    pruner.build_pruner(model, Pruning.of(p), 0.3, x).step()
     pruned = checkpoints.save_model(model, out + "/pruned.pt")
-    model, _ = finetune(pruned, p, data, out + "/ft", 1)
-    metrics = evaluate(model, p, data, out + "/val")
+    model, _ = finetune(pruned, Training.of(p), data, out + "/ft", 1)
+    metrics = evaluate(model, Training.of(p), data, out + "/val")
     final = checkpoints.save_model(model, out + "/final.pt")
     int8 = export.export(final, "onnx", p["imgsz"], int8_data=data)  # calibrated on the training images
     formats = ("onnx", "torchscript", "openvino")
     diffs = export.parity(final, {fmt: export.export(final, fmt, p["imgsz"]) for fmt in formats}, p["imgsz"])
     assert sorted(diffs) == sorted(formats) and all(d["matches"] for d in diffs.values()), diffs
-    assert evaluate(str(int8), p, data, out + "/val-int8", "detect")["map50_95"] >= 0  # a file: its task named
+    int8_map = evaluate(str(int8), Training.of(p), data, out + "/val-int8", "detect")["map50_95"]  # a file: task named
+    assert int8_map >= 0
     print("ATTEMPTS", len(attempts), attempts[:5])
     print("METRICS", sorted(metrics))
     """

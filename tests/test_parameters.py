@@ -110,3 +110,19 @@ def test_each_option_of_a_parameter_shows_the_tables_help_and_default():
         param = parameters.BY_NAME[key]
         assert flag in text and " ".join(param.help.split()[:3]) in " ".join(text.split()), flag
     assert "(default: 1)" in " ".join(text.split())  # --iterative-steps: the table's default, not the reference's 10
+
+
+def test_typed_settings_are_the_parameters_of_their_names():
+    from dataclasses import fields
+
+    from prunelib.core.settings import Pruning, Training
+
+    p = load(overrides={"ignore_layers": ["Detect", 22], "lr0": 0.003})
+    for cls in (Pruning, Training):
+        settings = cls.of(p)
+        assert all(f.name in parameters.BY_NAME for f in fields(cls)), cls
+        assert all(getattr(settings, f.name) == (tuple(v) if isinstance(v := p[f.name], list) else v)
+                   for f in fields(cls))  # fmt: skip
+    assert Pruning.of(p).ignore_layers == ("Detect", 22) and Training.of(p).lr0 == 0.003
+    with pytest.raises(Exception):  # frozen: a function cannot change what the run asked for
+        Pruning.of(p).round_to = 8

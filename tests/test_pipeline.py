@@ -7,6 +7,8 @@ import pytest
 from conftest import SMOKE, cli
 from prunelib.core.folder import final_step
 
+pytestmark = pytest.mark.slow  # trains or runs the pipeline: make test, not make check
+
 
 @pytest.fixture(scope="module")
 def smoke_run(runs_root):

@@ -9,11 +9,14 @@ from ultralytics.nn.modules import C2PSA, Detect
 from ultralytics.nn.tasks import DetectionModel
 
 from prunelib.core import parameters
+from prunelib.core.settings import Pruning, Training
 from prunelib.errors import UserError
 from prunelib.runs import policy
 from prunelib.surgery import measuring, pruner
 from prunelib.surgery.replacement import replace_c3k2
 from prunelib.training import gradients
+
+from conftest import conv_channels
 
 IMGSZ = 64
 
@@ -30,11 +33,18 @@ def params(**kw):
     return parameters.load(overrides={"imgsz": IMGSZ, **kw})
 
 
+def step_ratio(target: float, steps: int) -> float:
+    """The share of the current channels each of steps exact steps removes to remove target in all."""
+    return 1.0 - (1.0 - target) ** (1.0 / steps)
+
+
 def test_step_ratio_compounds_to_the_target():
     for target, n in ((0.5, 10), (0.3, 3), (0.75, 1)):
-        r = policy.step_ratio(target, n)
-        assert (1 - r) ** n == pytest.approx(1 - target)
-    assert policy.corrected_step_ratio(0.5, 2, 1, 1000, 1000) == pytest.approx(policy.step_ratio(0.5, 2))
+        now = 1000.0
+        for step in range(1, n + 1):  # exact steps: each removes its share of what is left
+            now *= 1 - policy.corrected_step_ratio(target, n, step, 1000, now)
+        assert now == pytest.approx(1000 * (1 - target))
+        assert policy.corrected_step_ratio(target, n, 1, 1000, 1000) == pytest.approx(step_ratio(target, n))
     # an earlier step that removed too little is caught up by the next one
     assert policy.corrected_step_ratio(0.5, 2, 2, 1000, 800) == pytest.approx(1 - 500 / 800)
 
@@ -66,10 +76,10 @@ def test_speedup_goal_reaches_its_target_in_its_steps_whatever_does_not_shrink(t
 def test_goal_and_budget_decide_when_to_stop():
     rate = policy.goal(params(target_prune_rate=0.5, iterative_steps=3))
     unpruned = {"channels": 1000, "macs": 1e9}
-    assert rate.most_steps == 3 and rate.ratio(1, unpruned, unpruned) == pytest.approx(policy.step_ratio(0.5, 3))
+    assert rate.most_steps == 3 and rate.ratio(1, unpruned, unpruned) == pytest.approx(step_ratio(0.5, 3))
     assert [policy.stop_reason(rate, s, True, 9.0) for s in (1, 2, 3)] == [None, None, "done"]
     speed = policy.goal(params(target_speedup=2.0, iterative_steps=2))
-    assert speed.most_steps == 6 and speed.ratio(1, unpruned, unpruned) == pytest.approx(policy.speedup_step_ratio(2, 2))
+    assert speed.most_steps == 6 and speed.ratio(1, unpruned, unpruned) == pytest.approx(1 - 2 ** (-1 / 4))
     assert policy.stop_reason(speed, 1, True, 1.9) is None and policy.stop_reason(speed, 2, True, 2.0) == "target_reached"
     assert policy.stop_reason(speed, 6, True, 1.5) == "done" and policy.stop_reason(speed, 1, False, 3.0) == "map_drop"
     budget = policy.budget(params(max_map_drop=0.1, max_map_drop_rel=0.1))
@@ -80,11 +90,11 @@ def test_goal_and_budget_decide_when_to_stop():
 def test_channel_ratio_reaches_the_target(replaced, target, steps):
     model, p = copy.deepcopy(replaced), params(target_prune_rate=target, iterative_steps=steps)
     x = measuring.example_inputs(IMGSZ)
-    base = pruner.prunable_channels(model, p, x)
+    base = pruner.prunable_channels(model, Pruning.of(p), x)
     for step in range(1, steps + 1):
-        now = pruner.prunable_channels(model, p, x)
-        pruner.build_pruner(model, p, policy.corrected_step_ratio(target, steps, step, base, now), x).step()
-    reached = 1 - pruner.prunable_channels(model, p, x) / base
+        now = pruner.prunable_channels(model, Pruning.of(p), x)
+        pruner.build_pruner(model, Pruning.of(p), policy.corrected_step_ratio(target, steps, step, base, now), x).step()
+    reached = 1 - pruner.prunable_channels(model, Pruning.of(p), x) / base
     assert reached == pytest.approx(target, abs=0.02)
     model.eval()
     model(x)  # still runs
@@ -94,9 +104,9 @@ def test_speedup_mode_reaches_the_macs_goal(replaced):
     model, p = copy.deepcopy(replaced), params(target_speedup=2.0, iterative_steps=2)
     x = measuring.example_inputs(IMGSZ)
     base_macs = measuring.macs_params(model, IMGSZ)[0]
-    ratio = policy.speedup_step_ratio(2.0, 2)
+    ratio = 1 - 2.0 ** (-1 / 4)  # MACs falling with channels squared: 2x in 2 steps
     for _ in range(6):  # keep stepping until reached, as the loop does
-        pruner.build_pruner(model, p, ratio, x).step()
+        pruner.build_pruner(model, Pruning.of(p), ratio, x).step()
         if base_macs / measuring.macs_params(model, IMGSZ)[0] >= 2.0:
             break
     assert base_macs / measuring.macs_params(model, IMGSZ)[0] >= 2.0
@@ -108,11 +118,11 @@ def test_ignored_layers_keep_their_output_channels_and_model_is_trainable(replac
     kept = {n: m.out_channels for n, m in model.named_modules()
             if isinstance(m, torch.nn.Conv2d) and (n.startswith("model.23") or n.startswith("model.10")
                                                   or n.startswith("model.0."))}  # fmt: skip
-    before = measuring.conv_channels(model)
-    pr = pruner.build_pruner(model, p, 0.5, x)
+    before = conv_channels(model)
+    pr = pruner.build_pruner(model, Pruning.of(p), 0.5, x)
     assert model.training and all(q.requires_grad for q in model.parameters())
     pr.step()
-    after = measuring.conv_channels(model)
+    after = conv_channels(model)
     assert {n: after[n] for n in kept} == kept
     assert sum(after.values()) < sum(before.values())
     assert isinstance(model.model[23], Detect) and isinstance(model.model[10], C2PSA)
@@ -123,16 +133,16 @@ def test_every_importance_prunes(replaced, name, smoke_start, smoke_params):
     model = copy.deepcopy(replaced)
     p = {**params(importance=name), "batch": 4}
     x = measuring.example_inputs(IMGSZ)
-    before = pruner.prunable_channels(model, p, x)
-    pruner.prune(model, p, 0.25, x, gradients.for_pruning(p, smoke_start["data"]))
-    assert pruner.prunable_channels(model, p, x) < before
+    before = pruner.prunable_channels(model, Pruning.of(p), x)
+    pruner.prune(model, Pruning.of(p), 0.25, x, gradients.for_pruning(Training.of(p), smoke_start["data"]))
+    assert pruner.prunable_channels(model, Pruning.of(p), x) < before
     assert "args" not in vars(model) and getattr(model, "criterion", None) is None  # gradients leave nothing behind
 
 
 def test_unknown_layer_index():
     m = DetectionModel("yolo11n.yaml", nc=8, verbose=False)
     with pytest.raises(UserError, match="layer index 99 is out of range; this model has layers 0-23"):
-        pruner.ignored_modules(m, {"ignore_layers": [99]})
+        pruner.ignored_modules(m, Pruning.of(parameters.load(overrides={"ignore_layers": [99]})))
 
 
 def test_layer_weights_share_the_cut_by_robustness():
@@ -158,9 +168,9 @@ def test_gain_weights_share_the_cut_by_time_saved_per_mac():
 def test_layer_ratios_cut_each_layer_by_its_own_share(replaced):
     model, p = copy.deepcopy(replaced), params()
     x = measuring.example_inputs(IMGSZ)
-    before = measuring.conv_channels(model)
-    pruner.prune(model, p, 0.5, x, layer_ratios={1: 0.0, 3: 0.25})
-    after = measuring.conv_channels(model)
+    before = conv_channels(model)
+    pruner.prune(model, Pruning.of(p), 0.5, x, layer_ratios={1: 0.0, 3: 0.25})
+    after = conv_channels(model)
     assert after["model.1.conv"] == before["model.1.conv"]  # its share is nothing
     assert after["model.3.conv"] == before["model.3.conv"] - before["model.3.conv"] // 4
     assert after["model.5.conv"] == before["model.5.conv"] // 2  # no share of its own: the step's ratio

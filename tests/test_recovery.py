@@ -9,6 +9,7 @@ import torch
 from prunelib import runs
 from prunelib.errors import UserError
 from prunelib.core import parameters
+from prunelib.core.settings import Pruning, Training
 from prunelib.runs import stages
 from prunelib.surgery import checkpoints, measuring, pruner
 from prunelib.surgery.replacement import replace_c3k2
@@ -36,7 +37,7 @@ def replaced(smoke_start):
 
 def pruned_copy(replaced, params, ratio=0.3):
     model = copy.deepcopy(replaced)
-    pruner.prune(model, params, ratio, measuring.example_inputs(params["imgsz"]))
+    pruner.prune(model, Pruning.of(params), ratio, measuring.example_inputs(params["imgsz"]))
     return model
 
 
@@ -65,11 +66,11 @@ def test_bn_recalibration_holds_the_statistics_of_the_training_images(replaced, 
     first = model.model[0]  # its input is the image itself, so its statistics can be computed here independently
     means = []
     with torch.no_grad():
-        for batch in training_batches(smoke_params, smoke_start["data"], 10**6):
+        for batch in training_batches(Training.of(smoke_params), smoke_start["data"], 10**6):
             means.append(first.conv(batch["img"]).mean(dim=(0, 2, 3)))
     weights = {k: v.clone() for k, v in model.state_dict().items() if "running" not in k and "num_batches" not in k}
     momentum = first.bn.momentum
-    used = recalibrate_batchnorm(model, smoke_params, smoke_start["data"], 10**6)
+    used = recalibrate_batchnorm(model, Training.of(smoke_params), smoke_start["data"], 10**6)
     assert used == smoke_params["synth_train"]
     torch.testing.assert_close(first.bn.running_mean, torch.stack(means).mean(0), atol=1e-4, rtol=1e-4)
     assert first.bn.momentum == momentum  # restored
@@ -77,44 +78,49 @@ def test_bn_recalibration_holds_the_statistics_of_the_training_images(replaced, 
 
 
 def test_the_smoke_baseline_has_learnt_something(smoke_params, smoke_start):
-    m = evaluate(checkpoints.load_model(smoke_start["model"]), smoke_params, smoke_start["data"], VAL)
+    m = evaluate(checkpoints.load_model(smoke_start["model"]), Training.of(smoke_params), smoke_start["data"], VAL)
     assert m["map50_95"] > 0.3, m  # measured 0.43: tests below can see accuracy fall and come back
 
 
 def test_bn_recalibration_gives_back_what_stale_statistics_took(replaced, smoke_params, smoke_start):
     stale = pruned_copy(replaced, smoke_params, ratio=0.4)
     fresh = copy.deepcopy(stale)
-    recalibrate_batchnorm(fresh, smoke_params, smoke_start["data"], 256)
-    before, after = (evaluate(m, smoke_params, smoke_start["data"], VAL)["map50_95"] for m in (stale, fresh))
+    recalibrate_batchnorm(fresh, Training.of(smoke_params), smoke_start["data"], 256)
+    before, after = (evaluate(m, Training.of(smoke_params), smoke_start["data"], VAL)["map50_95"]
+                     for m in (stale, fresh))
     assert after > before + 0.05, (before, after)
 
 
+@pytest.mark.slow  # trains or runs the pipeline: make test, not make check
 def test_finetuning_recovers_what_pruning_took(replaced, smoke_params, smoke_start, tmp_path):
     params = {**smoke_params, "bn_recalibration": 0}
     model = pruned_copy(replaced, params, ratio=0.4)
-    pruned = evaluate(model, params, smoke_start["data"], VAL)["map50_95"]
-    recovered, _ = finetune(model, params, smoke_start["data"], tmp_path / "ft", 3)
-    after = evaluate(recovered, params, smoke_start["data"], VAL)["map50_95"]
+    pruned = evaluate(model, Training.of(params), smoke_start["data"], VAL)["map50_95"]
+    recovered, _ = finetune(model, Training.of(params), smoke_start["data"], tmp_path / "ft", 3)
+    after = evaluate(recovered, Training.of(params), smoke_start["data"], VAL)["map50_95"]
     assert after > pruned + 0.05, (pruned, after)
 
 
+@pytest.mark.slow  # trains or runs the pipeline: make test, not make check
 def test_sparsity_training_weakens_what_the_next_step_removes(replaced, smoke_params, smoke_start, tmp_path):
     x = measuring.example_inputs(smoke_params["imgsz"])
     # an optimizer step every batch of 8 (12 steps an epoch), SGD: the regularisation decays the weak groups
     params = {**smoke_params, "sparse_reg": 0.05, "batch": 8, "nbs": 0, "optimizer": "SGD", "lr0": 0.01}
-    before = pruner.weak_channel_share(copy.deepcopy(replaced), params, 0.5, x)
+    before = pruner.weak_channel_share(copy.deepcopy(replaced), Pruning.of(params), 0.5, x)
 
     def regularizer(model):
-        return pruner.build_pruner(model, params, 0.5, x, reg=params["sparse_reg"])
+        return pruner.build_pruner(model, Pruning.of(params), 0.5, x, reg=params["sparse_reg"])
 
     src = checkpoints.save_model(copy.deepcopy(replaced), tmp_path / "replaced.pt")
-    model, _ = finetune(src, params, smoke_start["data"], tmp_path / "sparse", 1, regularizer=regularizer)
-    plain, _ = finetune(src, params, smoke_start["data"], tmp_path / "plain", 1)
-    after, without = (pruner.weak_channel_share(m, params, 0.5, x) for m in (model, plain))
+    model, _ = finetune(src, Training.of(params), smoke_start["data"], tmp_path / "sparse", 1,
+                        regularizer=regularizer)
+    plain, _ = finetune(src, Training.of(params), smoke_start["data"], tmp_path / "plain", 1)
+    after, without = (pruner.weak_channel_share(m, Pruning.of(params), 0.5, x) for m in (model, plain))
     # measured here: 0.972 -> 0.953 with the regularisation, 0.972 -> 0.972 without it
     assert before - after > 0.01 and before - after > 10 * abs(before - without), (before, after, without)
 
 
+@pytest.mark.slow  # trains or runs the pipeline: make test, not make check
 def test_distillation_trains_the_student_and_saves_it_alone(replaced, smoke_params, smoke_start, tmp_path):
     from ultralytics.nn.tasks import DetectionModel
 
@@ -122,7 +128,7 @@ def test_distillation_trains_the_student_and_saves_it_alone(replaced, smoke_para
     n = measuring.n_params(model)
     teacher = checkpoints.save_model(copy.deepcopy(replaced), tmp_path / "teacher.pt")
     params = {**smoke_params, "distill_weight": 1.0}
-    best, trainer = finetune(model, params, smoke_start["data"], tmp_path / "ft", 1, teacher=teacher)
+    best, trainer = finetune(model, Training.of(params), smoke_start["data"], tmp_path / "ft", 1, teacher=teacher)
     assert "dis_loss" in (tmp_path / "ft" / "results.csv").read_text().splitlines()[0]
     for path in (trainer.best, trainer.last):
         saved = checkpoints.load_model(path)
@@ -130,6 +136,7 @@ def test_distillation_trains_the_student_and_saves_it_alone(replaced, smoke_para
     assert measuring.n_params(best) == n
 
 
+@pytest.mark.slow  # trains or runs the pipeline: make test, not make check
 def test_final_finetune_has_its_own_row_and_becomes_final(smoke_start):
     run = runs.open_run([SMOKE], {"run_name": "final-ft", "iterative_steps": 2, "finetune_epochs": 2,
                                   "final_share": 0.5, "max_map_drop": 1.0})  # fmt: skip

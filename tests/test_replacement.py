@@ -28,7 +28,11 @@ def randomize_batchnorm(model, seed=0):
             m.bias.data.copy_(torch.randn(n, generator=g) * 0.2)
 
 
-@pytest.mark.parametrize("cfg", ["yolo11n.yaml", "yolo11s.yaml", "yolo11m.yaml", "yolo11l.yaml", "yolo11x.yaml",
+LARGE = pytest.mark.slow  # the same blocks at greater widths: seconds each, in make test only
+
+
+@pytest.mark.parametrize("cfg", ["yolo11n.yaml", "yolo11s.yaml", pytest.param("yolo11m.yaml", marks=LARGE),
+                                 pytest.param("yolo11l.yaml", marks=LARGE), pytest.param("yolo11x.yaml", marks=LARGE),
                                  "yolov8n.yaml", "yolo26n.yaml", "yolo26s.yaml", "yolo11n-seg.yaml", "yolo11n-pose.yaml",
                                  "yolo11n-obb.yaml", "yolo26n-seg.yaml", "yolov8n-pose.yaml"])  # fmt: skip
 def test_replacement_is_exact(cfg):

@@ -11,6 +11,8 @@ from prunelib import cli as kit_cli
 
 from conftest import SMOKE, cli, tree_snapshot
 
+pytestmark = pytest.mark.slow  # trains or runs the pipeline: make test, not make check
+
 NAME = "smoke-grid"
 GRID = ["--grid", "importance=l2", "--grid", "target_prune_rate=0.2,0.3"]  # two keys, two runs
 GRID_2X2 = ["--grid", "importance=l2,random", "--grid", "target_prune_rate=0.2,0.3"]

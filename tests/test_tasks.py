@@ -13,6 +13,7 @@ import yaml
 from conftest import ROOT, cli
 from prunelib import tasks
 from prunelib.core import parameters
+from prunelib.core.settings import Pruning
 from prunelib.surgery import measuring, pruner
 from prunelib.surgery.replacement import replace_c3k2
 from prunelib.training import synthetic
@@ -36,6 +37,7 @@ def task_run(request, runs_root):
     return name, runs_root / f"task-{name}"
 
 
+@pytest.mark.slow  # trains or runs the pipeline: make test, not make check
 def test_each_task_prunes_validates_and_exports_in_its_own_terms(task_run):
     name, run_dir = task_run
     task, model_class, head, distill = RUNS[name]
@@ -131,7 +133,7 @@ def test_heads_stay_whole_and_the_rest_prunes(cfg):
 
     head = head_outputs()
     before = measuring.macs_params(model, 64)[0]
-    pruner.prune(model, parameters.load(overrides={"imgsz": 64}), 0.3, measuring.example_inputs(64))
+    pruner.prune(model, Pruning.of(parameters.load(overrides={"imgsz": 64})), 0.3, measuring.example_inputs(64))
     assert head_outputs() == head  # only the inputs it takes from the pruned neck shrink
     assert before / measuring.macs_params(model, 64)[0] > 1.2
     out = model.eval()(measuring.example_inputs(64))
@@ -146,7 +148,7 @@ def test_prune_proto_cuts_the_mask_prototype_but_keeps_its_masks(cfg):
         replace_c3k2(model)
         before = measuring.macs_params(model, 64)[0]
         params = parameters.load(overrides={"imgsz": 64, "prune_proto": prune_proto})
-        pruner.prune(model, params, 0.3, measuring.example_inputs(64))
+        pruner.prune(model, Pruning.of(params), 0.3, measuring.example_inputs(64))
         for mode in (True, False):  # YOLO26's training-only semantic branch included
             assert model.train(mode)(measuring.example_inputs(64)) is not None
         proto = model.model[-1].proto
@@ -158,10 +160,11 @@ def test_prune_proto_cuts_the_mask_prototype_but_keeps_its_masks(cfg):
 
 
 def test_every_task_has_a_trainer_that_keeps_the_pruned_model():
-    from prunelib.training.finetuning import TRAINERS, KeepsPrunedModel
+    from prunelib.training.finetuning import KeepsPrunedModel, trainer_for
 
-    assert set(TRAINERS) == set(tasks.TASKS)
-    for name, trainer in TRAINERS.items():
+    for name, task in tasks.TASKS.items():
+        trainer = trainer_for(name)
         base = trainer.__mro__[2]  # the task's own Ultralytics trainer, after the mix-in
-        assert issubclass(trainer, KeepsPrunedModel) and base.__module__.startswith("ultralytics.models.yolo."), name
-        assert base.__module__.split(".")[3] == tasks.TASKS[name].package, name
+        assert issubclass(trainer, KeepsPrunedModel) and base is task.trainer_class(), name
+        assert base.__module__.startswith(f"ultralytics.models.yolo.{task.package}."), name
+        assert trainer.__name__ == f"Pruned{task.trainer}" and trainer_for(name) is trainer  # made once

@@ -165,6 +165,16 @@ def final_step(ledger: list[dict]) -> dict | None:
     return ok[-1] if ok else None
 
 
+def outcome(unpruned: dict, final: dict | None) -> dict:
+    """What a run achieved, the one rule for every table: final (a ledger row; None: no step within budget, so the
+    unpruned model) against the unpruned model: MACs speed-up, parameters kept, the metric's change, and retention
+    (final / unpruned mAP50-95; None when the unpruned model scores 0)."""
+    f = final or unpruned
+    return {"macs_speedup": unpruned["macs"] / f["macs"], "params_share": f["params"] / unpruned["params"],
+            "map_change": f["map50_95"] - unpruned["map50_95"],
+            "retention": f["map50_95"] / unpruned["map50_95"] if unpruned["map50_95"] else None}  # fmt: skip
+
+
 def runs_root(params: dict | None = None) -> Path:
     """The runs folder: the runs_dir parameter under the project root; $PRUNELIB_RUNS replaces its default."""
     runs_dir = (params or parameters.DEFAULTS)["runs_dir"]

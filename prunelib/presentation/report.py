@@ -4,7 +4,7 @@ per-step table a notebook shows while the loop runs."""
 from __future__ import annotations
 
 from prunelib import files
-from prunelib.core.folder import FINAL, PRUNE, Run
+from prunelib.core.folder import FINAL, PRUNE, Run, outcome
 from prunelib.tasks import named
 
 STEP_COLUMNS = [
@@ -118,10 +118,11 @@ def _result(unpruned: dict, final: dict | None, ledger: list[dict]) -> list[str]
     rows = [{"": "unpruned", **_numbers(unpruned)},
             {"": f"final ({_source(final)})", **_numbers(f)}]
     rows = [{named(k, unpruned): v for k, v in row.items()} for row in rows]
+    o = outcome(unpruned, final)
     out = [markdown_table(rows),
-           f"\nMACs speed-up {unpruned['macs'] / f['macs']:.2f}x, parameters {f['params'] / unpruned['params']:.1%} "
-           f"of the unpruned model, {named('mAP50-95', unpruned)} change {f['map50_95'] - unpruned['map50_95']:+.4f}."
-           "\n"]  # fmt: skip
+           f"\nMACs speed-up {o['macs_speedup']:.2f}x, parameters {o['params_share']:.1%} of the unpruned model, "
+           f"{named('mAP50-95', unpruned)} change {o['map_change']:+.4f}"
+           + (f" ({o['retention']:.1%} kept)" if o["retention"] is not None else "") + ".\n"]  # fmt: skip
     if ledger and ledger[-1].get("stop"):
         out.append(f"\nStopped: {ledger[-1]['stop']}.\n")
     epochs = sum(r.get("epochs", 0) for r in ledger)

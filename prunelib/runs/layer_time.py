@@ -13,6 +13,7 @@ import copy
 import tempfile
 from pathlib import Path
 
+from prunelib.core.settings import Pruning
 from prunelib.deployment import export
 from prunelib.runs import policy
 from prunelib.surgery import checkpoints, measuring, pruner
@@ -24,8 +25,9 @@ def profile(model, params: dict, log=print) -> dict[int, float]:
     """{layer index: weight} of model's prunable layers from one timed trial cut of it (model is left as it was)."""
     imgsz = params["imgsz"]
     trial = copy.deepcopy(model)
-    pruner.prune(trial, params, policy.TRIAL_RATIO, measuring.example_inputs(imgsz))
-    layers = pruner.prunable_layers(model, params)
+    settings = Pruning.of(params)
+    pruner.prune(trial, settings, policy.TRIAL_RATIO, measuring.example_inputs(imgsz))
+    layers = pruner.prunable_layers(model, settings)
     ms, macs = {}, {}
     with tempfile.TemporaryDirectory(prefix="layer-time-") as tmp:
         for label, m in (("before", model), ("after", trial)):

@@ -24,6 +24,7 @@ import torch
 from prunelib import files
 from prunelib.core import parameters
 from prunelib.core.folder import FINAL, PRUNE, SPARSE, Run, final_step, prune_steps
+from prunelib.core.settings import Pruning, Training
 from prunelib.errors import UserError
 from prunelib.runs import layer_time, policy, sensitivity
 from prunelib.surgery import checkpoints, measuring, pruner
@@ -43,15 +44,24 @@ class Loop:
     data: Path
     goal: policy.ChannelGoal | policy.SpeedupGoal
     budget: policy.Budget
+    epochs: dict  # the fine-tuning budget shared out: parameters.epochs ({'budget', 'sparse', 'step', 'final'})
     x: torch.Tensor  # example inputs for tracing and counting
-    evaluate: Callable = validate  # (model, params, data, save_dir) -> {'map50_95', 'map50'}
+    evaluate: Callable = validate  # (model, Training, data, save_dir) -> {'map50_95', 'map50'}
     log: Callable = print
     weights: dict[int, float] | None = None  # layer_ratios 'sensitivity'/'latency': {layer index: share of the cut}
 
     @property
+    def pruning(self) -> Pruning:
+        return Pruning.of(self.run.params)
+
+    @property
+    def training(self) -> Training:
+        return Training.of(self.run.params)
+
+    @property
     def gradients(self):
         """The pruner's gradients(model), for an importance that ranks by them: on the run's training images."""
-        return training_gradients.for_pruning(self.run.params, self.data)
+        return training_gradients.for_pruning(self.training, self.data)
 
     def layer_ratios(self, ratio: float) -> dict[int, float] | None:
         return policy.layer_ratios(self.weights, ratio, min(self.run.params["max_pruning_ratio"], 0.9))
@@ -64,23 +74,23 @@ def prune_loop(run: Run, log=print, on_step=None, evaluate=validate) -> list[dic
     unpruned = run.read_json(run.unpruned_json)
     if not (unpruned and run.replaced.is_file()):
         raise UserError(f"run {run.name!r} has no replaced model yet: run stage 20-replace-c3k2 first")
-    ledger = run.read_ledger()
-    if _complete(ledger, params):
+    ledger, epochs = run.read_ledger(), parameters.epochs(params)
+    if _complete(ledger, epochs):
         log(f"Run {run.name!r} is complete ({ledger[-1]['stop']}); nothing to do")
         return ledger
     files.remove_stale(run.dir, recursive=True)  # left by a process killed mid-write; never read as complete
     if not run.final.is_file():  # before any step, final.pt is the unpruned model
         checkpoints.publish(run.replaced, run.final)
-    loop = Loop(run, unpruned, embedded.data_yaml(params), policy.goal(params), policy.budget(params),
+    loop = Loop(run, unpruned, embedded.data_yaml(params), policy.goal(params), policy.budget(params), epochs,
                 measuring.example_inputs(params["imgsz"]), evaluate, log)  # fmt: skip
     if params["layer_ratios"] != "uniform":
         loop.weights = layer_weights(loop)
-    if parameters.epochs(params)["sparse"] and not ledger:
+    if epochs["sparse"] and not ledger:
         _report(ledger, sparse_training(loop), on_step)
     if not (ledger and ledger[-1]["stop"]):
         for record in _steps(loop, ledger):
             _report(ledger, record, on_step)
-    if parameters.epochs(params)["final"]:
+    if epochs["final"]:
         _report(ledger, final_finetune(loop), on_step)
     return ledger
 
@@ -112,17 +122,25 @@ def _steps(loop: Loop, ledger: list[dict]):
 
 
 def _trial(loop: Loop, model) -> dict:
-    """For a speed-up goal: trial=ratio -> {'channels', 'macs'} of a pruned copy of model (what the step would give)."""
+    """For a speed-up goal: the trial it measures (see trial) on a copy of model."""
     if not isinstance(loop.goal, policy.SpeedupGoal):
         return {}
+    return {"trial": trial(model, loop.pruning, loop.run.params["imgsz"], loop.x, loop.gradients, loop.layer_ratios)}
 
-    def trial(ratio: float) -> dict:
+
+def trial(model, settings: Pruning, imgsz: int, example_inputs: torch.Tensor, gradients=None,
+          layer_ratios=None) -> Callable:
+    """trial(ratio) -> {'channels', 'macs'} of a copy of model pruned at ratio (layer_ratios(ratio): the per-layer
+    shares, or None): what a speed-up goal measures before it cuts (policy.SpeedupGoal.ratio). The loop's steps and
+    bench/speedup.py's one-step cuts both size their cut with it."""
+
+    def measure(ratio: float) -> dict:
         m = copy.deepcopy(model)
-        pruner.prune(m, loop.run.params, ratio, loop.x, loop.gradients, loop.layer_ratios(ratio))
-        macs = measuring.macs_params(m, loop.run.params["imgsz"])[0]
-        return {"channels": pruner.prunable_channels(m, loop.run.params, loop.x), "macs": macs}
+        pruner.prune(m, settings, ratio, example_inputs, gradients, layer_ratios(ratio) if layer_ratios else None)
+        macs = measuring.macs_params(m, imgsz)[0]
+        return {"channels": pruner.prunable_channels(m, settings, example_inputs), "macs": macs}
 
-    return {"trial": trial}
+    return measure
 
 
 def layer_weights(loop: Loop) -> dict[int, float]:
@@ -143,11 +161,11 @@ def layer_weights(loop: Loop) -> dict[int, float]:
     return {int(i): w for i, w in stored.items()}
 
 
-def _complete(ledger: list[dict], params: dict) -> bool:
+def _complete(ledger: list[dict], epochs: dict) -> bool:
     """The loop stopped, and the final fine-tune (when asked for, and possible) has its row."""
     if not (ledger and ledger[-1]["stop"]):
         return False
-    return ledger[-1].get("kind") == FINAL or not parameters.epochs(params)["final"] or _final_start(ledger) is None
+    return ledger[-1].get("kind") == FINAL or not epochs["final"] or _final_start(ledger) is None
 
 
 def _final_start(ledger: list[dict]) -> dict | None:
@@ -163,25 +181,25 @@ def prune_step(loop: Loop, model, step: int, ratio: float):
     clock = Clock()
     with clock("total"):
         with clock("prune"):
-            pruner.prune(model, params, ratio, loop.x, loop.gradients, loop.layer_ratios(ratio))
+            pruner.prune(model, loop.pruning, ratio, loop.x, loop.gradients, loop.layer_ratios(ratio))
         with clock("recalibrate"):
-            recalibrate_batchnorm(model, params, loop.data, params["bn_recalibration"])
+            recalibrate_batchnorm(model, loop.training, loop.data, params["bn_recalibration"])
         with clock("measure"):
             macs, n = measuring.macs_params(model, params["imgsz"])
-            channels = pruner.prunable_channels(model, params, loop.x)
+            channels = pruner.prunable_channels(model, loop.pruning, loop.x)
         pruned_path = checkpoints.save_model(model, run.pruned_checkpoint(step))
         with clock("validate"):
-            pruned = loop.evaluate(model, params, loop.data, run.step_val_dir(step, "pruned"))
+            pruned = loop.evaluate(model, loop.training, loop.data, run.step_val_dir(step, "pruned"))
         with clock("finetune"):
-            model = _finetune(model, pruned_path, run, step, loop.data)
+            model = _finetune(loop, model, pruned_path, step)
         with clock("validate"):
-            recovered = loop.evaluate(model, params, loop.data, run.step_val_dir(step, "recovered"))
-        within = _hand_on(loop, step, recovered)
+            recovered = loop.evaluate(model, loop.training, loop.data, run.step_val_dir(step, "recovered"))
+        within = _publish_if_within(loop, step, recovered)
     speedup = loop.unpruned["macs"] / macs
     record = {
         "step": step, "kind": PRUNE, "step_ratio": round(ratio, 6), "channels": channels,
         "channel_ratio": round(1 - channels / loop.unpruned["channels"], 6), "macs": macs, "params": n,
-        "speedup": round(speedup, 6), "epochs": parameters.epochs(params)["step"],
+        "speedup": round(speedup, 6), "epochs": loop.epochs["step"],
         **_maps(pruned, "pruned_"), **_maps(recovered), **_drop(loop, recovered, within),
         "stop": policy.stop_reason(loop.goal, step, within, speedup),
         "checkpoint": run.rel(run.step_weights(step)), **clock.seconds(),
@@ -196,18 +214,19 @@ def sparse_training(loop: Loop) -> dict:
     step removes hold little; its ledger row (kind 'sparse', step 0). The first step starts from its last epoch."""
     run, params = loop.run, loop.run.params
     shutil.rmtree(run.step_dir(SPARSE), ignore_errors=True)  # no ledger row yet: interrupted, redo it
-    epochs = parameters.epochs(params)["sparse"]
-    share = partial(pruner.weak_channel_share, params=params, ratio=0.5, example_inputs=loop.x)
+    epochs = loop.epochs["sparse"]
+    share = partial(pruner.weak_channel_share, settings=loop.pruning, ratio=0.5, example_inputs=loop.x)
     before = share(checkpoints.load_model(run.replaced))
     clock = Clock()
     with clock("total"):
         with clock("finetune"):
-            regularizer = partial(pruner.build_pruner, params=params, ratio=0.5, example_inputs=loop.x,
+            regularizer = partial(pruner.build_pruner, settings=loop.pruning, ratio=0.5, example_inputs=loop.x,
                                   reg=params["sparse_reg"])  # fmt: skip
-            model = finetune(run.replaced, params, loop.data, run.step_dir(SPARSE), epochs, regularizer=regularizer)[0]
+            model = finetune(run.replaced, loop.training, loop.data, run.step_dir(SPARSE), epochs,
+                             regularizer=regularizer)[0]
         with clock("validate"):
-            recovered = loop.evaluate(model, params, loop.data, run.step_val_dir(SPARSE, "recovered"))
-        within = _hand_on(loop, SPARSE, recovered)
+            recovered = loop.evaluate(model, loop.training, loop.data, run.step_val_dir(SPARSE, "recovered"))
+        within = _publish_if_within(loop, SPARSE, recovered)
     u = loop.unpruned
     record = {
         "step": 0, "kind": SPARSE, "step_ratio": 0.0, "channels": u["channels"], "channel_ratio": 0.0,
@@ -226,7 +245,7 @@ def sparse_training(loop: Loop) -> dict:
 def final_finetune(loop: Loop) -> dict | None:
     """Fine-tune final.pt (the last row within budget) once more; its ledger row, or None when no step is within
     budget. Budget and rollback as for a step: final.pt follows it only when it is within budget."""
-    run, params = loop.run, loop.run.params
+    run = loop.run
     ledger = run.read_ledger()
     start = _final_start(ledger)
     if start is None:
@@ -236,12 +255,12 @@ def final_finetune(loop: Loop) -> dict | None:
     clock = Clock()
     with clock("total"):
         with clock("finetune"):
-            epochs = parameters.epochs(params)["final"]
+            epochs = loop.epochs["final"]
             src = run.step_weights(start["step"])  # what final.pt was published from
-            model = finetune(src, params, loop.data, run.step_dir(FINAL), epochs, teacher=run.replaced)[0]
+            model = finetune(src, loop.training, loop.data, run.step_dir(FINAL), epochs, teacher=run.replaced)[0]
         with clock("validate"):
-            recovered = loop.evaluate(model, params, loop.data, run.step_val_dir(FINAL, "recovered"))
-        within = _hand_on(loop, FINAL, recovered)
+            recovered = loop.evaluate(model, loop.training, loop.data, run.step_val_dir(FINAL, "recovered"))
+        within = _publish_if_within(loop, FINAL, recovered)
     keep = ("channels", "channel_ratio", "macs", "params", "speedup")
     record = {
         "step": max(r["step"] for r in ledger) + 1, "kind": FINAL, "step_ratio": 0.0, **{k: start[k] for k in keep},
@@ -255,7 +274,7 @@ def final_finetune(loop: Loop) -> dict | None:
     return record
 
 
-def _hand_on(loop: Loop, step, recovered: dict) -> bool:
+def _publish_if_within(loop: Loop, step, recovered: dict) -> bool:
     """Is the step's model within budget? If so it becomes final.pt (published: folded into Ultralytics' blocks)."""
     within = loop.budget.within(loop.unpruned["map50_95"], recovered["map50_95"])
     if within:
@@ -296,12 +315,12 @@ class Clock:
         return {f"seconds_{k}": round(v, 3) for k, v in self._seconds.items()}
 
 
-def _finetune(model, pruned_path: Path, run: Run, step: int, data):
+def _finetune(loop: Loop, model, pruned_path: Path, step: int):
     """The fine-tuned model (from the pruned checkpoint, as DDP needs; distilled from the unpruned model when asked),
     or the pruned one saved as the step's weights when fine-tuning is off."""
-    epochs = parameters.epochs(run.params)["step"]
+    run, epochs = loop.run, loop.epochs["step"]
     if epochs > 0:
-        return finetune(pruned_path, run.params, data, run.step_dir(step), epochs, teacher=run.replaced)[0]
+        return finetune(pruned_path, loop.training, loop.data, run.step_dir(step), epochs, teacher=run.replaced)[0]
     for path in run.step_checkpoints(step):
         checkpoints.save_model(model, path)
     return model

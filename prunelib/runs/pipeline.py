@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
-import time
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,7 +26,7 @@ from prunelib.core.folder import LOCK_ENV, RUNS_ENV, Run
 from prunelib.errors import UserError
 from prunelib.paths import NOTEBOOKS_DIR, PROJECT_ROOT, relative, resolve
 from prunelib.runs.opening import open_run
-from prunelib.runs.stages import STAGES
+from prunelib.runs.stages import STAGES, run_stages
 
 COMPARE = "compare"  # the notebook comparing the runs of a sweep (or of a runs folder); not a stage of a run
 KERNEL = "python3"  # the ipykernel of the running interpreter (jupyter_client maps 'python' to sys.executable)
@@ -71,12 +70,7 @@ def run_pipeline(params_files=(), overrides=None, stages=None, new_run=False, lo
                 "overrides": {k: v for k, v in (overrides or {}).items() if k != "run_name"}}  # fmt: skip
     with run.lock(), _environ(LOCK_ENV, str(run.dir.resolve())):  # the kernels work under this process's lock
         log(f"Run {run.name!r} in {run.rel(run.dir)}: stages {', '.join(chosen)}")
-        for stage in chosen:
-            log(f"[{stage}] running")
-            t0 = time.perf_counter()
-            execute_stage(run, stage, identity)
-            run.record_timing(stage, time.perf_counter() - t0)
-            log(f"[{stage}] done in {time.perf_counter() - t0:.1f} s")
+        run_stages(run, chosen, log, do=lambda stage: execute_stage(run, stage, identity))
     return run
 
 

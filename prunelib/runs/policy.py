@@ -9,24 +9,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
-def step_ratio(target: float, steps: int) -> float:
-    """Per-step share of the current channels to remove so that ``steps`` steps remove ``target`` in all."""
-    return 1.0 - (1.0 - target) ** (1.0 / steps)
-
-
 def corrected_step_ratio(target: float, steps: int, step: int, base_channels: int, current_channels: int) -> float:
     """The share of the current channels that brings the total to its schedule after ``step`` of ``steps``.
 
-    Equal to step_ratio() when every earlier step removed exactly its share; otherwise it absorbs their rounding
-    (Torch-Pruning keeps floor(channels * (1 - ratio)) per group), so the last step lands on the target.
+    Equal to 1 - (1 - target)^(1/steps) when every earlier step removed exactly its share; otherwise it absorbs
+    their rounding (Torch-Pruning keeps floor(channels * (1 - ratio)) per group), so the last step lands on the
+    target.
     """
     keep = base_channels * (1.0 - target) ** (step / steps)
     return min(max(1.0 - keep / current_channels, 0.0), 0.99)
-
-
-def speedup_step_ratio(target_speedup: float, steps: int) -> float:
-    """Per-step channel ratio aiming at a MACs speed-up in ``steps`` steps if MACs fell with channels squared."""
-    return 1.0 - target_speedup ** (-1.0 / (2 * steps))
 
 
 def measured_speedup_ratio(target_macs: float, unpruned_macs: float, macs: float, kept: float) -> float:

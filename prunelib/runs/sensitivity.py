@@ -8,8 +8,10 @@ stored one lacks a layer or ratio that is asked for.
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 from prunelib.core.folder import Run
+from prunelib.core.settings import Pruning, Training
 from prunelib.surgery import checkpoints, measuring, pruner
 from prunelib.training import gradients
 from prunelib.training.recalibration import recalibrate_batchnorm
@@ -24,7 +26,8 @@ def scan(run: Run, data, log=print, every_layer: bool = False, ratios=None) -> d
     params = run.params
     model = checkpoints.load_model(run.replaced)
     x = measuring.example_inputs(params["imgsz"])
-    layers = pruner.prunable_layers(model, params)
+    settings, training = Pruning.of(params), Training.of(params)
+    layers = pruner.prunable_layers(model, settings)
     if params["sensitivity_layers"] and not every_layer:
         layers = layers[: params["sensitivity_layers"]]
     stored = {k: {float(r): v for r, v in d.items()} for k, d in (run.read_json(run.sensitivity_json) or {}).items()}
@@ -38,10 +41,10 @@ def scan(run: Run, data, log=print, every_layer: bool = False, ratios=None) -> d
                 continue
             m = copy.deepcopy(model)
             others = [j for j in range(len(m.model)) if j != i]
-            scanned = {**params, "ignore_layers": list(params["ignore_layers"]) + others}
-            pruner.prune(m, scanned, ratio, x, gradients.for_pruning(scanned, data))
-            recalibrate_batchnorm(m, params, data, params["bn_recalibration"])  # as the loop does (0: off)
-            results[key][ratio] = round(evaluate(m, params, data, run.val_dir("sensitivity"))["map50_95"], 6)
+            scanned = dataclasses.replace(settings, ignore_layers=settings.ignore_layers + tuple(others))
+            pruner.prune(m, scanned, ratio, x, gradients.for_pruning(training, data))
+            recalibrate_batchnorm(m, training, data, params["bn_recalibration"])  # as the loop does (0: off)
+            results[key][ratio] = round(evaluate(m, training, data, run.val_dir("sensitivity"))["map50_95"], 6)
         log(f"layer {key}: " + ", ".join(f"{r}: {v:.4f}" for r, v in results[key].items()))
     merged = {**stored, **results}
     run.write_json(run.sensitivity_json, {k: {str(r): v for r, v in d.items()} for k, d in merged.items()})

@@ -26,10 +26,11 @@ from importlib.metadata import version
 from pathlib import Path
 
 from prunelib import files, tasks
+from prunelib.core.folder import Run
+from prunelib.core.settings import Pruning, Training
 from prunelib.deployment import export as exporter
 from prunelib.presentation import analysis, plotting, report
 from prunelib.runs import loop, sensitivity
-from prunelib.core.folder import Run
 from prunelib.surgery import checkpoints, inspection, measuring, pruner
 from prunelib.surgery.replacement import max_output_difference, replace_c3k2
 from prunelib.training import datasets, embedded
@@ -58,16 +59,16 @@ def baseline(run: Run, log=print) -> dict:
 
 
 @_holds_the_run
-def inspect(run: Run, log=print) -> dict:
+def inspect_model(run: Run, log=print) -> dict:
     """What the starting model is made of, as the pruner will see it."""
     params = run.params
     model = checkpoints.load_model(embedded.model_path(params, train=False)[0])
     return {
-        "summary": inspection.summary(model, params),
+        "summary": inspection.summary(model, params["imgsz"]),
         "layers": measuring.layer_table(model, params["imgsz"]),
         "blocks": inspection.blocks(model),
-        "ignored": inspection.ignored(model, params),
-        "groups": inspection.dependency_groups(model, params),
+        "ignored": inspection.ignored(model, Pruning.of(params)),
+        "groups": inspection.dependency_groups(model, Pruning.of(params), params["imgsz"]),
     }
 
 
@@ -105,7 +106,7 @@ def _replace_and_measure(run: Run, source: Path, evaluate, log) -> dict:
     checkpoints.save_model(model, run.replaced)
     macs, n = measuring.macs_params(model, params["imgsz"])
     t0 = time.perf_counter()
-    metrics = evaluate(model, params, embedded.data_yaml(params), run.val_dir("unpruned"))
+    metrics = evaluate(model, Training.of(params), embedded.data_yaml(params), run.val_dir("unpruned"))
     task = tasks.of(model)
     info = {
         "source": params["model"] or run.rel(source),
@@ -117,7 +118,7 @@ def _replace_and_measure(run: Run, source: Path, evaluate, log) -> dict:
         "max_abs_diff_train": diff_train,
         "macs": macs,
         "params": n,
-        "channels": pruner.prunable_channels(model, params, x),
+        "channels": pruner.prunable_channels(model, Pruning.of(params), x),
         "seconds_validate": round(time.perf_counter() - t0, 2),
         **metrics,
     }
@@ -222,9 +223,9 @@ def _exported(run: Run) -> dict:
 def _deployment(run: Run, models: dict, latency: list[dict]) -> list[dict]:
     """Each ONNX file's mAP50-95 (Ultralytics' validator on the file itself, the run's val split), latency, size."""
     onnx = {r["model"]: r for r in latency if r["runtime"] == "onnxruntime"}
-    data, task = embedded.data_yaml(run.params), task_of(run)
+    data, task, training = embedded.data_yaml(run.params), task_of(run), Training.of(run.params)
     return [{"model": label, "precision": onnx[label]["precision"], "file": run.rel(m["onnx"]),
-             "map50_95": round(evaluate(m["onnx"], run.params, data, run.val_dir(f"export-{label}"), task)["map50_95"],
+             "map50_95": round(evaluate(m["onnx"], training, data, run.val_dir(f"export-{label}"), task)["map50_95"],
                                4),
              "latency_ms": onnx[label]["latency_ms"], "file_mb": onnx[label]["file_mb"]}
             for label, m in models.items()]  # fmt: skip
@@ -237,7 +238,7 @@ def task_of(run: Run) -> str:
 
 STAGES = {
     "00-baseline": baseline,
-    "10-inspect": inspect,
+    "10-inspect": inspect_model,
     "20-replace-c3k2": replace,
     "30-prune-loop": prune,
     "40-analysis": analyse,
@@ -246,11 +247,15 @@ STAGES = {
 
 
 @_holds_the_run
-def run_stages(run: Run, names=None, log=print) -> None:
-    """Call the stage functions in order (the CLI's path; the pipeline executes their notebooks instead)."""
+def run_stages(run: Run, names=None, log=print, do=None) -> None:
+    """Do the stages in order, each timed into the run folder: by calling its function (the CLI's ``prune``), or
+    do(name) (the pipeline: it executes the stage's notebook, which calls the same function)."""
     for name in names or STAGES:
         log(f"[{name}] running")
         t0 = time.perf_counter()
-        STAGES[name](run, log=log)
+        if do is None:
+            STAGES[name](run, log=log)
+        else:
+            do(name)
         run.record_timing(name, time.perf_counter() - t0)
         log(f"[{name}] done in {time.perf_counter() - t0:.1f} s")

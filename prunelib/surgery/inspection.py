@@ -5,20 +5,21 @@ from __future__ import annotations
 import copy
 
 from prunelib import tasks
+from prunelib.core.settings import Pruning
 from prunelib.surgery import measuring, pruner
 from prunelib.surgery.replacement import find_blocks, replace_c3k2
 
 
-def summary(model, params: dict) -> dict:
+def summary(model, imgsz: int) -> dict:
     """Counts shown by the inspect stage (deterministic for a given architecture)."""
-    macs, n = measuring.macs_params(model, params["imgsz"])
+    macs, n = measuring.macs_params(model, imgsz)
     return {
         "task": tasks.of(model).name,
         "head": type(model.model[-1]).__name__,
         "layers": len(model.model),
         "params": n,
         "gmacs": round(macs / 1e9, 3),
-        "imgsz": params["imgsz"],
+        "imgsz": imgsz,
         "classes": len(getattr(model, "names", {}) or {}),
     }
 
@@ -27,10 +28,10 @@ def blocks(model) -> list[dict]:
     return [{"module": name, "kind": kind} for name, kind in find_blocks(model)]
 
 
-def ignored(model, params: dict) -> list[dict]:
+def ignored(model, settings: Pruning) -> list[dict]:
     """The layers the pruner keeps whole (their output channels), by top-level index."""
-    mods = {id(m) for m in pruner.ignored_modules(model, params)}
-    hidden = pruner.proto_hidden(model) if params["prune_proto"] else set()
+    mods = {id(m) for m in pruner.ignored_modules(model, settings)}
+    hidden = pruner.proto_hidden(model) if settings.prune_proto else set()
     out = []
     for i, layer in enumerate(model.model):
         inner = sorted({type(m).__name__ for m in layer.modules() if id(m) in mods})
@@ -41,8 +42,8 @@ def ignored(model, params: dict) -> list[dict]:
     return out
 
 
-def dependency_groups(model, params: dict) -> int:
+def dependency_groups(model, settings: Pruning, imgsz: int) -> int:
     """Dependency groups the pruner would prune, counted on a replaced copy (what the prune loop sees)."""
     m = copy.deepcopy(model)
     replace_c3k2(m)
-    return pruner.prunable_groups(m, params, measuring.example_inputs(params["imgsz"]))
+    return pruner.prunable_groups(m, settings, measuring.example_inputs(imgsz))

@@ -46,11 +46,6 @@ def layer_table(model: nn.Module, imgsz: int) -> list[dict]:
     return rows
 
 
-def conv_channels(model: nn.Module) -> dict[str, int]:
-    """Output channels of every Conv2d, by module name."""
-    return {n: m.out_channels for n, m in model.named_modules() if isinstance(m, nn.Conv2d)}
-
-
 BLOCK = 10  # timed runs of one model in a row (compare_latency)
 
 

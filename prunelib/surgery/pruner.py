@@ -1,4 +1,5 @@
-"""Building the Torch-Pruning pruner from the run's parameters, and counting what it can prune.
+"""Building the Torch-Pruning pruner from the run's pruning settings (prunelib.core.settings.Pruning), and counting
+what it can prune.
 
 All of the pruner's knobs are here, in one place: importance by name, ignored layers, round_to, global pruning,
 max pruning ratio. The pruner is rebuilt for every step (fine-tuning returns new module objects), with
@@ -13,6 +14,7 @@ import torch.nn as nn
 import torch_pruning as tp
 from ultralytics.nn.modules.block import Proto
 
+from prunelib.core.settings import Pruning
 from prunelib.errors import UserError
 
 # importance name (the parameter table's IMPORTANCES, the same names: tested) -> factory. 'l2' is the reference
@@ -28,27 +30,27 @@ IMPORTANCES = {
 NEEDS_GRADIENTS = {"taylor"}
 
 
-def prune(model: nn.Module, params: dict, ratio: float, example_inputs: torch.Tensor, gradients=None,
+def prune(model: nn.Module, settings: Pruning, ratio: float, example_inputs: torch.Tensor, gradients=None,
           layer_ratios: dict[int, float] | None = None) -> None:
     """Remove ``ratio`` of the current prunable channels of model, in place; layer_ratios {index into model.model:
     ratio} overrides it per layer. gradients(model) fills the weights' gradients first, for an importance that ranks
     by them (NEEDS_GRADIENTS: prunelib.training.gradients.accumulate_gradients, on the run's training images)."""
-    p = build_pruner(model, params, ratio, example_inputs, layer_ratios=layer_ratios)
-    if params["importance"] in NEEDS_GRADIENTS:
+    p = build_pruner(model, settings, ratio, example_inputs, layer_ratios=layer_ratios)
+    if settings.importance in NEEDS_GRADIENTS:
         if gradients is None:
-            raise ValueError(f"importance {params['importance']!r} ranks channels by gradients: pass gradients=")
+            raise ValueError(f"importance {settings.importance!r} ranks channels by gradients: pass gradients=")
         gradients(model)
     p.step()
     model.zero_grad(set_to_none=True)
 
 
-def ignored_modules(model: nn.Module, params: dict) -> list[nn.Module]:
-    """The layers params['ignore_layers'] names, whose output channels are never pruned: by class name (every instance
+def ignored_modules(model: nn.Module, settings: Pruning) -> list[nn.Module]:
+    """The layers settings.ignore_layers names, whose output channels are never pruned: by class name (every instance
     of it or of a subclass, with all it holds: ``Detect`` keeps Segment, Pose and OBB heads whole) or by layer index
     into model.model (``22``)."""
     layers = getattr(model, "model", None)
     out = []
-    for item in params["ignore_layers"]:
+    for item in settings.ignore_layers:
         if isinstance(item, int) or str(item).isdigit():
             i = int(item)
             if layers is None or not 0 <= i < len(layers):
@@ -67,20 +69,20 @@ def proto_hidden(model: nn.Module) -> set[int]:
             for part in proto.children() if part is not proto.cv3 for m in part.modules()}  # fmt: skip
 
 
-def kept_whole(model: nn.Module, params: dict) -> list[nn.Module]:
+def kept_whole(model: nn.Module, settings: Pruning) -> list[nn.Module]:
     """Every module whose output channels stay, as Torch-Pruning's ``ignored_layers``: all the ignored layers hold,
-    less the mask prototype's hidden layers when params['prune_proto']."""
-    kept = [m for layer in ignored_modules(model, params) for m in layer.modules()]
-    if params["prune_proto"]:
+    less the mask prototype's hidden layers when settings.prune_proto."""
+    kept = [m for layer in ignored_modules(model, settings) for m in layer.modules()]
+    if settings.prune_proto:
         hidden = proto_hidden(model)
         kept = [m for m in kept if not any(id(c) in hidden for c in m.modules())]  # modules() includes m
     return kept
 
 
-def prunable_layers(model: nn.Module, params: dict) -> list[int]:
+def prunable_layers(model: nn.Module, settings: Pruning) -> list[int]:
     """Indices into model.model of the layers whose channels the pruner may cut: they hold convolutions and neither
     are nor hold an ignored module."""
-    ignored = {id(m) for m in ignored_modules(model, params)}
+    ignored = {id(m) for m in ignored_modules(model, settings)}
     return [i for i, layer in enumerate(model.model)
             if any(p.dim() == 4 for p in layer.parameters()) and not any(id(m) in ignored for m in layer.modules())]
 
@@ -92,7 +94,7 @@ def raw_outputs(out):
     return out[-1] if isinstance(out, tuple) else out
 
 
-def build_pruner(model: nn.Module, params: dict, ratio: float, example_inputs: torch.Tensor, reg: float = 0.0,
+def build_pruner(model: nn.Module, settings: Pruning, ratio: float, example_inputs: torch.Tensor, reg: float = 0.0,
                  layer_ratios: dict[int, float] | None = None):
     """A Torch-Pruning GroupNormPruner (the reference's) for one step removing ``ratio`` of current channels (or
     layer_ratios[i] of layer i's, through Torch-Pruning's pruning_ratio_dict); with reg > 0 its ``regularize(model)``
@@ -101,24 +103,24 @@ def build_pruner(model: nn.Module, params: dict, ratio: float, example_inputs: t
     The dependency graph is traced in eval mode (no BatchNorm statistics move); the model is returned to train mode
     with gradients enabled, as Ultralytics' trainer expects.
     """
-    ignored = kept_whole(model, params)
+    ignored = kept_whole(model, settings)
     for p in model.parameters():
         p.requires_grad_(True)
     model.eval()
     pruner = tp.pruner.GroupNormPruner(
         model,
         example_inputs.to(next(model.parameters()).device),
-        importance=IMPORTANCES[params["importance"]](),
+        importance=IMPORTANCES[settings.importance](),
         # basic
         pruning_ratio=ratio,  # share of the current channels this step removes
         pruning_ratio_dict={model.model[i]: r for i, r in (layer_ratios or {}).items()} or None,  # per layer
         output_transform=raw_outputs,  # the graph ends at the head's raw outputs
         iterative_steps=1,  # one step per pruner: the graph is rebuilt after every fine-tuning
         ignored_layers=ignored,  # Detect, C2PSA, PSABlock by default (Proto's hidden layers if prune_proto): kept
-        global_pruning=params["global_pruning"],  # rank channels across layers
-        max_pruning_ratio=params["max_pruning_ratio"],  # most any one layer may lose
-        round_to=params["round_to"] or None,  # channel alignment
-        isomorphic=params["isomorphic"],  # with global_pruning: rank only within groups of the same structure
+        global_pruning=settings.global_pruning,  # rank channels across layers
+        max_pruning_ratio=settings.max_pruning_ratio,  # most any one layer may lose
+        round_to=settings.round_to or None,  # channel alignment
+        isomorphic=settings.isomorphic,  # with global_pruning: rank only within groups of the same structure
         # advanced
         reg=reg,  # sparsity regularisation strength; 0 when the pruner only removes channels
     )
@@ -126,13 +128,13 @@ def build_pruner(model: nn.Module, params: dict, ratio: float, example_inputs: t
     return pruner
 
 
-def prunable_channels(model: nn.Module, params: dict, example_inputs: torch.Tensor) -> int:
+def prunable_channels(model: nn.Module, settings: Pruning, example_inputs: torch.Tensor) -> int:
     """Channels the pruner can remove: the sum over its dependency groups of each group's channel count.
 
     The pruning ratio of a run is measured on this count, so channels that can never be pruned (ignored layers and
     what they pin) do not dilute it. Traced in eval mode; the model's mode is restored.
     """
-    ignored = kept_whole(model, params)
+    ignored = kept_whole(model, settings)
     was_training = model.training
     model.eval()
     graph = tp.DependencyGraph().build_dependency(model, example_inputs=example_inputs, output_transform=raw_outputs)
@@ -141,18 +143,18 @@ def prunable_channels(model: nn.Module, params: dict, example_inputs: torch.Tens
     return sum(len(group[0].idxs) for group in groups)
 
 
-def prunable_groups(model: nn.Module, params: dict, example_inputs: torch.Tensor) -> int:
+def prunable_groups(model: nn.Module, settings: Pruning, example_inputs: torch.Tensor) -> int:
     """Number of dependency groups the pruner would prune (for inspection)."""
-    pruner = build_pruner(model, params, 0.5, example_inputs)
+    pruner = build_pruner(model, settings, 0.5, example_inputs)
     return sum(1 for _ in pruner.DG.get_all_groups(ignored_layers=pruner.ignored_layers,
                                                     root_module_types=pruner.root_module_types))
 
 
-def weak_channel_share(model: nn.Module, params: dict, ratio: float, example_inputs: torch.Tensor) -> float:
+def weak_channel_share(model: nn.Module, settings: Pruning, ratio: float, example_inputs: torch.Tensor) -> float:
     """How much of a group's importance its weakest channels hold: over the pruner's groups, the mean importance of
     the ``ratio`` least important channels divided by that of the others, averaged. Sparsity training should lower
     it (what the next step removes carries less); 1.0 means pruning has nothing to prefer."""
-    p = build_pruner(model, params, ratio, example_inputs)
+    p = build_pruner(model, settings, ratio, example_inputs)
     shares = []
     for group in p.DG.get_all_groups(ignored_layers=p.ignored_layers, root_module_types=p.root_module_types):
         imp = p.estimate_importance(group)

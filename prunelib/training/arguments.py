@@ -8,6 +8,7 @@ import difflib
 
 from ultralytics.cfg import DEFAULT_CFG_DICT, check_cfg, get_cfg
 
+from prunelib.core.settings import Training
 from prunelib.core.parameters import read_yaml
 from prunelib.errors import UserError
 from prunelib.paths import resolve
@@ -16,36 +17,36 @@ from prunelib.paths import resolve
 _KIT_OWNED = ("model", "data", "project", "name", "mode", "task")
 
 
-def ultralytics_args(params: dict, purpose: str, data, **extras) -> dict:
-    """Arguments for Ultralytics from the run's parameters; extras (e.g. project, name, model) go on top.
+def ultralytics_args(settings: Training, purpose: str, data, **extras) -> dict:
+    """Arguments for Ultralytics from the run's training settings; extras (e.g. project, name, model) go on top.
 
     purpose: 'train' (the embedded baseline from scratch), 'finetune' (a pruned model; the cfg YAML is the base;
     extras give its epochs),
     'val' (validation) or 'loader' (reading training images, e.g. for gradients).
     """
-    common = {"data": str(data), "imgsz": params["imgsz"], "batch": params["batch"]}
+    common = {"data": str(data), "imgsz": settings.imgsz, "batch": settings.batch}
     if purpose == "loader":
         return {**common, **extras}
-    common |= {"device": params["device"], "workers": params["workers"], "verbose": False, "plots": False}
+    common |= {"device": settings.device, "workers": settings.workers, "verbose": False, "plots": False}
     if purpose == "val":
         return {**common, "rect": False, **extras}
-    training = {"seed": params["seed"], "deterministic": True, "exist_ok": True, "amp": False}
+    training = {"seed": settings.seed, "deterministic": True, "exist_ok": True, "amp": False}
     if purpose == "train":
-        return {**common, **training, "epochs": params["baseline_epochs"], "optimizer": "AdamW",
-                "lr0": params["baseline_lr0"], "nbs": params["baseline_nbs"] or params["batch"], **extras}  # fmt: skip
+        return {**common, **training, "epochs": settings.baseline_epochs, "optimizer": "AdamW",
+                "lr0": settings.baseline_lr0, "nbs": settings.baseline_nbs or settings.batch, **extras}  # fmt: skip
     if purpose == "finetune":
-        base = read_cfg(params["cfg"])
-        gpu = params["device"] != "cpu"
-        return {**base, **common, **training, "optimizer": params["optimizer"], "lr0": params["lr0"],
-                "warmup_epochs": params["warmup_epochs"], "nbs": params["nbs"] or params["batch"], "val": True,
+        base = read_cfg(settings.cfg)
+        gpu = settings.device != "cpu"
+        return {**base, **common, **training, "optimizer": settings.optimizer, "lr0": settings.lr0,
+                "warmup_epochs": settings.warmup_epochs, "nbs": settings.nbs or settings.batch, "val": True,
                 "plots": base.get("plots", False), "amp": base.get("amp", False) if gpu else False,
                 **extras}  # fmt: skip
     raise ValueError(f"purpose {purpose!r}: expected train, finetune, val or loader")
 
 
-def ultralytics_cfg(params: dict, purpose: str, data, **extras):
+def ultralytics_cfg(settings: Training, purpose: str, data, **extras):
     """ultralytics_args as the namespace Ultralytics' builders take (defaults filled in, checked)."""
-    return get_cfg(overrides=ultralytics_args(params, purpose, data, **extras))
+    return get_cfg(overrides=ultralytics_args(settings, purpose, data, **extras))
 
 
 def read_cfg(path) -> dict:

@@ -8,6 +8,7 @@ import yaml
 from ultralytics.data import build_dataloader, build_yolo_dataset
 from ultralytics.data.utils import check_det_dataset
 
+from prunelib.core.settings import Training
 from prunelib.errors import UserError
 from prunelib.training.arguments import ultralytics_cfg
 
@@ -61,15 +62,15 @@ def label_path(image: Path) -> Path:
     return Path(*parts).with_suffix(".txt")
 
 
-def training_batches(params: dict, data, images: int, task: str = "detect"):
+def training_batches(settings: Training, data, images: int, task: str = "detect"):
     """Batches of data's training images as the model sees them in validation (letterboxed, no augmentation, in a
     fixed order), floats in [0, 1], until ``images`` images were served, with the labels of task (masks, keypoints,
     rotated boxes). For statistics and gradients, not training."""
-    cfg = ultralytics_cfg(params, "loader", data, task=task)
+    cfg = ultralytics_cfg(settings, "loader", data, task=task)
     info = check_det_dataset(str(data))
-    dataset = build_yolo_dataset(cfg, info["train"], params["batch"], info, mode="val", stride=32)
+    dataset = build_yolo_dataset(cfg, info["train"], settings.batch, info, mode="val", stride=32)
     served = 0
-    for batch in build_dataloader(dataset, params["batch"], 0, shuffle=False):
+    for batch in build_dataloader(dataset, settings.batch, 0, shuffle=False):
         if served >= images:
             return
         batch["img"] = batch["img"].float() / 255

@@ -20,6 +20,7 @@ from ultralytics import YOLO
 
 from prunelib import files, tasks
 from prunelib.core import parameters
+from prunelib.core.settings import Training
 from prunelib.core.folder import Run, runs_root
 from prunelib.errors import UserError
 from prunelib.offline import use_all_cores
@@ -138,7 +139,7 @@ def train_baseline(params: dict, out: Path) -> Path:
         model = YOLO(params["baseline_cfg"])
         for event in ("on_train_start", "on_val_start"):
             model.add_callback(event, use_all_cores(params["threads"]))
-        model.train(**ultralytics_args(params, "train", data, project=str(tmp.parent), name=tmp.name))
+        model.train(**ultralytics_args(Training.of(params), "train", data, project=str(tmp.parent), name=tmp.name))
         (tmp / "key.json").write_text(json.dumps({"key": out.name, "settings": baseline_settings(params)}, indent=2))
     return out / "weights" / "best.pt"
 

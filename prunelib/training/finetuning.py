@@ -9,18 +9,16 @@ model that silently trains something else.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any, Callable
 
 import torch.nn as nn
 from ultralytics.cfg import DEFAULT_CFG
-from ultralytics.models.yolo.detect import DetectionTrainer
-from ultralytics.models.yolo.obb import OBBTrainer
-from ultralytics.models.yolo.pose import PoseTrainer
-from ultralytics.models.yolo.segment import SegmentationTrainer
 from ultralytics.utils.torch_utils import unwrap_model
 
 from prunelib import tasks
+from prunelib.core.settings import Training
 from prunelib.offline import use_all_cores
 from prunelib.paths import resolve
 from prunelib.surgery.checkpoints import load_model
@@ -65,31 +63,20 @@ class KeepsPrunedModel:
         super().optimizer_step()
 
 
-class PrunedDetectionTrainer(KeepsPrunedModel, DetectionTrainer):
-    """DetectionTrainer for a pruned model."""
+@functools.cache
+def trainer_for(task: str) -> type:
+    """The task's own Ultralytics trainer (prunelib.tasks) for a pruned model: KeepsPrunedModel mixed in before it,
+    e.g. ``PrunedSegmentationTrainer(KeepsPrunedModel, SegmentationTrainer)``."""
+    base = tasks.TASKS[task].trainer_class()
+    return type(f"Pruned{base.__name__}", (KeepsPrunedModel, base),
+                {"__module__": __name__, "__doc__": f"{base.__name__} for a pruned model."})
 
 
-class PrunedSegmentationTrainer(KeepsPrunedModel, SegmentationTrainer):
-    """SegmentationTrainer for a pruned model."""
-
-
-class PrunedPoseTrainer(KeepsPrunedModel, PoseTrainer):
-    """PoseTrainer for a pruned model."""
-
-
-class PrunedOBBTrainer(KeepsPrunedModel, OBBTrainer):
-    """OBBTrainer for a pruned model."""
-
-
-TRAINERS = {"detect": PrunedDetectionTrainer, "segment": PrunedSegmentationTrainer, "pose": PrunedPoseTrainer,
-            "obb": PrunedOBBTrainer}  # task name (prunelib.tasks) -> its trainer for pruned models
-
-
-def finetune(model: nn.Module | str | Path, params: dict, data: str, save_dir, epochs: int,
+def finetune(model: nn.Module | str | Path, settings: Training, data: str, save_dir, epochs: int,
              teacher: str | Path | None = None, regularizer=None) -> tuple[nn.Module, KeepsPrunedModel]:
     """Fine-tune model (module or checkpoint path) for epochs with the run's settings; return the best (EMA) model,
     FP32 (the last one when training with a regularizer: sparsity grows with the epochs). With
-    params['distill_weight'] and a teacher checkpoint, Ultralytics' knowledge distillation learns from it (features
+    settings.distill_weight and a teacher checkpoint, Ultralytics' knowledge distillation learns from it (features
     at the Detect head's inputs); the checkpoints it saves hold the student alone.
 
     Settings: the cfg YAML (if any) is the base, the run's fine-tuning parameters override it. Checkpoints go to
@@ -99,12 +86,12 @@ def finetune(model: nn.Module | str | Path, params: dict, data: str, save_dir, e
     in_memory = isinstance(model, nn.Module)
     loaded = model if in_memory else load_model(model)
     before, task = n_params(loaded), tasks.of(loaded).name
-    wanted = teacher and params["distill_weight"]
-    distill = {"distill_model": str(teacher), "dis": params["distill_weight"]} if wanted else {}
-    overrides = ultralytics_args(params, "finetune", data, model="pruned" if in_memory else str(model),
+    wanted = teacher and settings.distill_weight
+    distill = {"distill_model": str(teacher), "dis": settings.distill_weight} if wanted else {}
+    overrides = ultralytics_args(settings, "finetune", data, model="pruned" if in_memory else str(model),
                                  project=str(save_dir.parent), name=save_dir.name, epochs=epochs, **distill)
-    trainer = TRAINERS[task](overrides=overrides, model=model if in_memory else None, threads=params["threads"],
-                             regularizer=regularizer)
+    trainer = trainer_for(task)(overrides=overrides, model=model if in_memory else None, threads=settings.threads,
+                                regularizer=regularizer)
     trainer.train()
     best = load_model(trainer.best if Path(trainer.best).is_file() and not regularizer else trainer.last)
     after = n_params(best)
@@ -121,5 +108,6 @@ def continue_training(params: dict, out_dir, teacher=None) -> tuple[Path, Path]:
     Returns (best, last)."""
     model = load_model(resolve(params["model"]), "model")
     fold(model)
-    _, trainer = finetune(model, params, data_yaml(params), out_dir, params["finetune_epochs"], teacher=teacher)
+    _, trainer = finetune(model, Training.of(params), data_yaml(params), out_dir, params["finetune_epochs"],
+                          teacher=teacher)
     return Path(trainer.best), Path(trainer.last)

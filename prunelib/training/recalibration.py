@@ -9,11 +9,12 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from prunelib.core.settings import Training
 from prunelib import tasks
 from prunelib.training.datasets import training_batches
 
 
-def recalibrate_batchnorm(model: nn.Module, params: dict, data, images: int) -> int:
+def recalibrate_batchnorm(model: nn.Module, settings: Training, data, images: int) -> int:
     """Replace the running mean/var of every BatchNorm of model by their average over ``images`` training images
     (train-mode forward, no gradients, weights untouched); return the images used. The model's mode is restored."""
     norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
@@ -27,7 +28,7 @@ def recalibrate_batchnorm(model: nn.Module, params: dict, data, images: int) -> 
     model.train()
     try:
         with torch.no_grad():
-            for batch in training_batches(params, data, images, tasks.of(model).name):
+            for batch in training_batches(settings, data, images, tasks.of(model).name):
                 model(batch["img"])
                 used += len(batch["img"])
     finally:

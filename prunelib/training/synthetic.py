@@ -20,12 +20,11 @@ import numpy as np
 import yaml
 from PIL import Image, ImageDraw, ImageFilter
 
-from prunelib import files
+from prunelib import files, tasks
 from prunelib.core import parameters
 
 CLASSES = parameters.SYNTH_CLASSES  # the parameter synth_classes chooses among them
 GENERATOR_VERSION = 3  # bump when the drawing changes: it is part of every cache key
-TASKS = ("detect", "segment", "pose", "obb")
 KPT_SHAPE, FLIP_IDX = [4, 3], [0, 3, 2, 1]  # pose: top, right, bottom, left (x, y, visibility)
 
 
@@ -34,15 +33,16 @@ def generate(out_dir, n_train: int, n_val: int, imgsz: int, seed: int = 0, class
     """Write images/{train,val[,test]}, labels/… and data.yaml under out_dir; return data.yaml's path.
 
     Every split is drawn from a seed of its own. classes: names from CLASSES to draw (default all of them, in
-    order); n_test > 0 adds a held-out ``test`` split; task: one of TASKS. Written to a temporary folder and renamed,
-    so a folder that exists is complete.
+    order); n_test > 0 adds a held-out ``test`` split; task: one of prunelib.tasks.TASKS. Written to a temporary
+    folder and renamed, so a folder that exists is complete.
     """
-    if task not in TASKS:
-        raise ValueError(f"task {task!r}: the generator draws {', '.join(TASKS)}")
+    if task not in tasks.TASKS:
+        raise ValueError(f"task {task!r}: the generator draws {', '.join(tasks.TASKS)}")
     names = tuple(classes or CLASSES)
     unknown = [c for c in names if c not in CLASSES]
     if unknown:
         raise ValueError(f"classes: {unknown} are not drawn by the generator; it draws {', '.join(CLASSES)}")
+    keypoints = {"kpt_shape": KPT_SHAPE, "flip_idx": FLIP_IDX} if tasks.TASKS[task].synthetic == "keypoints" else {}
     out_dir = Path(out_dir)
     if (out_dir / "data.yaml").is_file():
         return out_dir / "data.yaml"
@@ -52,7 +52,7 @@ def generate(out_dir, n_train: int, n_val: int, imgsz: int, seed: int = 0, class
             _write_split_images(tmp, {"train": n_train, "val": n_val, "test": n_test}, imgsz, seed, names, task)
             data = {"path": str(out_dir.resolve()), "train": "images/train", "val": "images/val",
                     **({"test": "images/test"} if n_test else {}), "nc": len(names), "names": dict(enumerate(names)),
-                    **({"kpt_shape": KPT_SHAPE, "flip_idx": FLIP_IDX} if task == "pose" else {})}  # fmt: skip
+                    **keypoints}  # fmt: skip
             (tmp / "data.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
             settings = dict(n_train=n_train, n_val=n_val, n_test=n_test, imgsz=imgsz, seed=seed, classes=names,
                             version=GENERATOR_VERSION, task=task)
@@ -102,7 +102,7 @@ def draw_image(rng: np.random.Generator, size: int, names=CLASSES, task: str = "
                 break
         else:
             continue
-        if task == "detect":
+        if tasks.TASKS[task].synthetic == "boxes":
             _draw_shape(rng, draw, names[cls], box, _contrasting_colour(rng, img, box))
             labels.append((cls, (box[0] + box[2]) / 2 / size, (box[1] + box[3]) / 2 / size, s / size, s / size))
         else:
@@ -207,9 +207,10 @@ def _draw_turned_shape(rng, draw, name, box, colour, task: str, size: int) -> li
         draw.line([tuple(p) for p in np.vstack([pts, pts[:2]])], fill=colour, width=width, joint="curve")
     else:
         draw.polygon([tuple(p) for p in pts], fill=colour)
-    if task == "segment":
+    labels = tasks.TASKS[task].synthetic
+    if labels == "polygons":
         return list(pts.ravel() / size)
-    if task == "obb":
+    if labels == "corners":
         return list(turned([(-r, -r), (r, -r), (r, r), (-r, r)]).ravel() / size)
     sides = [(r, r), (-r, r)] if name.startswith("triangle") else [(r, 0), (-r, 0)]
     kpts = turned([(0, -r), sides[0], (0, r), sides[1]]) / size

@@ -7,21 +7,22 @@ from pathlib import Path
 
 import torch.nn as nn
 
+from prunelib.core.settings import Training
 from prunelib import tasks
 from prunelib.offline import use_all_cores
 from prunelib.training.arguments import ultralytics_args
 
 
-def evaluate(model: nn.Module | str | Path, params: dict, data: str, save_dir, task: str = "") -> dict:
-    """{'map50_95', 'map50'} of model's task metric (box, mask, pose or OBB) on data's val split at params['imgsz'];
+def evaluate(model: nn.Module | str | Path, settings: Training, data: str, save_dir, task: str = "") -> dict:
+    """{'map50_95', 'map50'} of model's task metric (box, mask, pose or OBB) on data's val split at settings.imgsz;
     plots off, all cores. model: a module, or an exported file (.onnx, _openvino_model/, ...) that Ultralytics'
     AutoBackend runs, with its task's name (a module's task is its class)."""
     if not task and isinstance(model, (str, Path)):
         raise ValueError(f"evaluate: name the task of exported file {str(model)!r} (one of {', '.join(tasks.TASKS)})")
     kind = tasks.TASKS[task] if task else tasks.of(model)
-    args = ultralytics_args(params, "val", data, task=kind.name)
+    args = ultralytics_args(settings, "val", data, task=kind.name)
     validator = kind.validator_class()(save_dir=Path(save_dir), args=args)
-    validator.add_callback("on_val_start", use_all_cores(params["threads"]))
+    validator.add_callback("on_val_start", use_all_cores(settings.threads))
     validator(model=str(model) if isinstance(model, (str, Path)) else model)
     metric = getattr(validator.metrics, kind.metrics)
     return {"map50_95": float(metric.map), "map50": float(metric.map50)}
