@@ -107,21 +107,20 @@ def _parameter_options(p, what: str = "the run", new_run: bool = False) -> None:
         p.add_argument("--new-run", action="store_true", help="if the run exists, start a new one beside it")
 
 
-def _table_option(p, flag: str, key: str, default=None, **kwargs) -> None:
-    """An option setting one parameter: its help and default are the parameter table's (default: what the option
-    means when not given, where that is not the table's)."""
+def _table_option(p, flag: str, key: str, text: str = "") -> None:
+    """An option setting one parameter: its type, default and help are the parameter table's (text: what the option
+    means for this command, where that is not the table's help)."""
     param = parameters.BY_NAME[key]
-    shown = param.default if default is None else default
-    text = f"{param.help} (default: {shown!r})" if shown not in ("", None) else param.help
-    p.add_argument(flag, dest=key, default=None, metavar=param.type.__name__.upper(), help=text, **kwargs)
+    shown = f" (default: {param.default!r})" if param.default not in ("", None) else ""
+    p.add_argument(flag, dest=key, default=None, metavar=param.type.__name__.upper(), help=(text or param.help) + shown)
 
 
 def _finetune_parser(sub) -> None:
     ft = sub.add_parser("finetune", help="train a pruned checkpoint further, its structure kept (not YOLO().train)")
     ft.add_argument("--model", required=True, help="pruned checkpoint, e.g. runs/<run>/final.pt")
-    _table_option(ft, "--data", "data")
+    _table_option(ft, "--data", "data", "Ultralytics data YAML the model was trained on (needed: a model is given)")
     _table_option(ft, "--cfg", "cfg")
-    _table_option(ft, "--epochs", "finetune_epochs")
+    _table_option(ft, "--epochs", "finetune_epochs", "epochs to train, at least 1 (the parameter finetune_epochs)")
     ft.add_argument("--teacher",
                     help="checkpoint to distil from, e.g. the unpruned model (distill_weight 1 unless set)")
     ft.add_argument("--name", help="folder under <runs>/finetune/ (default: the model file's name; never overwritten)")
