@@ -60,7 +60,8 @@ CASES = [
     (["--model", "{v12}", "--data", "{data}"], r"holds YOLO12's area-attention blocks \(A2C2f\), which the pruner cannot trace"),
     (["--model", "{model}", "--data", "{tmp}/none.yaml"], r"data: file '.*none.yaml' does not exist"),
     (["--model", "{model}", "--data", "{unparsable}"], r"data: '.*broken.yaml' is not valid YAML"),
-    (["--model", "{model}", "--data", "{nodir}"], r"data: train images '.*imgs/train' .* do not exist"),
+    (["--model", "{model}", "--data", "{nodir}"], r"data: '.*nodir.yaml' is refused by Ultralytics' dataset check: "
+                                                  r"Dataset .* images not found, missing path '.*imgs/val'"),
     (["--model", "{model}", "--data", "{nolabels}"], r"data: train images in '.*' have no label files"),
     (["--target-prune-rate", "0"], r"target_prune_rate: 0.0 is not allowed; expected a number in \(0, 1\)"),
     (["--target-prune-rate", "1.5"], r"target_prune_rate: 1.5 is not allowed"),

@@ -126,6 +126,13 @@ def test_the_loop_needs_the_replace_stage_and_says_so(smoke_start):
     assert not run.final.exists()
 
 
+def test_a_run_reopened_with_keys_it_may_change_keeps_them_for_its_stages(smoke_start):
+    first = open_smoke("reopen", latency_runs=1)
+    assert runs.load_run("reopen").params["latency_runs"] == 1
+    again = open_smoke("reopen", latency_runs=3)  # only what is measured after the loop changes
+    assert again.dir == first.dir and runs.load_run("reopen").params["latency_runs"] == 3  # what the stages read
+
+
 def test_other_parameters_are_refused_unless_new_run(smoke_start):
     from prunelib.errors import UserError
 

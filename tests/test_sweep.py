@@ -70,6 +70,40 @@ def test_running_it_again_redoes_no_run(swept):
     assert {name: tree_snapshot(root / name) for name in RUNS} == before
 
 
+def test_a_run_made_with_other_settings_is_refused_and_nothing_is_touched(swept):
+    root, _ = swept
+    before = tree_snapshot(root)
+    r = sweep("--set", "max_map_drop=0.3")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: sweep run {RUNS[0]!r} exists with other settings (max_map_drop: 0.2 -> 0.3); "
+                           "remove ") and last.endswith(f"{NAME}/{RUNS[0]} to make it again, or give the sweep another "
+                                                         "--name")  # fmt: skip
+    assert tree_snapshot(root) == before
+
+
+def test_a_run_counts_as_done_only_with_the_settings_asked_now(swept):
+    from prunelib.runs import sweep as sweeps
+
+    root, _ = swept
+    plan = sweeps.load(None, [SMOKE], GRID[1::2], CHEAP[1::2], NAME)
+    asked = plan.run_parameters(plan.combinations()[0])
+    assert sweeps.finished(root / RUNS[0], asked)
+    assert sweeps.finished(root / RUNS[0], {**asked, "threads": 7, "device": "cpu"})  # how it ran: not what it measured
+    assert not sweeps.finished(root / RUNS[0], {**asked, "latency_runs": 3})  # a key a run may change: made again
+    assert sweeps.changed(root / RUNS[0], {**asked, "latency_runs": 3}) == ["latency_runs: 1 -> 3"]
+
+
+def test_the_summary_lists_only_the_runs_asked_for_now(swept):
+    root, _ = swept
+    r = cli("sweep", "--params", SMOKE, "--grid", "importance=l2", "--grid", "target_prune_rate=0.2", *CHEAP,
+            "--name", NAME, timeout=1500)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "1 runs, 1 finished, 0 to run" in r.stdout
+    assert [row["run"] for row in csv.DictReader((root / "summary.csv").open())] == [RUNS[0]]  # not the 0.3 run
+    assert list(json.loads((root / "sweep.json").read_text())["runs"]) == [RUNS[0]]
+
+
 def test_a_failing_run_is_recorded_and_the_others_stay_done(swept):
     root, _ = swept
     broken = root / RUNS[1]

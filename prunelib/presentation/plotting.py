@@ -10,7 +10,7 @@ from PIL import Image, ImageDraw
 from prunelib import files
 from prunelib.core.folder import prune_steps
 from prunelib.tasks import named
-from prunelib.training.datasets import IMAGE_SUFFIXES, check_data_yaml, label_path
+from prunelib.training.datasets import check_data_yaml, label_path
 
 if not matplotlib.get_backend().lower().startswith(("module://matplotlib_inline", "inline", "nbagg", "widget")):
     matplotlib.use("Agg")
@@ -108,7 +108,7 @@ def save(fig, path) -> plt.Figure:
 def data_preview(data_yaml, path, n: int = 6, size: int = 160) -> Path:
     """A grid of the first n training images with their labelled boxes and class ids; returns path."""
     info = check_data_yaml(data_yaml)
-    images = sorted(p for f in info["train"] for p in f.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)[:n]
+    images = sorted(info["train"])[:n]
     cols = 3
     grid = Image.new("RGB", (cols * size, ((len(images) + cols - 1) // cols) * size), "white")
     for k, image in enumerate(images):

@@ -33,6 +33,8 @@ def open_run(params_files=(), overrides: dict | None = None, run_name: str | Non
                 f"run {params['run_name']!r} exists with other parameters ({'; '.join(diff[:3])}); "
                 f"resume with the same parameters, choose another run_name, or pass --new-run"
             )
+        if parameters.check(yaml.safe_load(run.params_yaml.read_text()) or {}) != params:  # may_change keys only
+            files.write_text(run.params_yaml, yaml.safe_dump(params, sort_keys=False))  # the stages read them here
         return run
     if run_dir.exists() and any(run_dir.iterdir()):
         raise UserError(f"run folder {relative(run_dir)!r} exists but holds no params.yaml; choose another run_name")

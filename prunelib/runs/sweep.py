@@ -33,7 +33,7 @@ import yaml
 
 from prunelib import files
 from prunelib.core import parameters
-from prunelib.core.folder import Run, load_runs, runs_root
+from prunelib.core.folder import Run, differences, load_runs, runs_root
 from prunelib.errors import UserError
 from prunelib.offline import cores
 from prunelib.paths import PROJECT_ROOT, relative, resolve
@@ -42,6 +42,7 @@ from prunelib.runs.opening import check_inputs
 from prunelib.runs.pipeline import COMPARE, execute
 from prunelib.runs.stages import STAGES
 
+RUN_ONLY = ("threads", "device", "workers")  # how a run is executed (set per slot), never what it measures
 SWEEP_KEYS = ("params", "set", "grid")  # what a sweep YAML holds (its name is the file's stem unless --name)
 GRID_FILES = "params"  # a grid key whose values are parameter files (recipes): each run adds one, named by its stem
 
@@ -66,6 +67,10 @@ class SweepFolder:
 
     def statuses(self) -> dict:
         return (json.loads(self.status_json.read_text()) if self.status_json.is_file() else {}).get("runs", {})
+
+    def planned(self) -> list[str] | None:
+        """The runs of the sweep as last asked (sweep.json), None for a folder of runs that is no sweep."""
+        return list(self.statuses()) if self.status_json.is_file() else None
 
 
 @dataclass(frozen=True)
@@ -95,6 +100,10 @@ class Sweep:
         values = {k: v for k, v in combo.items() if k != GRID_FILES}
         return {**self.fixed, **values, "run_name": run_name(combo), "runs_dir": relative(self.root),
                 "cache_dir": relative(self.cache)}  # fmt: skip
+
+    def run_parameters(self, combo: dict) -> dict:
+        """One run's merged and checked parameters."""
+        return parameters.load([resolve(f) for f in self.files(combo)], self.overrides(combo))
 
     def files(self, combo: dict) -> list[str]:
         """The parameter files of one run: the sweep's, then the combination's own (grid key 'params')."""
@@ -143,7 +152,7 @@ def check(sweep: Sweep) -> list[dict]:
     checked, seen = [], {}
     for combo in sweep.combinations():
         try:
-            p = parameters.load([resolve(f) for f in sweep.files(combo)], sweep.overrides(combo))
+            p = sweep.run_parameters(combo)
         except UserError as e:
             raise UserError(f"sweep run {run_name(combo)!r}: {e}") from None
         if p["run_name"] in seen:
@@ -175,8 +184,11 @@ def run_sweep(sweep: Sweep, jobs: int = 1, devices=(), log=print) -> dict:
     """Execute the runs not finished yet (jobs at once, CPU threads divided; one run per device when devices are
     given), record each one's status, then execute the comparison notebook. Returns {run name: status record}."""
     combos = sweep.combinations()
-    status = sweep.folder.statuses()
-    todo = [c for c in combos if not finished(sweep.root / run_name(c))]
+    asked = [sweep.run_parameters(c) for c in combos]
+    _refuse_other_settings(sweep, combos, asked)
+    before = sweep.folder.statuses()
+    status = {run_name(c): before[run_name(c)] for c in combos if run_name(c) in before}  # this plan's runs only
+    todo = [c for c, p in zip(combos, asked) if not finished(sweep.root / run_name(c), p)]
     for c in combos:
         if c not in todo:
             status[run_name(c)] = {**status.get(run_name(c), {}), "status": "done"}
@@ -211,7 +223,8 @@ def compare(sweep_dir=None) -> dict:
     """The comparison stage: summary.csv and summary.md (a row per run), the Pareto plot of the metric against MACs
     and latency, and one figure per varied key; for a sweep's folder, or any folder of runs ('' = the runs folder)."""
     folder = SweepFolder(resolve(sweep_dir) if sweep_dir else runs_root())
-    runs = load_runs(folder.dir)
+    planned = folder.planned()  # a sweep's summary lists its own runs, never those of an earlier plan
+    runs = [run for run in load_runs(folder.dir) if planned is None or run.name in planned]
     varied = comparison.varied_keys([run.params for run in runs])
     statuses = folder.statuses()
     rows = [comparison.summary_row(run, varied, statuses.get(run.name, {}).get("status") or
@@ -223,11 +236,32 @@ def compare(sweep_dir=None) -> dict:
     return {"rows": rows, "varied": varied, "figures": figures, "summary": folder.summary_md}
 
 
-def finished(run_dir: Path) -> bool:
-    """A run whose every stage has finished (timings recorded for all) and whose report exists."""
+def finished(run_dir: Path, asked: dict | None = None) -> bool:
+    """A run whose every stage has finished (timings recorded for all), whose report exists and, when asked is given,
+    that was made with those parameters (how it was executed aside: RUN_ONLY)."""
     run = Run(run_dir, {})
     timings = run.read_json(run.timings_json) or {}
-    return run.report_md.is_file() and all(stage in timings for stage in STAGES)
+    done = run.report_md.is_file() and all(stage in timings for stage in STAGES)
+    return done and (asked is None or not changed(run_dir, asked))
+
+
+def changed(run_dir: Path, asked: dict) -> list[str]:
+    """The parameters (RUN_ONLY aside) whose stored value in run_dir differs from asked: 'key: old -> new'."""
+    stored = {**parameters.DEFAULTS, **(yaml.safe_load(Run(run_dir, {}).params_yaml.read_text()) or {})}
+    return [f"{k}: {stored.get(k)!r} -> {asked[k]!r}" for k in parameters.BY_NAME
+            if k not in RUN_ONLY and stored.get(k) != asked[k]]  # fmt: skip
+
+
+def _refuse_other_settings(sweep: Sweep, combos: list[dict], asked: list[dict]) -> None:
+    """A run of the sweep that exists with settings a run may not change is refused before anything runs: running it
+    again would throw its finished results away, and keeping it would report settings nobody asked for now."""
+    for combo, p in zip(combos, asked):
+        run_dir = sweep.root / run_name(combo)
+        if Run(run_dir, {}).params_yaml.is_file():
+            stored = yaml.safe_load(Run(run_dir, {}).params_yaml.read_text()) or {}
+            if diff := differences(stored, p):
+                raise UserError(f"sweep run {run_name(combo)!r} exists with other settings ({'; '.join(diff[:3])}); "
+                                f"remove {relative(run_dir)} to make it again, or give the sweep another --name")
 
 
 def compare_notebook(sweep_dir: Path) -> Path:
