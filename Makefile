@@ -12,12 +12,19 @@ PARAMS ?= params/default.yaml
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-10s %s\n", $$1, $$2}'
 
+# pip's own exit status decides (pipefail); only its notes about the local package index are filtered out
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
+QUIET := { grep -v '^WARNING: Location' || true; }
+TORCH := $(shell grep -E '^(torch|torchvision)==' constraints.txt)  # the pins, from constraints.txt alone
+
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	# torch first, from the pinned versions: nothing later may pull another build
-	$(PIP) install --quiet torch==2.14.1 torchvision==0.29.1 2>&1 | grep -v '^WARNING: Location' || true
-	$(PIP) install --quiet -c constraints.txt -e '.[dev]' 2>&1 | grep -v '^WARNING: Location' || true
-	$(PY) -c "import torch, ultralytics, torch_pruning, papermill, nbval, prunelib"
+	$(PIP) install --quiet $(TORCH) 2>&1 | $(QUIET)
+	$(PIP) install --quiet -c constraints.txt -e '.[dev]' 2>&1 | $(QUIET)
+	# every runtime dependency imports before the stamp says installed
+	$(PY) -c "import torch, torchvision, ultralytics, torch_pruning, onnx, onnxruntime, onnxslim, openvino, matplotlib, papermill, nbval, prunelib"
 	touch $(STAMP)
 
 install: $(STAMP) ## create .venv (if absent) and install the kit with its pinned dependencies

@@ -93,6 +93,13 @@ def test_cli_refuses_bad_input_and_writes_nothing(args, message, bad_files, tmp_
     assert tree_snapshot(runs_root) == before
 
 
+def test_a_gpu_that_is_not_there_is_refused_before_anything_is_written(runs_root):
+    index = torch.cuda.device_count()  # one past the last GPU: none on a CPU-only machine
+    with pytest.raises(UserError, match=rf"device: '{index}' is not available here \(torch sees"):
+        runs.open_run([SMOKE], {"run_name": "no-gpu", "device": index})
+    assert not (runs_root / "no-gpu").exists()
+
+
 def test_same_errors_from_the_python_api(bad_files):
     with pytest.raises(UserError, match="is not a loadable Ultralytics checkpoint"):
         runs.open_run([SMOKE], {"run_name": "api-bad", "model": str(bad_files["text"]), "data": str(bad_files["data"])})

@@ -126,3 +126,19 @@ def test_typed_settings_are_the_parameters_of_their_names():
     assert Pruning.of(p).ignore_layers == ("Detect", 22) and Training.of(p).lr0 == 0.003
     with pytest.raises(Exception):  # frozen: a function cannot change what the run asked for
         Pruning.of(p).round_to = 8
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"isomorphic": True}, r"isomorphic: true does nothing without global_pruning: true"),
+    ({"max_steps": 4}, r"max_steps: 4 does nothing without target_speedup"),
+    ({"target_speedup": 2.0, "iterative_steps": 3, "max_steps": 2}, r"max_steps: 2 is less than iterative_steps 3"),
+    ({"device": "gpu"}, r"device: 'gpu' is not allowed; expected 'cpu', 'mps', a GPU index such as 0"),
+])  # fmt: skip
+def test_settings_that_do_nothing_or_contradict_are_refused(overrides, message):
+    with pytest.raises(UserError, match=message):
+        load(overrides=overrides)
+    assert load(overrides={"isomorphic": True, "global_pruning": True})["isomorphic"]  # together they are allowed
+
+
+def test_a_device_written_as_ultralytics_takes_it():
+    assert load(overrides={"device": 0})["device"] == "0" and load(overrides={"device": "0,1"})["device"] == "0,1"

@@ -65,6 +65,11 @@ def _run_name(v):
     return None if ok else "1-64 characters of letters, digits, '.', '_' or '-', starting with a letter or digit"
 
 
+def _device(v):
+    ok = v in ("cpu", "mps") or re.fullmatch(r"\d+(,\d+)*", v)
+    return None if ok else "'cpu', 'mps', a GPU index such as 0, or several such as 0,1"
+
+
 def _speedup(v):
     return None if v == 0 or v > 1 else "0 (off: use target_prune_rate) or a MACs speed-up greater than 1"
 
@@ -97,7 +102,7 @@ PARAMS = [
     Param("cache_dir", "", str, "cache of the embedded data, baseline and unpruned measurements ('' = <runs>/.cache)",
           may_change=True),
     Param("seed", 0, int, "random seed for data generation, training and fine-tuning"),
-    Param("device", "cpu", str, "'cpu', a GPU index '0', or several '0,1' (fine-tuning then uses DDP)",
+    Param("device", "cpu", str, "'cpu', a GPU index 0, or several 0,1 (fine-tuning then uses DDP)", _device,
           may_change=True),
     Param("threads", 0, int, "torch CPU threads (0 = all cores; Ultralytics alone would use cores-1)", _range(0),
           may_change=True),
@@ -266,6 +271,7 @@ def check(params: dict) -> dict:
         if p.check and (allowed := p.check(value)):
             raise UserError(f"{p.name}: {value!r} is not allowed; expected {allowed}")
         out[p.name] = value
+    _check_combinations(out)
     _check_paths(out)
     _check_ignore_names(out["ignore_layers"])
     epochs(out)
@@ -313,9 +319,24 @@ def _coerce(p: Param, v):
         return list(v)
     if v is None:
         return ""
+    if p.name == "device" and isinstance(v, int) and not isinstance(v, bool):  # device: 0, as Ultralytics takes it
+        return str(v)
     if not isinstance(v, (str, Path)):
         raise bad()
     return str(v)
+
+
+def _check_combinations(params: dict) -> None:
+    """Settings that are each allowed but do nothing, or contradict each other, together."""
+    if params["isomorphic"] and not params["global_pruning"]:
+        raise UserError("isomorphic: true does nothing without global_pruning: true (it narrows global ranking to "
+                        "groups of one structure); set both, or neither")
+    if params["max_steps"] and not params["target_speedup"]:
+        raise UserError(f"max_steps: {params['max_steps']} does nothing without target_speedup (a channel goal takes "
+                        "exactly iterative_steps steps); set target_speedup, or leave max_steps 0")
+    if params["max_steps"] and params["max_steps"] < params["iterative_steps"]:
+        raise UserError(f"max_steps: {params['max_steps']} is less than iterative_steps {params['iterative_steps']}; "
+                        f"expected 0 (3 x iterative_steps) or at least {params['iterative_steps']}")
 
 
 def _check_paths(params: dict) -> None:

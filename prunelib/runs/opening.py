@@ -4,6 +4,7 @@ notebooks and sweeps."""
 
 from __future__ import annotations
 
+import torch
 import yaml
 
 from prunelib import files
@@ -50,6 +51,7 @@ def open_run(params_files=(), overrides: dict | None = None, run_name: str | Non
 def check_inputs(params: dict) -> None:
     """Everything the user points at, checked before anything is written: the model (loadable, supported), the data
     YAML (and that the model predicts its classes), the fine-tuning cfg YAML (against Ultralytics' own arguments)."""
+    _check_device(params["device"])
     data = datasets.check_data_yaml(resolve(params["data"])) if params["data"] else None
     if params["model"]:
         model = checkpoints.load_model(resolve(params["model"]))
@@ -58,3 +60,19 @@ def check_inputs(params: dict) -> None:
                             f"predicts {model.nc}; use the data set the model was trained on")
     if params["cfg"]:
         arguments.check_cfg_file(params["cfg"])
+
+
+def _check_device(device: str) -> None:
+    """The GPUs named are there (torch sees them), before any folder is written."""
+    if device == "cpu":
+        return
+    if device == "mps":
+        if not torch.backends.mps.is_available():
+            raise UserError("device: 'mps' is not available on this machine; use device: cpu")
+        return
+    count = torch.cuda.device_count()
+    missing = [i for i in device.split(",") if int(i) >= count]
+    if missing:
+        seen = f"torch sees {count} CUDA GPU{'s' if count != 1 else ''}" if count else "torch sees no CUDA GPU"
+        raise UserError(f"device: {device!r} is not available here ({seen}); use device: cpu"
+                        + (f" or GPU indices below {count}" if count else ""))
