@@ -180,12 +180,7 @@ def cmd_finetune(args) -> int:
     from prunelib.surgery.checkpoints import load_model
     from prunelib.training.finetuning import continue_training
 
-    given = {"model": args.model, "data": args.data, "cfg": args.cfg,
-             "finetune_epochs": parameters.parse_value(args.finetune_epochs) if args.finetune_epochs else None}
-    overrides = parameters.parse_set(args.set) | {k: v for k, v in given.items() if v is not None}
-    if args.teacher and not overrides.get("distill_weight"):
-        overrides["distill_weight"] = 1.0
-    params = parameters.load([resolve(f) for f in args.params], overrides)
+    params = finetune_parameters(args)
     if params["finetune_epochs"] < 1:
         raise UserError(f"--epochs: {params['finetune_epochs']} is not allowed; expected 1 or more")
     check_inputs(params)
@@ -195,6 +190,22 @@ def cmd_finetune(args) -> int:
     best, last = continue_training(params, out, teacher=resolve(args.teacher) if args.teacher else None)
     print(f"done: {relative(best)}, {relative(last)} (load with YOLO(path); no prunelib needed)")
     return 0
+
+
+def finetune_parameters(args) -> dict:
+    """finetune's parameters: --params, --set, then its own options; with --teacher, distill_weight is 1 unless a
+    file or --set gives it (a teacher with distill_weight 0 would teach nothing: refused)."""
+    given = {"model": args.model, "data": args.data, "cfg": args.cfg,
+             "finetune_epochs": parameters.parse_value(args.finetune_epochs) if args.finetune_epochs else None}
+    overrides = parameters.parse_set(args.set) | {k: v for k, v in given.items() if v is not None}
+    stated = "distill_weight" in overrides or any("distill_weight" in parameters.read_yaml(f) for f in args.params)
+    if args.teacher and not stated:
+        overrides["distill_weight"] = 1.0
+    params = parameters.load([resolve(f) for f in args.params], overrides)
+    if args.teacher and not params["distill_weight"]:
+        raise UserError("--teacher: distill_weight is 0 (given by --set or a --params file), so the teacher would "
+                        "teach nothing; drop --teacher or set distill_weight above 0")
+    return params
 
 
 def cmd_baseline(args) -> int:

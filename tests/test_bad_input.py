@@ -159,7 +159,21 @@ FINETUNE_CASES = [
     (["--model", "{model}"], r"data: a data YAML is required with your own model"),
     (["--model", "{model}", "--data", "{data}", "--epochs", "0"], r"--epochs: 0 is not allowed; expected 1 or more"),
     (["--model", "{model}", "--data", "{data}", "--teacher", "{text}"], r"--teacher: '.*notes.pt' is not a loadable"),
+    (["--model", "{model}", "--data", "{data}", "--teacher", "{model}", "--set", "distill_weight=0"],
+     r"--teacher: distill_weight is 0 \(given by --set or a --params file\), so the teacher would teach nothing"),
 ]
+
+
+def test_a_teacher_keeps_the_distill_weight_given(bad_files, tmp_path):
+    f = tmp_path / "w.yaml"
+    f.write_text("distill_weight: 0.25\n")
+    base = ["finetune", "--params", str(SMOKE), "--model", str(bad_files["model"]), "--data", str(bad_files["data"]),
+            "--teacher", str(bad_files["model"])]  # fmt: skip
+
+    def weight(*extra):
+        return cli.finetune_parameters(cli.build_parser().parse_args([*base, *extra]))["distill_weight"]
+
+    assert weight() == 1.0 and weight("--set", "distill_weight=0.5") == 0.5 and weight("--params", str(f)) == 0.25
 
 
 @pytest.mark.parametrize("args,message", FINETUNE_CASES, ids=[c[1][:40] for c in FINETUNE_CASES])
