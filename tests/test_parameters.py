@@ -142,3 +142,15 @@ def test_settings_that_do_nothing_or_contradict_are_refused(overrides, message):
 
 def test_a_device_written_as_ultralytics_takes_it():
     assert load(overrides={"device": 0})["device"] == "0" and load(overrides={"device": "0,1"})["device"] == "0,1"
+
+
+def test_the_goal_named_last_decides(tmp_path):
+    speed = tmp_path / "speed.yaml"
+    speed.write_text("target_speedup: 2.0\n")
+    rate = tmp_path / "rate.yaml"
+    rate.write_text("target_prune_rate: 0.3\n")
+    assert load([speed, rate])["target_speedup"] == 0.0 and load([speed, rate])["target_prune_rate"] == 0.3
+    assert load([rate, speed])["target_speedup"] == 2.0
+    assert load([speed], {"target_prune_rate": 0.4})["target_speedup"] == 0.0  # --set on top of a file
+    with pytest.raises(UserError, match="target_speedup and target_prune_rate are both set in overrides"):
+        load(overrides={"target_speedup": 2.0, "target_prune_rate": 0.5})

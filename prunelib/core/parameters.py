@@ -130,7 +130,8 @@ PARAMS = [
           _range(1)),
     Param("target_prune_rate", 0.5, float, "channel ratio removed after all steps (the reference's "
           "--target-prune-rate)", _range(0, 1, True, True)),
-    Param("target_speedup", 0.0, float, "goal as MACs speed-up instead of a channel ratio (0 = off)", _speedup),
+    Param("target_speedup", 0.0, float, "goal as MACs speed-up instead of a channel ratio (0 = off; a later "
+          "target_prune_rate turns it off)", _speedup),
     Param("max_steps", 0, int, "speed-up mode: most steps to try (0 = 3 x iterative_steps)", _range(0)),
     Param("importance", "l2", str, "channel importance: " + ", ".join(IMPORTANCES), _choice(*IMPORTANCES)),
     Param("ignore_layers", ["Detect", "C2PSA", "PSABlock"], list,
@@ -201,12 +202,20 @@ DEFAULTS = {p.name: p.default for p in PARAMS}
 
 
 def load(files=(), overrides: dict | None = None) -> dict:
-    """Defaults, then each YAML file in order, then overrides; checked. Returns a new flat dict."""
+    """Defaults, then each YAML file in order, then overrides; checked. Returns a new flat dict. The run has one goal:
+    the layer that names one last decides it (target_prune_rate given turns the target_speedup before it off)."""
     merged = dict(DEFAULTS)
     for f in files or ():
-        merged.update(_check_keys(read_yaml(f), source=str(f)))
-    merged.update(_check_keys(dict(overrides or {}), source="overrides"))
+        merged.update(_one_goal(_check_keys(read_yaml(f), source=str(f)), source=str(f)))
+    merged.update(_one_goal(_check_keys(dict(overrides or {}), source="overrides"), source="overrides"))
     return check(merged)
+
+
+def _one_goal(layer: dict, source: str) -> dict:
+    if layer.get("target_speedup") and "target_prune_rate" in layer:
+        raise UserError(f"target_speedup and target_prune_rate are both set in {source}; a run has one goal: give "
+                        "target_speedup (MACs) or target_prune_rate (channels)")
+    return {**layer, "target_speedup": 0.0} if "target_prune_rate" in layer and "target_speedup" not in layer else layer
 
 
 def parse_set(items) -> dict:
