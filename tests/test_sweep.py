@@ -8,6 +8,7 @@ import json
 import pytest
 
 from prunelib import cli as kit_cli
+from prunelib.core import parameters
 
 from conftest import SMOKE, cli, tree_snapshot
 
@@ -75,8 +76,8 @@ def test_a_run_made_with_other_settings_is_refused_and_nothing_is_touched(swept)
     before = tree_snapshot(root)
     r = sweep("--set", "max_map_drop=0.3")
     assert r.returncode == 2 and "Traceback" not in r.stderr
-    last = r.stderr.strip().splitlines()[-1]
-    assert last.startswith(f"error: sweep run {RUNS[0]!r} exists with other settings (max_map_drop: 0.2 -> 0.3); "
+    last, drop = r.stderr.strip().splitlines()[-1], parameters.load([SMOKE])["max_map_drop"]
+    assert last.startswith(f"error: sweep run {RUNS[0]!r} exists with other settings (max_map_drop: {drop!r} -> 0.3); "
                            "remove ") and last.endswith(f"{NAME}/{RUNS[0]} to make it again, or give the sweep another "
                                                          "--name")  # fmt: skip
     assert tree_snapshot(root) == before
