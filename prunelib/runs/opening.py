@@ -28,13 +28,15 @@ def open_run(params_files=(), overrides: dict | None = None, run_name: str | Non
         params["run_name"] = run_dir.name
     run = Run(run_dir, params)
     if run.params_yaml.is_file():
-        diff = differences(yaml.safe_load(run.params_yaml.read_text()) or {}, params)
+        stored = yaml.safe_load(run.params_yaml.read_text()) or {}
+        diff = differences(stored, params)
         if diff:
             raise UserError(
                 f"run {params['run_name']!r} exists with other parameters ({'; '.join(diff[:3])}); "
                 f"resume with the same parameters, choose another run_name, or pass --new-run"
             )
-        if parameters.check(yaml.safe_load(run.params_yaml.read_text()) or {}) != params:  # may_change keys only
+        _check_device(params["device"])  # a key a run may change: checked again when it resumes
+        if parameters.check(stored) != params:  # may_change keys only
             files.write_text(run.params_yaml, yaml.safe_dump(params, sort_keys=False))  # the stages read them here
         return run
     if run_dir.exists() and any(run_dir.iterdir()):
