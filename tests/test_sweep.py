@@ -56,7 +56,7 @@ def test_every_combination_is_a_run_compared_in_one_notebook(swept):
 def test_shared_work_is_done_once(swept, runs_root):
     root, _ = swept
     notebooks = [(root / name / "20-replace-c3k2.ipynb").read_text() for name in RUNS]
-    measured = sum("Unpruned: params" in nb for nb in notebooks)  # at most once (earlier runs may have shared it)
+    measured = sum("Unpruned: detect, params" in nb for nb in notebooks)  # at most once (earlier runs may have shared it)
     assert measured <= 1 and measured + sum("Reused the unpruned model" in nb for nb in notebooks) == 2
     assert len({(root / name / "unpruned.json").read_text() for name in RUNS}) == 1
     assert not (root / ".cache").exists()  # the sweep's runs use the kit's cache, shared with every other run

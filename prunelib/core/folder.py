@@ -109,6 +109,10 @@ class Run:
     def final_step(self) -> dict | None:
         return final_step(self.read_ledger())
 
+    def stored_params(self) -> dict:
+        """The parameters params.yaml holds, as written ({} before the run is created)."""
+        return (yaml.safe_load(self.params_yaml.read_text()) or {}) if self.params_yaml.is_file() else {}
+
     def read_json(self, path: Path):
         return json.loads(path.read_text()) if path.is_file() else None
 
@@ -192,15 +196,15 @@ def load_run(run_name_or_dir, runs_dir: str | None = None) -> Run:
     if not stored.is_file():
         raise UserError(f"{relative(path)!r} is not a run folder (no params.yaml); start the run with stage 00 "
                         "or 'python -m prunelib run'")  # fmt: skip
-    return Run(path, parameters.check(yaml.safe_load(stored.read_text())))
+    return Run(path, parameters.check(Run(path, {}).stored_params()))
 
 
-def differences(old: dict, new: dict) -> list[str]:
-    """What differs between a run's stored parameters and new ones, among those a run may not change. A parameter
-    the stored file lacks (added to the kit after the run began) counts as its default, which keeps the old
-    behaviour."""
+def differences(old: dict, new: dict, keys=None) -> list[str]:
+    """What differs between a run's stored parameters and new ones ('key: old -> new'), among keys (default: those a
+    run may not change). A parameter the stored file lacks (added to the kit after the run began) counts as its
+    default, which keeps the old behaviour."""
     old = {**parameters.DEFAULTS, **old}
-    keys = [p.name for p in parameters.PARAMS if not p.may_change]
+    keys = [p.name for p in parameters.PARAMS if not p.may_change] if keys is None else keys
     return [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys if old.get(k) != new.get(k)]
 
 

@@ -10,7 +10,7 @@ from PIL import Image, ImageDraw
 from prunelib import files
 from prunelib.core.folder import prune_steps
 from prunelib.tasks import named
-from prunelib.training.datasets import check_data_yaml, label_path
+from prunelib.training.datasets import label_path
 
 if not matplotlib.get_backend().lower().startswith(("module://matplotlib_inline", "inline", "nbagg", "widget")):
     matplotlib.use("Agg")
@@ -105,10 +105,10 @@ def save(fig, path) -> plt.Figure:
     return fig
 
 
-def data_preview(data_yaml, path, n: int = 6, size: int = 160) -> Path:
-    """A grid of the first n training images with their labelled boxes and class ids; returns path."""
-    info = check_data_yaml(data_yaml)
-    images = sorted(info["train"])[:n]
+def data_preview(train_images, path, n: int = 6, size: int = 160) -> Path:
+    """A grid of the first n training images (datasets.check_data_yaml's 'train') with their labelled boxes and class
+    ids; returns path."""
+    images = sorted(train_images)[:n]
     cols = 3
     grid = Image.new("RGB", (cols * size, ((len(images) + cols - 1) // cols) * size), "white")
     for k, image in enumerate(images):

@@ -28,7 +28,7 @@ def open_run(params_files=(), overrides: dict | None = None, run_name: str | Non
         params["run_name"] = run_dir.name
     run = Run(run_dir, params)
     if run.params_yaml.is_file():
-        stored = yaml.safe_load(run.params_yaml.read_text()) or {}
+        stored = run.stored_params()
         diff = differences(stored, params)
         if diff:
             raise UserError(

@@ -52,8 +52,9 @@ def _holds_the_run(stage):
 def baseline(run: Run, log=print) -> dict:
     """The run's data and starting model (the embedded baseline is made or taken from the cache), and a preview."""
     start = embedded.ensure(run.params, log)
-    names = datasets.check_data_yaml(start["data"])["names"]
-    plotting.data_preview(start["data"], run.data_preview)
+    info = datasets.check_data_yaml(start["data"])
+    names = info["names"]
+    plotting.data_preview(info["train"], run.data_preview)
     return {**start, "classes": list(names.values()) if isinstance(names, dict) else list(names),
             "preview": run.data_preview}  # fmt: skip
 

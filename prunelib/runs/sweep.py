@@ -247,9 +247,7 @@ def finished(run_dir: Path, asked: dict | None = None) -> bool:
 
 def changed(run_dir: Path, asked: dict) -> list[str]:
     """The parameters (RUN_ONLY aside) whose stored value in run_dir differs from asked: 'key: old -> new'."""
-    stored = {**parameters.DEFAULTS, **(yaml.safe_load(Run(run_dir, {}).params_yaml.read_text()) or {})}
-    return [f"{k}: {stored.get(k)!r} -> {asked[k]!r}" for k in parameters.BY_NAME
-            if k not in RUN_ONLY and stored.get(k) != asked[k]]  # fmt: skip
+    return differences(Run(run_dir, {}).stored_params(), asked, [k for k in parameters.BY_NAME if k not in RUN_ONLY])
 
 
 def _refuse_other_settings(sweep: Sweep, combos: list[dict], asked: list[dict]) -> None:
@@ -258,8 +256,7 @@ def _refuse_other_settings(sweep: Sweep, combos: list[dict], asked: list[dict]) 
     for combo, p in zip(combos, asked):
         run_dir = sweep.root / run_name(combo)
         if Run(run_dir, {}).params_yaml.is_file():
-            stored = yaml.safe_load(Run(run_dir, {}).params_yaml.read_text()) or {}
-            if diff := differences(stored, p):
+            if diff := differences(Run(run_dir, {}).stored_params(), p):
                 raise UserError(f"sweep run {run_name(combo)!r} exists with other settings ({'; '.join(diff[:3])}); "
                                 f"remove {relative(run_dir)} to make it again, or give the sweep another --name")
 
