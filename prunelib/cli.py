@@ -201,7 +201,9 @@ def finetune_parameters(args) -> dict:
     stated = "distill_weight" in overrides or any("distill_weight" in parameters.read_yaml(f) for f in args.params)
     if args.teacher and not stated:
         overrides["distill_weight"] = 1.0
-    params = parameters.load([resolve(f) for f in args.params], overrides)
+    from prunelib.runs.opening import model_imgsz  # slow: see the note on imports above
+
+    params = model_imgsz(parameters.load([resolve(f) for f in args.params], overrides))
     if args.teacher and not params["distill_weight"]:
         raise UserError("--teacher: distill_weight is 0 (given by --set or a --params file), so the teacher would "
                         "teach nothing; drop --teacher or set distill_weight above 0")

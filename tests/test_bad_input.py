@@ -69,7 +69,7 @@ CASES = [
     (["--iterative-steps", "0"], r"iterative_steps: 0 is not allowed"),
     (["--iterative-steps", "five"], r"iterative_steps: expected an integer, got 'five'"),
     (["--set", "iterative_steps=five"], r"iterative_steps: expected an integer, got 'five'"),
-    (["--set", "imgsz=100"], r"imgsz: 100 is not allowed; expected a multiple of 32"),
+    (["--set", "imgsz=100"], r"imgsz: 100 is not allowed; expected 0 \(the model's own\) or a multiple of 32"),
     (["--set", "target_prune=0.3"], r"unknown parameter 'target_prune' .*did you mean 'target_prune_rate'"),
     (["--set", "importance=magnitude"], r"importance: 'magnitude' is not allowed; expected one of l2, l1"),
     (["--set", "ignore_layers=[Detect, C2PSAA]"], r"ignore_layers: 'C2PSAA' is not .*did you mean 'C2PSA'"),
@@ -139,8 +139,8 @@ def test_full_or_read_only_output_folder(monkeypatch, runs_root, capsys, err):
 def test_a_real_process_prints_one_line_and_no_traceback_unless_debug():
     r = run_cli("prune", "--params", SMOKE, "--run-name", "proc", "--set", "imgsz=100")
     assert r.returncode == 2 and "Traceback" not in r.stderr
-    assert r.stderr.strip() == "error: imgsz: 100 is not allowed; expected a multiple of 32, at least 32 (the " \
-                               "model's largest stride)"
+    assert r.stderr.strip() == ("error: imgsz: 100 is not allowed; expected 0 (the model's own) or a multiple of 32, "
+                                "at least 32 (the model's largest stride)")
     r = run_cli("prune", "--params", SMOKE, "--run-name", "proc", "--set", "imgsz=100", "--debug")
     assert r.returncode != 0 and "Traceback" in r.stderr
 

@@ -40,7 +40,7 @@ def test_unknown_key_suggests_the_closest():
         ("target_prune_rate", 1.0, r"target_prune_rate: 1.0 is not allowed"),
         ("target_speedup", 0.5, r"target_speedup: 0.5 is not allowed; expected 0 \(off"),
         ("target_speedup", 1.0, r"target_speedup: 1.0 is not allowed"),
-        ("imgsz", 100, r"imgsz: 100 is not allowed; expected a multiple of 32"),
+        ("imgsz", 100, r"imgsz: 100 is not allowed; expected 0 \(the model's own\) or a multiple of 32"),
         ("importance", "l3", r"importance: 'l3' is not allowed; expected one of l2, l1"),
         ("ignore_layers", ["Detec"], r"ignore_layers: 'Detec' is not .*did you mean 'Detect'"),
         ("global_pruning", "yes", r"global_pruning: expected true or false"),
@@ -89,7 +89,7 @@ def test_bad_parameter_file(tmp_path):
 
 def test_command_line_values_in_exponent_notation_are_numbers():
     assert parse_set(["lr0=1e-3", "batch=8", "run_name=1e3x"]) == {"lr0": 0.001, "batch": 8, "run_name": "1e3x"}
-    assert load(overrides=parse_set(["lr0=5e-4"]))["lr0"] == 5e-4
+    assert load(overrides=parse_set(["lr0=5e-4", "optimizer=SGD"]))["lr0"] == 5e-4
 
 
 def test_the_modules_acting_on_a_choice_name_what_the_table_allows():
@@ -117,7 +117,7 @@ def test_typed_settings_are_the_parameters_of_their_names():
 
     from prunelib.core.settings import Pruning, Training
 
-    p = load(overrides={"ignore_layers": ["Detect", 22], "lr0": 0.003})
+    p = load(overrides={"ignore_layers": ["Detect", 22], "lr0": 0.003, "optimizer": "AdamW"})
     for cls in (Pruning, Training):
         settings = cls.of(p)
         assert all(f.name in parameters.BY_NAME for f in fields(cls)), cls
@@ -133,11 +133,34 @@ def test_typed_settings_are_the_parameters_of_their_names():
     ({"max_steps": 4}, r"max_steps: 4 does nothing without target_speedup"),
     ({"target_speedup": 2.0, "iterative_steps": 3, "max_steps": 2}, r"max_steps: 2 is less than iterative_steps 3"),
     ({"device": "gpu"}, r"device: 'gpu' is not allowed; expected 'cpu', 'mps', a GPU index such as 0"),
+    ({"lr0": 0.002}, r"lr0: 0.002 does nothing under optimizer: auto .* set an optimizer too \(SGD, "),
 ])  # fmt: skip
 def test_settings_that_do_nothing_or_contradict_are_refused(overrides, message):
     with pytest.raises(UserError, match=message):
         load(overrides=overrides)
     assert load(overrides={"isomorphic": True, "global_pruning": True})["isomorphic"]  # together they are allowed
+    assert load(overrides={"lr0": 0.002, "optimizer": "SGD"})["lr0"] == 0.002
+
+
+def test_imgsz_is_the_models_own_unless_set(tmp_path):
+    from prunelib.runs.opening import model_imgsz
+    from prunelib.surgery import checkpoints
+    from ultralytics.nn.tasks import DetectionModel
+
+    assert load()["imgsz"] == 320  # no model of the user's: the embedded baseline's size
+    model = DetectionModel("yolo11n.yaml", nc=2, verbose=False)
+    for size, expected in ((640, 640), ([480, 640], 640), (None, None)):
+        path = checkpoints.save_model(model, tmp_path / f"m{size}.pt", train_args={"imgsz": size} if size else {})
+        data = tmp_path / "data.yaml"
+        data.write_text("names: [a, b]\n")
+        params = load(overrides={"model": str(path), "data": str(data)})
+        assert params["imgsz"] == 0
+        if expected is None:
+            with pytest.raises(UserError, match=r"imgsz: 0 takes the size model .* records no training size; set "):
+                model_imgsz(params)
+        else:
+            assert model_imgsz(params)["imgsz"] == expected
+        assert model_imgsz({**params, "imgsz": 96})["imgsz"] == 96  # set: kept
 
 
 def test_a_device_written_as_ultralytics_takes_it():
@@ -154,3 +177,23 @@ def test_the_goal_named_last_decides(tmp_path):
     assert load([speed], {"target_prune_rate": 0.4})["target_speedup"] == 0.0  # --set on top of a file
     with pytest.raises(UserError, match="target_speedup and target_prune_rate are both set in overrides"):
         load(overrides={"target_speedup": 2.0, "target_prune_rate": 0.5})
+
+
+def test_cfg_keys_the_parameters_decide_are_said(tmp_path):
+    from prunelib.core.settings import Training
+    from prunelib.runs.opening import check_inputs
+    from prunelib.training import arguments
+
+    cfg = tmp_path / "train.yaml"
+    cfg.write_text("lr0: 0.001\noptimizer: SGD\nepochs: 300\nmosaic: 0.5\nbatch: 16\nmodel: x.pt\n")
+    params = load(overrides={"cfg": str(cfg)})
+    notes = arguments.overridden(Training.of(params))
+    assert notes == ["lr0 0.001 -> 0.01 (set lr0)", "optimizer 'SGD' -> 'auto' (set optimizer)",
+                     "epochs 300 (set finetune_epochs)"]  # fmt: skip
+    said = []
+    check_inputs(params, log=said.append)
+    assert len(said) == 1 and said[0].startswith("cfg: ") and "decide 3 of its keys" in said[0]
+    matching = load(overrides={"cfg": str(cfg), "optimizer": "SGD", "lr0": 0.001})
+    assert len(arguments.overridden(Training.of(matching))) == 1  # only epochs now; mosaic, batch 16 hold
+    args = arguments.ultralytics_args(Training.of(matching), "finetune", "d.yaml", epochs=2)
+    assert (args["mosaic"], args["optimizer"], args["lr0"], "model" not in args) == (0.5, "SGD", 0.001, True)

@@ -168,3 +168,15 @@ def test_every_task_has_a_trainer_that_keeps_the_pruned_model():
         assert issubclass(trainer, KeepsPrunedModel) and base is task.trainer_class(), name
         assert base.__module__.startswith(f"ultralytics.models.yolo.{task.package}."), name
         assert trainer.__name__ == f"Pruned{task.trainer}" and trainer_for(name) is trainer  # made once
+
+
+@pytest.mark.parametrize("cfg", ["yolo11n.yaml", "yolo11n-seg.yaml", "yolo11n-pose.yaml", "yolo11n-obb.yaml",
+                                 "yolo26n.yaml"])  # fmt: skip
+def test_layer_table_knows_every_head(cfg):
+    """The head hands on no channels of its own, whatever kind of Detect it is (its class was matched by exact name:
+    Segment, Pose, OBB and YOLO26's heads got their last conv's width)."""
+    model = getattr(ultralytics.nn.tasks, tasks.of_cfg(cfg).model)(cfg, nc=8, verbose=False)
+    rows = measuring.layer_table(model, 64)
+    assert rows[-1]["type"] == type(model.model[-1]).__name__
+    assert rows[-1]["c_out"] is None and rows[-1]["macs"] > 0
+    assert rows[0]["c_out"] == model.model[0].conv.out_channels  # a plain conv still says its width

@@ -60,6 +60,13 @@ def _imgsz(v):
     return None if v >= 32 and v % 32 == 0 else "a multiple of 32, at least 32 (the model's largest stride)"
 
 
+def _imgsz_or_model(v):
+    return None if v == 0 else _imgsz(v) and "0 (the model's own) or " + _imgsz(v)
+
+
+EMBEDDED_IMGSZ = 320  # imgsz 0 without a model of the user's: the embedded baseline's size
+
+
 def _run_name(v):
     ok = re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", v or "")
     return None if ok else "1-64 characters of letters, digits, '.', '_' or '-', starting with a letter or digit"
@@ -111,7 +118,8 @@ PARAMS = [
           "the embedded baseline"),
     Param("data", "", str, "Ultralytics data YAML; empty: the embedded synthetic data set"),
     Param("cfg", "", str, "Ultralytics training-settings YAML used as the base of fine-tuning (the reference's --cfg)"),
-    Param("imgsz", 320, int, "image size for validation, fine-tuning, MACs counting and export", _imgsz),
+    Param("imgsz", 0, int, "image size for validation, fine-tuning, MACs and export (0 = your model's training size; "
+          f"{EMBEDDED_IMGSZ} embedded)", _imgsz_or_model),
     # --- embedded default ---
     Param("synth_train", 200, int, "synthetic training images", _range(4)),
     Param("synth_val", 60, int, "synthetic validation images", _range(2)),
@@ -280,6 +288,8 @@ def check(params: dict) -> dict:
         if p.check and (allowed := p.check(value)):
             raise UserError(f"{p.name}: {value!r} is not allowed; expected {allowed}")
         out[p.name] = value
+    if not out["imgsz"] and not out["model"]:
+        out["imgsz"] = EMBEDDED_IMGSZ  # with a model, opening a run reads its size from the checkpoint
     _check_combinations(out)
     _check_paths(out)
     _check_ignore_names(out["ignore_layers"])
@@ -340,6 +350,10 @@ def _check_combinations(params: dict) -> None:
     if params["isomorphic"] and not params["global_pruning"]:
         raise UserError("isomorphic: true does nothing without global_pruning: true (it narrows global ranking to "
                         "groups of one structure); set both, or neither")
+    if params["optimizer"] == "auto" and params["lr0"] != BY_NAME["lr0"].default:
+        raise UserError(f"lr0: {params['lr0']} does nothing under optimizer: auto (Ultralytics then chooses the "
+                        f"learning rate itself); set an optimizer too ({', '.join(o for o in OPTIMIZERS if o != 'auto')}"
+                        f"), or leave lr0 at {BY_NAME['lr0'].default}")
     if params["max_steps"] and not params["target_speedup"]:
         raise UserError(f"max_steps: {params['max_steps']} does nothing without target_speedup (a channel goal takes "
                         "exactly iterative_steps steps); set target_speedup, or leave max_steps 0")

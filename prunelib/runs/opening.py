@@ -9,6 +9,7 @@ import yaml
 
 from prunelib import files
 from prunelib.core import parameters
+from prunelib.core.settings import Training
 from prunelib.core.folder import Run, differences, manifest, next_free, runs_root
 from prunelib.errors import UserError
 from prunelib.paths import relative, resolve
@@ -21,7 +22,7 @@ def open_run(params_files=(), overrides: dict | None = None, run_name: str | Non
     overrides = dict(overrides or {})
     if run_name:
         overrides["run_name"] = run_name
-    params = parameters.load([resolve(f) for f in params_files], overrides)
+    params = model_imgsz(parameters.load([resolve(f) for f in params_files], overrides))
     run_dir = runs_root(params) / params["run_name"]
     if new_run:
         run_dir = next_free(run_dir)
@@ -50,9 +51,23 @@ def open_run(params_files=(), overrides: dict | None = None, run_name: str | Non
     return run
 
 
-def check_inputs(params: dict) -> None:
+def model_imgsz(params: dict) -> dict:
+    """The parameters with imgsz 0 (the default) made the size the user's model was trained at: its checkpoint knows
+    (Ultralytics' train_args); refused in one line when it does not. Without a model, the table already chose."""
+    if params["imgsz"] or not params["model"]:
+        return params
+    size = checkpoints.trained_imgsz(resolve(params["model"]))
+    if size is None or size % 32:
+        found = "records no training size" if size is None else f"was trained at {size}, not a multiple of 32"
+        raise UserError(f"imgsz: 0 takes the size model {params['model']!r} was trained at, but it {found}; set "
+                        "imgsz (a multiple of 32, e.g. 640)")
+    return {**params, "imgsz": size}
+
+
+def check_inputs(params: dict, log=print) -> None:
     """Everything the user points at, checked before anything is written: the model (loadable, supported), the data
-    YAML (and that the model predicts its classes), the fine-tuning cfg YAML (against Ultralytics' own arguments)."""
+    YAML (and that the model predicts its classes), the fine-tuning cfg YAML (against Ultralytics' own arguments;
+    the keys the kit's parameters decide instead are said in one line)."""
     _check_device(params["device"])
     data = datasets.check_data_yaml(resolve(params["data"])) if params["data"] else None
     if params["model"]:
@@ -62,6 +77,9 @@ def check_inputs(params: dict) -> None:
                             f"predicts {model.nc}; use the data set the model was trained on")
     if params["cfg"]:
         arguments.check_cfg_file(params["cfg"])
+        if notes := arguments.overridden(Training.of(params)):
+            log(f"cfg: {params['cfg']} is the base of fine-tuning, but the run's parameters decide "
+                f"{len(notes)} of its keys: {'; '.join(notes)}")
 
 
 def _check_device(device: str) -> None:

@@ -53,6 +53,17 @@ def load_model(path, key: str = "model") -> nn.Module:
     return model
 
 
+def trained_imgsz(path) -> int | None:
+    """The image size a checkpoint was trained at (its train_args' imgsz, the larger side of a pair), or None.
+    Read from the file: a loaded model's args hold Ultralytics' defaults (640) where the checkpoint says nothing."""
+    load_model(path)  # a checkpoint of a supported model, or one clear line
+    args = torch.load(path, map_location="cpu", weights_only=False).get("train_args") or {}
+    size = (vars(args) if hasattr(args, "__dict__") else dict(args)).get("imgsz")
+    if isinstance(size, (list, tuple)) and size:
+        size = max(size)
+    return size if isinstance(size, int) and not isinstance(size, bool) and size > 0 else None
+
+
 def save_model(model: nn.Module, path, train_args: dict | None = None) -> Path:
     """Save as an Ultralytics checkpoint; atomic. FP16 like Ultralytics' own when that loses nothing (weights that
     came from an Ultralytics checkpoint and were only pruned), FP32 otherwise: what is saved is what was measured."""

@@ -9,6 +9,10 @@ import time
 import torch
 import torch.nn as nn
 import torch_pruning as tp
+from ultralytics.nn.modules import Concat, Detect
+
+PASS_THROUGH = (Concat, nn.Upsample, Detect)  # hand on no channels of their own; Detect's subclasses (Segment, Pose,
+# OBB, YOLO26's end-to-end heads) are heads too
 
 
 def example_inputs(imgsz: int, batch: int = 1) -> torch.Tensor:
@@ -69,10 +73,10 @@ def compare_latency(fns: dict, x, runs: int = 30, warmup: int = 5) -> dict[str, 
 
 
 def _out_channels(layer: nn.Module):
-    """Channels a layer hands on: its last conv's (cv2 for CSP blocks); None for Concat/Upsample/Detect."""
-    convs = [c for c in layer.modules() if isinstance(c, nn.Conv2d)]
-    if type(layer).__name__ in ("Concat", "Upsample", "Detect"):
+    """Channels a layer hands on: its last conv's (cv2 for CSP blocks); None for Concat, Upsample and every head."""
+    if isinstance(layer, PASS_THROUGH):
         return None
+    convs = [c for c in layer.modules() if isinstance(c, nn.Conv2d)]
     cv2 = getattr(layer, "cv2", None)
     if isinstance(cv2, nn.Module) and hasattr(cv2, "conv"):
         return cv2.conv.out_channels

@@ -56,6 +56,28 @@ def read_cfg(path) -> dict:
     return {k: v for k, v in read_yaml(path).items() if k not in _KIT_OWNED}
 
 
+# the kit's parameter that decides each Ultralytics argument it sets in fine-tuning ("" where the kit fixes it)
+DECIDED_BY = {"imgsz": "imgsz", "batch": "batch", "device": "device", "workers": "workers", "seed": "seed",
+              "optimizer": "optimizer", "lr0": "lr0", "warmup_epochs": "warmup_epochs", "nbs": "nbs",
+              "epochs": "finetune_epochs", "dis": "distill_weight", "verbose": "", "deterministic": "",
+              "exist_ok": "", "val": "", "amp": ""}  # fmt: skip
+
+
+def overridden(settings: Training) -> list[str]:
+    """The keys of the cfg YAML that fine-tuning does not take from it, each with the value used instead and the
+    parameter that sets it: one line's worth, said before a run starts ([] when the file's values all hold)."""
+    base = read_cfg(settings.cfg)
+    used = ultralytics_args(settings, "finetune", "", dis=settings.distill_weight)
+    used.pop("epochs", None)  # the file's, until the run gives each fine-tuning its own
+    out = []
+    for key, value in base.items():
+        if key not in DECIDED_BY or (key in used and used[key] == value):  # epochs: the step plan's, never the file's
+            continue
+        how = f"set {DECIDED_BY[key]}" if DECIDED_BY[key] else "the kit's own"
+        out.append(f"{key} {value!r} -> {used[key]!r} ({how})" if key in used else f"{key} {value!r} ({how})")
+    return out
+
+
 def check_cfg_file(path) -> None:
     """Refuse a cfg YAML Ultralytics would refuse mid-run: unknown keys (with the closest one) and bad values."""
     cfg = read_cfg(resolve(path))
