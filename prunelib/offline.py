@@ -7,6 +7,8 @@ Traps handled (ultralytics 8.4.x):
 - Arial.ttf fetched by check_font (every dataset check, even offline: it probes the URL) -> matplotlib's
   DejaVuSans copied into the config dir under that name
 - OMP_NUM_THREADS=1 and cores-1 torch threads     -> OMP_NUM_THREADS=cores; use_all_cores() callback
+- validators and trainers given no folder write runs/<task>/val* into its runs_dir (the kit's runs folder, as
+  Ultralytics derives it from the project root) -> scratch_output(): runs_dir and weights_dir under KIT_HOME
 Weights/data sets named by bare asset name (yolo11n.pt, coco8.yaml) are never passed to Ultralytics: models are
 built from YAML or loaded from existing files, data sets are local YAMLs (validated in prunelib.parameters).
 """
@@ -46,6 +48,20 @@ def _provide_fonts(config_dir) -> None:
             files.copy(src, config_dir / name)
     except OSError:  # read-only home: Ultralytics falls back to its own dir; plotting may then need the font
         pass
+
+
+SCRATCH = KIT_HOME / "ultralytics" / "scratch"  # Ultralytics' runs_dir and weights_dir: never the kit's runs folder
+
+
+def scratch_output() -> None:
+    """Point Ultralytics' own output folders (its settings' runs_dir, weights_dir) into the kit's cache, through its
+    settings API; the kit passes every folder it means explicitly, so only what it did not mean lands there. The
+    settings file is the kit's own (YOLO_CONFIG_DIR). Call after ultralytics is importable; cheap when already so."""
+    from ultralytics.utils import SETTINGS  # slow: only modules that run Ultralytics call this
+
+    wanted = {"runs_dir": str(SCRATCH / "runs"), "weights_dir": str(SCRATCH / "weights")}
+    if any(SETTINGS.get(k) != v for k, v in wanted.items()):
+        SETTINGS.update(wanted)
 
 
 def cores() -> int:

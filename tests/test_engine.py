@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from prunelib import runs
+from prunelib.core import parameters
 from prunelib.core.settings import Pruning, Training
 from prunelib.deployment import export
 from prunelib.paths import relative
@@ -261,3 +262,33 @@ def test_latency_shares_the_cut_by_measured_time(smoke_start, monkeypatch):
     kept = {i: after[f"model.{i}.conv"] / before[f"model.{i}.conv"] for i in (1, 3)}
     assert kept[1] > kept[3], (kept, weights)  # layer 3 gave more
     assert ledger[-1]["stop"] == "target_reached" and ledger[-1]["speedup"] >= 1.4 * 0.995
+
+
+def test_a_runs_pareto_shows_itself_or_its_sweep_never_its_neighbours(tmp_path):
+    import json
+
+    from prunelib.core.folder import SWEEP_STATUS, Run
+    from prunelib.presentation import analysis
+
+    def made(folder, name, macs):
+        run = Run(folder / name, parameters.load(overrides={"run_name": name}))
+        run.dir.mkdir(parents=True)
+        run.params_yaml.write_text(f"run_name: {name}\n")
+        run.write_json(run.unpruned_json, {"macs": 2e9, "map50_95": 0.5, "params": 1})
+        run.ledger.write_text(json.dumps({"step": 1, "macs": macs, "map50_95": 0.4}) + "\n")
+        return run
+
+    alone, neighbour = made(tmp_path / "runs", "a", 1e9), made(tmp_path / "runs", "b", 1.5e9)
+    assert analysis.pareto_runs(alone) == [alone]
+    assert analysis.pareto_series(analysis.pareto_runs(alone)) == {"a": [(2.0, 0.5), (1.0, 0.4)]}
+    x, y, other = (made(tmp_path / "sweep", n, 1e9) for n in ("x", "y", "old"))
+    (tmp_path / "sweep" / SWEEP_STATUS).write_text(json.dumps({"runs": {"x": {}, "y": {}, "gone": {}}}))
+    assert [r.name for r in analysis.pareto_runs(x)] == ["x", "y"]  # the sweep as asked; not 'old', not 'gone'
+    assert neighbour.name not in analysis.pareto_series(analysis.pareto_runs(alone))
+
+
+def test_a_run_stopped_after_any_stage_has_its_report(smoke_start):
+    run = open_smoke("partial")
+    stages.replace(run, log=quiet, evaluate=scripted_maps([0.5]))
+    text = run.report_md.read_text()
+    assert "No pruning step yet (stage 30, the prune loop, has not run)" in text and "| unpruned | 0.5000 |" in text

@@ -1,6 +1,7 @@
 """The dependency list is declared once (pyproject); environment.yml installs the package; pins fit the ranges."""
 
 import tomllib
+from pathlib import Path
 
 import yaml
 from packaging.requirements import Requirement
@@ -44,3 +45,16 @@ def test_installed_versions_are_the_pinned_ones():
                 if "==" in line and not line.startswith("#"))  # fmt: skip
     for name in ("torch", "ultralytics", "torch-pruning"):
         assert Version(version(name)).base_version == Version(pins[name]).base_version
+
+
+def test_ultralytics_own_output_never_lands_in_the_runs_folder(tmp_path, runs_root):
+    """A validator given no folder writes into Ultralytics' runs_dir: the kit points it into its cache."""
+    import prunelib.training.arguments  # noqa: F401  (what every Ultralytics call of the kit goes through)
+    from ultralytics.utils import SETTINGS
+
+    from prunelib.offline import SCRATCH
+    from prunelib.paths import PROJECT_ROOT
+
+    assert Path(SETTINGS["runs_dir"]) == SCRATCH / "runs" and Path(SETTINGS["weights_dir"]) == SCRATCH / "weights"
+    for kit_runs in (PROJECT_ROOT / "runs", runs_root):
+        assert not Path(SETTINGS["runs_dir"]).is_relative_to(kit_runs)

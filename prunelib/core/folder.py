@@ -187,6 +187,15 @@ def runs_root(params: dict | None = None) -> Path:
     return resolve(runs_dir)
 
 
+SWEEP_STATUS = "sweep.json"  # beside the runs of a sweep: what each run of it did (prunelib.runs.sweep)
+
+
+def sweep_runs(folder: Path) -> list[str] | None:
+    """The runs of the sweep in folder as last asked (its SWEEP_STATUS), None when folder holds no sweep."""
+    status = Path(folder) / SWEEP_STATUS
+    return list(json.loads(status.read_text()).get("runs", {})) if status.is_file() else None
+
+
 def load_run(run_name_or_dir, runs_dir: str | None = None) -> Run:
     """A run that exists, with its stored parameters: by name (in runs_dir or the runs folder) or by folder."""
     path = Path(run_name_or_dir)

@@ -66,15 +66,15 @@ def channels(before: list[dict], after: list[dict], path) -> plt.Figure:
     return save(fig, path)
 
 
-def pareto(series: dict[str, list[tuple[float, float]]], path) -> plt.Figure:
-    """mAP50-95 against GMACs for every run: {run name: [(gmacs, map), ...]}."""
+def pareto(series: dict[str, list[tuple[float, float]]], path, which: str = "this run") -> plt.Figure:
+    """mAP50-95 against GMACs for each run: {run name: [(gmacs, map), ...]}; which: what the runs are (the title)."""
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for name, pts in sorted(series.items()):
         pts = sorted(pts)
         ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=name)
     ax.set_xlabel("MACs (G)")
     ax.set_ylabel("recovered mAP50-95")
-    ax.set_title("Accuracy against compute, all runs")
+    ax.set_title(f"Accuracy against compute, {which}")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return save(fig, path)

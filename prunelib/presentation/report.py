@@ -78,7 +78,11 @@ def write_report(run: Run) -> str:
     unpruned = run.read_json(run.unpruned_json) or {}
     ledger = run.read_ledger()
     parts = [f"# Pruning report: {run.name}\n", "## Result\n"]
-    if unpruned:
+    if unpruned and not ledger:
+        parts.append("No pruning step yet (stage 30, the prune loop, has not run): the unpruned model alone.\n\n")
+        row = {"": "unpruned", **_numbers(unpruned)}
+        parts.append(markdown_table([{named(k, unpruned): v for k, v in row.items()}]))
+    elif unpruned:
         parts += _result(unpruned, run.final_step(), ledger)
     parts.append("\n## Steps\n")
     parts.append(markdown_table(step_rows(ledger, unpruned)) if unpruned else "(no pruning yet)\n")
@@ -101,7 +105,8 @@ def write_report(run: Run) -> str:
                      f"{export['padding_macs']:,} MACs.\n")
     parts.append("\n## Plots\n")
     for path, title in ((run.perf_png, "Performance"), (run.channels_png, "Channels per layer"),
-                        (run.pareto_png, "All runs"), (run.sensitivity_png, "Layer sensitivity")):  # fmt: skip
+                        (run.pareto_png, "Accuracy against compute"),
+                        (run.sensitivity_png, "Layer sensitivity")):  # fmt: skip
         if path.is_file():
             parts.append(f"\n![{title}]({path.name})\n")
     parts.append("\n## Parameters\n\n```yaml\n")

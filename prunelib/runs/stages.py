@@ -48,6 +48,18 @@ def _holds_the_run(stage):
     return locked
 
 
+def _then_report(stage):
+    """A stage that changes what report.md says writes it anew when done: a run stopped after any stage has one."""
+
+    @functools.wraps(stage)
+    def reported(run: Run, *args, **kwargs):
+        out = stage(run, *args, **kwargs)
+        report.write_report(run)
+        return out
+
+    return reported
+
+
 @_holds_the_run
 def baseline(run: Run, log=print) -> dict:
     """The run's data and starting model (the embedded baseline is made or taken from the cache), and a preview."""
@@ -74,6 +86,7 @@ def inspect_model(run: Run, log=print) -> dict:
 
 
 @_holds_the_run
+@_then_report
 def replace(run: Run, log=print, evaluate=evaluate) -> dict:
     """replaced.pt (every C3k2/C2f made prunable, checked exact) and unpruned.json, its measurements; made once per
     run, and shared through the cache by runs of the same model, data and measuring settings (a sweep's runs)."""
@@ -151,12 +164,14 @@ def _share(run: Run, shared: Run) -> None:
 
 
 @_holds_the_run
+@_then_report
 def prune(run: Run, log=print, on_step=None, evaluate=evaluate) -> list[dict]:
     """The prune -> fine-tune loop (resumed where it stopped); returns the ledger."""
     return loop.prune_loop(run, log=log, on_step=on_step, evaluate=evaluate)
 
 
 @_holds_the_run
+@_then_report
 def analyse(run: Run, log=print) -> dict:
     """The figures of the run (and the sensitivity scan when on); returns their paths and the channel table."""
     params = run.params
@@ -165,7 +180,8 @@ def analyse(run: Run, log=print) -> dict:
     before = measuring.layer_table(checkpoints.load_model(run.replaced), params["imgsz"])
     after = measuring.layer_table(checkpoints.load_model(run.final), params["imgsz"])
     plotting.channels(before, after, run.channels_png)
-    plotting.pareto(analysis.pareto_series(run.dir.parent), run.pareto_png)
+    shown = analysis.pareto_runs(run)
+    plotting.pareto(analysis.pareto_series(shown), run.pareto_png, "this run" if shown == [run] else "the sweep's runs")
     figures = [run.perf_png, run.channels_png, run.pareto_png]
     if params["sensitivity"]:
         scan = sensitivity.scan(run, embedded.data_yaml(params), log)
@@ -177,6 +193,7 @@ def analyse(run: Run, log=print) -> dict:
 
 
 @_holds_the_run
+@_then_report
 def export(run: Run, log=print) -> dict:
     """The unpruned and the final model in each export format (checked against torch), the final one in INT8 too;
     their latency, the ONNX files' mAP50-95, where the time goes layer by layer; then report.md."""
@@ -196,7 +213,6 @@ def export(run: Run, log=print) -> dict:
               "latency": latency, "deployment": _deployment(run, models, latency),
               "layers": exporter.layer_rows(*tables, *times)}  # fmt: skip
     run.write_json(run.export_json, result)
-    report.write_report(run)
     files = [run.rel(m[f]) for m in models.values() for f in exporter.RUNTIMES if f in m and m["pt"] == run.final]
     diffs = ", ".join(f"{f} {d['max_rel_diff']:.1e} ({d['precision']})" for f, d in parity.items())
     log(f"Exported {', '.join(files)} (max relative |diff| vs torch: {diffs}); "

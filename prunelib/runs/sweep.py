@@ -33,7 +33,7 @@ import yaml
 
 from prunelib import files
 from prunelib.core import parameters
-from prunelib.core.folder import Run, differences, load_runs, runs_root
+from prunelib.core.folder import SWEEP_STATUS, Run, differences, load_runs, runs_root, sweep_runs
 from prunelib.errors import UserError
 from prunelib.offline import cores
 from prunelib.paths import PROJECT_ROOT, relative, resolve
@@ -52,7 +52,7 @@ class SweepFolder:
     """What a sweep folder holds, beside its runs (every name spelled here)."""
 
     dir: Path
-    status_json = property(lambda self: self.dir / "sweep.json")
+    status_json = property(lambda self: self.dir / SWEEP_STATUS)
     logs = property(lambda self: self.dir / "logs")
     notebook = property(lambda self: self.dir / f"{COMPARE}.ipynb")
     summary_csv = property(lambda self: self.dir / "summary.csv")
@@ -70,7 +70,7 @@ class SweepFolder:
 
     def planned(self) -> list[str] | None:
         """The runs of the sweep as last asked (sweep.json), None for a folder of runs that is no sweep."""
-        return list(self.statuses()) if self.status_json.is_file() else None
+        return sweep_runs(self.dir)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,10 @@ from ultralytics.cfg import DEFAULT_CFG_DICT, check_cfg, get_cfg
 from prunelib.core.settings import Training
 from prunelib.core.parameters import read_yaml
 from prunelib.errors import UserError
+from prunelib.offline import scratch_output
 from prunelib.paths import resolve
+
+scratch_output()  # every call into Ultralytics that the kit makes takes its arguments from here
 
 # keys of a cfg YAML that the kit sets itself: what to train, on what, and where
 _KIT_OWNED = ("model", "data", "project", "name", "mode", "task")
