@@ -19,7 +19,7 @@ from prunelib.runs import load_run, runs_root, stages
 
 RUNS = {"embedded": "recovery-embedded", "user": "recovery-user"}
 SOURCE = "params-recovery__target_speedup-2.0"  # the default recipe at 2x
-FILES = ("params.yaml", "manifest.json", "unpruned.json", "ledger.jsonl", "replaced.pt", "final.pt")
+FILES = ("params.yaml", "manifest.json", "unpruned.json", "ledger.jsonl", "unpruned.pt", "final.pt")
 
 
 def copy_of(case: str, threads: int):
@@ -47,7 +47,7 @@ def main():
             run.params.update(latency_runs=args.runs, latency_warmup=10, latency_threads=threads)
             result = stages.export(run, log=print)
             for r in result["latency"]:
-                if r["model"] != "original":
+                if r["model"] != "unpruned":
                     speed.append({"case": case, "threads": threads, "model": r["model"], "runtime": r["runtime"],
                                   "MACs ratio": r["macs_speedup"], "latency ratio": r["latency_speedup"],
                                   "latency/MACs": round(r["latency_speedup"] / r["macs_speedup"], 2),

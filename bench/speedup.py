@@ -76,7 +76,7 @@ def case_rows(case: str, args) -> list[dict]:
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--target", type=float, default=2.0, help="MACs speed-up to cut to")
-    ap.add_argument("--runs", type=int, default=100, help="timed runs per model (interleaved)")
+    ap.add_argument("--runs", type=int, default=100, help="timed runs per model (in blocks of measuring.BLOCK, models in turn)")
     ap.add_argument("--cases", nargs="+", default=["embedded", "user"], choices=["embedded", "user"])
     args = ap.parse_args()
     rows = [row for case in args.cases for row in case_rows(case, args)]

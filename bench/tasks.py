@@ -59,7 +59,7 @@ def main():
 
 
 NOTES = """
-Retention = recovered / baseline of final.pt in the model's own metric (box mAP50-95 for YOLO26n, mask mAP50-95 for
+Retention = recovered / unpruned of final.pt in the model's own metric (box mAP50-95 for YOLO26n, mask mAP50-95 for
 YOLO11n-seg); the user case also on held-out test images. pruned (step 1) = right after the first prune.
 prune_proto: the segment head's mask prototype (Proto) keeps its hidden channels (false) or is pruned like the rest
 (true, the default since this table); its mask outputs and the rest of the head stay whole either way.

@@ -70,3 +70,24 @@ def test_what_ultralytics_refuses_is_one_line(drawn, tmp_path):
         check_data_yaml(gone)
     line = str(e.value)
     assert "\n" not in line and "missing path" in line and "download: key is not followed" in line
+
+
+@pytest.mark.parametrize("task, label", [("detect", "bboxes"), ("segment", "masks"), ("pose", "keypoints"),
+                                         ("obb", "bboxes")])  # fmt: skip
+def test_the_data_preview_draws_each_tasks_own_labels(task, label, tmp_path):
+    """Ultralytics' training-batch plot of the first images: polygons, keypoints and rotated boxes, not columns 1-4
+    of every label read as a box."""
+    from PIL import Image
+
+    from prunelib.core import parameters
+    from prunelib.core.settings import Training
+    from prunelib.presentation import plotting
+    from prunelib.training import datasets
+
+    data = synthetic.generate(tmp_path / task, 8, 2, 96, seed=3, task=task)
+    batch = datasets.preview_batch(Training.of(parameters.load(overrides={"imgsz": 96})), data, 6, task)
+    assert len(batch["im_file"]) == 6 and len(batch[label]) > 0
+    assert batch["bboxes"].shape[-1] == (5 if task == "obb" else 4)  # OBB: x, y, w, h and the angle
+    out = plotting.data_preview(batch, check_data_yaml(data)["names"], tmp_path / "preview.jpg")
+    size = Image.open(out).size
+    assert size[0] == 3 * 96 and size[1] % 96 == 0  # a grid of the 6 images at their size

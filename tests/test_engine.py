@@ -91,7 +91,7 @@ def test_relative_budget_stops_too(smoke_start):
     stages.replace(run, log=quiet, evaluate=evaluate)
     ledger = stages.prune(run, log=quiet, evaluate=evaluate)
     assert ledger[0]["within_budget"] is False and ledger[0]["stop"] == "map_drop"
-    assert published_from(run.final, run.replaced)  # no step within budget: the unpruned baseline
+    assert published_from(run.final, run.unpruned_pt)  # no step within budget: the unpruned baseline
 
 
 @pytest.mark.slow  # trains or runs the pipeline: make test, not make check
@@ -152,7 +152,7 @@ def test_final_checkpoint_loads_predicts_validates_and_exports_without_prunelib(
     image = smoke_start["data"].parent / "images" / "val" / "00000.png"
     # and trained further, structure kept, through the CLI (with distillation from the unpruned model)
     r = cli("finetune", "--model", run.final, "--data", smoke_start["data"], "--params", SMOKE, "--epochs", 1,
-            "--teacher", run.replaced, "--name", "fresh", check=True)  # fmt: skip
+            "--teacher", run.unpruned_pt, "--name", "fresh", check=True)  # fmt: skip
     trained = runs_root / "finetune" / "fresh" / "weights" / "best.pt"
     assert f"done: {relative(trained)}" in r.stdout
     script = f"""
@@ -226,7 +226,7 @@ def test_sensitivity_shares_the_cut_and_is_kept_for_resume(smoke_start):
     scan = run.read_json(run.sensitivity_json)
     assert len(weights) == len(scan) >= 10 and sum(weights.values()) / len(weights) == pytest.approx(1.0, abs=1e-4)
     assert max(weights.values()) > 1.1 * min(weights.values())  # the smoke model's layers differ
-    before = conv_channels(checkpoints.load_model(run.replaced))
+    before = conv_channels(checkpoints.load_model(run.unpruned_pt))
     after = conv_channels(checkpoints.load_model(run.final))
     convs = [i for i in weights if f"model.{i}.conv" in before]  # plain Conv layers: their own output channels
     weakest, strongest = min(convs, key=weights.get), max(convs, key=weights.get)
@@ -255,7 +255,7 @@ def test_latency_shares_the_cut_by_measured_time(smoke_start, monkeypatch):
     ledger = stages.prune(run, log=quiet)
     assert profiled == ["before", "after"]
     weights = {int(i): w for i, w in run.read_json(run.layer_weights_json).items()}
-    replaced = checkpoints.load_model(run.replaced)
+    replaced = checkpoints.load_model(run.unpruned_pt)
     assert set(weights) == set(pruner.prunable_layers(replaced, Pruning.of(run.params)))
     assert max(weights, key=weights.get) == 3  # the most time saved per MAC lost
     before, after = conv_channels(replaced), conv_channels(checkpoints.load_model(run.final))
@@ -292,3 +292,13 @@ def test_a_run_stopped_after_any_stage_has_its_report(smoke_start):
     stages.replace(run, log=quiet, evaluate=scripted_maps([0.5]))
     text = run.report_md.read_text()
     assert "No pruning step yet (stage 30, the prune loop, has not run)" in text and "| unpruned | 0.5000 |" in text
+
+
+def test_an_older_run_folder_is_still_read(tmp_path):
+    from prunelib.core.folder import Run
+
+    run = Run(tmp_path / "old", {})
+    run.dir.mkdir()
+    assert run.unpruned_pt.name == "unpruned.pt"  # a new run's name for the unpruned model
+    (run.dir / "replaced.pt").write_bytes(b"x")  # what runs made before the name was one hold
+    assert run.unpruned_pt == run.dir / "replaced.pt"

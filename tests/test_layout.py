@@ -7,7 +7,7 @@ import re
 from conftest import ROOT
 
 PACKAGE = ROOT / "prunelib"
-RUN_FILES = ("params.yaml", "manifest.json", "ledger.jsonl", "replaced.pt", "unpruned.json", "final.pt",
+RUN_FILES = ("params.yaml", "manifest.json", "ledger.jsonl", "unpruned.pt", "unpruned.json", "final.pt",
              "export.json", "sensitivity.json", "timings.json", "report.md", "data-preview.jpg", "perf.png",
              "channels.png", "pareto.png", "sensitivity.png", "pruned.pt", "val_pruned", ".lock")  # fmt: skip
 

@@ -23,7 +23,7 @@ def test_every_stage_leaves_its_notebook_and_outputs(smoke_run):
     assert "without encryption" not in r.stdout + r.stderr  # kernels talk over local IPC sockets
     for stage in ("00-baseline", "10-inspect", "20-replace-c3k2", "30-prune-loop", "40-analysis", "50-export"):
         assert (run_dir / f"{stage}.ipynb").is_file(), stage
-    for name in ("params.yaml", "manifest.json", "unpruned.json", "ledger.jsonl", "replaced.pt", "final.pt",
+    for name in ("params.yaml", "manifest.json", "unpruned.json", "ledger.jsonl", "unpruned.pt", "final.pt",
                  "final.onnx", "perf.png", "channels.png", "pareto.png", "sensitivity.png", "report.md"):
         assert (run_dir / name).stat().st_size > 0, name
     manifest = json.loads((run_dir / "manifest.json").read_text())
@@ -58,7 +58,7 @@ def test_report_and_export_records(smoke_run):
     assert "final.pt holds Ultralytics' own C3k2/C2f blocks" in report
     runtimes = ("torch", "onnxruntime", "torchscript", "openvino")
     assert {(r["model"], r["runtime"]) for r in export["latency"]} == \
-        {(m, rt) for m in ("original", "pruned") for rt in runtimes} | {("pruned-int8", "onnxruntime")}  # fmt: skip
+        {(m, rt) for m in ("unpruned", "pruned") for rt in runtimes} | {("pruned-int8", "onnxruntime")}  # fmt: skip
     assert {r["precision"] for r in export["latency"] if r["model"] != "pruned-int8"} == {"FP32"}
     assert [r["precision"] for r in export["latency"] if r["model"] == "pruned-int8"] == ["INT8"]
     pruned = [r for r in export["latency"] if r["model"].startswith("pruned")]
@@ -74,11 +74,11 @@ def test_every_format_matches_torch_and_int8_keeps_detecting(smoke_run):
     for fmt, f in export["formats"].items():
         assert f["matches"] and f["max_rel_diff"] <= export["parity_tolerance"], (fmt, f)
         assert f["precision"] == "FP32", (fmt, f)  # OpenVINO asked for FP32 explicitly: never BF16 under that label
-        assert (run_dir.parent.parent / f["pruned"]).exists() and (run_dir.parent.parent / f["original"]).exists()
+        assert (run_dir.parent.parent / f["pruned"]).exists() and (run_dir.parent.parent / f["unpruned"]).exists()
     rows = {r["model"]: r for r in export["deployment"]}
-    assert list(rows) == ["original", "pruned", "pruned-int8"]
+    assert list(rows) == ["unpruned", "pruned", "pruned-int8"]
     # the exported files score what the checkpoints scored in torch (same validator, same images)
-    assert rows["original"]["map50_95"] == pytest.approx(base["map50_95"], abs=0.01)
+    assert rows["unpruned"]["map50_95"] == pytest.approx(base["map50_95"], abs=0.01)
     assert rows["pruned"]["map50_95"] == pytest.approx(final["map50_95"], abs=0.01)
     assert rows["pruned-int8"]["precision"] == "INT8" and rows["pruned-int8"]["file"].endswith("final_int8.onnx")
     assert rows["pruned-int8"]["file_mb"] < rows["pruned"]["file_mb"] / 2  # 8-bit weights

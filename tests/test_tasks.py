@@ -55,7 +55,7 @@ def test_each_task_prunes_validates_and_exports_in_its_own_terms(task_run):
     final = YOLO(str(run_dir / "final.pt"))
     assert final.task == task and type(final.model).__name__ == model_class
     assert type(final.model.model[-1]).__name__.removesuffix("26") == head  # YOLO26 heads: Segment26, ...
-    replaced = YOLO(str(run_dir / "replaced.pt"))
+    replaced = YOLO(str(run_dir / "unpruned.pt"))
     assert measuring.n_params(final.model) < measuring.n_params(replaced.model)  # YOLO26: both head branches counted
 
     export = json.loads((run_dir / "export.json").read_text())

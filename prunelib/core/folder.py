@@ -46,7 +46,7 @@ class Run:
     params_yaml = property(lambda self: self.dir / "params.yaml")
     manifest = property(lambda self: self.dir / "manifest.json")
     ledger = property(lambda self: self.dir / "ledger.jsonl")
-    replaced = property(lambda self: self.dir / "replaced.pt")  # the unpruned model, C3k2 replaced
+    unpruned_pt = property(lambda self: _first(self.dir / "unpruned.pt", self.dir / "replaced.pt"))  # C3k2 replaced
     unpruned_json = property(lambda self: self.dir / "unpruned.json")  # its measurements: what steps compare with
     final = property(lambda self: self.dir / "final.pt")
     export_json = property(lambda self: self.dir / "export.json")
@@ -185,6 +185,11 @@ def runs_root(params: dict | None = None) -> Path:
     if os.environ.get(RUNS_ENV) and runs_dir == parameters.DEFAULTS["runs_dir"]:
         return resolve(os.environ[RUNS_ENV])
     return resolve(runs_dir)
+
+
+def _first(path: Path, legacy: Path) -> Path:
+    """path, or the name an older run folder gave the same file (kept readable)."""
+    return legacy if legacy.is_file() and not path.is_file() else path
 
 
 SWEEP_STATUS = "sweep.json"  # beside the runs of a sweep: what each run of it did (prunelib.runs.sweep)

@@ -159,7 +159,7 @@ PARAMS = [
     Param("max_map_drop", 0.2, float, "stop when unpruned - recovered mAP50-95 exceeds this (the reference's "
           "--max-map-drop)",
           _range(0, 1)),
-    Param("max_map_drop_rel", 0.0, float, "stop when the drop exceeds this share of the baseline mAP (0 = off)",
+    Param("max_map_drop_rel", 0.0, float, "stop when the drop exceeds this share of the unpruned mAP50-95 (0 = off)",
           _range(0, 1, hi_open=True)),
     # --- fine-tuning (override the cfg YAML; everything else comes from cfg or Ultralytics' defaults) ---
     Param("finetune_epochs", 10, int, "fine-tuning epochs per step: the run's budget is iterative_steps x this "

@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib
-from PIL import Image, ImageDraw
+from PIL import Image
+from ultralytics.utils.plotting import plot_images
 
 from prunelib import files
 from prunelib.core.folder import prune_steps
 from prunelib.tasks import named
-from prunelib.training.datasets import label_path
 
 if not matplotlib.get_backend().lower().startswith(("module://matplotlib_inline", "inline", "nbagg", "widget")):
     matplotlib.use("Agg")
@@ -105,22 +105,15 @@ def save(fig, path) -> plt.Figure:
     return fig
 
 
-def data_preview(train_images, path, n: int = 6, size: int = 160) -> Path:
-    """A grid of the first n training images (datasets.check_data_yaml's 'train') with their labelled boxes and class
-    ids; returns path."""
-    images = sorted(train_images)[:n]
-    cols = 3
-    grid = Image.new("RGB", (cols * size, ((len(images) + cols - 1) // cols) * size), "white")
-    for k, image in enumerate(images):
-        im = Image.open(image).convert("RGB").resize((size, size))
-        draw = ImageDraw.Draw(im)
-        label = label_path(image)
-        for line in label.read_text().splitlines() if label.is_file() else []:
-            c, x, y, w, h = (float(v) for v in line.split()[:5])
-            box = ((x - w / 2) * size, (y - h / 2) * size, (x + w / 2) * size, (y + h / 2) * size)
-            draw.rectangle(box, outline=(255, 0, 0))
-            draw.text((box[0] + 1, box[1] + 1), str(int(c)), fill=(255, 255, 0))
-        grid.paste(im, ((k % cols) * size, (k // cols) * size))
+def data_preview(batch: dict, names, path) -> Path:
+    """The first training images with their labels, drawn by Ultralytics' own plot of a training batch (boxes,
+    polygon masks, keypoints or rotated boxes, as the task labels them); batch: datasets.preview_batch. Returns
+    path."""
+    grid = plot_images(labels=batch, paths=batch["im_file"], names=_names(names), save=False, threaded=False)
     with files.atomic(path) as tmp:
-        grid.save(tmp, format="JPEG", quality=85)
+        Image.fromarray(grid).convert("RGB").save(tmp, format="JPEG", quality=85)
     return Path(path)
+
+
+def _names(names) -> dict:
+    return dict(names) if isinstance(names, dict) else dict(enumerate(names))

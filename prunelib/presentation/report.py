@@ -43,6 +43,25 @@ def step_rows(ledger: list[dict], unpruned: dict) -> list[dict]:
     return [{named(k, unpruned): v for k, v in row.items()} for row in rows]  # titles in the run's metric
 
 
+class Shown:
+    """Markdown for a notebook cell's result: JupyterLab renders it (a table as a table), and its plain text, the
+    same Markdown, is what a terminal prints, what nbval compares and what the committed notebook keeps."""
+
+    def __init__(self, text: str):
+        self.text = text
+
+    def _repr_markdown_(self) -> str:
+        return self.text
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+def table(rows: list[dict]) -> Shown:
+    """Rows as a Markdown table for a notebook (markdown_table, shown)."""
+    return Shown(markdown_table(rows))
+
+
 def step_label(record: dict) -> str:
     """'3' for a prune step; 'sparse' and 'final' for sparsity training and the final fine-tune."""
     kind = record.get("kind", PRUNE)

@@ -72,7 +72,7 @@ def prune_loop(run: Run, log=print, on_step=None, evaluate=validate) -> list[dic
     each row."""
     params = run.params
     unpruned = run.read_json(run.unpruned_json)
-    if not (unpruned and run.replaced.is_file()):
+    if not (unpruned and run.unpruned_pt.is_file()):
         raise UserError(f"run {run.name!r} has no replaced model yet: run stage 20-replace-c3k2 first")
     ledger, epochs = run.read_ledger(), parameters.epochs(params)
     if _complete(ledger, epochs):
@@ -80,7 +80,7 @@ def prune_loop(run: Run, log=print, on_step=None, evaluate=validate) -> list[dic
         return ledger
     files.remove_stale(run.dir, recursive=True)  # left by a process killed mid-write; never read as complete
     if not run.final.is_file():  # before any step, final.pt is the unpruned model
-        checkpoints.publish(run.replaced, run.final)
+        checkpoints.publish(run.unpruned_pt, run.final)
     loop = Loop(run, unpruned, embedded.data_yaml(params), policy.goal(params), policy.budget(params), epochs,
                 measuring.example_inputs(params["imgsz"]), evaluate, log)  # fmt: skip
     if params["layer_ratios"] != "uniform":
@@ -106,7 +106,7 @@ def _steps(loop: Loop, ledger: list[dict]):
     """The prune steps still to do, one ledger record at a time (each already appended)."""
     run, unpruned = loop.run, loop.unpruned
     done = len(prune_steps(ledger))
-    start = run.step_weights(done) if done else run.step_weights(SPARSE) if ledger else run.replaced
+    start = run.step_weights(done) if done else run.step_weights(SPARSE) if ledger else run.unpruned_pt
     model = checkpoints.load_model(start)
     if done:
         loop.log(f"Resuming run {run.name!r} after step {done}")
@@ -152,7 +152,7 @@ def layer_weights(loop: Loop) -> dict[int, float]:
     if stored is None:
         if run.params["layer_ratios"] == "latency":
             loop.log("Timing every layer before and after a trial cut to share the cut (layer_ratios: latency)")
-            stored = layer_time.profile(checkpoints.load_model(run.replaced), run.params, loop.log)
+            stored = layer_time.profile(checkpoints.load_model(run.unpruned_pt), run.params, loop.log)
         else:
             loop.log("Scanning every layer's sensitivity to share the cut (layer_ratios: sensitivity)")
             scan = sensitivity.scan(run, loop.data, loop.log, every_layer=True, ratios=[policy.SCAN_RATIO])
@@ -216,13 +216,13 @@ def sparse_training(loop: Loop) -> dict:
     shutil.rmtree(run.step_dir(SPARSE), ignore_errors=True)  # no ledger row yet: interrupted, redo it
     epochs = loop.epochs["sparse"]
     share = partial(pruner.weak_channel_share, settings=loop.pruning, ratio=0.5, example_inputs=loop.x)
-    before = share(checkpoints.load_model(run.replaced))
+    before = share(checkpoints.load_model(run.unpruned_pt))
     clock = Clock()
     with clock("total"):
         with clock("finetune"):
             regularizer = partial(pruner.build_pruner, settings=loop.pruning, ratio=0.5, example_inputs=loop.x,
                                   reg=params["sparse_reg"])  # fmt: skip
-            model = finetune(run.replaced, loop.training, loop.data, run.step_dir(SPARSE), epochs,
+            model = finetune(run.unpruned_pt, loop.training, loop.data, run.step_dir(SPARSE), epochs,
                              regularizer=regularizer)[0]
         with clock("validate"):
             recovered = loop.evaluate(model, loop.training, loop.data, run.step_val_dir(SPARSE, "recovered"))
@@ -257,7 +257,7 @@ def final_finetune(loop: Loop) -> dict | None:
         with clock("finetune"):
             epochs = loop.epochs["final"]
             src = run.step_weights(start["step"])  # what final.pt was published from
-            model = finetune(src, loop.training, loop.data, run.step_dir(FINAL), epochs, teacher=run.replaced)[0]
+            model = finetune(src, loop.training, loop.data, run.step_dir(FINAL), epochs, teacher=run.unpruned_pt)[0]
         with clock("validate"):
             recovered = loop.evaluate(model, loop.training, loop.data, run.step_val_dir(FINAL, "recovered"))
         within = _publish_if_within(loop, FINAL, recovered)
@@ -289,9 +289,12 @@ def _drop(loop: Loop, recovered: dict, within: bool) -> dict:
     return {"map_drop": round(loop.unpruned["map50_95"] - recovered["map50_95"], 6), "within_budget": within}
 
 
-def format_step(r: dict, most_steps: int, unpruned: dict) -> str:
+def format_step(r: dict, goal, unpruned: dict) -> str:
+    """One line per step: 'Step 2/3' for a plan of 3 steps; 'Step 1/1 (up to 3 until 2.00x)' for a MACs goal, which
+    steps on past its plan until reached."""
+    more = f" (up to {goal.most_steps} until {goal.target:.2f}x)" if goal.most_steps > goal.steps else ""
     return (
-        f"Step {r['step']}/{most_steps}: params {r['params'] / 1e6:.2f}M, MACs {r['macs'] / 1e9:.3f}G "
+        f"Step {r['step']}/{goal.steps}{more}: params {r['params'] / 1e6:.2f}M, MACs {r['macs'] / 1e9:.3f}G "
         f"(speed-up {r['speedup']:.2f}x), channels pruned {r['channel_ratio']:.1%}, "
         f"mAP50-95 {unpruned['map50_95']:.4f} -> pruned {r['pruned_map50_95']:.4f} -> recovered {r['map50_95']:.4f}"
     )
@@ -320,7 +323,7 @@ def _finetune(loop: Loop, model, pruned_path: Path, step: int):
     or the pruned one saved as the step's weights when fine-tuning is off."""
     run, epochs = loop.run, loop.epochs["step"]
     if epochs > 0:
-        return finetune(pruned_path, loop.training, loop.data, run.step_dir(step), epochs, teacher=run.replaced)[0]
+        return finetune(pruned_path, loop.training, loop.data, run.step_dir(step), epochs, teacher=run.unpruned_pt)[0]
     for path in run.step_checkpoints(step):
         checkpoints.save_model(model, path)
     return model
@@ -331,7 +334,7 @@ def _maps(metrics: dict, prefix: str = "") -> dict:
 
 
 def _log_step(loop: Loop, record: dict) -> None:
-    loop.log(format_step(record, loop.goal.most_steps, loop.unpruned))
+    loop.log(format_step(record, loop.goal, loop.unpruned))
     if record["stop"] == "map_drop":
         last = loop.run.final_step()
         loop.log(f"Early stop: mAP50-95 dropped {record['map_drop']:.4f} > budget; final.pt rolled back to "

@@ -24,7 +24,7 @@ def scan(run: Run, data, log=print, every_layer: bool = False, ratios=None) -> d
     unless every_layer. Other layers are kept (their output channels are ignored); the scanned layer's consumers lose
     the matching input channels, as in real pruning. Saved to the run's sensitivity.json (merged with what is there)."""
     params = run.params
-    model = checkpoints.load_model(run.replaced)
+    model = checkpoints.load_model(run.unpruned_pt)
     x = measuring.example_inputs(params["imgsz"])
     settings, training = Pruning.of(params), Training.of(params)
     layers = pruner.prunable_layers(model, settings)

@@ -8,7 +8,7 @@ says which stage to run when it is missing.
 |--------------------|------------|--------------------------------------------------------------------------|
 | 00-baseline        | baseline   | (the cached synthetic data and baseline, unless yours), data-preview.jpg |
 | 10-inspect         | inspect    | nothing: layers, blocks, ignored layers, dependency groups               |
-| 20-replace-c3k2    | replace    | replaced.pt, unpruned.json                                               |
+| 20-replace-c3k2    | replace    | unpruned.pt, unpruned.json                                               |
 | 30-prune-loop      | prune      | steps/step_XX/, ledger.jsonl, final.pt (layer-weights.json: see loop)    |
 | 40-analysis        | analyse    | perf.png, channels.png, pareto.png, sensitivity.png/.json                |
 | 50-export          | export     | final/replaced .onnx .torchscript _openvino_model/, final_int8.onnx,    |
@@ -66,7 +66,8 @@ def baseline(run: Run, log=print) -> dict:
     start = embedded.ensure(run.params, log)
     info = datasets.check_data_yaml(start["data"])
     names = info["names"]
-    plotting.data_preview(info["train"], run.data_preview)
+    preview = datasets.preview_batch(Training.of(run.params), start["data"], task=embedded.synthetic_task(run.params))
+    plotting.data_preview(preview, names, run.data_preview)
     return {**start, "classes": list(names.values()) if isinstance(names, dict) else list(names),
             "preview": run.data_preview}  # fmt: skip
 
@@ -88,10 +89,10 @@ def inspect_model(run: Run, log=print) -> dict:
 @_holds_the_run
 @_then_report
 def replace(run: Run, log=print, evaluate=evaluate) -> dict:
-    """replaced.pt (every C3k2/C2f made prunable, checked exact) and unpruned.json, its measurements; made once per
+    """unpruned.pt (every C3k2/C2f made prunable, checked exact) and unpruned.json, its measurements; made once per
     run, and shared through the cache by runs of the same model, data and measuring settings (a sweep's runs)."""
     info = run.read_json(run.unpruned_json)
-    if info and run.replaced.is_file():
+    if info and run.unpruned_pt.is_file():
         return info
     params = run.params
     source, _ = embedded.model_path(params, train=False)
@@ -100,7 +101,7 @@ def replace(run: Run, log=print, evaluate=evaluate) -> dict:
         return _replace_and_measure(run, source, evaluate, log)
     with files.exclusive(shared.dir.with_name(f".{shared.dir.name}.lock")):  # parallel runs measure it once
         if shared.unpruned_json.is_file():
-            files.copy(shared.replaced, run.replaced)
+            files.copy(shared.unpruned_pt, run.unpruned_pt)
             files.copy(shared.unpruned_json, run.unpruned_json)
             log(f"Reused the unpruned model and its measurements from {run.rel(shared.dir)}")
             return run.read_json(run.unpruned_json)
@@ -117,7 +118,7 @@ def _replace_and_measure(run: Run, source: Path, evaluate, log) -> dict:
     x = measuring.example_inputs(params["imgsz"])
     diff, diff_train = (max_output_difference(original, model, x, train=t) for t in (False, True))
     log(f"Replaced {len(replaced)} C3k2/C2f blocks; max |output difference| {diff:.2e}")
-    checkpoints.save_model(model, run.replaced)
+    checkpoints.save_model(model, run.unpruned_pt)
     macs, n = measuring.macs_params(model, params["imgsz"])
     t0 = time.perf_counter()
     metrics = evaluate(model, Training.of(params), embedded.data_yaml(params), run.val_dir("unpruned"))
@@ -157,7 +158,7 @@ def _share(run: Run, shared: Run) -> None:
     try:
         with files.atomic(shared.dir) as tmp:
             tmp.mkdir()
-            for path in (run.replaced, run.unpruned_json):
+            for path in (run.unpruned_pt, run.unpruned_json):
                 files.copy(path, tmp / path.name)
     except OSError:  # another run shared the same first
         pass
@@ -177,7 +178,7 @@ def analyse(run: Run, log=print) -> dict:
     params = run.params
     unpruned = run.read_json(run.unpruned_json)
     plotting.performance(run.read_ledger(), unpruned, run.perf_png)
-    before = measuring.layer_table(checkpoints.load_model(run.replaced), params["imgsz"])
+    before = measuring.layer_table(checkpoints.load_model(run.unpruned_pt), params["imgsz"])
     after = measuring.layer_table(checkpoints.load_model(run.final), params["imgsz"])
     plotting.channels(before, after, run.channels_png)
     shown = analysis.pareto_runs(run)
@@ -201,12 +202,12 @@ def export(run: Run, log=print) -> dict:
     models = _exported(run)
     parity = exporter.parity(run.final, {fmt: models["pruned"][fmt] for fmt in p["export_formats"]}, imgsz)
     timing = (p["latency_runs"], p["latency_warmup"], p["latency_threads"])
-    latency = exporter.with_speedups(exporter.latency_table(models, imgsz, *timing), "original")
-    tables = [measuring.layer_table(checkpoints.load_model(models[k]["pt"]), imgsz) for k in ("original", "pruned")]
-    times = [exporter.layer_times(models[k]["onnx"], imgsz, *timing) for k in ("original", "pruned")]
+    latency = exporter.with_speedups(exporter.latency_table(models, imgsz, *timing), "unpruned")
+    tables = [measuring.layer_table(checkpoints.load_model(models[k]["pt"]), imgsz) for k in ("unpruned", "pruned")]
+    times = [exporter.layer_times(models[k]["onnx"], imgsz, *timing) for k in ("unpruned", "pruned")]
     step = run.final_step()  # final.pt is folded into Ultralytics' blocks: unequal halves cost zero channels
     padding = next(r["macs"] for r in latency if r["model"] == "pruned") - step["macs"] if step else 0
-    result = {"formats": {fmt: {"original": run.rel(models["original"][fmt]), "pruned": run.rel(models["pruned"][fmt]),
+    result = {"formats": {fmt: {"unpruned": run.rel(models["unpruned"][fmt]), "pruned": run.rel(models["pruned"][fmt]),
                                 **parity[fmt]} for fmt in p["export_formats"]},
               "parity_tolerance": exporter.PARITY_TOL, "onnx": run.rel(models["pruned"]["onnx"]),
               "onnx_max_abs_diff": parity["onnx"]["max_abs_diff"], "padding_macs": padding,
@@ -226,13 +227,13 @@ INT8 = "pruned-int8"  # the final model quantized: its label in export.json's ta
 def _exported(run: Run) -> dict:
     """{label: {"pt": checkpoint, <format>: exported file}} for the unpruned model, the final one and its INT8 ONNX."""
     p, imgsz = run.params, run.params["imgsz"]
-    models = {"original": {"pt": run.replaced}, "pruned": {"pt": run.final}}
+    models = {"unpruned": {"pt": run.unpruned_pt}, "pruned": {"pt": run.final}}
     if p["int8"]:  # before the float ONNX file: the exporter deletes the one it quantized
         data = embedded.data_yaml(p)
         int8 = exporter.export(run.final, "onnx", imgsz, p["onnx_simplify"], p["opset"], data, p["int8_fraction"])
         models[INT8] = {"pt": run.final, "torch": False, "precision": "INT8", "onnx": int8}
     for fmt in p["export_formats"]:
-        for label in ("original", "pruned"):
+        for label in ("unpruned", "pruned"):
             models[label][fmt] = exporter.export(models[label]["pt"], fmt, imgsz, p["onnx_simplify"], p["opset"])
     return models
 

@@ -1,6 +1,6 @@
 """Loading and saving models as Ultralytics checkpoints, with clear errors for files that are not one.
 
-The kit's own files (replaced.pt, steps/) hold the prunable blocks and load with ``YOLO(path)`` where prunelib is
+The kit's own files (unpruned.pt, steps/) hold the prunable blocks and load with ``YOLO(path)`` where prunelib is
 installed (the class is pickled by its stable import path, prunelib.surgery.replacement.C3k2Prunable;
 prunelib.replacement stays an alias). What it publishes (final.pt, and so every export) is folded back into
 Ultralytics' own blocks (``publish``) and loads with ultralytics alone. Writes go to a temporary file renamed into

@@ -3,6 +3,7 @@ out in the middle of a run (no images, no labels); the training images as the mo
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -79,6 +80,11 @@ def label_path(image: Path) -> Path:
             parts[i] = "labels"
             break
     return Path(*parts).with_suffix(".txt")
+
+
+def preview_batch(settings: Training, data, images: int = 6, task: str = "detect") -> dict:
+    """The first training images (in file order) with their task's labels, one batch as Ultralytics serves it."""
+    return next(training_batches(dataclasses.replace(settings, batch=images), data, images, task))
 
 
 def training_batches(settings: Training, data, images: int, task: str = "detect"):
