@@ -4,13 +4,18 @@ bad grid before anything runs."""
 
 import csv
 import json
+import os
+import signal
+import subprocess
+import time
 
 import pytest
 
 from prunelib import cli as kit_cli
 from prunelib.core import parameters
+from prunelib.core.folder import load_run
 
-from conftest import SMOKE, cli, tree_snapshot
+from conftest import SMOKE, cli, published_from, tree_snapshot
 
 pytestmark = pytest.mark.slow  # trains or runs the pipeline: make test, not make check
 
@@ -118,6 +123,44 @@ def test_a_failing_run_is_recorded_and_the_others_stay_done(swept):
     assert "is not a loadable Ultralytics checkpoint" in record["error"]
     rows = {row["run"]: row["status"] for row in csv.DictReader((root / "summary.csv").open())}
     assert rows == {RUNS[0]: "done", RUNS[1]: "failed"}
+
+
+def test_a_failed_run_fixed_runs_again_to_done(swept):
+    root, _ = swept
+    fixed = root / RUNS[1]
+    (fixed / "final.pt").unlink()  # the user's fix: the broken file removed; the run publishes it again
+    r = sweep()
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "2 runs, 1 finished, 1 to run" in r.stdout and "done: 2 of 2 runs finished" in r.stdout
+    assert json.loads((root / "sweep.json").read_text())["runs"][RUNS[1]]["status"] == "done"
+    assert {row["status"] for row in csv.DictReader((root / "summary.csv").open())} == {"done"}
+    run = load_run(fixed)
+    final = run.final_step()
+    assert published_from(run.final, run.step_weights(final["step"]) if final else run.unpruned_pt)
+
+
+def test_a_listed_command_runs_and_a_killed_run_resumes_in_the_sweep(swept, runs_root):
+    """What a scheduler does with --list: run one line in a shell; killed mid-run (a node lost), the sweep
+    resumes it where it stopped and finishes it."""
+    name, grid = "smoke-killed", ["--grid", "importance=l2", "--grid", "target_prune_rate=0.25"]
+    killed = runs_root / name / "importance-l2__target_prune_rate-0.25"
+    line = cli("sweep", "--params", SMOKE, *grid, *CHEAP, "--name", name, "--list", check=True).stdout.strip()
+    assert len(line.splitlines()) == 1
+    job = subprocess.Popen(line, shell=True, executable="/bin/bash", start_new_session=True,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.monotonic() + 600
+    while not (killed / "30-prune-loop.ipynb").is_file() and job.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert job.poll() is None, "the listed command ended before it could be killed"
+    os.killpg(job.pid, signal.SIGKILL)  # the process, its kernels, everything
+    job.wait()
+    assert not (killed / "report.md").is_file() or not (killed / "50-export.ipynb").is_file()  # stopped mid-run
+    r = cli("sweep", "--params", SMOKE, *grid, *CHEAP, "--name", name, timeout=1500)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "1 runs, 0 finished, 1 to run" in r.stdout and "done: 1 of 1 runs finished" in r.stdout
+    assert (killed / "report.md").is_file() and (killed / "50-export.ipynb").is_file()
+    assert len((killed / "ledger.jsonl").read_text().splitlines()) == 1  # its one step, not two
+    assert not list(killed.rglob(".*.tmp*"))  # nothing half-written left behind
 
 
 def test_list_prints_one_self_contained_command_per_run(swept):

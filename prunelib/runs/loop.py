@@ -76,6 +76,11 @@ def prune_loop(run: Run, log=print, on_step=None, evaluate=validate) -> list[dic
         raise UserError(f"run {run.name!r} has no replaced model yet: run stage 20-replace-c3k2 first")
     ledger, epochs = run.read_ledger(), parameters.epochs(params)
     if _complete(ledger, epochs):
+        if not run.final.is_file():  # removed after the run (a broken copy, say): made again from what it was
+            final = final_step(ledger)
+            src = run.step_weights(final["step"] if final.get("kind", PRUNE) == PRUNE else FINAL) if final else None
+            checkpoints.publish(src or run.unpruned_pt, run.final)
+            log(f"final.pt published again from {run.rel(src or run.unpruned_pt)}")
         log(f"Run {run.name!r} is complete ({ledger[-1]['stop']}); nothing to do")
         return ledger
     files.remove_stale(run.dir, recursive=True)  # left by a process killed mid-write; never read as complete
