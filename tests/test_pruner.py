@@ -139,6 +139,26 @@ def test_every_importance_prunes(replaced, name, smoke_start, smoke_params):
     assert "args" not in vars(model) and getattr(model, "criterion", None) is None  # gradients leave nothing behind
 
 
+def test_importances_rank_channels_differently(replaced, smoke_start):
+    """The same cut (the same channel counts, layer by layer) keeps other channels under each importance: which
+    filters of the first conv survive, as the sums of their weights, differ between every pair (lamp ranks by l2
+    within a layer, as l2 does, so its kept set may equal l2's: it is compared with the others)."""
+    kept, counts = {}, {}
+    x = measuring.example_inputs(IMGSZ)
+    for name in parameters.IMPORTANCES:
+        torch.manual_seed(0)  # random's ranking, the same every run
+        model = copy.deepcopy(replaced)
+        p = {**params(importance=name), "batch": 4}
+        grads = gradients.for_pruning(Training.of(p), smoke_start["data"])
+        pruner.prune(model, Pruning.of(p), 0.25, x, grads)
+        counts[name] = conv_channels(model)
+        w = model.model[0].conv.weight.detach()
+        kept[name] = tuple(sorted(round(float(v), 4) for v in w.flatten(1).abs().sum(1)))
+    assert all(c == counts["l2"] for c in counts.values())  # uniform per-layer ratios: the same widths
+    pairs = [(a, b) for i, a in enumerate(kept) for b in list(kept)[i + 1:] if {a, b} != {"l2", "lamp"}]
+    assert [(a, b) for a, b in pairs if kept[a] == kept[b]] == []
+
+
 def test_unknown_layer_index():
     m = DetectionModel("yolo11n.yaml", nc=8, verbose=False)
     with pytest.raises(UserError, match="layer index 99 is out of range; this model has layers 0-23"):
