@@ -140,7 +140,8 @@ PARAMS = [
           "--target-prune-rate)", _range(0, 1, True, True)),
     Param("target_speedup", 0.0, float, "goal as MACs speed-up instead of a channel ratio (0 = off; a later "
           "target_prune_rate turns it off)", _speedup),
-    Param("max_steps", 0, int, "speed-up mode: most steps to try (0 = 3 x iterative_steps)", _range(0)),
+    Param("max_steps", 0, int, "speed-up mode: most steps to try (0 = 3 x iterative_steps); each step past the plan "
+          "fine-tunes too", _range(0)),
     Param("importance", "l2", str, "channel importance: " + ", ".join(IMPORTANCES), _choice(*IMPORTANCES)),
     Param("ignore_layers", ["Detect", "C2PSA", "PSABlock"], list,
           "layers never pruned (output channels): module class names (and their subclasses) or layer indices"),
@@ -162,8 +163,8 @@ PARAMS = [
     Param("max_map_drop_rel", 0.0, float, "stop when the drop exceeds this share of the unpruned mAP50-95 (0 = off)",
           _range(0, 1, hi_open=True)),
     # --- fine-tuning (override the cfg YAML; everything else comes from cfg or Ultralytics' defaults) ---
-    Param("finetune_epochs", 10, int, "fine-tuning epochs per step: the run's budget is iterative_steps x this "
-          "(0 = no fine-tuning)", _range(0)),
+    Param("finetune_epochs", 10, int, "fine-tuning epochs per step: the budget is iterative_steps x this, more if a "
+          "MACs goal steps on (0 = none)", _range(0)),
     Param("final_share", 0.0, float, "share of the budget for one more fine-tune of final.pt after the last step "
           "(steps share the rest)", _range(0, 1, hi_open=True)),
     Param("sparse_epochs", 0, int, "epochs of sparsity training (group regularisation) before the first step, "
