@@ -16,6 +16,8 @@ def test_every_parameter_is_described_and_its_default_passes_its_own_check():
     for p in parameters.PARAMS:
         assert p.help and len(p.help) < 120
         assert p.check is None or p.check(p.default) is None, p.name
+    table = parameters.describe()
+    assert all(name in table.splitlines()[-1] for name in parameters.SYNTH_CLASSES)  # as synth_classes' help says
 
 
 def test_later_files_override_earlier_then_overrides(tmp_path):

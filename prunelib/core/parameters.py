@@ -124,8 +124,8 @@ PARAMS = [
     Param("synth_train", 200, int, "synthetic training images", _range(4)),
     Param("synth_val", 60, int, "synthetic validation images", _range(2)),
     Param("synth_imgsz", 320, int, "synthetic image size in pixels", _imgsz),
-    Param("synth_classes", [], list, "shapes the synthetic set draws, by name (empty = all 8: python -m prunelib "
-          "params shows them)", _shapes),
+    Param("synth_classes", [], list, "shapes the synthetic set draws, by name (empty = all 8, named below the "
+          "table by python -m prunelib params)", _shapes),
     Param("baseline_epochs", 100, int, "epochs to train the embedded baseline from baseline_cfg", _range(1)),
     Param("baseline_cfg", "yolo11n.yaml", str, "architecture YAML of the embedded baseline (Ultralytics' own; "
           "its task, e.g. yolo11n-seg.yaml, is the synthetic set's)"),
@@ -302,7 +302,8 @@ def describe() -> str:
     """The parameter table as text (``python -m prunelib params``); * marks keys a finished run may change."""
     width = max(len(p.name) for p in PARAMS) + 1
     lines = [f"{p.name + ('*' if p.may_change else ''):<{width}}  {p.default!r:<28}  {p.help}" for p in PARAMS]
-    return "\n".join(lines + ["", "* changes only what is shown or measured after the loop: a run resumes with it"])
+    return "\n".join(lines + ["", "* changes only what is shown or measured after the loop: a run resumes with it",
+                              f"synth_classes: any of {', '.join(SYNTH_CLASSES)}"])
 
 
 def _check_keys(d: dict, source: str) -> dict:
