@@ -47,6 +47,8 @@ def bad_files(tmp_path, smoke_start):
     d["cfg_value"] = d_cfg2
     d["data"] = smoke_start["data"]
     d["model"] = smoke_start["model"]
+    d["sizeless"] = tmp_path / "sizeless.pt"  # a checkpoint whose training arguments name no image size
+    torch.save({"model": DetectionModel("yolo11n.yaml", nc=2, verbose=False), "train_args": {}}, d["sizeless"])
     return d
 
 
@@ -77,6 +79,15 @@ CASES = [
     (["--cfg", "{cfg_key}"], r"cfg: 'epochz' in .*train.yaml is not an Ultralytics training argument; did you mean "
                              r"'epochs'\?"),
     (["--cfg", "{cfg_value}"], r"cfg: .*train2.yaml: 'fliplr=3.0' is an invalid value"),
+    (["--set", "lr0=0.002"], r"lr0: 0.002 does nothing under optimizer: auto \(Ultralytics then chooses"),
+    (["--set", "isomorphic=true"], r"isomorphic: true does nothing without global_pruning: true"),
+    (["--set", "target_speedup=2", "--set", "max_steps=4", "--set", "iterative_steps=5"],
+     r"max_steps: 4 is less than iterative_steps 5"),
+    (["--set", "target_speedup=2", "--set", "target_prune_rate=0.5"],
+     r"target_speedup and target_prune_rate are both set in overrides; a run has one goal"),
+    (["--set", "device=7"], r"device: '7' is not available here \(torch sees"),
+    (["--model", "{sizeless}", "--data", "{data}", "--set", "imgsz=0"],
+     r"imgsz: 0 takes the size model '.*sizeless.pt' was trained at, but it records no training size; set imgsz"),
 ]
 
 
