@@ -261,3 +261,47 @@ def test_layer_table_knows_every_head(cfg):
     assert rows[-1]["type"] == type(model.model[-1]).__name__
     assert rows[-1]["c_out"] is None and rows[-1]["macs"] > 0
     assert rows[0]["c_out"] == model.model[0].conv.out_channels  # a plain conv still says its width
+
+
+def _emitted_shapes(model, x, train):
+    """Shapes of what the model returns, less the neck features it hands on for the loss (the head's inputs)."""
+    from prunelib.surgery.replacement import _flatten
+
+    inputs = []
+    hook = model.model[-1].register_forward_pre_hook(lambda _m, args: inputs.extend(args[0]))
+    out = model.train(train)(x)
+    hook.remove()
+    fed = {tuple(i.shape) for i in inputs}  # YOLO26 hands on detached copies of them in training
+    return [tuple(t.shape) for t in _flatten(out) if tuple(t.shape) not in fed]
+
+
+@pytest.mark.parametrize("cfg", ["yolo11n.yaml", "yolov8n.yaml", "yolo26n.yaml", "yolo11n-seg.yaml",
+                                 "yolo11n-pose.yaml", "yolo11n-obb.yaml", "yolo26n-seg.yaml", "yolo26n-pose.yaml",
+                                 "yolo26n-obb.yaml"])  # fmt: skip
+def test_prune_head_cuts_its_hidden_layers_and_keeps_what_it_emits(cfg):
+    """Every family and task: the head's hidden convolutions shrink with the neck, each branch's last Conv2d keeps
+    its outputs, and the model's outputs keep their shapes in eval and in training (YOLO26's training-only sigma and
+    semantic branches traced beside their eval-time siblings, so what feeds them shrinks with them)."""
+    def cut(prune_head):
+        torch.manual_seed(0)
+        model = getattr(ultralytics.nn.tasks, tasks.of_cfg(cfg).model)(cfg, nc=8, verbose=False)
+        replace_c3k2(model)
+        x = measuring.example_inputs(64)
+        shapes = [_emitted_shapes(model, x, mode) for mode in (False, True)]
+        head = model.model[-1]
+        emitted = {n: m.out_channels for n, m in head.named_modules() if id(m) in pruner._emitted(head)}
+        hidden = sum(m.conv.out_channels for m in head.modules() if id(m) in pruner.head_hidden(model)
+                     and hasattr(m, "conv"))  # fmt: skip
+        before = measuring.macs_params(model, 64)[0]
+        params = parameters.load(overrides={"imgsz": 64, "prune_head": prune_head})
+        pruner.prune(model, Pruning.of(params), 0.5, x)
+        after = {n: m.out_channels for n, m in head.named_modules() if id(m) in pruner._emitted(head)}
+        assert after == emitted  # 4 x reg_max, classes, mask coefficients, keypoints (and sigmas), angles
+        assert [_emitted_shapes(model, x, mode) for mode in (False, True)] == shapes
+        hidden_after = sum(m.conv.out_channels for m in head.modules() if id(m) in pruner.head_hidden(model)
+                           and hasattr(m, "conv"))  # fmt: skip
+        return before / measuring.macs_params(model, 64)[0], hidden_after / hidden
+
+    whole, pruned = cut(False), cut(True)
+    assert whole[1] == 1.0 and pruned[1] < 0.75  # the head's hidden layers: whole, then cut
+    assert pruned[0] > whole[0] + 0.7  # measured: 1.99x -> 3.50x (YOLO11n), 1.44x -> 3.49x (YOLO26n-pose)

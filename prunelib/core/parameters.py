@@ -147,6 +147,8 @@ PARAMS = [
           "layers never pruned (output channels): module class names (and their subclasses) or layer indices"),
     Param("prune_proto", True, bool, "segment models: prune the mask prototype's hidden channels too (false: Proto "
           "whole, as the head)"),
+    Param("prune_head", False, bool, "prune the head's hidden layers too (each branch's last conv and DFL stay: what "
+          "it emits is unchanged)"),
     Param("round_to", 0, int, "keep channel counts multiples of this (0 = no alignment)", _range(0)),
     Param("global_pruning", False, bool, "rank channels across layers instead of within each layer"),
     Param("isomorphic", False, bool, "with global_pruning: rank channels only against groups of the same structure "

@@ -21,6 +21,7 @@ class Pruning(_FromParameters):
     importance: str
     ignore_layers: tuple
     prune_proto: bool
+    prune_head: bool
     global_pruning: bool
     isomorphic: bool
     max_pruning_ratio: float

@@ -31,13 +31,16 @@ def blocks(model) -> list[dict]:
 def ignored(model, settings: Pruning) -> list[dict]:
     """The layers the pruner keeps whole (their output channels), by top-level index."""
     mods = {id(m) for m in pruner.ignored_modules(model, settings)}
-    hidden = pruner.proto_hidden(model) if settings.prune_proto else set()
+    proto = pruner.proto_hidden(model) if settings.prune_proto else set()
+    head = pruner.head_hidden(model) if settings.prune_head else set()
     out = []
     for i, layer in enumerate(model.model):
         inner = sorted({type(m).__name__ for m in layer.modules() if id(m) in mods})
         if inner:
-            pruned_inside = hidden & {id(m) for m in layer.modules()}
-            but = " (but the mask prototype's hidden layers: prune_proto)" if pruned_inside else ""
+            inside = {id(m) for m in layer.modules()}
+            cut = [what for what, ids in (("its hidden layers: prune_head", head), ("the mask prototype's hidden "
+                   "layers: prune_proto", proto)) if ids & inside]  # fmt: skip
+            but = f" (but {' and '.join(cut)})" if cut else ""
             out.append({"layer": i, "type": type(layer).__name__, "ignored because of": ", ".join(inner) + but})
     return out
 

@@ -9,10 +9,14 @@ max pruning ratio. The pruner is rebuilt for every step (fine-tuning returns new
 
 from __future__ import annotations
 
+import copy
+
 import torch
 import torch.nn as nn
 import torch_pruning as tp
 from ultralytics.nn.modules.block import Proto
+from ultralytics.nn.modules.conv import Conv
+from ultralytics.nn.modules.head import Detect
 
 from prunelib.core.settings import Pruning
 from prunelib.errors import UserError
@@ -62,19 +66,43 @@ def ignored_modules(model: nn.Module, settings: Pruning) -> list[nn.Module]:
     return out
 
 
+def _emitted(module: nn.Module) -> set[int]:
+    """ids of the plain Conv2d layers in module (not the conv of an Ultralytics Conv block): in a head, each ends a
+    branch and makes what the head emits (4 x reg_max, the classes, mask coefficients, keypoints, angles, YOLO26-seg's
+    semantic classes), so its output channels stay."""
+    wrapped = {id(b.conv) for b in module.modules() if isinstance(b, Conv)}
+    return {id(m) for m in module.modules() if isinstance(m, nn.Conv2d) and id(m) not in wrapped}
+
+
 def proto_hidden(model: nn.Module) -> set[int]:
     """ids of the modules inside a segment head's mask prototype (Proto, Proto26) before its last convolution: what
-    ``prune_proto`` lets the pruner cut (the last convolution makes the masks, whose count the head relies on)."""
+    ``prune_proto`` lets the pruner cut (the last convolution makes the masks, whose count the head relies on;
+    YOLO26's training-only semantic branch keeps its class outputs)."""
     return {id(m) for proto in model.modules() if isinstance(proto, Proto)
-            for part in proto.children() if part is not proto.cv3 for m in part.modules()}  # fmt: skip
+            for part in proto.children() if part is not proto.cv3 for m in part.modules()
+            if id(m) not in _emitted(part)}  # fmt: skip
+
+
+def head_hidden(model: nn.Module) -> set[int]:
+    """ids of the modules inside every head (Detect and its subclasses) that ``prune_head`` lets the pruner cut: its
+    hidden convolutions (Ultralytics' Conv and DWConv blocks of the box, class, mask-coefficient, keypoint and angle
+    branches, YOLO26's one-to-one copies included). What the head emits stays: each branch ends in a plain Conv2d
+    (4 x reg_max, the classes, the mask coefficients, keypoints, angles), which is not a Conv block, and DFL, strides
+    and anchors hold no Conv block. The mask prototype is prune_proto's (proto_hidden)."""
+    proto = {id(m) for p in model.modules() if isinstance(p, Proto) for m in p.modules()}
+    return {id(m) for head in model.modules() if isinstance(head, Detect)
+            for block in head.modules() if isinstance(block, Conv) and id(block) not in proto
+            for m in block.modules()}  # fmt: skip
 
 
 def kept_whole(model: nn.Module, settings: Pruning) -> list[nn.Module]:
     """Every module whose output channels stay, as Torch-Pruning's ``ignored_layers``: all the ignored layers hold,
-    less the mask prototype's hidden layers when settings.prune_proto."""
+    less the mask prototype's hidden layers when settings.prune_proto, less the heads' hidden layers when
+    settings.prune_head."""
     kept = [m for layer in ignored_modules(model, settings) for m in layer.modules()]
-    if settings.prune_proto:
-        hidden = proto_hidden(model)
+    hidden = (proto_hidden(model) if settings.prune_proto else set()) | (head_hidden(model) if settings.prune_head
+                                                                         else set())  # fmt: skip
+    if hidden:
         kept = [m for m in kept if not any(id(c) in hidden for c in m.modules())]  # modules() includes m
     return kept
 
@@ -85,6 +113,64 @@ def prunable_layers(model: nn.Module, settings: Pruning) -> list[int]:
     ignored = {id(m) for m in ignored_modules(model, settings)}
     return [i for i, layer in enumerate(model.model)
             if any(p.dim() == 4 for p in layer.parameters()) and not any(id(m) in ignored for m in layer.modules())]
+
+
+def training_branches(model: nn.Module, example_inputs: torch.Tensor) -> list[tuple[nn.Module, nn.Module]]:
+    """(sibling, branch) pairs: each branch a module that runs only in training (YOLO26-pose's keypoint sigmas,
+    YOLO26-seg's semantic head), its sibling a module that runs in eval too and reads the same tensor. Torch-Pruning
+    traces the eval graph, where a branch is absent; traced beside its sibling (trace_with), what feeds it shrinks
+    only as the branch does. Found by one forward in each mode (BatchNorm statistics kept), on a copy."""
+    m = copy.deepcopy(model)
+    names = {id(mod): n for n, mod in m.named_modules()}
+    seen, inputs, alive = {}, {}, []  # alive: every tensor read stays, so no id is reused within a forward
+
+    def record(mode):
+        def hook(mod, args):
+            seen.setdefault(mode, set()).add(id(mod))
+            if args and isinstance(args[0], torch.Tensor):
+                alive.append(args[0])
+                inputs.setdefault(mode, {}).setdefault(id(args[0]), []).append(id(mod))
+        return hook
+
+    x = example_inputs.to(next(m.parameters()).device)
+    for mode in (False, True):
+        hooks = [mod.register_forward_pre_hook(record(mode)) for mod in m.modules()]
+        m.train(mode)
+        for bn in m.modules():
+            if isinstance(bn, nn.modules.batchnorm._BatchNorm):
+                bn.eval()
+        with torch.no_grad():
+            m(x)
+        for h in hooks:
+            h.remove()
+    only = seen[True] - seen[False]
+    outer = {i for i in only if not any(names[i].startswith(names[j] + ".") for j in only if j != i)}
+    pairs = []
+    for readers in inputs[True].values():  # in call order: an outer module before what it holds
+        for branch in (i for i in readers if i in outer):
+            sibling = next((i for i in readers if i in seen[False]), None)
+            if sibling is not None:
+                pairs.append((names[sibling], names[branch]))
+    modules = dict(model.named_modules())
+    return [(modules[a], modules[b]) for a, b in pairs]
+
+
+def trace_with(branches: list[tuple[nn.Module, nn.Module]]):
+    """Torch-Pruning's forward_fn: the model's eval forward, whose raw outputs come with each training-only branch's
+    output, computed on the input its sibling receives (see training_branches)."""
+
+    def forward(model, example_inputs):
+        extra = []
+        hooks = [sibling.register_forward_pre_hook(lambda _m, args, b=branch: extra.append(b(args[0])))
+                 for sibling, branch in branches]  # fmt: skip
+        try:
+            out = model(example_inputs)
+        finally:
+            for h in hooks:
+                h.remove()
+        return [raw_outputs(out), extra]
+
+    return forward
 
 
 def raw_outputs(out):
@@ -114,9 +200,10 @@ def build_pruner(model: nn.Module, settings: Pruning, ratio: float, example_inpu
         # basic
         pruning_ratio=ratio,  # share of the current channels this step removes
         pruning_ratio_dict={model.model[i]: r for i, r in (layer_ratios or {}).items()} or None,  # per layer
-        output_transform=raw_outputs,  # the graph ends at the head's raw outputs
+        forward_fn=trace_with(training_branches(model, example_inputs)),  # raw outputs, training-only branches
         iterative_steps=1,  # one step per pruner: the graph is rebuilt after every fine-tuning
-        ignored_layers=ignored,  # Detect, C2PSA, PSABlock by default (Proto's hidden layers if prune_proto): kept
+        ignored_layers=ignored,  # Detect, C2PSA, PSABlock by default (but Proto's and the head's hidden layers when
+        # prune_proto, prune_head): kept
         global_pruning=settings.global_pruning,  # rank channels across layers
         max_pruning_ratio=settings.max_pruning_ratio,  # most any one layer may lose
         round_to=settings.round_to or None,  # channel alignment
@@ -137,7 +224,8 @@ def prunable_channels(model: nn.Module, settings: Pruning, example_inputs: torch
     ignored = kept_whole(model, settings)
     was_training = model.training
     model.eval()
-    graph = tp.DependencyGraph().build_dependency(model, example_inputs=example_inputs, output_transform=raw_outputs)
+    graph = tp.DependencyGraph().build_dependency(model, example_inputs=example_inputs,
+                                                  forward_fn=trace_with(training_branches(model, example_inputs)))
     model.train(was_training)
     groups = graph.get_all_groups(ignored_layers=ignored, root_module_types=[nn.Conv2d, nn.Linear])
     return sum(len(group[0].idxs) for group in groups)
