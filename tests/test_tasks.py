@@ -60,7 +60,8 @@ def user_data(data_yaml: Path, layout: str, out: Path) -> Path:
 @pytest.fixture(scope="module", params=list(RUNS))
 def task_run(request, runs_root, tmp_path_factory):
     """A user's way in: a checkpoint trained with plain Ultralytics (the shipped smoke baseline of the task), their
-    data YAML in one of the layouts Ultralytics trains on, a training-settings --cfg, no imgsz (the checkpoint's)."""
+    data YAML in one of the layouts Ultralytics trains on, a training-settings --cfg, no imgsz (the checkpoint's);
+    the head pruned too (prune_head), so fine-tuning, distillation, export and plain loading see a pruned head."""
     from prunelib.training import embedded
 
     name = request.param
@@ -73,7 +74,7 @@ def task_run(request, runs_root, tmp_path_factory):
     cfg.write_text("mosaic: 0.0\nfliplr: 0.0\nlr0: 0.005\n")  # two applied, one the parameters decide
     user = {"model": str(model), "data": str(data), "cfg": str(cfg), "iterative_steps": 1, "target_prune_rate": 0.3,
             "finetune_epochs": 1, "max_map_drop": 1.0, "export_formats": ["onnx"], "int8": False, "latency_runs": 3,
-            "latency_warmup": 1, "distill_weight": 1.0 if distill else 0.0}  # fmt: skip
+            "latency_warmup": 1, "distill_weight": 1.0 if distill else 0.0, "prune_head": True}  # fmt: skip
     (tmp / "user.yaml").write_text(yaml.safe_dump(user))
     r = cli(command, "--params", tmp / "user.yaml", "--set", f"run_name=task-{name}")
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
@@ -136,6 +137,11 @@ def test_each_task_prunes_validates_and_exports_in_its_own_terms(task_run, tmp_p
     assert type(final.model.model[-1]).__name__.removesuffix("26") == head  # YOLO26 heads: Segment26, ...
     unpruned_model = YOLO(str(run_dir / "unpruned.pt"))
     assert measuring.n_params(final.model) < measuring.n_params(unpruned_model.model)  # YOLO26: both branches
+    hidden = [m.conv.out_channels for m in final.model.model[-1].modules() if id(m) in pruner.head_hidden(final.model)
+              and hasattr(m, "conv")]  # fmt: skip
+    whole = [m.conv.out_channels for m in unpruned_model.model.model[-1].modules()
+             if id(m) in pruner.head_hidden(unpruned_model.model) and hasattr(m, "conv")]  # fmt: skip
+    assert len(hidden) == len(whole) and sum(hidden) < sum(whole)  # prune_head: the head's hidden layers cut
 
     export = json.loads((run_dir / "export.json").read_text())
     assert export["formats"]["onnx"]["matches"], export["formats"]["onnx"]
@@ -305,3 +311,43 @@ def test_prune_head_cuts_its_hidden_layers_and_keeps_what_it_emits(cfg):
     whole, pruned = cut(False), cut(True)
     assert whole[1] == 1.0 and pruned[1] < 0.75  # the head's hidden layers: whole, then cut
     assert pruned[0] > whole[0] + 0.7  # measured: 1.99x -> 3.50x (YOLO11n), 1.44x -> 3.49x (YOLO26n-pose)
+
+
+PLAIN_LOAD = """
+import sys
+
+class NoPrunelib:
+    def find_spec(self, name, *args):
+        if name.split(".")[0] == "prunelib":
+            raise ImportError("prunelib is not installed here")
+
+sys.meta_path.insert(0, NoPrunelib())
+import torch
+from ultralytics import YOLO
+
+m = YOLO(sys.argv[1])
+y = m.model.float().eval()(torch.rand(1, 3, 64, 64))
+print("LOADED", type(m.model.model[-1]).__name__, tuple(y[0].shape), "prunelib" in sys.modules)
+"""
+
+
+@pytest.mark.parametrize("cfg", ["yolo11n.yaml", "yolov8n.yaml"])
+def test_a_pruned_head_exports_and_loads_without_prunelib(cfg, tmp_path):
+    """YOLO11 and YOLOv8 detection with prune_head: published (folded), exported to ONNX and OpenVINO matching torch,
+    loaded where prunelib cannot be imported (the detection tasks' user path runs in test_each_task_...)."""
+    from prunelib.deployment import export
+    from prunelib.surgery import checkpoints
+
+    torch.manual_seed(0)
+    model = ultralytics.nn.tasks.DetectionModel(cfg, nc=8, verbose=False)
+    replace_c3k2(model)
+    pruner.prune(model, Pruning.of(parameters.load(overrides={"imgsz": 64, "prune_head": True})), 0.5,
+                 measuring.example_inputs(64))  # fmt: skip
+    final = tmp_path / "final.pt"
+    checkpoints.publish(checkpoints.save_model(model, tmp_path / "pruned.pt", train_args={"imgsz": 64}), final)
+    files = {fmt: export.export(final, fmt, 64) for fmt in ("onnx", "openvino")}
+    assert all(r["matches"] for r in export.parity(final, files, 64).values())
+    r = subprocess.run([sys.executable, "-c", PLAIN_LOAD, str(final)], capture_output=True, text=True, cwd=tmp_path,
+                       timeout=300)  # fmt: skip
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "LOADED Detect (1, 12, 84) False" in r.stdout  # 4 box values + 8 classes, for each of the 84 anchors
