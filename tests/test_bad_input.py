@@ -84,7 +84,7 @@ CASES = [
     (["--set", "target_speedup=2", "--set", "max_steps=4", "--set", "iterative_steps=5"],
      r"max_steps: 4 is less than iterative_steps 5"),
     (["--set", "target_speedup=2", "--set", "target_prune_rate=0.5"],
-     r"target_speedup and target_prune_rate are both set in overrides; a run has one goal"),
+     r"target_speedup and target_prune_rate are all set in overrides; a run has one goal"),
     (["--set", "device=7"], r"device: '7' is not available here \(torch sees"),
     (["--model", "{sizeless}", "--data", "{data}", "--set", "imgsz=0"],
      r"imgsz: 0 takes the size model '.*sizeless.pt' was trained at, but it records no training size; set imgsz"),

@@ -177,8 +177,16 @@ def test_the_goal_named_last_decides(tmp_path):
     assert load([speed, rate])["target_speedup"] == 0.0 and load([speed, rate])["target_prune_rate"] == 0.3
     assert load([rate, speed])["target_speedup"] == 2.0
     assert load([speed], {"target_prune_rate": 0.4})["target_speedup"] == 0.0  # --set on top of a file
-    with pytest.raises(UserError, match="target_speedup and target_prune_rate are both set in overrides"):
+    with pytest.raises(UserError, match="target_speedup and target_prune_rate are all set in overrides"):
         load(overrides={"target_speedup": 2.0, "target_prune_rate": 0.5})
+    with pytest.raises(UserError, match="target_latency_speedup and target_speedup are all set in overrides"):
+        load(overrides={"target_speedup": 2.0, "target_latency_speedup": 1.5})
+    latency = tmp_path / "latency.yaml"
+    latency.write_text("target_latency_speedup: 1.5\n")
+    p = load([speed, latency])
+    assert (p["target_latency_speedup"], p["target_speedup"]) == (1.5, 0.0)  # the later goal decides
+    assert load([latency, rate])["target_latency_speedup"] == 0.0 and load([latency, speed])["target_speedup"] == 2.0
+    assert load([latency], {"max_steps": 4})["max_steps"] == 4  # steps on past the plan, as a MACs goal does
 
 
 def test_cfg_keys_the_parameters_decide_are_said(tmp_path):

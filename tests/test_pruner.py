@@ -205,3 +205,24 @@ def test_latency_is_timed_in_blocks_each_after_an_untimed_run():
     assert calls.count("a") == calls.count("b") == 2 + 25 + blocks
     timed = calls[4:]  # after the warm-up: a's block, then b's, in turn
     assert timed[: measuring.BLOCK + 1] == ["a"] * (measuring.BLOCK + 1) and timed[measuring.BLOCK + 1] == "b"
+
+
+def test_a_latency_goal_sizes_its_cut_from_what_it_timed():
+    """LatencyGoal: time falls as MACs ** 0.5 on this scripted machine; the trials refit the exponent and land within
+    the tolerance; reached only on a figure its blocks confirm."""
+    unpruned = {"channels": 1000, "macs": 1e9}
+    tried = []
+
+    def trial(ratio):  # MACs = 0.2 fixed + 0.8 * kept^2; latency speed-up = MACs speed-up ** 0.5
+        kept = 1 - ratio
+        macs = 1e9 * (0.2 + 0.8 * kept**2)
+        tried.append(ratio)
+        return {"channels": 1000 * kept, "macs": macs, "latency_speedup": (1e9 / macs) ** 0.5}
+
+    goal = policy.LatencyGoal(1.5, 1, 3)
+    ratio = goal.ratio(1, unpruned, unpruned, trial)
+    assert 1 < len(tried) <= goal.TRIALS and abs(trial(ratio)["latency_speedup"] / 1.5 - 1) <= 0.02
+    assert goal.reached({"speedup": 1.5, "low": 1.47}) and not goal.reached({"speedup": 1.5, "low": 1.3})
+    assert not goal.reached({"speedup": 1.4, "low": 1.4})
+    assert policy.latency_exponent([]) == policy.PRIOR_EXPONENT
+    assert policy.latency_exponent([(4.0, 2.0)]) == pytest.approx(0.5)

@@ -25,6 +25,7 @@ IMPORTANCES = ("l2", "l1", "bn_scale", "taylor", "lamp", "random")  # Torch-Prun
 SYNTH_CLASSES = ("square", "square_outline", "rounded_square", "circle", "circle_outline", "triangle",
                  "triangle_outline", "cross")  # the shapes the synthetic data set draws, one class each  # fmt: skip
 EXPORT_FORMATS = ("onnx", "torchscript", "openvino")  # Ultralytics' export formats the kit checks and times
+LATENCY_RUNTIMES = ("onnxruntime", "openvino", "torch")  # where a latency goal is timed (FP32, batch 1)
 OPTIMIZERS = ("auto", "SGD", "Adam", "AdamW", "NAdam", "RAdam", "RMSProp", "Adamax")
 
 
@@ -79,6 +80,13 @@ def _device(v):
 
 def _speedup(v):
     return None if v == 0 or v > 1 else "0 (off: use target_prune_rate) or a MACs speed-up greater than 1"
+
+
+def _latency_speedup(v):
+    return None if v == 0 or v > 1 else "0 (off) or a measured latency speed-up greater than 1"
+
+
+GOALS = ("target_latency_speedup", "target_speedup", "target_prune_rate")  # a run has one; the last named decides
 
 
 def _shapes(v):
@@ -140,6 +148,10 @@ PARAMS = [
           "--target-prune-rate)", _range(0, 1, True, True)),
     Param("target_speedup", 0.0, float, "goal as MACs speed-up instead of a channel ratio (0 = off; a later "
           "target_prune_rate turns it off)", _speedup),
+    Param("target_latency_speedup", 0.0, float, "goal as measured latency speed-up in latency_runtime, batch 1 "
+          "(0 = off; a later goal turns it off)", _latency_speedup),
+    Param("latency_runtime", "onnxruntime", str, "where a latency goal is timed, FP32 at latency_threads: "
+          + ", ".join(LATENCY_RUNTIMES), _choice(*LATENCY_RUNTIMES)),
     Param("max_steps", 0, int, "speed-up mode: most steps to try (0 = 3 x iterative_steps); each step past the plan "
           "fine-tunes too", _range(0)),
     Param("importance", "l2", str, "channel importance: " + ", ".join(IMPORTANCES), _choice(*IMPORTANCES)),
@@ -213,8 +225,8 @@ DEFAULTS = {p.name: p.default for p in PARAMS}
 
 
 def load(files=(), overrides: dict | None = None) -> dict:
-    """Defaults, then each YAML file in order, then overrides; checked. Returns a new flat dict. The run has one goal:
-    the layer that names one last decides it (target_prune_rate given turns the target_speedup before it off)."""
+    """Defaults, then each YAML file in order, then overrides; checked. Returns a new flat dict. The run has one goal
+    (GOALS): the layer that names one last decides it (a goal given turns the speed-up goals before it off)."""
     merged = dict(DEFAULTS)
     for f in files or ():
         merged.update(_one_goal(_check_keys(read_yaml(f), source=str(f)), source=str(f)))
@@ -223,10 +235,12 @@ def load(files=(), overrides: dict | None = None) -> dict:
 
 
 def _one_goal(layer: dict, source: str) -> dict:
-    if layer.get("target_speedup") and "target_prune_rate" in layer:
-        raise UserError(f"target_speedup and target_prune_rate are both set in {source}; a run has one goal: give "
-                        "target_speedup (MACs) or target_prune_rate (channels)")
-    return {**layer, "target_speedup": 0.0} if "target_prune_rate" in layer and "target_speedup" not in layer else layer
+    named = [k for k in GOALS if k in layer and (k == "target_prune_rate" or layer[k])]
+    if len(named) > 1:
+        raise UserError(f"{' and '.join(named)} are all set in {source}; a run has one goal: give "
+                        "target_latency_speedup (measured time), target_speedup (MACs) or target_prune_rate (channels)")
+    off = {k: 0.0 for k in GOALS[:2] if named and k != named[0]}  # the speed-up goals a later goal turns off
+    return {**layer, **off}
 
 
 def parse_set(items) -> dict:
@@ -358,9 +372,10 @@ def _check_combinations(params: dict) -> None:
         raise UserError(f"lr0: {params['lr0']} does nothing under optimizer: auto (Ultralytics then chooses the "
                         f"learning rate itself); set an optimizer too ({', '.join(o for o in OPTIMIZERS if o != 'auto')}"
                         f"), or leave lr0 at {BY_NAME['lr0'].default}")
-    if params["max_steps"] and not params["target_speedup"]:
-        raise UserError(f"max_steps: {params['max_steps']} does nothing without target_speedup (a channel goal takes "
-                        "exactly iterative_steps steps); set target_speedup, or leave max_steps 0")
+    if params["max_steps"] and not (params["target_speedup"] or params["target_latency_speedup"]):
+        raise UserError(f"max_steps: {params['max_steps']} does nothing without target_speedup or "
+                        "target_latency_speedup (a channel goal takes exactly iterative_steps steps); set one, or leave "
+                        "max_steps 0")
     if params["max_steps"] and params["max_steps"] < params["iterative_steps"]:
         raise UserError(f"max_steps: {params['max_steps']} is less than iterative_steps {params['iterative_steps']}; "
                         f"expected 0 (3 x iterative_steps) or at least {params['iterative_steps']}")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+import statistics
 import tempfile
 from pathlib import Path
 
@@ -20,6 +21,8 @@ from prunelib.surgery import checkpoints, measuring
 
 RUNTIMES = {"onnx": "onnxruntime", "torchscript": "torchscript", "openvino": "openvino"}  # format -> what runs it
 assert tuple(RUNTIMES) == parameters.EXPORT_FORMATS, "every format the parameters allow has its runtime"
+LATENCY_FORMATS = {"onnxruntime": "onnx", "openvino": "openvino", "torch": None}  # a latency goal's runtime -> file
+assert tuple(LATENCY_FORMATS) == parameters.LATENCY_RUNTIMES, "every runtime a latency goal may name is timed here"
 
 
 def export(pt_path, fmt: str, imgsz: int, simplify: bool = True, opset: int = 0, int8_data=None,
@@ -177,6 +180,36 @@ def latency_table(models: dict, imgsz: int, runs: int, warmup: int, n_threads: i
                  latency_ms=round(ms, 2), macs=size[label][0],
                  params=size[label][1], file_mb=round(size_mb(files[(label, rt)]), 2))
             for (label, rt), ms in med.items()]  # fmt: skip
+
+
+def speedup_against(reference_pt, candidate, imgsz: int, runtime: str, runs: int, warmup: int,
+                    n_threads: int = 0) -> dict:
+    """How much faster candidate (a checkpoint or a model) runs than the reference checkpoint in runtime (a
+    LATENCY_FORMATS key) at batch 1, FP32: both exported through Ultralytics' exporter into a temporary folder and
+    timed in alternating blocks of runs (measuring.timed_blocks). {'ms', 'reference_ms' (medians), 'speedup' (the
+    median of the block-by-block ratios), 'low', 'high' (their range: how sure the figure is), 'runtime',
+    'threads'}."""
+    fmt = LATENCY_FORMATS[runtime]
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads(n_threads))
+    with tempfile.TemporaryDirectory() as tmp:
+        fns = {}
+        for key, src in (("reference", reference_pt), ("candidate", candidate)):
+            model = checkpoints.load_model(src) if isinstance(src, (str, Path)) else src
+            if fmt is None:
+                fns[key] = torch_runner(model)
+            else:
+                pt = checkpoints.save_model(model, Path(tmp) / f"{key}.pt")
+                fns[key] = runner(export(pt, fmt, imgsz), fmt, n_threads)
+        try:
+            blocks = measuring.timed_blocks(fns, measuring.example_inputs(imgsz), runs, warmup)
+        finally:
+            torch.set_num_threads(before)
+    ratios = measuring.block_speedups(blocks, "reference", "candidate")
+    med = {k: statistics.median(t for b in v for t in b) for k, v in blocks.items()}
+    return {"ms": round(med["candidate"], 3), "reference_ms": round(med["reference"], 3),
+            "speedup": round(statistics.median(ratios), 4), "low": round(min(ratios), 4),
+            "high": round(max(ratios), 4), "runtime": runtime, "threads": threads(n_threads)}  # fmt: skip
 
 
 def size_mb(path) -> float:

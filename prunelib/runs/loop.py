@@ -25,6 +25,7 @@ from prunelib import files
 from prunelib.core import parameters
 from prunelib.core.folder import FINAL, PRUNE, SPARSE, Run, final_step, prune_steps
 from prunelib.core.settings import Pruning, Training
+from prunelib.deployment import export as exporter
 from prunelib.errors import UserError
 from prunelib.runs import layer_time, policy, sensitivity
 from prunelib.surgery import checkpoints, measuring, pruner
@@ -42,7 +43,7 @@ class Loop:
     run: Run
     unpruned: dict  # the replaced model's measurements (unpruned.json)
     data: Path
-    goal: policy.ChannelGoal | policy.SpeedupGoal
+    goal: policy.ChannelGoal | policy.SpeedupGoal | policy.LatencyGoal
     budget: policy.Budget
     epochs: dict  # the fine-tuning budget shared out: parameters.epochs ({'budget', 'sparse', 'step', 'final'})
     x: torch.Tensor  # example inputs for tracing and counting
@@ -65,6 +66,18 @@ class Loop:
 
     def layer_ratios(self, ratio: float) -> dict[int, float] | None:
         return policy.layer_ratios(self.weights, ratio, min(self.run.params["max_pruning_ratio"], 0.9))
+
+    @property
+    def times(self) -> bool:
+        """Does the goal judge measured time (each step and its trials exported and timed)?"""
+        return isinstance(self.goal, policy.LatencyGoal)
+
+    def timed(self, model, longer: int = 1) -> dict:
+        """model against the unpruned one in the run's latency runtime (longer x latency_runs timed runs each):
+        export.speedup_against."""
+        p = self.run.params
+        return exporter.speedup_against(self.run.unpruned_pt, model, p["imgsz"], p["latency_runtime"],
+                                        longer * p["latency_runs"], p["latency_warmup"], p["latency_threads"])
 
 
 def prune_loop(run: Run, log=print, on_step=None, evaluate=validate) -> list[dict]:
@@ -115,35 +128,47 @@ def _steps(loop: Loop, ledger: list[dict]):
     model = checkpoints.load_model(start)
     if done:
         loop.log(f"Resuming run {run.name!r} after step {done}")
-    # prunable channels and MACs now: each step measures them after pruning, so only a resumed run counts them here
-    current = {"channels": ledger[-1]["channels"], "macs": ledger[-1]["macs"]} if done else unpruned
+    # prunable channels and MACs now (and the measured latency): each step measures them after pruning, so only a
+    # resumed run reads them here
+    last = prune_steps(ledger)[-1] if done else None
+    current = _now(last) if last else unpruned
     for step in range(done + 1, loop.goal.most_steps + 1):
         ratio = loop.goal.ratio(step, unpruned, current, **_trial(loop, model))
         record, model = prune_step(loop, model, step, ratio)
-        current = {"channels": record["channels"], "macs": record["macs"]}
+        current = _now(record)
         yield record
         if record["stop"]:
             return
 
 
+def _now(record: dict) -> dict:
+    """What a step hands the next one: its prunable channels, MACs and (when timed) its latency speed-up."""
+    keys = ("channels", "macs") + (("latency_speedup",) if "latency_speedup" in record else ())
+    return {k: record[k] for k in keys}
+
+
 def _trial(loop: Loop, model) -> dict:
-    """For a speed-up goal: the trial it measures (see trial) on a copy of model."""
-    if not isinstance(loop.goal, policy.SpeedupGoal):
+    """For a speed-up or latency goal: the trial it measures (see trial) on a copy of model."""
+    if not isinstance(loop.goal, (policy.SpeedupGoal, policy.LatencyGoal)):
         return {}
-    return {"trial": trial(model, loop.pruning, loop.run.params["imgsz"], loop.x, loop.gradients, loop.layer_ratios)}
+    measure = trial(model, loop.pruning, loop.run.params["imgsz"], loop.x, loop.gradients, loop.layer_ratios,
+                    timed=loop.timed if loop.times else None)  # fmt: skip
+    return {"trial": measure}
 
 
 def trial(model, settings: Pruning, imgsz: int, example_inputs: torch.Tensor, gradients=None,
-          layer_ratios=None) -> Callable:
+          layer_ratios=None, timed=None) -> Callable:
     """trial(ratio) -> {'channels', 'macs'} of a copy of model pruned at ratio (layer_ratios(ratio): the per-layer
-    shares, or None): what a speed-up goal measures before it cuts (policy.SpeedupGoal.ratio). The loop's steps and
-    bench/speedup.py's one-step cuts both size their cut with it."""
+    shares, or None), and its 'latency_speedup' when timed(model) -> export.speedup_against's measurement is given:
+    what a speed-up or latency goal measures before it cuts (policy.SpeedupGoal.ratio, LatencyGoal.ratio). The
+    loop's steps and bench/speedup.py's one-step cuts both size their cut with it."""
 
     def measure(ratio: float) -> dict:
         m = copy.deepcopy(model)
         pruner.prune(m, settings, ratio, example_inputs, gradients, layer_ratios(ratio) if layer_ratios else None)
         macs = measuring.macs_params(m, imgsz)[0]
-        return {"channels": pruner.prunable_channels(m, settings, example_inputs), "macs": macs}
+        out = {"channels": pruner.prunable_channels(m, settings, example_inputs), "macs": macs}
+        return out | ({"latency_speedup": timed(m)["speedup"]} if timed else {})
 
     return measure
 
@@ -192,6 +217,7 @@ def prune_step(loop: Loop, model, step: int, ratio: float):
         with clock("measure"):
             macs, n = measuring.macs_params(model, params["imgsz"])
             channels = pruner.prunable_channels(model, loop.pruning, loop.x)
+            latency = _latency_fields(_confirmed(loop, model)) if loop.times else {}
         pruned_path = checkpoints.save_model(model, run.pruned_checkpoint(step))
         with clock("validate"):
             pruned = loop.evaluate(model, loop.training, loop.data, run.step_val_dir(step, "pruned"))
@@ -204,9 +230,9 @@ def prune_step(loop: Loop, model, step: int, ratio: float):
     record = {
         "step": step, "kind": PRUNE, "step_ratio": round(ratio, 6), "channels": channels,
         "channel_ratio": round(1 - channels / loop.unpruned["channels"], 6), "macs": macs, "params": n,
-        "speedup": round(speedup, 6), "epochs": loop.epochs["step"],
+        "speedup": round(speedup, 6), **latency, "epochs": loop.epochs["step"],
         **_maps(pruned, "pruned_"), **_maps(recovered), **_drop(loop, recovered, within),
-        "stop": policy.stop_reason(loop.goal, step, within, speedup),
+        "stop": policy.stop_reason(loop.goal, step, within, _judged(latency) if loop.times else speedup),
         "checkpoint": run.rel(run.step_weights(step)), **clock.seconds(),
     }  # fmt: skip
     run.append_ledger(record)
@@ -298,9 +324,11 @@ def format_step(r: dict, goal, unpruned: dict) -> str:
     """One line per step: 'Step 2/3' for a plan of 3 steps; 'Step 1/1 (up to 3 until 2.00x)' for a MACs goal, which
     steps on past its plan until reached."""
     more = f" (up to {goal.most_steps} until {goal.target:.2f}x)" if goal.most_steps > goal.steps else ""
+    timed = (f", latency {r['latency_ms']:.2f} ms in {r['latency_runtime']} ({r['latency_speedup']:.2f}x, blocks "
+             f"{r['latency_low']:.2f}-{r['latency_high']:.2f}x)") if "latency_speedup" in r else ""
     return (
         f"Step {r['step']}/{goal.steps}{more}: params {r['params'] / 1e6:.2f}M, MACs {r['macs'] / 1e9:.3f}G "
-        f"(speed-up {r['speedup']:.2f}x), channels pruned {r['channel_ratio']:.1%}, "
+        f"(speed-up {r['speedup']:.2f}x){timed}, channels pruned {r['channel_ratio']:.1%}, "
         f"mAP50-95 {unpruned['map50_95']:.4f} -> pruned {r['pruned_map50_95']:.4f} -> recovered {r['map50_95']:.4f}"
     )
 
@@ -321,6 +349,26 @@ class Clock:
 
     def seconds(self) -> dict[str, float]:
         return {f"seconds_{k}": round(v, 3) for k, v in self._seconds.items()}
+
+
+def _confirmed(loop: Loop, model) -> dict:
+    """The step's timing; timed once more, three times as long, when its median meets the goal but its blocks do
+    not all agree: a goal is reached on a figure the blocks confirm, never on noise."""
+    measured = loop.timed(model)
+    if measured["speedup"] >= loop.goal.target and not loop.goal.reached(measured):
+        measured = loop.timed(model, longer=3)
+    return measured
+
+
+def _latency_fields(measured: dict) -> dict:
+    """A step's latency in the ledger: its and the unpruned model's medians, the ratio and how far it spread."""
+    return {"latency_ms": measured["ms"], "unpruned_latency_ms": measured["reference_ms"],
+            "latency_speedup": measured["speedup"], "latency_low": measured["low"], "latency_high": measured["high"],
+            "latency_runtime": measured["runtime"]}  # fmt: skip
+
+
+def _judged(latency: dict) -> dict:
+    return {"speedup": latency["latency_speedup"], "low": latency["latency_low"]}
 
 
 def _finetune(loop: Loop, model, pruned_path: Path, step: int):

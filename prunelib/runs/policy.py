@@ -6,6 +6,7 @@ Schedules are pure functions of the numbers the loop measured, so they are teste
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 
@@ -96,6 +97,66 @@ class SpeedupGoal:
         return speedup >= self.target * REACHED
 
 
+PRIOR_EXPONENT = 0.6  # before anything is timed: latency speed-up = MACs speed-up ** this (2x MACs -> 1.5x time)
+LATENCY_TOLERANCE = 0.02  # a timed trial within 2 % of its step's latency share is cut at
+
+
+def latency_exponent(points: list[tuple[float, float]]) -> float:
+    """How time followed MACs in the models timed so far: the least-squares exponent of latency speed-up = MACs
+    speed-up ** e over (MACs speed-up, latency speed-up) points, in log space through (1, 1); PRIOR_EXPONENT without a
+    usable point; within [0.2, 1.5] (one noisy point must not send the next cut astray)."""
+    pts = [(math.log(m), math.log(max(t, 1e-6))) for m, t in points if m > 1.01]
+    if not pts:
+        return PRIOR_EXPONENT
+    return min(max(sum(a * b for a, b in pts) / sum(a * a for a, _ in pts), 0.2), 1.5)
+
+
+@dataclass(frozen=True)
+class LatencyGoal:
+    """Cut the measured latency (the run's runtime, batch 1) by ``target`` in ``steps`` steps, each taking an equal
+    factor of what remains of it; stepping on until reached or ``most_steps``. Time does not fall with MACs alone
+    (activations, memory traffic, the head's share): a step sizes its MACs cut from how time followed MACs in every
+    model timed so far (latency_exponent), prunes a copy there and times it against the unpruned model (trial), and
+    refits, at most TRIALS times, until a copy lands within LATENCY_TOLERANCE of the step's share."""
+
+    target: float
+    steps: int
+    most_steps: int
+
+    TRIALS = 3
+
+    def ratio(self, step: int, unpruned: dict, current: dict, trial=None) -> float:
+        """unpruned, current: {'channels', 'macs'} of the unpruned model and of the model before this step, current
+        with its measured 'latency_speedup' once a step was timed. trial(ratio) -> {'channels', 'macs',
+        'latency_speedup'} of a timed copy pruned at ratio. Returns the ratio of the trial nearest the step's share."""
+        have = current.get("latency_speedup", 1.0)
+        want = have * (self.target / have) ** (1.0 / max(1, self.steps - step + 1))
+        want = max(want, self.target * (1 + LATENCY_TOLERANCE)) if have >= self.target else want  # unconfirmed
+        points = [(unpruned["macs"] / current["macs"], have)] if "latency_speedup" in current else []
+        kept = current["channels"] / unpruned["channels"]
+        target_macs = unpruned["macs"] / want ** (1.0 / latency_exponent(points))
+        ratio = measured_speedup_ratio(target_macs, unpruned["macs"], current["macs"], kept)
+        if trial is None:
+            return ratio
+        tried = []
+        for _ in range(self.TRIALS):
+            t = trial(ratio)
+            tried.append((abs(t["latency_speedup"] / want - 1.0), ratio))
+            if tried[-1][0] <= LATENCY_TOLERANCE or ratio <= 0:
+                break
+            points.append((unpruned["macs"] / t["macs"], t["latency_speedup"]))
+            target_macs = unpruned["macs"] / want ** (1.0 / latency_exponent(points))
+            keep = keep_for(target_macs, unpruned["macs"], t["macs"], t["channels"] / unpruned["channels"])
+            ratio = min(max(1.0 - keep / kept, 0.0), 0.9)
+        return min(tried)[1]
+
+    def reached(self, latency: dict) -> bool:
+        """latency: the step's measurement (export.speedup_against). Reached when the median ratio is within half the
+        tolerance of the target and no block fell more than twice the tolerance short: never on noise."""
+        return (latency["speedup"] >= self.target * (1 - LATENCY_TOLERANCE / 2)
+                and latency["low"] >= self.target * (1 - 2 * LATENCY_TOLERANCE))
+
+
 @dataclass(frozen=True)
 class Budget:
     """How much mAP50-95 a step may lose against the unpruned model: absolute, and optionally relative."""
@@ -149,8 +210,10 @@ def layer_ratios(weights: dict[int, float] | None, ratio: float, most: float = 0
     return {i: min(ratio * w, most) for i, w in weights.items()}
 
 
-def goal(params: dict) -> ChannelGoal | SpeedupGoal:
+def goal(params: dict) -> ChannelGoal | SpeedupGoal | LatencyGoal:
     n = params["iterative_steps"]
+    if params["target_latency_speedup"]:
+        return LatencyGoal(params["target_latency_speedup"], n, params["max_steps"] or 3 * n)
     if params["target_speedup"]:
         return SpeedupGoal(params["target_speedup"], n, params["max_steps"] or 3 * n)
     return ChannelGoal(params["target_prune_rate"], n)
@@ -160,8 +223,9 @@ def budget(params: dict) -> Budget:
     return Budget(params["max_map_drop"], params["max_map_drop_rel"])
 
 
-def stop_reason(goal_: ChannelGoal | SpeedupGoal, step: int, within: bool, speedup: float) -> str | None:
-    """Why the loop stops after this step, or None to go on."""
+def stop_reason(goal_, step: int, within: bool, speedup) -> str | None:
+    """Why the loop stops after this step, or None to go on; speedup: what the goal judges (the MACs speed-up; a
+    latency goal's measurement)."""
     if not within:
         return "map_drop"
     if goal_.reached(speedup):

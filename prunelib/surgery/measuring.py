@@ -53,23 +53,36 @@ def layer_table(model: nn.Module, imgsz: int) -> list[dict]:
 BLOCK = 10  # timed runs of one model in a row (compare_latency)
 
 
-def compare_latency(fns: dict, x, runs: int = 30, warmup: int = 5) -> dict[str, float]:
-    """Median latency (ms) of each callable over ``runs`` timed runs in one process, in blocks of BLOCK runs taken
-    in turn (A A A .. B B B .. A A A ..), so drift hits all alike. Each block starts with an untimed run: a runtime's
-    idle worker threads spin for a while after its last run (onnxruntime, OpenMP), and timing one model while
-    another's threads still spin on the same cores made multi-threaded runs look slower than single-threaded ones."""
+def timed_blocks(fns: dict, x, runs: int = 30, warmup: int = 5) -> dict[str, list[list[float]]]:
+    """Times (ms) of each callable over ``runs`` timed runs in one process, in blocks of BLOCK runs taken in turn
+    (A A A .. B B B .. A A A ..), so drift hits all alike: {key: [block of times, ...]}. Each block starts with an
+    untimed run: a runtime's idle worker threads spin for a while after its last run (onnxruntime, OpenMP), and
+    timing one model while another's threads still spin on the same cores made multi-threaded runs look slower than
+    single-threaded ones."""
     for fn in fns.values():
         for _ in range(warmup):
             fn(x)
-    times = {k: [] for k in fns}
-    while any(len(v) < runs for v in times.values()):
+    blocks = {k: [] for k in fns}
+    while any(sum(map(len, v)) < runs for v in blocks.values()):
         for k, fn in fns.items():
             fn(x)  # untimed: the previous model's threads settle
-            for _ in range(min(BLOCK, runs - len(times[k]))):
+            block = []
+            for _ in range(min(BLOCK, runs - sum(map(len, blocks[k])))):
                 t0 = time.perf_counter()
                 fn(x)
-                times[k].append((time.perf_counter() - t0) * 1000)
-    return {k: statistics.median(v) for k, v in times.items()}
+                block.append((time.perf_counter() - t0) * 1000)
+            blocks[k].append(block)
+    return blocks
+
+
+def compare_latency(fns: dict, x, runs: int = 30, warmup: int = 5) -> dict[str, float]:
+    """Median latency (ms) of each callable over ``runs`` timed runs in one process (timed_blocks)."""
+    return {k: statistics.median(t for b in v for t in b) for k, v in timed_blocks(fns, x, runs, warmup).items()}
+
+
+def block_speedups(blocks: dict[str, list[list[float]]], reference: str, candidate: str) -> list[float]:
+    """The reference's over the candidate's median time, block by block (timed_blocks): how the ratio spreads."""
+    return [statistics.median(a) / statistics.median(b) for a, b in zip(blocks[reference], blocks[candidate])]
 
 
 def _out_channels(layer: nn.Module):
