@@ -217,7 +217,7 @@ def prune_step(loop: Loop, model, step: int, ratio: float):
         with clock("measure"):
             macs, n = measuring.macs_params(model, params["imgsz"])
             channels = pruner.prunable_channels(model, loop.pruning, loop.x)
-            latency = _latency_fields(_confirmed(loop, model)) if loop.times else {}
+            measured = _confirmed(loop, model) if loop.times else None
         pruned_path = checkpoints.save_model(model, run.pruned_checkpoint(step))
         with clock("validate"):
             pruned = loop.evaluate(model, loop.training, loop.data, run.step_val_dir(step, "pruned"))
@@ -230,9 +230,9 @@ def prune_step(loop: Loop, model, step: int, ratio: float):
     record = {
         "step": step, "kind": PRUNE, "step_ratio": round(ratio, 6), "channels": channels,
         "channel_ratio": round(1 - channels / loop.unpruned["channels"], 6), "macs": macs, "params": n,
-        "speedup": round(speedup, 6), **latency, "epochs": loop.epochs["step"],
+        "speedup": round(speedup, 6), **(_latency_fields(measured) if measured else {}), "epochs": loop.epochs["step"],
         **_maps(pruned, "pruned_"), **_maps(recovered), **_drop(loop, recovered, within),
-        "stop": policy.stop_reason(loop.goal, step, within, _judged(latency) if loop.times else speedup),
+        "stop": policy.stop_reason(loop.goal, step, within, measured or speedup),
         "checkpoint": run.rel(run.step_weights(step)), **clock.seconds(),
     }  # fmt: skip
     run.append_ledger(record)
@@ -365,10 +365,6 @@ def _latency_fields(measured: dict) -> dict:
     return {"latency_ms": measured["ms"], "unpruned_latency_ms": measured["reference_ms"],
             "latency_speedup": measured["speedup"], "latency_low": measured["low"], "latency_high": measured["high"],
             "latency_runtime": measured["runtime"]}  # fmt: skip
-
-
-def _judged(latency: dict) -> dict:
-    return {"speedup": latency["latency_speedup"], "low": latency["latency_low"]}
 
 
 def _finetune(loop: Loop, model, pruned_path: Path, step: int):
