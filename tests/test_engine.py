@@ -217,6 +217,34 @@ def test_a_shipped_baseline_is_used_instead_of_training(smoke_start, smoke_param
 
 
 @pytest.mark.slow  # trains or runs the pipeline: make test, not make check
+def test_a_latency_goal_times_each_step_and_cuts_where_time_goes(smoke_start, monkeypatch):
+    """target_latency_speedup with layer_ratios 'time': every step is profiled, cut by importance per ms, exported and
+    timed against the unpruned model, which is exported once; the ledger says how fast, how sure and where; the
+    stop is the goal's verdict on what was timed."""
+    exported = []
+    real = export.export
+    monkeypatch.setattr(export, "export", lambda pt, *a, **k: exported.append(Path(pt).name) or real(pt, *a, **k))
+    run = open_smoke("latency-goal", target_latency_speedup=1.3, layer_ratios="time", iterative_steps=1,
+                     max_steps=2, finetune_epochs=0, latency_runs=30)  # fmt: skip
+    stages.replace(run, log=quiet)
+    lines = []
+    ledger = stages.prune(run, log=lines.append)
+    steps = [r for r in ledger if r["kind"] == "prune"]
+    assert steps and exported.count("reference.pt") == 1  # the unpruned model: exported once for the whole loop
+    assert exported.count("model.pt") == len(steps)  # each step's model profiled once (layer_ratios: time)
+    goal = loop.policy.goal(run.params)
+    for r in steps:
+        assert r["latency_runtime"] == "onnxruntime" and r["latency_low"] <= r["latency_speedup"] <= r["latency_high"]
+        assert r["latency_ms"] > 0 and r["unpruned_latency_ms"] > 0
+        reached = goal.reached({"speedup": r["latency_speedup"], "low": r["latency_low"]})
+        assert (r["stop"] == "target_reached") == reached
+    assert any("latency" in line and "ms in onnxruntime" in line for line in lines)
+    before, after = conv_channels(checkpoints.load_model(run.unpruned_pt)), conv_channels(checkpoints.load_model(
+        run.step_weights(steps[0]["step"])))  # fmt: skip
+    assert after != before
+
+
+@pytest.mark.slow  # trains or runs the pipeline: make test, not make check
 def test_sensitivity_shares_the_cut_and_is_kept_for_resume(smoke_start):
     run = open_smoke("by-sensitivity", layer_ratios="sensitivity", target_speedup=1.4, iterative_steps=1,
                      finetune_epochs=0)  # fmt: skip

@@ -226,3 +226,54 @@ def test_a_latency_goal_sizes_its_cut_from_what_it_timed():
     assert not goal.reached({"speedup": 1.4, "low": 1.4})
     assert policy.latency_exponent([]) == policy.PRIOR_EXPONENT
     assert policy.latency_exponent([(4.0, 2.0)]) == pytest.approx(0.5)
+
+
+def test_a_time_guided_cut_takes_most_where_time_goes(replaced):
+    """TimeGuided: with layer 2's blocks given most of the time, a step ranked by importance per ms cuts layer 2
+    deeper than a uniform cut of the same channel ratio, spares the layers that take no time, removes as many
+    channels in all, and leaves every group at least what MOST_BEYOND allows."""
+    x = measuring.example_inputs(IMGSZ)
+    def ms(name):  # layer 2's convs take most of the time; layer 7 and the convs reading its output none
+        return 5.0 if name.startswith("model.2.") else 0.0 if name.startswith(("model.7.", "model.8.cv0",
+                                                                                  "model.8.cv1")) else 0.01
+    times = {name: ms(name) for name, m in replaced.named_modules() if isinstance(m, torch.nn.Conv2d)}
+    settings = Pruning.of(params())
+    before = conv_channels(replaced)
+    cuts = {}
+    count = {}
+    for label, t in (("uniform", None), ("time", times)):
+        m = copy.deepcopy(replaced)
+        pruner.prune(m, settings, 0.3, x, times=t)
+        cuts[label], count[label] = conv_channels(m), pruner.prunable_channels(m, settings, x)
+        assert m.eval()(x)[0].shape == replaced.eval()(x)[0].shape
+    kept = {k: {n: c[n] / before[n] for n in ("model.2.cv1.conv", "model.7.conv")} for k, c in cuts.items()}
+    assert kept["time"]["model.2.cv1.conv"] < kept["uniform"]["model.2.cv1.conv"] - 0.1
+    assert kept["time"]["model.7.conv"] == 1.0 and kept["uniform"]["model.7.conv"] < 0.8  # saves no time: kept
+    most = 0.3 + 0.7 * pruner.MOST_BEYOND
+    assert all(cuts["time"][n] >= int(before[n] * (1 - most)) for n in before)
+    assert abs(count["time"] - count["uniform"]) <= 0.02 * pruner.prunable_channels(replaced, settings, x)
+
+
+def test_conv_times_charge_outputs_with_their_block_and_inputs_with_the_conv(replaced):
+    times = {"model.0.conv": 2.0, "model.0.act": 1.0, "model.23.cv2.0.2": 0.5}
+    ct = pruner.conv_times(replaced, times)
+    assert ct[replaced.model[0].conv] == (3.0, 2.0)  # out: conv and activation; in: the conv alone
+    assert ct[replaced.model[-1].cv2[0][2]] == (0.5, 0.5)  # a plain Conv2d: its own node
+    assert ct[replaced.model[1].conv] == (0.0, 0.0)
+
+
+@pytest.mark.parametrize("cfg", ["yolo11n.yaml", "yolo26n.yaml"])
+def test_prune_attention_cuts_the_feed_forward_and_keeps_the_heads(cfg):
+    from ultralytics.nn.modules.block import PSABlock
+
+    torch.manual_seed(0)
+    model = DetectionModel(cfg, nc=8, verbose=False)
+    replace_c3k2(model)
+    x = measuring.example_inputs(IMGSZ)
+    shape = model.eval()(x)[0].shape  # the decoded predictions (both families return them first in eval)
+    blocks = [b for b in model.modules() if isinstance(b, PSABlock)]
+    before = [(b.ffn[0].conv.out_channels, b.ffn[-1].conv.out_channels, b.attn.qkv.conv.out_channels) for b in blocks]
+    pruner.prune(model, Pruning.of(params(prune_attention=True)), 0.5, x)
+    after = [(b.ffn[0].conv.out_channels, b.ffn[-1].conv.out_channels, b.attn.qkv.conv.out_channels) for b in blocks]
+    assert blocks and all(a[0] < b[0] and a[1:] == b[1:] for a, b in zip(after, before)), (before, after)
+    assert model.eval()(x)[0].shape == shape

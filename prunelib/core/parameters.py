@@ -25,6 +25,7 @@ IMPORTANCES = ("l2", "l1", "bn_scale", "taylor", "lamp", "random")  # Torch-Prun
 SYNTH_CLASSES = ("square", "square_outline", "rounded_square", "circle", "circle_outline", "triangle",
                  "triangle_outline", "cross")  # the shapes the synthetic data set draws, one class each  # fmt: skip
 EXPORT_FORMATS = ("onnx", "torchscript", "openvino")  # Ultralytics' export formats the kit checks and times
+LAYER_RATIOS = ("uniform", "sensitivity", "latency", "time")
 LATENCY_RUNTIMES = ("onnxruntime", "openvino", "torch")  # where a latency goal is timed (FP32, batch 1)
 OPTIMIZERS = ("auto", "SGD", "Adam", "AdamW", "NAdam", "RAdam", "RMSProp", "Adamax")
 
@@ -161,13 +162,15 @@ PARAMS = [
           "whole, as the head)"),
     Param("prune_head", False, bool, "prune the head's hidden layers too (each branch's last conv and DFL stay: what "
           "it emits is unchanged)"),
+    Param("prune_attention", False, bool, "prune the attention blocks' feed-forward hidden channels too (C2PSA, "
+          "PSABlock; the attention heads stay whole)"),
     Param("round_to", 0, int, "keep channel counts multiples of this (0 = no alignment)", _range(0)),
     Param("global_pruning", False, bool, "rank channels across layers instead of within each layer"),
     Param("isomorphic", False, bool, "with global_pruning: rank channels only against groups of the same structure "
           "(Torch-Pruning's isomorphic pruning)"),
-    Param("layer_ratios", "uniform", str, "how a step's cut is shared between layers: uniform, sensitivity (robust "
-          "layers more), latency (time saved per MAC)",
-          _choice("uniform", "sensitivity", "latency")),
+    Param("layer_ratios", "uniform", str, "how a step's cut is shared: uniform, sensitivity (robust layers more), "
+          "latency (ms per MAC), time (importance per ms)",
+          _choice(*LAYER_RATIOS)),
     Param("max_pruning_ratio", 1.0, float, "most any one layer may lose", _range(0, 1, True)),
     Param("bn_recalibration", 256, int, "training images to re-estimate BatchNorm statistics on after each prune "
           "(0 = off)", _range(0)),

@@ -22,6 +22,7 @@ class Pruning(_FromParameters):
     ignore_layers: tuple
     prune_proto: bool
     prune_head: bool
+    prune_attention: bool
     global_pruning: bool
     isomorphic: bool
     max_pruning_ratio: float

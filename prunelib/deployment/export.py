@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
-import re
+import shutil
 import statistics
 import tempfile
 from pathlib import Path
@@ -182,34 +182,47 @@ def latency_table(models: dict, imgsz: int, runs: int, warmup: int, n_threads: i
             for (label, rt), ms in med.items()]  # fmt: skip
 
 
-def speedup_against(reference_pt, candidate, imgsz: int, runtime: str, runs: int, warmup: int,
-                    n_threads: int = 0) -> dict:
-    """How much faster candidate (a checkpoint or a model) runs than the reference checkpoint in runtime (a
-    LATENCY_FORMATS key) at batch 1, FP32: both exported through Ultralytics' exporter into a temporary folder and
-    timed in alternating blocks of runs (measuring.timed_blocks). {'ms', 'reference_ms' (medians), 'speedup' (the
-    median of the block-by-block ratios), 'low', 'high' (their range: how sure the figure is), 'runtime',
-    'threads'}."""
-    fmt = LATENCY_FORMATS[runtime]
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads(n_threads))
-    with tempfile.TemporaryDirectory() as tmp:
-        fns = {}
-        for key, src in (("reference", reference_pt), ("candidate", candidate)):
-            model = checkpoints.load_model(src) if isinstance(src, (str, Path)) else src
-            if fmt is None:
-                fns[key] = torch_runner(model)
-            else:
-                pt = checkpoints.save_model(model, Path(tmp) / f"{key}.pt")
-                fns[key] = runner(export(pt, fmt, imgsz), fmt, n_threads)
+class Timer:
+    """Times candidates against one reference model in a runtime (a LATENCY_FORMATS key) at batch 1, FP32: each
+    exported through Ultralytics' exporter (the reference once, into a folder the timer keeps) and timed in
+    alternating blocks of runs (measuring.timed_blocks)."""
+
+    def __init__(self, reference, imgsz: int, runtime: str, n_threads: int = 0):
+        self.imgsz, self.runtime, self.n_threads = imgsz, runtime, n_threads
+        self._folder = tempfile.TemporaryDirectory(prefix="prunelib-timer-")
+        self._reference = self._runner(reference, "reference")
+
+    def _runner(self, src, key: str):
+        fmt = LATENCY_FORMATS[self.runtime]
+        model = checkpoints.load_model(src) if isinstance(src, (str, Path)) else src
+        if fmt is None:
+            return torch_runner(model)
+        pt = checkpoints.save_model(model, Path(self._folder.name) / key / f"{key}.pt")
+        return runner(export(pt, fmt, self.imgsz), fmt, self.n_threads)
+
+    def against(self, candidate, runs: int, warmup: int) -> dict:
+        """How much faster candidate (a checkpoint or a model) runs than the reference: {'ms', 'reference_ms'
+        (medians), 'speedup' (the median of the block-by-block ratios), 'low', 'high' (their range: how sure the figure
+        is), 'runtime', 'threads'}."""
+        before = torch.get_num_threads()
+        torch.set_num_threads(threads(self.n_threads))
         try:
-            blocks = measuring.timed_blocks(fns, measuring.example_inputs(imgsz), runs, warmup)
+            shutil.rmtree(Path(self._folder.name) / "candidate", ignore_errors=True)
+            fns = {"reference": self._reference, "candidate": self._runner(candidate, "candidate")}
+            blocks = measuring.timed_blocks(fns, measuring.example_inputs(self.imgsz), runs, warmup)
         finally:
             torch.set_num_threads(before)
-    ratios = measuring.block_speedups(blocks, "reference", "candidate")
-    med = {k: statistics.median(t for b in v for t in b) for k, v in blocks.items()}
-    return {"ms": round(med["candidate"], 3), "reference_ms": round(med["reference"], 3),
-            "speedup": round(statistics.median(ratios), 4), "low": round(min(ratios), 4),
-            "high": round(max(ratios), 4), "runtime": runtime, "threads": threads(n_threads)}  # fmt: skip
+        ratios = measuring.block_speedups(blocks, "reference", "candidate")
+        med = {k: statistics.median(t for b in v for t in b) for k, v in blocks.items()}
+        return {"ms": round(med["candidate"], 3), "reference_ms": round(med["reference"], 3),
+                "speedup": round(statistics.median(ratios), 4), "low": round(min(ratios), 4),
+                "high": round(max(ratios), 4), "runtime": self.runtime, "threads": threads(self.n_threads)}  # fmt: skip
+
+
+def speedup_against(reference_pt, candidate, imgsz: int, runtime: str, runs: int, warmup: int,
+                    n_threads: int = 0) -> dict:
+    """Timer(reference_pt, ...).against(candidate, ...): one comparison."""
+    return Timer(reference_pt, imgsz, runtime, n_threads).against(candidate, runs, warmup)
 
 
 def size_mb(path) -> float:
@@ -225,12 +238,10 @@ def with_speedups(rows: list[dict], reference: str) -> list[dict]:
             for r in rows if r["runtime"] in ref]  # fmt: skip
 
 
-_LAYER = re.compile(r"/model\.(\d+)/")  # Ultralytics' ONNX node names: /model.<layer>/<module path>/<op>
-
-
-def layer_times(onnx_path, imgsz: int, runs: int, warmup: int, n_threads: int = 0) -> dict[str, float]:
-    """Mean ms per run spent in each top-level layer's kernels (``"<i>"``; nodes of no layer: ``"other"``), from
-    onnxruntime's profiler, warm-up runs left out."""
+def node_times(onnx_path, imgsz: int, runs: int, warmup: int, n_threads: int = 0) -> dict[str, float]:
+    """Mean ms per run spent in each node's kernels, by the path of the module the node came from (``model.2.cv1.conv``
+    for Ultralytics' ``/model.2/cv1/conv/Conv``; a node of no module: ``other``), from onnxruntime's profiler,
+    warm-up runs left out."""
     x = measuring.example_inputs(imgsz).numpy()
     with tempfile.TemporaryDirectory() as tmp:
         sess = session(onnx_path, n_threads, profile_prefix=str(Path(tmp) / "profile"))
@@ -243,9 +254,31 @@ def layer_times(onnx_path, imgsz: int, runs: int, warmup: int, n_threads: int = 
     out: dict[str, float] = {}
     for e in events:
         if e.get("cat") == "Node" and e["name"].endswith("_kernel_time") and e["ts"] >= first:
-            m = _LAYER.search(e["name"])
-            key = m.group(1) if m else "other"
+            key = module_path(e["name"][: -len("_kernel_time")])
             out[key] = out.get(key, 0.0) + e["dur"] / 1000 / runs
+    return out
+
+
+def module_path(node: str) -> str:
+    """The module an exported node came from: torch's ONNX scopes name each level relative to the nearest module that
+    is not a container (``/model.23/cv3.2/cv3.2.0/cv3.2.0.0/conv/Conv`` is ``model.23.cv3.2.0.0.conv``); ``other``
+    for a node outside every module."""
+    parts: list[str] = []
+    for seg in node.strip("/").split("/")[:-1]:  # the last is the operator
+        if parts and seg.startswith(parts[-1] + "."):  # a container's child, named from the same module
+            parts[-1] = seg
+        else:
+            parts.append(seg)
+    return ".".join(parts) if parts and parts[0].startswith("model.") else "other"
+
+
+def layer_times(onnx_path, imgsz: int, runs: int, warmup: int, n_threads: int = 0) -> dict[str, float]:
+    """Mean ms per run spent in each top-level layer's kernels (``"<i>"``; nodes of no layer: ``"other"``): node_times
+    summed by layer."""
+    out: dict[str, float] = {}
+    for path, ms in node_times(onnx_path, imgsz, runs, warmup, n_threads).items():
+        key = path.split(".")[1] if path != "other" else "other"
+        out[key] = out.get(key, 0.0) + ms
     return out
 
 

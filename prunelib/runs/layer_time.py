@@ -1,4 +1,6 @@
-"""How much latency each layer gives back per MAC it loses: what ``layer_ratios: latency`` shares the cut by.
+"""Where a model's time goes, as the cut is guided by it: node by node for ``layer_ratios: time`` (node_times, on
+the model each step cuts), and how much latency each layer gives back per MAC it loses for ``layer_ratios: latency``
+(profile, once per run).
 
 Layers do not save time in proportion to their MACs: elementwise work and memory traffic shrink with the channels,
 not with their square, and narrow convolutions use the CPU's vector units less well. So the unpruned model and a
@@ -19,6 +21,14 @@ from prunelib.runs import policy
 from prunelib.surgery import checkpoints, measuring, pruner
 
 WARMUP = 5  # untimed runs before the profiled ones
+
+
+def node_times(model, params: dict) -> dict[str, float]:
+    """ms per run of each of model's exported nodes, by module path (export.node_times): the model exported to ONNX
+    through Ultralytics' exporter and run in onnxruntime's profiler on the run's latency_threads."""
+    with tempfile.TemporaryDirectory(prefix="node-time-") as tmp:
+        onnx = export.export(checkpoints.save_model(model, Path(tmp) / "model.pt"), "onnx", params["imgsz"])
+        return export.node_times(onnx, params["imgsz"], params["latency_runs"], WARMUP, params["latency_threads"])
 
 
 def profile(model, params: dict, log=print) -> dict[int, float]:

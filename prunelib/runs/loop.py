@@ -50,6 +50,7 @@ class Loop:
     evaluate: Callable = validate  # (model, Training, data, save_dir) -> {'map50_95', 'map50'}
     log: Callable = print
     weights: dict[int, float] | None = None  # layer_ratios 'sensitivity'/'latency': {layer index: share of the cut}
+    timer: exporter.Timer | None = None  # a latency goal's: the unpruned model exported once, timed beside each copy
 
     @property
     def pruning(self) -> Pruning:
@@ -76,8 +77,14 @@ class Loop:
         """model against the unpruned one in the run's latency runtime (longer x latency_runs timed runs each):
         export.speedup_against."""
         p = self.run.params
-        return exporter.speedup_against(self.run.unpruned_pt, model, p["imgsz"], p["latency_runtime"],
-                                        longer * p["latency_runs"], p["latency_warmup"], p["latency_threads"])
+        if self.timer is None:
+            self.timer = exporter.Timer(self.run.unpruned_pt, p["imgsz"], p["latency_runtime"], p["latency_threads"])
+        return self.timer.against(model, longer * p["latency_runs"], p["latency_warmup"])
+
+    def node_times(self, model) -> dict[str, float] | None:
+        """layer_ratios 'time': where model spends its time, node by node (layer_time.node_times), which the step's
+        cut and its trials rank channels by; None otherwise."""
+        return layer_time.node_times(model, self.run.params) if self.run.params["layer_ratios"] == "time" else None
 
 
 def prune_loop(run: Run, log=print, on_step=None, evaluate=validate) -> list[dict]:
@@ -101,7 +108,7 @@ def prune_loop(run: Run, log=print, on_step=None, evaluate=validate) -> list[dic
         checkpoints.publish(run.unpruned_pt, run.final)
     loop = Loop(run, unpruned, embedded.data_yaml(params), policy.goal(params), policy.budget(params), epochs,
                 measuring.example_inputs(params["imgsz"]), evaluate, log)  # fmt: skip
-    if params["layer_ratios"] != "uniform":
+    if params["layer_ratios"] in ("sensitivity", "latency"):
         loop.weights = layer_weights(loop)
     if epochs["sparse"] and not ledger:
         _report(ledger, sparse_training(loop), on_step)
@@ -133,8 +140,9 @@ def _steps(loop: Loop, ledger: list[dict]):
     last = prune_steps(ledger)[-1] if done else None
     current = _now(last) if last else unpruned
     for step in range(done + 1, loop.goal.most_steps + 1):
-        ratio = loop.goal.ratio(step, unpruned, current, **_trial(loop, model))
-        record, model = prune_step(loop, model, step, ratio)
+        times = loop.node_times(model)  # profiled on the model this step cuts
+        ratio = loop.goal.ratio(step, unpruned, current, **_trial(loop, model, times))
+        record, model = prune_step(loop, model, step, ratio, times)
         current = _now(record)
         yield record
         if record["stop"]:
@@ -147,25 +155,27 @@ def _now(record: dict) -> dict:
     return {k: record[k] for k in keys}
 
 
-def _trial(loop: Loop, model) -> dict:
+def _trial(loop: Loop, model, times: dict | None) -> dict:
     """For a speed-up or latency goal: the trial it measures (see trial) on a copy of model."""
     if not isinstance(loop.goal, (policy.SpeedupGoal, policy.LatencyGoal)):
         return {}
     measure = trial(model, loop.pruning, loop.run.params["imgsz"], loop.x, loop.gradients, loop.layer_ratios,
-                    timed=loop.timed if loop.times else None)  # fmt: skip
+                    timed=loop.timed if loop.times else None, times=times)  # fmt: skip
     return {"trial": measure}
 
 
 def trial(model, settings: Pruning, imgsz: int, example_inputs: torch.Tensor, gradients=None,
-          layer_ratios=None, timed=None) -> Callable:
+          layer_ratios=None, timed=None, times: dict | None = None) -> Callable:
     """trial(ratio) -> {'channels', 'macs'} of a copy of model pruned at ratio (layer_ratios(ratio): the per-layer
-    shares, or None), and its 'latency_speedup' when timed(model) -> export.speedup_against's measurement is given:
-    what a speed-up or latency goal measures before it cuts (policy.SpeedupGoal.ratio, LatencyGoal.ratio). The
-    loop's steps and bench/speedup.py's one-step cuts both size their cut with it."""
+    shares, or None; times: node times that guide the cut, pruner.TimeGuided), and its 'latency_speedup' when
+    timed(model) -> export.Timer.against's measurement is given: what a speed-up or latency goal measures before it
+    cuts (policy.SpeedupGoal.ratio, LatencyGoal.ratio). The loop's steps and bench/speedup.py's one-step cuts both
+    size their cut with it."""
 
     def measure(ratio: float) -> dict:
         m = copy.deepcopy(model)
-        pruner.prune(m, settings, ratio, example_inputs, gradients, layer_ratios(ratio) if layer_ratios else None)
+        pruner.prune(m, settings, ratio, example_inputs, gradients, layer_ratios(ratio) if layer_ratios else None,
+                     times)
         macs = measuring.macs_params(m, imgsz)[0]
         out = {"channels": pruner.prunable_channels(m, settings, example_inputs), "macs": macs}
         return out | ({"latency_speedup": timed(m)["speedup"]} if timed else {})
@@ -204,14 +214,15 @@ def _final_start(ledger: list[dict]) -> dict | None:
     return start if start and start.get("kind", PRUNE) == PRUNE else None
 
 
-def prune_step(loop: Loop, model, step: int, ratio: float):
-    """One step; returns (ledger record, model to carry on with). Appends the record after its files are written."""
+def prune_step(loop: Loop, model, step: int, ratio: float, times: dict | None = None):
+    """One step; returns (ledger record, model to carry on with). Appends the record after its files are written.
+    times: node times of model that guide the cut (layer_ratios 'time')."""
     run, params = loop.run, loop.run.params
     shutil.rmtree(run.step_dir(step), ignore_errors=True)  # a step without a ledger line was interrupted: redo it
     clock = Clock()
     with clock("total"):
         with clock("prune"):
-            pruner.prune(model, loop.pruning, ratio, loop.x, loop.gradients, loop.layer_ratios(ratio))
+            pruner.prune(model, loop.pruning, ratio, loop.x, loop.gradients, loop.layer_ratios(ratio), times)
         with clock("recalibrate"):
             recalibrate_batchnorm(model, loop.training, loop.data, params["bn_recalibration"])
         with clock("measure"):

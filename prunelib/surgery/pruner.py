@@ -14,7 +14,7 @@ import copy
 import torch
 import torch.nn as nn
 import torch_pruning as tp
-from ultralytics.nn.modules.block import Proto
+from ultralytics.nn.modules.block import Proto, PSABlock
 from ultralytics.nn.modules.conv import Conv
 from ultralytics.nn.modules.head import Detect
 
@@ -35,11 +35,12 @@ NEEDS_GRADIENTS = {"taylor"}
 
 
 def prune(model: nn.Module, settings: Pruning, ratio: float, example_inputs: torch.Tensor, gradients=None,
-          layer_ratios: dict[int, float] | None = None) -> None:
+          layer_ratios: dict[int, float] | None = None, times: dict[str, float] | None = None) -> None:
     """Remove ``ratio`` of the current prunable channels of model, in place; layer_ratios {index into model.model:
-    ratio} overrides it per layer. gradients(model) fills the weights' gradients first, for an importance that ranks
+    ratio} overrides it per layer; times (node ms by module path, export.node_times of this model) makes the cut
+    time-guided (TimeGuided). gradients(model) fills the weights' gradients first, for an importance that ranks
     by them (NEEDS_GRADIENTS: prunelib.training.gradients.accumulate_gradients, on the run's training images)."""
-    p = build_pruner(model, settings, ratio, example_inputs, layer_ratios=layer_ratios)
+    p = build_pruner(model, settings, ratio, example_inputs, layer_ratios=layer_ratios, times=times)
     if settings.importance in NEEDS_GRADIENTS:
         if gradients is None:
             raise ValueError(f"importance {settings.importance!r} ranks channels by gradients: pass gradients=")
@@ -95,13 +96,23 @@ def head_hidden(model: nn.Module) -> set[int]:
             for m in block.modules()}  # fmt: skip
 
 
+def attention_hidden(model: nn.Module) -> set[int]:
+    """ids of the modules inside every attention block's feed-forward (PSABlock.ffn, in C2PSA and YOLO26's C3k2
+    with attention) before its last convolution: what ``prune_attention`` lets the pruner cut. The attention itself
+    (query, key and value heads, their positional conv and projection) stays whole: its channels are reshaped into
+    heads, which Torch-Pruning cannot keep consistent in these blocks."""
+    return {id(m) for block in model.modules() if isinstance(block, PSABlock)
+            for m in block.ffn[:-1].modules()}  # fmt: skip
+
+
 def kept_whole(model: nn.Module, settings: Pruning) -> list[nn.Module]:
     """Every module whose output channels stay, as Torch-Pruning's ``ignored_layers``: all the ignored layers hold,
-    less the mask prototype's hidden layers when settings.prune_proto, less the heads' hidden layers when
-    settings.prune_head."""
+    less the mask prototype's hidden layers when settings.prune_proto, the heads' when settings.prune_head and the
+    attention blocks' feed-forward hidden layers when settings.prune_attention."""
     kept = [m for layer in ignored_modules(model, settings) for m in layer.modules()]
-    hidden = (proto_hidden(model) if settings.prune_proto else set()) | (head_hidden(model) if settings.prune_head
-                                                                         else set())  # fmt: skip
+    hidden = ((proto_hidden(model) if settings.prune_proto else set())
+              | (head_hidden(model) if settings.prune_head else set())
+              | (attention_hidden(model) if settings.prune_attention else set()))  # fmt: skip
     if hidden:
         kept = [m for m in kept if not any(id(c) in hidden for c in m.modules())]  # modules() includes m
     return kept
@@ -119,7 +130,19 @@ def training_branches(model: nn.Module, example_inputs: torch.Tensor) -> list[tu
     """(sibling, branch) pairs: each branch a module that runs only in training (YOLO26-pose's keypoint sigmas,
     YOLO26-seg's semantic head), its sibling a module that runs in eval too and reads the same tensor. Torch-Pruning
     traces the eval graph, where a branch is absent; traced beside its sibling (trace_with), what feeds it shrinks
-    only as the branch does. Found by one forward in each mode (BatchNorm statistics kept), on a copy."""
+    only as the branch does. Found by one forward in each mode (BatchNorm statistics kept), on a copy, once per
+    architecture (the pairs' module names are remembered: pruning changes channel counts, not modules)."""
+    modules = dict(model.named_modules())
+    key = tuple(modules)
+    if key not in _BRANCHES:
+        _BRANCHES[key] = _branch_names(model, example_inputs)
+    return [(modules[a], modules[b]) for a, b in _BRANCHES[key]]
+
+
+_BRANCHES: dict[tuple, list[tuple[str, str]]] = {}  # module names of a model -> its (sibling, branch) name pairs
+
+
+def _branch_names(model: nn.Module, example_inputs: torch.Tensor) -> list[tuple[str, str]]:
     m = copy.deepcopy(model)
     names = {id(mod): n for n, mod in m.named_modules()}
     seen, inputs, alive = {}, {}, []  # alive: every tensor read stays, so no id is reused within a forward
@@ -151,8 +174,7 @@ def training_branches(model: nn.Module, example_inputs: torch.Tensor) -> list[tu
             sibling = next((i for i in readers if i in seen[False]), None)
             if sibling is not None:
                 pairs.append((names[sibling], names[branch]))
-    modules = dict(model.named_modules())
-    return [(modules[a], modules[b]) for a, b in pairs]
+    return pairs
 
 
 def trace_with(branches: list[tuple[nn.Module, nn.Module]]):
@@ -181,10 +203,11 @@ def raw_outputs(out):
 
 
 def build_pruner(model: nn.Module, settings: Pruning, ratio: float, example_inputs: torch.Tensor, reg: float = 0.0,
-                 layer_ratios: dict[int, float] | None = None):
+                 layer_ratios: dict[int, float] | None = None, times: dict[str, float] | None = None):
     """A Torch-Pruning GroupNormPruner (the reference's) for one step removing ``ratio`` of current channels (or
     layer_ratios[i] of layer i's, through Torch-Pruning's pruning_ratio_dict); with reg > 0 its ``regularize(model)``
-    pushes the weights of the least important groups towards zero (sparsity training).
+    pushes the weights of the least important groups towards zero (sparsity training). With times (node ms by module
+    path), channels are ranked across all groups by importance per ms their group saves (TimeGuided).
 
     The dependency graph is traced in eval mode (no BatchNorm statistics move); the model is returned to train mode
     with gradients enabled, as Ultralytics' trainer expects.
@@ -193,10 +216,14 @@ def build_pruner(model: nn.Module, settings: Pruning, ratio: float, example_inpu
     for p in model.parameters():
         p.requires_grad_(True)
     model.eval()
+    importance = IMPORTANCES[settings.importance]()
+    if times is not None:
+        importance = TimeGuided(importance, conv_times(model, times), most=min(settings.max_pruning_ratio,
+                                                                               ratio + (1 - ratio) * MOST_BEYOND))
     pruner = tp.pruner.GroupNormPruner(
         model,
         example_inputs.to(next(model.parameters()).device),
-        importance=IMPORTANCES[settings.importance](),
+        importance=importance,
         # basic
         pruning_ratio=ratio,  # share of the current channels this step removes
         pruning_ratio_dict={model.model[i]: r for i, r in (layer_ratios or {}).items()} or None,  # per layer
@@ -204,7 +231,7 @@ def build_pruner(model: nn.Module, settings: Pruning, ratio: float, example_inpu
         iterative_steps=1,  # one step per pruner: the graph is rebuilt after every fine-tuning
         ignored_layers=ignored,  # Detect, C2PSA, PSABlock by default (but Proto's and the head's hidden layers when
         # prune_proto, prune_head): kept
-        global_pruning=settings.global_pruning,  # rank channels across layers
+        global_pruning=settings.global_pruning or times is not None,  # rank channels across layers
         max_pruning_ratio=settings.max_pruning_ratio,  # most any one layer may lose
         round_to=settings.round_to or None,  # channel alignment
         isomorphic=settings.isomorphic,  # with global_pruning: rank only within groups of the same structure
@@ -213,6 +240,60 @@ def build_pruner(model: nn.Module, settings: Pruning, ratio: float, example_inpu
     )
     model.train()
     return pruner
+
+
+MOST_BEYOND = 0.5  # a time-guided cut takes at most this share of what a uniform cut of the step would leave a group
+
+
+def conv_times(model: nn.Module, times: dict[str, float]) -> dict[nn.Module, tuple[float, float]]:
+    """{Conv2d: (ms a whole group saves per run for its output channels, for its input channels)} from node times by
+    module path (export.node_times): an output channel takes its share of the conv's Ultralytics block (the conv and
+    its activation: both shrink with the outputs), an input channel its share of the conv alone (its activation does
+    not shrink). A plain Conv2d's node time serves both."""
+    def under(prefix: str) -> float:
+        return sum(ms for path, ms in times.items() if path == prefix or path.startswith(prefix + "."))
+
+    out = {}
+    blocks = {id(b.conv): name for name, b in model.named_modules() if isinstance(b, Conv)}
+    for name, conv in model.named_modules():
+        if isinstance(conv, nn.Conv2d):
+            block = blocks.get(id(conv))
+            out[conv] = (under(block), times.get(name, 0.0)) if block else (times.get(name, 0.0),) * 2
+    return out
+
+
+class TimeGuided(tp.importance.Importance):
+    """Torch-Pruning importance that ranks channels by what they carry per unit of time their removal saves: the
+    base importance of a channel over its group's mean, divided by the ms the group's layers spend (conv_times: the
+    outputs' blocks and the inputs' convs). Under global ranking, a step then removes the channels that cost the least
+    importance for the time they save: a greedy knapsack over groups, under the step's channel count (which a latency
+    goal sizes by timing). Removing a share of a group costs about that share of what it carries (as a uniform cut
+    assumes); no group loses more than ``most`` of its channels in one step (its strongest are kept)."""
+
+    FLOOR = 1e-6  # ms: a group whose layers took no measurable time is kept (it would save none)
+
+    def __init__(self, base, times: dict[nn.Module, tuple[float, float]], most: float):
+        self.base, self.times, self.most = base, times, most
+
+    def group_ms(self, group) -> float:
+        ms = 0.0
+        for dep, _ in group:
+            layer, fn = dep.layer, dep.pruning_fn
+            if layer in self.times and fn == tp.pruner.function.prune_conv_out_channels:
+                ms += self.times[layer][0]
+            elif layer in self.times and fn == tp.pruner.function.prune_conv_in_channels and layer.groups == 1:
+                ms += self.times[layer][1]
+        return ms
+
+    @torch.no_grad()
+    def __call__(self, group):
+        imp = self.base(group)
+        if imp is None:
+            return None
+        score = imp / imp.mean().clamp_min(1e-12) / max(self.group_ms(group), self.FLOOR)
+        keep = len(imp) - int(len(imp) * self.most)
+        score[imp.topk(keep).indices] = float("inf")
+        return score
 
 
 def prunable_channels(model: nn.Module, settings: Pruning, example_inputs: torch.Tensor) -> int:
