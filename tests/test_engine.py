@@ -13,6 +13,7 @@ from prunelib.core import parameters
 from prunelib.core.settings import Pruning, Training
 from prunelib.deployment import export
 from prunelib.paths import relative
+from prunelib.presentation import plotting
 from prunelib.runs import loop, stages
 from prunelib.surgery import checkpoints, measuring, pruner
 from prunelib.surgery.replacement import C3k2Prunable, replace_c3k2
@@ -217,7 +218,7 @@ def test_a_shipped_baseline_is_used_instead_of_training(smoke_start, smoke_param
 
 
 @pytest.mark.slow  # trains or runs the pipeline: make test, not make check
-def test_a_latency_goal_times_each_step_and_cuts_where_time_goes(smoke_start, monkeypatch):
+def test_a_latency_goal_times_each_step_and_cuts_where_time_goes(smoke_start, monkeypatch, tmp_path):
     """target_latency_speedup with layer_ratios 'time': every step is profiled, cut by importance per ms, exported and
     timed against the unpruned model, which is exported once; the ledger says how fast, how sure and where; the
     stop is the goal's verdict on what was timed."""
@@ -239,6 +240,10 @@ def test_a_latency_goal_times_each_step_and_cuts_where_time_goes(smoke_start, mo
         reached = goal.reached({"speedup": r["latency_speedup"], "low": r["latency_low"]})
         assert (r["stop"] == "target_reached") == reached
     assert any("latency" in line and "ms in onnxruntime" in line for line in lines)
+    table = run.report_md.read_text()
+    assert "latency speed-up" in table and f"{steps[0]['latency_speedup']:.2f}x ({steps[0]['latency_low']:.2f}-" in table
+    figure = plotting.performance(ledger, run.read_json(run.unpruned_json), tmp_path / "perf.png")
+    assert [a.get_ylabel() for a in figure.axes][-1] == "latency (ms)"  # a third axis: the time measured per step
     before, after = conv_channels(checkpoints.load_model(run.unpruned_pt)), conv_channels(checkpoints.load_model(
         run.step_weights(steps[0]["step"])))  # fmt: skip
     assert after != before

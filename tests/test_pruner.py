@@ -12,7 +12,7 @@ from prunelib.core import parameters
 from prunelib.core.settings import Pruning, Training
 from prunelib.errors import UserError
 from prunelib.runs import policy
-from prunelib.surgery import measuring, pruner
+from prunelib.surgery import inspection, measuring, pruner
 from prunelib.surgery.replacement import replace_c3k2
 from prunelib.training import gradients
 
@@ -273,7 +273,10 @@ def test_prune_attention_cuts_the_feed_forward_and_keeps_the_heads(cfg):
     shape = model.eval()(x)[0].shape  # the decoded predictions (both families return them first in eval)
     blocks = [b for b in model.modules() if isinstance(b, PSABlock)]
     before = [(b.ffn[0].conv.out_channels, b.ffn[-1].conv.out_channels, b.attn.qkv.conv.out_channels) for b in blocks]
-    pruner.prune(model, Pruning.of(params(prune_attention=True)), 0.5, x)
+    settings = Pruning.of(params(prune_attention=True))
+    said = [r["ignored because of"] for r in inspection.ignored(model, settings) if "PSABlock" in r["ignored because of"]]
+    assert said and all("prune_attention" in s for s in said)  # inspect names what is cut inside a kept layer
+    pruner.prune(model, settings, 0.5, x)
     after = [(b.ffn[0].conv.out_channels, b.ffn[-1].conv.out_channels, b.attn.qkv.conv.out_channels) for b in blocks]
     assert blocks and all(a[0] < b[0] and a[1:] == b[1:] for a, b in zip(after, before)), (before, after)
     assert model.eval()(x)[0].shape == shape

@@ -42,8 +42,19 @@ def performance(ledger: list[dict], unpruned: dict, path) -> plt.Figure:
     ax2.plot(ratio, macs, "s-", color="tab:green", label="MACs (G)")
     ax2.set_ylabel("MACs (G)")
     ax2.set_ylim(bottom=0)
-    lines = ax.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
-    labels = ax.get_legend_handles_labels()[1] + ax2.get_legend_handles_labels()[1]
+    axes = [ax, ax2]
+    timed = [r for r in steps if "latency_ms" in r]  # a latency goal timed every step: its time on a third axis
+    if timed:
+        ax3 = ax.twinx()
+        ax3.spines["right"].set_position(("axes", 1.12))
+        ax3.plot([0.0] + [r["channel_ratio"] for r in timed], [timed[0]["unpruned_latency_ms"]]
+                 + [r["latency_ms"] for r in timed], "^-", color="tab:brown",
+                 label=f"latency (ms, {timed[0]['latency_runtime']}, batch 1)")  # fmt: skip
+        ax3.set_ylabel("latency (ms)")
+        ax3.set_ylim(bottom=0)
+        axes.append(ax3)
+    lines = [h for a in axes for h in a.get_legend_handles_labels()[0]]
+    labels = [t for a in axes for t in a.get_legend_handles_labels()[1]]
     ax.legend(lines, labels, loc="lower left", fontsize=8)
     ax.set_title("Pruning performance")
     ax.grid(alpha=0.3)

@@ -27,6 +27,8 @@ def step_rows(ledger: list[dict], unpruned: dict) -> list[dict]:
              "params (M)": round(unpruned["params"] / 1e6, 3), "MACs speed-up": "1.00x", "epochs": "",
              "mAP50-95 pruned": "", "mAP50-95 recovered": f"{unpruned['map50_95']:.4f}",
              "mAP50 recovered": f"{unpruned['map50']:.4f}", "within budget": "unpruned"}]  # fmt: skip
+    timed = next((r for r in ledger if "latency_speedup" in r), None)  # a latency goal times every step
+    cells = [{"latency (ms)": timed["unpruned_latency_ms"], "latency speed-up": "1.00x"}] if timed else []
     for r in ledger:
         row = {}
         for key, title, fmt in STEP_COLUMNS:
@@ -40,7 +42,28 @@ def step_rows(ledger: list[dict], unpruned: dict) -> list[dict]:
             else:
                 row[title] = fmt.format(v)
         rows.append(row)
+        if timed:
+            cells.append(latency_cells(r))
+    if timed:  # the measured time beside the MACs
+        rows = [_after(row, "MACs speed-up", c) for row, c in zip(rows, cells)]
     return [{named(k, unpruned): v for k, v in row.items()} for row in rows]  # titles in the run's metric
+
+
+def _after(row: dict, key: str, cells: dict) -> dict:
+    out = {}
+    for k, v in row.items():
+        out[k] = v
+        if k == key:
+            out |= cells
+    return out
+
+
+def latency_cells(r: dict) -> dict:
+    """A step's measured latency (its runtime, batch 1) and speed-up with the range of its timed blocks."""
+    if "latency_speedup" not in r:
+        return {"latency (ms)": "", "latency speed-up": ""}
+    return {"latency (ms)": r["latency_ms"],
+            "latency speed-up": f"{r['latency_speedup']:.2f}x ({r['latency_low']:.2f}-{r['latency_high']:.2f})"}
 
 
 class Shown:

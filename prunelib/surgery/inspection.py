@@ -33,13 +33,15 @@ def ignored(model, settings: Pruning) -> list[dict]:
     mods = {id(m) for m in pruner.ignored_modules(model, settings)}
     proto = pruner.proto_hidden(model) if settings.prune_proto else set()
     head = pruner.head_hidden(model) if settings.prune_head else set()
+    attention = pruner.attention_hidden(model) if settings.prune_attention else set()
     out = []
     for i, layer in enumerate(model.model):
         inner = sorted({type(m).__name__ for m in layer.modules() if id(m) in mods})
         if inner:
             inside = {id(m) for m in layer.modules()}
             cut = [what for what, ids in (("its hidden layers: prune_head", head), ("the mask prototype's hidden "
-                   "layers: prune_proto", proto)) if ids & inside]  # fmt: skip
+                   "layers: prune_proto", proto), ("the attention's feed-forward: prune_attention", attention))
+                   if ids & inside]  # fmt: skip
             but = f" (but {' and '.join(cut)})" if cut else ""
             out.append({"layer": i, "type": type(layer).__name__, "ignored because of": ", ".join(inner) + but})
     return out
