@@ -2,6 +2,7 @@
 ignored layers, importances."""
 
 import copy
+import math
 
 import pytest
 import torch
@@ -280,3 +281,21 @@ def test_prune_attention_cuts_the_feed_forward_and_keeps_the_heads(cfg):
     after = [(b.ffn[0].conv.out_channels, b.ffn[-1].conv.out_channels, b.attn.qkv.conv.out_channels) for b in blocks]
     assert blocks and all(a[0] < b[0] and a[1:] == b[1:] for a, b in zip(after, before)), (before, after)
     assert model.eval()(x)[0].shape == shape
+
+
+def test_a_goal_steers_by_the_copies_it_measured():
+    """A cut whose MACs do not follow the goal's model of the network (time-guided ranking): from the second copy on,
+    the line through the nearest copies lands it; the ratio returned is always one that was measured."""
+    unpruned = {"channels": 1000, "macs": 1e9}
+    tried = []
+
+    def trial(ratio):  # MACs fall linearly with the ratio: the quadratic model first falls short, then overshoots
+        tried.append(ratio)
+        return {"channels": 1000 * (1 - ratio), "macs": 1e9 * (1 - 1.5 * ratio)}
+
+    ratio = policy.SpeedupGoal(2.0, 1, 1).ratio(1, unpruned, unpruned, trial)
+    assert len(tried) <= 3 and ratio in tried and abs(trial(ratio)["macs"] / 5e8 - 1) <= 1 - policy.REACHED
+    assert policy.secant([(0.2, 0.9), (0.6, 1.2)]) == pytest.approx(0.2 + 0.4 * -math.log(0.9) / math.log(1.2 / 0.9))
+    assert policy.secant([(0.2, 0.9), (0.3, 0.95)]) == pytest.approx(0.2 + 0.1 * -math.log(0.9) / math.log(0.95 / 0.9))
+    assert policy.secant([(0.1, 0.5), (0.2, 0.9), (0.6, 1.2)]) == policy.secant([(0.2, 0.9), (0.6, 1.2)])  # nearest
+    assert policy.secant([(0.2, 0.9)]) is None

@@ -33,10 +33,15 @@ def measured_speedup_ratio(target_macs: float, unpruned_macs: float, macs: float
 
 def keep_for(target_macs: float, unpruned_macs: float, macs: float, kept: float) -> float:
     """The share of the unpruned prunable channels to keep for target_macs, the fixed part fitted from one measured
-    (kept, macs) point (none when nothing was pruned yet)."""
+    (kept, macs) point (none when nothing was pruned yet). Where MACs fell faster than the channels squared (a cut
+    ranked across layers by time takes from the costliest layers first), a power law through that point instead."""
     fixed = 0.0
     if kept < 1.0:
-        fixed = min(max(unpruned_macs - (unpruned_macs - macs) / (1.0 - kept**2), 0.0), macs)
+        fixed = unpruned_macs - (unpruned_macs - macs) / (1.0 - kept**2)
+        if fixed < 0 and 0 < macs < unpruned_macs:
+            exponent = math.log(unpruned_macs / macs) / math.log(1.0 / kept)
+            return (unpruned_macs / max(target_macs, 1.0)) ** (-1.0 / exponent)
+        fixed = min(max(fixed, 0.0), macs)
     return ((max(target_macs - fixed, 0.0)) / (unpruned_macs - fixed)) ** 0.5
 
 
@@ -70,31 +75,53 @@ class SpeedupGoal:
     steps: int
     most_steps: int
 
-    TRIALS = 3  # most pruned copies measured per step (uneven per-layer cuts may need more than one)
+    TRIALS = 5  # most pruned copies measured per step (uneven per-layer or time-guided cuts may need more than one)
 
     def ratio(self, step: int, unpruned: dict, current: dict, trial=None) -> float:
         """unpruned, current: {'channels', 'macs'} of the unpruned model and of the model before this step.
 
         trial(ratio) -> {'channels', 'macs'}, when given, prunes a copy at the estimate and measures it; the part that
         does not shrink is then fitted from that measurement, so even the first step lands on its share; repeated
-        (at most TRIALS copies) while a trial misses its MACs by more than 0.5 %.
-        """
+        (at most TRIALS copies) while a trial misses its MACs by more than 0.5 %, from the second on by the line
+        through the nearest copies (secant). Returns the ratio of the copy nearest the step's MACs."""
         remaining = max(1, self.steps - step + 1)
         target_macs = current["macs"] * (unpruned["macs"] / self.target / current["macs"]) ** (1.0 / remaining)
         kept = current["channels"] / unpruned["channels"]
         ratio = measured_speedup_ratio(target_macs, unpruned["macs"], current["macs"], kept)
-        for _ in range(self.TRIALS if trial is not None else 0):  # each trial refits from its own measurement
+        if trial is None:
+            return ratio
+        tried = []  # (miss, ratio, MACs speed-up over the target's: > 1 cut too much)
+        for _ in range(self.TRIALS):  # each trial refits from its own measurement
             if ratio <= 0:
                 break
-            tried = trial(ratio)
-            if abs(tried["macs"] / target_macs - 1.0) <= 1.0 - REACHED:
+            t = trial(ratio)
+            tried.append((abs(t["macs"] / target_macs - 1.0), ratio, target_macs / t["macs"]))
+            if tried[-1][0] <= 1.0 - REACHED:
                 break
-            keep = keep_for(target_macs, unpruned["macs"], tried["macs"], tried["channels"] / unpruned["channels"])
-            ratio = min(max(1.0 - keep / kept, 0.0), 0.9)
-        return ratio
+            keep = keep_for(target_macs, unpruned["macs"], t["macs"], t["channels"] / unpruned["channels"])
+            ratio = secant([(r, x) for _, r, x in tried]) or min(max(1.0 - keep / kept, 0.0), 0.9)
+        return min(tried)[1] if tried else ratio
 
     def reached(self, speedup: float) -> bool:
         return speedup >= self.target * REACHED
+
+
+def secant(tried: list[tuple[float, float]]) -> float | None:
+    """The next ratio from the copies tried so far, (ratio, measured over wanted speed-up) pairs (> 1: cut too much):
+    the line through the nearest copy on either side of the goal (or, until there are both, the two nearest ones), in
+    log speed-up against the ratio, where it meets the goal; within [0, 0.9]. None before two distinct ratios."""
+    short = [(r, x) for r, x in tried if x < 1.0]
+    over = [(r, x) for r, x in tried if x > 1.0]
+    if short and over:
+        (r0, x0), (r1, x1) = max(short), min(over)
+    else:
+        near = sorted({r: x for r, x in tried}.items(), key=lambda p: abs(math.log(p[1])))[:2]
+        if len(near) < 2:
+            return None
+        (r0, x0), (r1, x1) = near
+    if x1 == x0 or (short and over and r1 <= r0):  # flat, or not monotonic within the noise: halfway
+        return min(max((r0 + r1) / 2, 0.0), 0.9)
+    return min(max(r0 + (r1 - r0) * -math.log(x0) / (math.log(x1) - math.log(x0)), 0.0), 0.9)
 
 
 PRIOR_EXPONENT = 0.6  # before anything is timed: latency speed-up = MACs speed-up ** this (2x MACs -> 1.5x time)
@@ -117,7 +144,8 @@ class LatencyGoal:
     factor of what remains of it; stepping on until reached or ``most_steps``. Time does not fall with MACs alone
     (activations, memory traffic, the head's share): a step sizes its MACs cut from how time followed MACs in every
     model timed so far (latency_exponent), prunes a copy there and times it against the unpruned model (trial), and
-    refits, at most TRIALS times, until a copy lands within LATENCY_TOLERANCE of the step's share."""
+    refits, at most TRIALS times, until a copy lands within LATENCY_TOLERANCE of the step's share (from the second
+    on by the line through the nearest copies: secant)."""
 
     target: float
     steps: int
@@ -141,13 +169,13 @@ class LatencyGoal:
         tried = []
         for _ in range(self.TRIALS):
             t = trial(ratio)
-            tried.append((abs(t["latency_speedup"] / want - 1.0), ratio))
+            tried.append((abs(t["latency_speedup"] / want - 1.0), ratio, t["latency_speedup"] / want))
             if tried[-1][0] <= LATENCY_TOLERANCE or ratio <= 0:
                 break
             points.append((unpruned["macs"] / t["macs"], t["latency_speedup"]))
             target_macs = unpruned["macs"] / want ** (1.0 / latency_exponent(points))
             keep = keep_for(target_macs, unpruned["macs"], t["macs"], t["channels"] / unpruned["channels"])
-            ratio = min(max(1.0 - keep / kept, 0.0), 0.9)
+            ratio = secant([(r, x) for _, r, x in tried]) or min(max(1.0 - keep / kept, 0.0), 0.9)
         return min(tried)[1]
 
     def reached(self, latency: dict) -> bool:
