@@ -12,6 +12,7 @@ from ultralytics.nn.tasks import DetectionModel
 from prunelib.core import parameters
 from prunelib.core.settings import Pruning, Training
 from prunelib.errors import UserError
+from prunelib.deployment import export
 from prunelib.runs import policy
 from prunelib.surgery import inspection, measuring, pruner
 from prunelib.surgery.replacement import replace_c3k2
@@ -299,3 +300,23 @@ def test_a_goal_steers_by_the_copies_it_measured():
     assert policy.secant([(0.2, 0.9), (0.3, 0.95)]) == pytest.approx(0.2 + 0.1 * -math.log(0.9) / math.log(0.95 / 0.9))
     assert policy.secant([(0.1, 0.5), (0.2, 0.9), (0.6, 1.2)]) == policy.secant([(0.2, 0.9), (0.6, 1.2)])  # nearest
     assert policy.secant([(0.2, 0.9)]) is None
+
+
+def test_node_times_name_the_modules_that_ran(smoke_start, smoke_params):
+    """The exported model's profile, node by node, maps onto the model's own modules: every path but 'other' is one
+    of them, and the convolution blocks the time-guided cut charges hold most of the time."""
+    from prunelib.runs import layer_time
+    from prunelib.surgery import checkpoints
+
+    model = checkpoints.load_model(smoke_start["model"])
+    replace_c3k2(model)
+    times = layer_time.node_times(model, smoke_params)
+    names = {n for n, _ in model.named_modules()}
+    # a path is a module, or one's shared activation ('.act': Ultralytics' Conv blocks share one SiLU object) or repeated
+    # call ('model.9.m_1': SPPF's pool, run thrice)
+    assert times and all(path in names or path.rsplit(".", 1)[0] in names for path in times if path != "other")
+    charged = sum(out for out, _ in pruner.conv_times(model, times).values())
+    assert 0.5 * sum(times.values()) < charged <= sum(times.values()) * 1.0001
+    assert export.module_path("/model.23/cv3.2/cv3.2.0/cv3.2.0.0/conv/Conv") == "model.23.cv3.2.0.0.conv"
+    assert export.module_path("/model.2/m.0/Add") == "model.2.m.0" and export.module_path("Concat_7") == "other"
+    assert export.module_path("/model.0/act/Mul/QuickGeluFusion/") == "model.0.act"  # onnxruntime fused it

@@ -261,10 +261,13 @@ def node_times(onnx_path, imgsz: int, runs: int, warmup: int, n_threads: int = 0
 
 def module_path(node: str) -> str:
     """The module an exported node came from: torch's ONNX scopes name each level relative to the nearest module that
-    is not a container (``/model.23/cv3.2/cv3.2.0/cv3.2.0.0/conv/Conv`` is ``model.23.cv3.2.0.0.conv``); ``other``
-    for a node outside every module."""
+    is not a container (``/model.23/cv3.2/cv3.2.0/cv3.2.0.0/conv/Conv`` is ``model.23.cv3.2.0.0.conv``), and the path
+    ends at the first operator (capitalised: ``Conv``, ``Mul``, and what onnxruntime's fusions append to the name,
+    ``/Mul/QuickGeluFusion/``); ``other`` for a node outside every module."""
     parts: list[str] = []
-    for seg in node.strip("/").split("/")[:-1]:  # the last is the operator
+    for seg in node.strip("/").split("/"):
+        if not seg or not (seg[0].islower() or seg[0].isdigit()):
+            break
         if parts and seg.startswith(parts[-1] + "."):  # a container's child, named from the same module
             parts[-1] = seg
         else:

@@ -170,6 +170,10 @@ def _result(unpruned: dict, final: dict | None, ledger: list[dict]) -> list[str]
            f"\nMACs speed-up {o['macs_speedup']:.2f}x, parameters {o['params_share']:.1%} of the unpruned model, "
            f"{named('mAP50-95', unpruned)} change {o['map_change']:+.4f}"
            + (f" ({o['retention']:.1%} kept)" if o["retention"] is not None else "") + ".\n"]  # fmt: skip
+    if final and "latency_speedup" in final:
+        out.append(f"\nMeasured latency in {final['latency_runtime']} (batch 1): {final['unpruned_latency_ms']:.2f} -> "
+                   f"{final['latency_ms']:.2f} ms, {final['latency_speedup']:.2f}x (timed blocks "
+                   f"{final['latency_low']:.2f}-{final['latency_high']:.2f}x).\n")
     if ledger and ledger[-1].get("stop"):
         out.append(f"\nStopped: {ledger[-1]['stop']}.\n")
     epochs = sum(r.get("epochs", 0) for r in ledger)
