@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PIP) install --quiet $(TORCH) 2>&1 | $(QUIET)
 	$(PIP) install --quiet -c constraints.txt -e '.[dev]' 2>&1 | $(QUIET)
 	# every runtime dependency imports before the stamp says installed
-	$(PY) -c "import torch, torchvision, ultralytics, torch_pruning, onnx, onnxruntime, onnxslim, openvino, matplotlib, papermill, nbval, prunelib"
+	$(PY) -c "import torch, torchvision, ultralytics, torch_pruning, onnx, onnxruntime, onnxslim, openvino, nncf, matplotlib, papermill, nbval, prunelib"
 	touch $(STAMP)
 
 install: $(STAMP) ## create .venv (if absent) and install the kit with its pinned dependencies
@@ -48,7 +48,7 @@ notebooks: $(STAMP) ## re-execute the source notebooks with their default (smoke
 	$(PY) -m prunelib refresh-notebooks
 
 bench: $(STAMP) ## run the benchmarks under bench/ (long: see README)
-	$(PY) bench/recovery.py && $(PY) bench/deployment.py && $(PY) bench/quality.py && $(PY) bench/speedup.py && $(PY) bench/overhead.py \
+	$(PY) bench/recovery.py && $(PY) bench/deployment.py && $(PY) bench/quality.py && $(PY) bench/speedup.py && $(PY) bench/real_speed.py --part latency && $(PY) bench/real_speed.py --part accuracy && $(PY) bench/overhead.py \
 		&& $(PY) bench/tasks.py
 
 clean: ## remove runs/ and caches (keeps .venv)

@@ -6,6 +6,7 @@ import pytest
 
 from conftest import SMOKE, cli
 from prunelib.core.folder import final_step
+from prunelib.deployment import export as exporter
 
 pytestmark = pytest.mark.slow  # trains or runs the pipeline: make test, not make check
 
@@ -57,10 +58,11 @@ def test_report_and_export_records(smoke_run):
     assert export["padding_macs"] == 0  # layer-by-layer cuts leave both halves of a block equal: nothing to pad
     assert "final.pt holds Ultralytics' own C3k2/C2f blocks" in report
     runtimes = ("torch", "onnxruntime", "torchscript", "openvino")
-    assert {(r["model"], r["runtime"]) for r in export["latency"]} == \
-        {(m, rt) for m in ("unpruned", "pruned") for rt in runtimes} | {("pruned-int8", "onnxruntime")}  # fmt: skip
-    assert {r["precision"] for r in export["latency"] if r["model"] != "pruned-int8"} == {"FP32"}
-    assert [r["precision"] for r in export["latency"] if r["model"] == "pruned-int8"] == ["INT8"]
+    bf16 = exporter.openvino_offers("BF16")  # then OpenVINO is timed in BF16 too, labelled so
+    assert {(r["model"], r["runtime"], r["precision"]) for r in export["latency"]} == \
+        {(m, rt, "FP32") for m in ("unpruned", "pruned") for rt in runtimes} \
+        | {("pruned-int8", rt, "INT8") for rt in ("onnxruntime", "openvino")} \
+        | ({(m, "openvino", "BF16") for m in ("unpruned", "pruned")} if bf16 else set())  # fmt: skip
     pruned = [r for r in export["latency"] if r["model"].startswith("pruned")]
     assert all(r["macs_speedup"] > 1.2 and r["latency_ms"] > 0 for r in pruned)
 
@@ -75,14 +77,25 @@ def test_every_format_matches_torch_and_int8_keeps_detecting(smoke_run):
         assert f["matches"] and f["max_rel_diff"] <= export["parity_tolerance"], (fmt, f)
         assert f["precision"] == "FP32", (fmt, f)  # OpenVINO asked for FP32 explicitly: never BF16 under that label
         assert (run_dir.parent.parent / f["pruned"]).exists() and (run_dir.parent.parent / f["unpruned"]).exists()
-    rows = {r["model"]: r for r in export["deployment"]}
-    assert list(rows) == ["unpruned", "pruned", "pruned-int8"]
-    # the exported files score what the checkpoints scored in torch (same validator, same images)
-    assert rows["unpruned"]["map50_95"] == pytest.approx(base["map50_95"], abs=0.01)
-    assert rows["pruned"]["map50_95"] == pytest.approx(final["map50_95"], abs=0.01)
-    assert rows["pruned-int8"]["precision"] == "INT8" and rows["pruned-int8"]["file"].endswith("final_int8.onnx")
-    assert rows["pruned-int8"]["file_mb"] < rows["pruned"]["file_mb"] / 2  # 8-bit weights
-    assert rows["pruned-int8"]["map50_95"] > 0.5 * rows["pruned"]["map50_95"]  # calibrated: it still detects
+    rows = {(r["model"], r["runtime"]): r for r in export["deployment"]}
+    assert list(rows) == [(m, rt) for m in ("unpruned", "pruned", "pruned-int8") for rt in ("onnxruntime", "openvino")]
+    # the exported files score what the checkpoints scored in torch (same validator, same images), at FP32 within
+    # 0.01, OpenVINO in its own choice of precision (BF16 where the CPU has it) within 0.03
+    ov = "BF16" if exporter.openvino_offers("BF16") else "FP32"
+    for m, ref in (("unpruned", base), ("pruned", final)):
+        assert rows[(m, "onnxruntime")]["map50_95"] == pytest.approx(ref["map50_95"], abs=0.01)
+        assert rows[(m, "openvino")]["precision"] == ov
+        assert rows[(m, "openvino")]["map50_95"] == pytest.approx(ref["map50_95"], abs=0.03 if ov == "BF16" else 0.01)
+    for rt, name in (("onnxruntime", "final_int8.onnx"), ("openvino", "final_int8_openvino_model")):
+        int8 = rows[("pruned-int8", rt)]
+        assert int8["precision"] == "INT8" and int8["file"].rstrip("/").endswith(name)
+        assert int8["file_mb"] < rows[("pruned", rt)]["file_mb"] / 2  # 8-bit weights
+        assert int8["map50_95"] > 0.5 * rows[("pruned", rt)]["map50_95"]  # calibrated: it still detects
+    best = export["recommended"]  # the fastest file of the pruned model within the budget, its speed-up split
+    fits = [r for r in export["deployment"] if r["model"] != "unpruned"]  # the smoke budget (1.0) takes every file
+    assert best["latency_ms"] == min(r["latency_ms"] for r in fits)
+    assert best["from_pruning"] * best["from_runtime_and_precision"] == pytest.approx(
+        best["speedup_vs_onnxruntime_fp32"], rel=0.02)
     layers = {r["layer"]: r for r in export["layers"]}
     assert len(layers) >= 20 and all(r["ms_before"] >= 0 and r["ms_after"] >= 0 for r in layers.values())
     # a fast CPU may run a small layer in under the profiler's 1 µs: its time is 0, not an error
@@ -90,6 +103,7 @@ def test_every_format_matches_torch_and_int8_keeps_detecting(smoke_run):
     assert layers[2]["macs_ratio"] > 1.1  # a pruned C3k2 block lost MACs; its time is measured beside them
     report = (run_dir / "report.md").read_text()
     assert "## Deployment" in report and "## Where the time goes" in report and "pruned-int8" in report
+    assert report.split("\n## ")[1].startswith("Recommendation\n\nUse `" + best["file"] + "` in " + best["runtime"])
     timings = json.loads((run_dir / "timings.json").read_text())
     assert len(timings) == 6
 

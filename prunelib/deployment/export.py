@@ -93,6 +93,19 @@ def openvino_precision(compiled) -> str:
     return {v: k for k, v in PRECISIONS.items()}.get(hint, hint.upper())
 
 
+def openvino_default(path) -> str:
+    """The precision OpenVINO picks for an IR when asked for none (as Ultralytics' own OpenVINO backend compiles it,
+    for latency): BF16 on CPUs with bfloat16 units, else FP32; INT8 for a quantized IR. What a mAP measured through
+    Ultralytics' validator ran in."""
+    import openvino as ov  # optional: export_formats may leave OpenVINO out
+
+    xml = Path(path) if Path(path).suffix == ".xml" else next(Path(path).glob("*.xml"))
+    model = ov.Core().read_model(str(xml))
+    if any(op.get_type_name() == "FakeQuantize" for op in model.get_ops()):
+        return "INT8"
+    return openvino_precision(ov.Core().compile_model(model, "CPU", {"PERFORMANCE_HINT": "LATENCY"}))
+
+
 def openvino_offers(precision: str) -> bool:
     """Whether this CPU runs the precision natively (OpenVINO's optimization capabilities name it)."""
     import openvino as ov  # optional: export_formats may leave OpenVINO out
@@ -113,9 +126,10 @@ def runner(path, fmt: str, n_threads: int = 0, precision: str = "FP32"):
         def run(x):
             with torch.inference_mode():
                 return _first(m(x))
-    elif fmt == "openvino":
-        compiled = openvino_model(path, precision, n_threads)
-        run, precision = (lambda x: compiled(x.numpy())[0]), openvino_precision(compiled)
+    elif fmt == "openvino":  # an INT8 IR (NNCF) runs its quantized layers in INT8, the rest at FP32
+        compiled = openvino_model(path, "FP32" if precision == "INT8" else precision, n_threads)
+        ran = openvino_precision(compiled)
+        run, precision = (lambda x: compiled(x.numpy())[0]), "INT8" if precision == "INT8" else ran
     else:
         raise ValueError(f"format {fmt!r}: expected one of {', '.join(RUNTIMES)}")
     run.precision = precision
@@ -154,32 +168,34 @@ def latency_table(models: dict, imgsz: int, runs: int, warmup: int, n_threads: i
     """Latency (ms, batch 1, median over blocks of runs: measuring.compare_latency) of each model in each runtime,
     with the precision that ran, MACs, parameters and file size. models: {label: {"pt": checkpoint (MACs,
     parameters), "torch": bool (default True: time the checkpoint in torch too), "precision": the files' own
-    (default FP32; an INT8 file's: INT8), <format>: exported file, ...}}. OpenVINO is compiled at FP32."""
+    (default FP32; an INT8 file's: INT8), "openvino_precisions": OpenVINO precisions to time the IR in (default
+    the files' own), <format>: exported file, ...}}. OpenVINO is compiled at each precision asked for."""
     before = torch.get_num_threads()
     torch.set_num_threads(threads(n_threads))
     x = measuring.example_inputs(imgsz)
-    fns, files, size, counted, precision = {}, {}, {}, {}, {}
+    fns, files, size, counted = {}, {}, {}, {}
     for label, paths in models.items():
         model = checkpoints.load_model(paths["pt"])
         if paths["pt"] not in counted:  # a checkpoint behind several labels (FP32 and INT8) is counted once
             counted[paths["pt"]] = measuring.macs_params(model, imgsz)
         size[label] = counted[paths["pt"]]
         if paths.get("torch", True):
-            fns[(label, "torch")], files[(label, "torch")] = torch_runner(model), paths["pt"]
-            precision[(label, "torch")] = "FP32"
+            fns[(label, "torch", "FP32")], files[(label, "torch", "FP32")] = torch_runner(model), paths["pt"]
+        own = paths.get("precision", "FP32")
         for fmt, runtime in RUNTIMES.items():
-            if paths.get(fmt):
-                run = runner(paths[fmt], fmt, n_threads, paths.get("precision", "FP32"))
-                fns[(label, runtime)], files[(label, runtime)] = run, paths[fmt]
-                precision[(label, runtime)] = run.precision
+            for asked in (paths.get("openvino_precisions") or [own]) if fmt == "openvino" else [own]:
+                if paths.get(fmt):
+                    run = runner(paths[fmt], fmt, n_threads, asked)
+                    fns[(label, runtime, run.precision)] = run
+                    files[(label, runtime, run.precision)] = paths[fmt]
     try:
         med = measuring.compare_latency(fns, x, runs, warmup)
     finally:
         torch.set_num_threads(before)
-    return [dict(model=label, runtime=rt, precision=precision[(label, rt)], threads=threads(n_threads),
+    return [dict(model=label, runtime=rt, precision=prec, threads=threads(n_threads),
                  latency_ms=round(ms, 2), macs=size[label][0],
-                 params=size[label][1], file_mb=round(size_mb(files[(label, rt)]), 2))
-            for (label, rt), ms in med.items()]  # fmt: skip
+                 params=size[label][1], file_mb=round(size_mb(files[(label, rt, prec)]), 2))
+            for (label, rt, prec), ms in med.items()]  # fmt: skip
 
 
 class Timer:
@@ -231,11 +247,19 @@ def size_mb(path) -> float:
 
 
 def with_speedups(rows: list[dict], reference: str) -> list[dict]:
-    """Add latency and MACs speed-up vs the reference model in the same runtime."""
-    ref = {r["runtime"]: r for r in rows if r["model"] == reference}
-    return [{**r, "latency_speedup": round(ref[r["runtime"]]["latency_ms"] / r["latency_ms"], 2),
-             "macs_speedup": round(ref[r["runtime"]]["macs"] / r["macs"], 2)}
-            for r in rows if r["runtime"] in ref]  # fmt: skip
+    """Add latency and MACs speed-up vs the reference model in the same runtime and precision (what pruning alone
+    buys there; an INT8 file against the reference's FP32 file in its runtime), and latency speed-up vs the reference
+    in onnxruntime at FP32 (what a user has before the kit)."""
+    ref = {(r["runtime"], r["precision"]): r for r in rows if r["model"] == reference}
+    base = ref.get(("onnxruntime", "FP32"))
+    out = []
+    for r in rows:
+        same = ref.get((r["runtime"], r["precision"])) or ref.get((r["runtime"], "FP32"))
+        if same:
+            out.append({**r, "latency_speedup": round(same["latency_ms"] / r["latency_ms"], 2),
+                        "macs_speedup": round(same["macs"] / r["macs"], 2)}
+                       | ({"vs_onnxruntime_fp32": round(base["latency_ms"] / r["latency_ms"], 2)} if base else {}))
+    return out
 
 
 def node_times(onnx_path, imgsz: int, runs: int, warmup: int, n_threads: int = 0) -> dict[str, float]:

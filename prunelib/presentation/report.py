@@ -100,6 +100,30 @@ def markdown_table(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _recommendation(export: dict, unpruned: dict) -> list[str]:
+    """The file to deploy on this machine, in words (export.json's 'recommended'), and every reduced precision that
+    runs slower than FP32 in its runtime, said plainly."""
+    best = export.get("recommended")
+    if not export.get("deployment") or "recommended" not in export:  # not exported yet, or by an earlier kit
+        return []
+    if best is None:
+        return ["## Recommendation\n\nNo exported file of the pruned model is within the run's mAP budget.\n\n"]
+    metric = named("mAP50-95", unpruned)
+    lines = [f"## Recommendation\n\nUse `{best['file']}` in {best['runtime']} at {best['precision']}: "
+             f"{best['latency_ms']:.2f} ms (batch 1), {metric} {best['map50_95']:.4f}, "
+             f"{best['speedup_vs_onnxruntime_fp32']:.2f}x faster than the unpruned model in onnxruntime at FP32: "
+             f"{best['from_pruning']:.2f}x from pruning (against the unpruned model in the same runtime, at "
+             f"{best['precision'] if best['precision'] != 'INT8' else 'FP32'}), "
+             f"{best['from_runtime_and_precision']:.2f}x from the runtime and precision.\n"]
+    fp32 = {(r["model"], r["runtime"]): r["latency_ms"] for r in export.get("latency", []) if r["precision"] == "FP32"}
+    for r in export.get("latency", []):
+        ref = fp32.get(("pruned" if r["model"] != "unpruned" else "unpruned", r["runtime"]))
+        if r["precision"] != "FP32" and ref and r["latency_ms"] > ref:
+            lines.append(f"\n{r['precision']} runs slower than FP32 here: {r['model']} in {r['runtime']} "
+                         f"{r['latency_ms']:.2f} ms against {ref:.2f} ms.\n")
+    return lines + ["\n"]
+
+
 def _parity(export: dict) -> str:
     """The exported files against torch: each format's largest difference, the precision it ran in, and whether it
     matches within the tolerance (runs made before precisions were recorded give the absolute difference alone)."""
@@ -119,7 +143,8 @@ def write_report(run: Run) -> str:
     """Assemble report.md from what the stages saved; return its text."""
     unpruned = run.read_json(run.unpruned_json) or {}
     ledger = run.read_ledger()
-    parts = [f"# Pruning report: {run.name}\n", "## Result\n"]
+    export = run.read_json(run.export_json) or {}
+    parts = [f"# Pruning report: {run.name}\n", *_recommendation(export, unpruned), "## Result\n"]
     if unpruned and not ledger:
         parts.append("No pruning step yet (stage 30, the prune loop, has not run): the unpruned model alone.\n\n")
         row = {"": "unpruned", **_numbers(unpruned)}
@@ -128,9 +153,9 @@ def write_report(run: Run) -> str:
         parts += _result(unpruned, run.final_step(), ledger)
     parts.append("\n## Steps\n")
     parts.append(markdown_table(step_rows(ledger, unpruned)) if unpruned else "(no pruning yet)\n")
-    export = run.read_json(run.export_json) or {}
     if export.get("deployment"):
-        parts.append("\n## Deployment (onnxruntime, batch 1, median latency)\n\n")
+        parts.append("\n## Deployment (each file's mAP through Ultralytics' validator in the precision it ran in; "
+                     "batch 1, median latency)\n\n")
         parts.append(markdown_table(export["deployment"]))
     if export.get("latency"):
         parts.append("\n## Latency in each runtime (batch 1, median)\n\n")

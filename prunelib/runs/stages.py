@@ -211,7 +211,10 @@ def export(run: Run, log=print) -> dict:
                                 **parity[fmt]} for fmt in p["export_formats"]},
               "parity_tolerance": exporter.PARITY_TOL, "onnx": run.rel(models["pruned"]["onnx"]),
               "onnx_max_abs_diff": parity["onnx"]["max_abs_diff"], "padding_macs": padding,
-              "latency": latency, "deployment": _deployment(run, models, latency),
+              "latency": latency, "deployment": (deployment := _deployment(run, models, latency)),
+              "recommended": recommend(deployment, latency, (run.read_json(run.unpruned_json) or {}).get("map50_95",
+                                                                                                        0.0),
+                                       p["max_map_drop"]),
               "layers": exporter.layer_rows(*tables, *times)}  # fmt: skip
     run.write_json(run.export_json, result)
     files = [run.rel(m[f]) for m in models.values() for f in exporter.RUNTIMES if f in m and m["pt"] == run.final]
@@ -225,28 +228,65 @@ INT8 = "pruned-int8"  # the final model quantized: its label in export.json's ta
 
 
 def _exported(run: Run) -> dict:
-    """{label: {"pt": checkpoint, <format>: exported file}} for the unpruned model, the final one and its INT8 ONNX."""
+    """{label: {"pt": checkpoint, <format>: exported file}} for the unpruned model, the final one and its INT8 files
+    (ONNX: Ultralytics' onnxruntime static quantization; OpenVINO: NNCF through Ultralytics' exporter). OpenVINO
+    IRs are timed at FP32 and, where this CPU runs bfloat16 natively, at BF16 too."""
     p, imgsz = run.params, run.params["imgsz"]
     models = {"unpruned": {"pt": run.unpruned_pt}, "pruned": {"pt": run.final}}
-    if p["int8"]:  # before the float ONNX file: the exporter deletes the one it quantized
+    if p["int8"]:  # before the float files: the exporter deletes the ONNX file it quantized
         data = embedded.data_yaml(p)
-        int8 = exporter.export(run.final, "onnx", imgsz, p["onnx_simplify"], p["opset"], data, p["int8_fraction"])
-        models[INT8] = {"pt": run.final, "torch": False, "precision": "INT8", "onnx": int8}
+        models[INT8] = {"pt": run.final, "torch": False, "precision": "INT8"}
+        for fmt in ("onnx", "openvino"):
+            if fmt in p["export_formats"]:
+                models[INT8][fmt] = exporter.export(run.final, fmt, imgsz, p["onnx_simplify"], p["opset"], data,
+                                                    p["int8_fraction"])  # fmt: skip
     for fmt in p["export_formats"]:
         for label in ("unpruned", "pruned"):
             models[label][fmt] = exporter.export(models[label]["pt"], fmt, imgsz, p["onnx_simplify"], p["opset"])
+            if fmt == "openvino" and exporter.openvino_offers("BF16"):
+                models[label]["openvino_precisions"] = ["FP32", "BF16"]
     return models
 
 
 def _deployment(run: Run, models: dict, latency: list[dict]) -> list[dict]:
-    """Each ONNX file's mAP50-95 (Ultralytics' validator on the file itself, the run's val split), latency, size."""
-    onnx = {r["model"]: r for r in latency if r["runtime"] == "onnxruntime"}
+    """Each exported ONNX file and OpenVINO IR: its mAP50-95 through Ultralytics' validator (the run's val split) in
+    the precision the runtime ran it in there (OpenVINO's own choice: BF16 on a CPU with bfloat16 units), that
+    precision's latency, its speed-ups and size."""
     data, task, training = embedded.data_yaml(run.params), task_of(run), Training.of(run.params)
-    return [{"model": label, "precision": onnx[label]["precision"], "file": run.rel(m["onnx"]),
-             "map50_95": round(evaluate(m["onnx"], training, data, run.val_dir(f"export-{label}"), task)["map50_95"],
-                               4),
-             "latency_ms": onnx[label]["latency_ms"], "file_mb": onnx[label]["file_mb"]}
-            for label, m in models.items()]  # fmt: skip
+    timed = {(r["model"], r["runtime"], r["precision"]): r for r in latency}
+    rows = []
+    for label, m in models.items():
+        for fmt in ("onnx", "openvino"):
+            if not m.get(fmt):
+                continue
+            precision = m.get("precision", "FP32") if fmt == "onnx" else exporter.openvino_default(m[fmt])
+            t = timed.get((label, exporter.RUNTIMES[fmt], precision))
+            if t is None:  # a precision this run did not time
+                continue
+            score = evaluate(m[fmt], training, data, run.val_dir(f"export-{label}-{fmt}"), task)["map50_95"]
+            rows.append({"model": label, "runtime": t["runtime"], "precision": precision, "file": run.rel(m[fmt]),
+                         "map50_95": round(score, 4), "latency_ms": t["latency_ms"],
+                         "speedup_same_runtime": t["latency_speedup"], "speedup_vs_onnxruntime_fp32":
+                         t.get("vs_onnxruntime_fp32"), "file_mb": t["file_mb"]})  # fmt: skip
+    return rows
+
+
+def recommend(deployment: list[dict], latency: list[dict], unpruned_map: float, max_drop: float) -> dict | None:
+    """The deployment row to use: the fastest file of the pruned model whose mAP50-95 is within the run's budget
+    (max_map_drop below the unpruned model's); None when none is. Its speed-up over the unpruned model in onnxruntime
+    at FP32, split into what pruning bought (the unpruned over the pruned model in the same runtime and precision;
+    for an INT8 file, their float files') and what the runtime and precision did."""
+    fits = [r for r in deployment if r["model"] != "unpruned" and unpruned_map - r["map50_95"] <= max_drop]
+    if not fits:
+        return None
+    best = min(fits, key=lambda r: r["latency_ms"])
+    ms = {(r["model"], r["runtime"], r["precision"]): r["latency_ms"] for r in latency}
+    precision = best["precision"] if ("unpruned", best["runtime"], best["precision"]) in ms else "FP32"
+    before, after = ms.get(("unpruned", best["runtime"], precision)), ms.get(("pruned", best["runtime"], precision))
+    pruning = round(before / after, 2) if before and after else None
+    total = best["speedup_vs_onnxruntime_fp32"]
+    return {**best, "from_pruning": pruning,
+            "from_runtime_and_precision": round(total / pruning, 2) if total and pruning else None}
 
 
 def task_of(run: Run) -> str:
