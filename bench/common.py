@@ -32,7 +32,7 @@ def publish(name: str, title: str, rows: list[dict], notes: str = "") -> str:
 
     text = (f"# {title}\n\nMeasured {date.today()} on {machine.describe()}, {platform.machine()}, "
             f"{os.cpu_count()} cores, python {platform.python_version()}, torch {torch.__version__}.\n"
-            f"Reproduce: `.venv/bin/python bench/{name}.py {' '.join(sys.argv[1:])}`.\n\n"
+            f"Reproduce: `.venv/bin/python bench/{Path(sys.argv[0]).name} {' '.join(sys.argv[1:])}`.\n\n"
             + markdown_table(rows) + (f"\n{notes}\n" if notes else ""))  # fmt: skip
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{name}.md").write_text(text)
