@@ -86,6 +86,9 @@ CASES = [
     (["--set", "target_speedup=2", "--set", "target_prune_rate=0.5"],
      r"target_speedup and target_prune_rate are all set in overrides; a run has one goal"),
     (["--set", "device=7"], r"device: '7' is not available here \(torch sees"),
+    (["--set", "target_latency_speedup=2", "--set", "latency_precision=BF16"],
+     r"latency_precision: BF16 is timed through OpenVINO's precision hint; latency_runtime 'onnxruntime' runs FP32"),
+    (["--set", "latency_precision=INT4"], r"latency_precision: 'INT4' is not allowed; expected one of FP32, BF16, FP16"),
     (["--model", "{sizeless}", "--data", "{data}", "--set", "imgsz=0"],
      r"imgsz: 0 takes the size model '.*sizeless.pt' was trained at, but it records no training size; set imgsz"),
 ]

@@ -99,3 +99,19 @@ def test_the_cpu_is_named():
     assert cpu["model"] and set(cpu["flags"]) <= set(machine.KERNEL_FLAGS)
     if Path("/proc/cpuinfo").is_file() and "avx2" in Path("/proc/cpuinfo").read_text():
         assert "avx2" in cpu["flags"]
+
+
+def test_a_latency_goal_times_in_the_precision_asked_and_refuses_what_the_cpu_lacks(smoke_start):
+    """latency_precision: a reduced precision is timed through OpenVINO only where the CPU runs it natively, and the
+    measurement says what ran; elsewhere one line says what this CPU offers."""
+    from prunelib.errors import UserError
+
+    if export.openvino_offers("BF16"):
+        measured = export.Timer(smoke_start["model"], 64, "openvino", 1, "BF16").against(smoke_start["model"], 10, 1)
+        assert measured["precision"] == "BF16" and 0.5 < measured["speedup"] < 2  # the same model: about 1x
+    missing = [p for p in ("BF16", "FP16") if not export.openvino_offers(p)]
+    for precision in missing:
+        with pytest.raises(UserError, match=f"latency_precision: {precision} is not run natively by this CPU"):
+            export.Timer(None, 64, "openvino", 1, precision)
+    with pytest.raises(UserError, match="latency_precision: BF16 is not run natively by this CPU in onnxruntime"):
+        export.Timer(None, 64, "onnxruntime", 1, "BF16")

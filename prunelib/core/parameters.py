@@ -26,6 +26,7 @@ SYNTH_CLASSES = ("square", "square_outline", "rounded_square", "circle", "circle
                  "triangle_outline", "cross")  # the shapes the synthetic data set draws, one class each  # fmt: skip
 EXPORT_FORMATS = ("onnx", "torchscript", "openvino")  # Ultralytics' export formats the kit checks and times
 LAYER_RATIOS = ("uniform", "sensitivity", "latency", "time")
+LATENCY_PRECISIONS = ("FP32", "BF16", "FP16")  # a latency goal's; the reduced ones through OpenVINO's precision hint
 LATENCY_RUNTIMES = ("onnxruntime", "openvino", "torch")  # where a latency goal is timed (FP32, batch 1)
 OPTIMIZERS = ("auto", "SGD", "Adam", "AdamW", "NAdam", "RAdam", "RMSProp", "Adamax")
 
@@ -151,8 +152,10 @@ PARAMS = [
           "target_prune_rate turns it off)", _speedup),
     Param("target_latency_speedup", 0.0, float, "goal as measured latency speed-up in latency_runtime, batch 1 "
           "(0 = off; a later goal turns it off)", _latency_speedup),
-    Param("latency_runtime", "onnxruntime", str, "where a latency goal is timed, FP32 at latency_threads: "
+    Param("latency_runtime", "onnxruntime", str, "where a latency goal is timed, at latency_threads: "
           + ", ".join(LATENCY_RUNTIMES), _choice(*LATENCY_RUNTIMES)),
+    Param("latency_precision", "FP32", str, "the precision a latency goal is timed in: FP32; BF16 or FP16 in openvino "
+          "where the CPU runs it", _choice(*LATENCY_PRECISIONS)),
     Param("max_steps", 0, int, "speed-up mode: most steps to try (0 = 3 x iterative_steps); each step past the plan "
           "fine-tunes too", _range(0)),
     Param("importance", "l2", str, "channel importance: " + ", ".join(IMPORTANCES), _choice(*IMPORTANCES)),
@@ -379,6 +382,10 @@ def _check_combinations(params: dict) -> None:
         raise UserError(f"max_steps: {params['max_steps']} does nothing without target_speedup or "
                         "target_latency_speedup (a channel goal takes exactly iterative_steps steps); set one, or leave "
                         "max_steps 0")
+    if params["latency_precision"] != "FP32" and params["latency_runtime"] != "openvino":
+        raise UserError(f"latency_precision: {params['latency_precision']} is timed through OpenVINO's precision hint; "
+                        f"latency_runtime {params['latency_runtime']!r} runs FP32 only: set latency_runtime: openvino, "
+                        "or latency_precision: FP32")
     if params["max_steps"] and params["max_steps"] < params["iterative_steps"]:
         raise UserError(f"max_steps: {params['max_steps']} is less than iterative_steps {params['iterative_steps']}; "
                         f"expected 0 (3 x iterative_steps) or at least {params['iterative_steps']}")

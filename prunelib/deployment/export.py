@@ -16,6 +16,7 @@ import torch
 from ultralytics import YOLO
 
 from prunelib.core import parameters
+from prunelib.errors import UserError
 from prunelib.offline import threads
 from prunelib.surgery import checkpoints, measuring
 
@@ -106,11 +107,16 @@ def openvino_default(path) -> str:
     return openvino_precision(ov.Core().compile_model(model, "CPU", {"PERFORMANCE_HINT": "LATENCY"}))
 
 
-def openvino_offers(precision: str) -> bool:
-    """Whether this CPU runs the precision natively (OpenVINO's optimization capabilities name it)."""
+def openvino_capabilities() -> list[str]:
+    """The precisions OpenVINO's CPU plugin runs natively here (its optimization capabilities)."""
     import openvino as ov  # optional: export_formats may leave OpenVINO out
 
-    return precision in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    return [c for c in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES") if c in PRECISIONS or c == "INT8"]
+
+
+def openvino_offers(precision: str) -> bool:
+    """Whether this CPU runs the precision natively (OpenVINO's optimization capabilities name it)."""
+    return precision in openvino_capabilities()
 
 
 def runner(path, fmt: str, n_threads: int = 0, precision: str = "FP32"):
@@ -203,8 +209,11 @@ class Timer:
     exported through Ultralytics' exporter (the reference once, into a folder the timer keeps) and timed in
     alternating blocks of runs (measuring.timed_blocks)."""
 
-    def __init__(self, reference, imgsz: int, runtime: str, n_threads: int = 0):
-        self.imgsz, self.runtime, self.n_threads = imgsz, runtime, n_threads
+    def __init__(self, reference, imgsz: int, runtime: str, n_threads: int = 0, precision: str = "FP32"):
+        if precision != "FP32" and not (runtime == "openvino" and openvino_offers(precision)):
+            raise UserError(f"latency_precision: {precision} is not run natively by this CPU in {runtime} (OpenVINO "
+                            f"offers {', '.join(openvino_capabilities()) or 'none'} here); use FP32")
+        self.imgsz, self.runtime, self.n_threads, self.precision = imgsz, runtime, n_threads, precision
         self._folder = tempfile.TemporaryDirectory(prefix="prunelib-timer-")
         self._reference = self._runner(reference, "reference")
 
@@ -214,17 +223,18 @@ class Timer:
         if fmt is None:
             return torch_runner(model)
         pt = checkpoints.save_model(model, Path(self._folder.name) / key / f"{key}.pt")
-        return runner(export(pt, fmt, self.imgsz), fmt, self.n_threads)
+        return runner(export(pt, fmt, self.imgsz), fmt, self.n_threads, self.precision)
 
     def against(self, candidate, runs: int, warmup: int) -> dict:
         """How much faster candidate (a checkpoint or a model) runs than the reference: {'ms', 'reference_ms'
         (medians), 'speedup' (the median of the block-by-block ratios), 'low', 'high' (their range: how sure the figure
-        is), 'runtime', 'threads'}."""
+        is), 'runtime', 'precision' (what ran, read back), 'threads'}."""
         before = torch.get_num_threads()
         torch.set_num_threads(threads(self.n_threads))
         try:
             shutil.rmtree(Path(self._folder.name) / "candidate", ignore_errors=True)
             fns = {"reference": self._reference, "candidate": self._runner(candidate, "candidate")}
+            ran = getattr(fns["candidate"], "precision", "FP32")
             blocks = measuring.timed_blocks(fns, measuring.example_inputs(self.imgsz), runs, warmup)
         finally:
             torch.set_num_threads(before)
@@ -232,13 +242,8 @@ class Timer:
         med = {k: statistics.median(t for b in v for t in b) for k, v in blocks.items()}
         return {"ms": round(med["candidate"], 3), "reference_ms": round(med["reference"], 3),
                 "speedup": round(statistics.median(ratios), 4), "low": round(min(ratios), 4),
-                "high": round(max(ratios), 4), "runtime": self.runtime, "threads": threads(self.n_threads)}  # fmt: skip
-
-
-def speedup_against(reference_pt, candidate, imgsz: int, runtime: str, runs: int, warmup: int,
-                    n_threads: int = 0) -> dict:
-    """Timer(reference_pt, ...).against(candidate, ...): one comparison."""
-    return Timer(reference_pt, imgsz, runtime, n_threads).against(candidate, runs, warmup)
+                "high": round(max(ratios), 4), "runtime": self.runtime, "precision": ran,
+                "threads": threads(self.n_threads)}  # fmt: skip
 
 
 def size_mb(path) -> float:

@@ -75,10 +75,11 @@ class Loop:
 
     def timed(self, model, longer: int = 1) -> dict:
         """model against the unpruned one in the run's latency runtime (longer x latency_runs timed runs each):
-        export.speedup_against."""
+        export.Timer.against."""
         p = self.run.params
         if self.timer is None:
-            self.timer = exporter.Timer(self.run.unpruned_pt, p["imgsz"], p["latency_runtime"], p["latency_threads"])
+            self.timer = exporter.Timer(self.run.unpruned_pt, p["imgsz"], p["latency_runtime"], p["latency_threads"],
+                                        p["latency_precision"])
         return self.timer.against(model, longer * p["latency_runs"], p["latency_warmup"])
 
     def node_times(self, model) -> dict[str, float] | None:
@@ -335,7 +336,8 @@ def format_step(r: dict, goal, unpruned: dict) -> str:
     """One line per step: 'Step 2/3' for a plan of 3 steps; 'Step 1/1 (up to 3 until 2.00x)' for a MACs goal, which
     steps on past its plan until reached."""
     more = f" (up to {goal.most_steps} until {goal.target:.2f}x)" if goal.most_steps > goal.steps else ""
-    timed = (f", latency {r['latency_ms']:.2f} ms in {r['latency_runtime']} ({r['latency_speedup']:.2f}x, blocks "
+    timed = (f", latency {r['latency_ms']:.2f} ms in {r['latency_runtime']} {r.get('latency_precision', 'FP32')} "
+             f"({r['latency_speedup']:.2f}x, blocks "
              f"{r['latency_low']:.2f}-{r['latency_high']:.2f}x)") if "latency_speedup" in r else ""
     return (
         f"Step {r['step']}/{goal.steps}{more}: params {r['params'] / 1e6:.2f}M, MACs {r['macs'] / 1e9:.3f}G "
@@ -375,7 +377,7 @@ def _latency_fields(measured: dict) -> dict:
     """A step's latency in the ledger: its and the unpruned model's medians, the ratio and how far it spread."""
     return {"latency_ms": measured["ms"], "unpruned_latency_ms": measured["reference_ms"],
             "latency_speedup": measured["speedup"], "latency_low": measured["low"], "latency_high": measured["high"],
-            "latency_runtime": measured["runtime"]}  # fmt: skip
+            "latency_runtime": measured["runtime"], "latency_precision": measured["precision"]}  # fmt: skip
 
 
 def _finetune(loop: Loop, model, pruned_path: Path, step: int):

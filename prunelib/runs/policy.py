@@ -179,7 +179,7 @@ class LatencyGoal:
         return min(tried)[1]
 
     def reached(self, latency: dict) -> bool:
-        """latency: the step's measurement (export.speedup_against). Reached when the median ratio is within half the
+        """latency: the step's measurement (export.Timer.against). Reached when the median ratio is within half the
         tolerance of the target and no block fell more than twice the tolerance short: never on noise."""
         return (latency["speedup"] >= self.target * (1 - LATENCY_TOLERANCE / 2)
                 and latency["low"] >= self.target * (1 - 2 * LATENCY_TOLERANCE))
