@@ -49,6 +49,41 @@ def test_ledger_holds_sane_numbers(smoke_run):
         assert (run_dir.parent.parent / r["checkpoint"]).is_file()
 
 
+def test_accuracy_per_class_has_every_class(smoke_run):
+    """classes.json: a row per class of the data set (the smoke set draws square and circle), the unpruned and final
+    model's metric and the change, worst first; drawn in classes.png and tabled in the report."""
+    from PIL import Image
+
+    run_dir, _ = smoke_run
+    rows = json.loads((run_dir / "classes.json").read_text())
+    assert sorted(r["class"] for r in rows) == ["circle", "square"]
+    for r in rows:
+        assert r["instances"] > 0 and 0 <= r["unpruned"] <= 1 and 0 <= r["final"] <= 1
+        assert r["change"] == pytest.approx(r["final"] - r["unpruned"], abs=1e-9)
+    assert [r["change"] for r in rows] == sorted(r["change"] for r in rows)  # the class that lost most first
+    assert Image.open(run_dir / "classes.png").size[0] >= 400
+    report = (run_dir / "report.md").read_text()
+    table = report.split("mAP50-95 per class")[1].split("\n## ")[0]
+    assert all(f"| {r['class']} | {r['instances']} | {r['unpruned']:.4f} |" in table for r in rows)
+
+
+def test_detections_show_each_model_beside_the_ground_truth(smoke_run):
+    """detections.png: one row per image (detection_images, 6), one panel each for the ground truth, the unpruned
+    model and final.pt, checked by the image's size; the images where final.pt lost most come first."""
+    from PIL import Image
+
+    from prunelib.presentation import detections
+
+    run_dir, _ = smoke_run
+    shown = json.loads((run_dir / "detections.json").read_text())
+    assert len(shown) == 6 and all(r["objects"] > 0 and set(r["found"]) == {"unpruned", "final.pt"} for r in shown)
+    lost = [r["lost"]["final.pt"] for r in shown]
+    assert lost == sorted(lost, reverse=True) and all(0 <= n <= r["found"]["unpruned"] for n, r in zip(lost, shown))
+    assert Image.open(run_dir / "detections.png").size == (3 * detections.CELL, 6 * (detections.CELL + 18))
+    report = (run_dir / "report.md").read_text()
+    assert "![Ground truth and predictions](detections.png)" in report and "In detections.png, final.pt misses" in report
+
+
 def test_report_and_export_records(smoke_run):
     run_dir, _ = smoke_run
     report = (run_dir / "report.md").read_text()
@@ -103,7 +138,9 @@ def test_every_format_matches_torch_and_int8_keeps_detecting(smoke_run):
     assert layers[2]["macs_ratio"] > 1.1  # a pruned C3k2 block lost MACs; its time is measured beside them
     report = (run_dir / "report.md").read_text()
     assert "## Deployment" in report and "## Where the time goes" in report and "pruned-int8" in report
-    assert report.split("\n## ")[1].startswith("Recommendation\n\nUse `" + best["file"] + "` in " + best["runtime"])
+    sections = report.split("\n## ")
+    assert sections[1].startswith("Summary\n\nfinal.pt (step 2): ") and "The class that lost most: " in sections[1]
+    assert sections[2].startswith("Recommendation\n\nUse `" + best["file"] + "` in " + best["runtime"])
     timings = json.loads((run_dir / "timings.json").read_text())
     assert len(timings) == 6
 

@@ -59,6 +59,10 @@ class Run:
     channels_png = property(lambda self: self.dir / "channels.png")
     pareto_png = property(lambda self: self.dir / "pareto.png")
     sensitivity_png = property(lambda self: self.dir / "sensitivity.png")
+    classes_json = property(lambda self: self.dir / "classes.json")  # the metric per class, unpruned and final
+    classes_png = property(lambda self: self.dir / "classes.png")
+    detections_png = property(lambda self: self.dir / "detections.png")  # ground truth and predictions side by side
+    detections_json = property(lambda self: self.dir / "detections.json")  # what each model found and lost there
 
     lock_file = property(lambda self: self.dir / ".lock")
     cache = property(lambda self: resolve(self.params["cache_dir"]) if self.params["cache_dir"]

@@ -207,6 +207,8 @@ PARAMS = [
           may_change=True),
     Param("sensitivity_ratios", [0.25, 0.5, 0.75], list, "ratios for the sensitivity scan", _ratios,
           may_change=True),
+    Param("detection_images", 6, int, "validation images drawn in detections.png with the ground truth and each "
+          "model's predictions (0 = none)", _range(0), may_change=True),
     Param("sensitivity_layers", 0, int, "sensitivity: most layers to scan (0 = all prunable ones)", _range(0),
           may_change=True),
     # --- export and latency ---

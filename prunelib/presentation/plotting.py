@@ -108,6 +108,23 @@ def sensitivity(results: dict[str, dict[float, float]], unpruned: dict, path) ->
     return save(fig, path)
 
 
+def classes(rows: list[dict], unpruned: dict, path) -> plt.Figure:
+    """The metric per class, unpruned and final side by side (analysis.per_class rows, in their order: the classes
+    that lost most first)."""
+    shown = [r for r in rows if r["unpruned"] is not None]
+    x = range(len(shown))
+    fig, ax = plt.subplots(figsize=(max(6, len(shown) * 0.6), 4))
+    ax.bar([i - 0.2 for i in x], [r["unpruned"] for r in shown], width=0.4, label="unpruned")
+    ax.bar([i + 0.2 for i in x], [r["final"] for r in shown], width=0.4, label="final.pt")
+    ax.set_xticks(list(x), [r["class"] for r in shown], rotation=45, ha="right")
+    ax.set_ylabel(named("mAP50-95", unpruned))
+    ax.set_ylim(0, 1)
+    ax.set_title(named("mAP50-95", unpruned) + " per class (the classes that lost most on the left)")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, axis="y")
+    return save(fig, path)
+
+
 def save(fig, path) -> plt.Figure:
     path = Path(path)
     with files.atomic(path) as tmp:

@@ -4,7 +4,7 @@ per-step table a notebook shows while the loop runs."""
 from __future__ import annotations
 
 from prunelib import files
-from prunelib.core.folder import FINAL, PRUNE, Run, outcome
+from prunelib.core.folder import FINAL, PRUNE, Run, final_step, outcome
 from prunelib.tasks import named
 
 STEP_COLUMNS = [
@@ -58,6 +58,15 @@ def _after(row: dict, key: str, cells: dict) -> dict:
     return out
 
 
+def class_rows(classes: list[dict]) -> list[dict]:
+    """The per-class table (analysis.per_class rows) for people: four decimals, '' where a class has no instances."""
+    def cell(v, sign=False):
+        return "" if v is None else f"{v:+.4f}" if sign else f"{v:.4f}"
+
+    return [{"class": r["class"], "instances": r["instances"], "unpruned": cell(r["unpruned"]),
+             "final.pt": cell(r["final"]), "change": cell(r["change"], sign=True)} for r in classes]
+
+
 def latency_cells(r: dict) -> dict:
     """A step's measured latency (its runtime, batch 1) and speed-up with the range of its timed blocks."""
     if "latency_speedup" not in r:
@@ -98,6 +107,27 @@ def markdown_table(rows: list[dict]) -> str:
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(str(r.get(c, "")) for c in cols) + " |" for r in rows]
     return "\n".join(lines) + "\n"
+
+
+def _summary(unpruned: dict, ledger: list[dict], classes: list[dict] | None, shown: list[dict] | None) -> list[str]:
+    """In words, at the top: what pruning did to the model (size, compute, accuracy kept, the class that lost
+    most); the recommendation below it says where it runs fastest."""
+    if not (unpruned and ledger):
+        return []
+    final = final_step(ledger)
+    o, metric = outcome(unpruned, final), named("mAP50-95", unpruned)
+    text = (f"final.pt ({_source(final)}): {o['macs_speedup']:.2f}x fewer MACs, {o['params_share']:.1%} of the "
+            f"parameters, {metric} {unpruned['map50_95']:.4f} -> {(final or unpruned)['map50_95']:.4f}"
+            + (f" ({o['retention']:.1%} kept)" if o["retention"] is not None else "") + ".")
+    worst = next((r for r in classes or [] if r["change"] is not None), None)
+    if worst and len(classes) > 1:
+        text += (f" The class that lost most: {worst['class']} ({worst['unpruned']:.4f} -> {worst['final']:.4f}, "
+                 f"{worst['change']:+.4f}; every class in the per-class table below).")
+    if shown:
+        lost = sum(r["lost"].get("final.pt", 0) for r in shown)
+        text += (f" In detections.png, final.pt misses {lost} of the objects the unpruned model found in "
+                 f"{len(shown)} validation images (those where it lost most first).")
+    return [f"## Summary\n\n{text}\n\n"]
 
 
 def _recommendation(export: dict, unpruned: dict) -> list[str]:
@@ -144,7 +174,9 @@ def write_report(run: Run) -> str:
     unpruned = run.read_json(run.unpruned_json) or {}
     ledger = run.read_ledger()
     export = run.read_json(run.export_json) or {}
-    parts = [f"# Pruning report: {run.name}\n", *_recommendation(export, unpruned), "## Result\n"]
+    parts = [f"# Pruning report: {run.name}\n", *_summary(unpruned, ledger, run.read_json(run.classes_json),
+                                                         run.read_json(run.detections_json)),
+             *_recommendation(export, unpruned), "## Result\n"]
     if unpruned and not ledger:
         parts.append("No pruning step yet (stage 30, the prune loop, has not run): the unpruned model alone.\n\n")
         row = {"": "unpruned", **_numbers(unpruned)}
@@ -170,9 +202,14 @@ def write_report(run: Run) -> str:
         parts.append(f"\nfinal.pt holds Ultralytics' own C3k2/C2f blocks (loads without prunelib; train it further "
                      f"with `python -m prunelib finetune`); zero channels padding unequal halves cost "
                      f"{export['padding_macs']:,} MACs.\n")
+    classes = run.read_json(run.classes_json)
+    if classes:
+        parts.append(f"\n## {named('mAP50-95', unpruned)} per class (val split; the classes that lost most first)\n\n")
+        parts.append(markdown_table(class_rows(classes)))
     parts.append("\n## Plots\n")
     for path, title in ((run.perf_png, "Performance"), (run.channels_png, "Channels per layer"),
-                        (run.pareto_png, "Accuracy against compute"),
+                        (run.pareto_png, "Accuracy against compute"), (run.classes_png, "Accuracy per class"),
+                        (run.detections_png, "Ground truth and predictions"),
                         (run.sensitivity_png, "Layer sensitivity")):  # fmt: skip
         if path.is_file():
             parts.append(f"\n![{title}]({path.name})\n")

@@ -29,7 +29,7 @@ from prunelib import files, tasks
 from prunelib.core.folder import Run
 from prunelib.core.settings import Pruning, Training
 from prunelib.deployment import export as exporter
-from prunelib.presentation import analysis, plotting, report
+from prunelib.presentation import analysis, detections, plotting, report
 from prunelib.runs import loop, sensitivity
 from prunelib.surgery import checkpoints, inspection, measuring, pruner
 from prunelib.surgery.replacement import max_output_difference, replace_c3k2
@@ -183,14 +183,28 @@ def analyse(run: Run, log=print) -> dict:
     plotting.channels(before, after, run.channels_png)
     shown = analysis.pareto_runs(run)
     plotting.pareto(analysis.pareto_series(shown), run.pareto_png, "this run" if shown == [run] else "the sweep's runs")
-    figures = [run.perf_png, run.channels_png, run.pareto_png]
+    data, training = embedded.data_yaml(params), Training.of(params)
+    scores = [evaluate(checkpoints.load_model(path), training, data, run.val_dir(f"classes-{label}"), per_class=True)
+              for label, path in (("unpruned", run.unpruned_pt), ("final", run.final))]  # fmt: skip
+    classes = analysis.per_class(*scores)
+    run.write_json(run.classes_json, classes)
+    plotting.classes(classes, unpruned, run.classes_png)
+    figures = [run.perf_png, run.channels_png, run.pareto_png, run.classes_png]
+    if params["detection_images"]:
+        task = task_of(run)
+        compared = detections.compare({"unpruned": run.unpruned_pt, "final.pt": run.final}, data, params["imgsz"],
+                                      task, params["detection_images"], params["seed"])  # fmt: skip
+        detections.panel(compared, run.detections_png, task)
+        run.write_json(run.detections_json, [{"image": Path(r["file"]).name, "objects": r["truth"], "found": r["found"],
+                                              "lost": r["lost"]} for r in compared["images"]])  # fmt: skip
+        figures.append(run.detections_png)
     if params["sensitivity"]:
         scan = sensitivity.scan(run, embedded.data_yaml(params), log)
         plotting.sensitivity(scan, unpruned, run.sensitivity_png)
         figures.append(run.sensitivity_png)
     rows = [{"layer": b["layer"], "type": b["type"], "before": b["c_out"], "after": a["c_out"]}
             for b, a in zip(before, after) if b["c_out"]]  # fmt: skip
-    return {"figures": figures, "channels": rows}
+    return {"figures": figures, "channels": rows, "classes": classes}
 
 
 @_holds_the_run

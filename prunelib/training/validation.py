@@ -13,10 +13,13 @@ from prunelib.offline import use_all_cores
 from prunelib.training.arguments import ultralytics_args
 
 
-def evaluate(model: nn.Module | str | Path, settings: Training, data: str, save_dir, task: str = "") -> dict:
+def evaluate(model: nn.Module | str | Path, settings: Training, data: str, save_dir, task: str = "",
+             per_class: bool = False) -> dict:
     """{'map50_95', 'map50'} of model's task metric (box, mask, pose or OBB) on data's val split at settings.imgsz;
     plots off, all cores. model: a module, or an exported file (.onnx, _openvino_model/, ...) that Ultralytics'
-    AutoBackend runs, with its task's name (a module's task is its class)."""
+    AutoBackend runs, with its task's name (a module's task is its class). per_class adds 'classes': {class name:
+    {'instances', 'map50_95'}} for every class of the data set (Ultralytics' per-class AP; a class without
+    instances in the split has none: None)."""
     if not task and isinstance(model, (str, Path)):
         raise ValueError(f"evaluate: name the task of exported file {str(model)!r} (one of {', '.join(tasks.TASKS)})")
     kind = tasks.TASKS[task] if task else tasks.of(model)
@@ -25,4 +28,10 @@ def evaluate(model: nn.Module | str | Path, settings: Training, data: str, save_
     validator.add_callback("on_val_start", use_all_cores(settings.threads))
     validator(model=str(model) if isinstance(model, (str, Path)) else model)
     metric = getattr(validator.metrics, kind.metrics)
-    return {"map50_95": float(metric.map), "map50": float(metric.map50)}
+    out = {"map50_95": float(metric.map), "map50": float(metric.map50)}
+    if per_class:
+        ap = {int(c): float(metric.ap[i]) for i, c in enumerate(metric.ap_class_index)}
+        counts = validator.metrics.nt_per_class
+        out["classes"] = {name: {"instances": int(counts[c]) if counts is not None and c < len(counts) else 0,
+                                 "map50_95": ap.get(int(c))} for c, name in validator.names.items()}  # fmt: skip
+    return out
