@@ -13,7 +13,7 @@ the user-style YOLO11n of bench/user_case.py, trained with plain Ultralytics for
   (what training alone adds). The user case is also validated on held-out images nothing trained or selected on.
 
     .venv/bin/python bench/real_speed.py --part latency [--cases embedded user] [--runs 100]
-    .venv/bin/python bench/real_speed.py --part accuracy [--cases embedded user]
+    .venv/bin/python bench/real_speed.py --part accuracy [--cases embedded user] [--goals latency-2x macs-3x]
 """
 
 from __future__ import annotations
@@ -201,6 +201,8 @@ def main():
     ap.add_argument("--part", choices=["latency", "accuracy"], required=True)
     ap.add_argument("--cases", nargs="+", default=["embedded", "user"], choices=["embedded", "user"])
     ap.add_argument("--runs", type=int, default=100, help="timed runs per model (in blocks, models in turn)")
+    ap.add_argument("--goals", nargs="+", default=list(ACCURACY_GRIDS), choices=list(ACCURACY_GRIDS),
+                    help="--part accuracy: the sweeps to run (the table shows every finished run)")
     args = ap.parse_args()
     if args.part == "latency":
         rows, layers = [], []
@@ -212,7 +214,7 @@ def main():
         publish("where-time-goes", "Where the unpruned model's time goes (onnxruntime, one thread, batch 1)", layers)
         return
     for case in args.cases:
-        for name in ACCURACY_GRIDS:
+        for name in args.goals:
             sweep.run_sweep(accuracy_sweep(case, name))
     rows = [row for case in ("embedded", "user") for row in accuracy_rows(case, args.runs)]
     publish("real-speed-accuracy", "Real speed with fine-tuning: a 2x latency goal and a 3x MACs goal, one step of "
