@@ -174,7 +174,8 @@ def accuracy_rows(case: str, runs: int) -> list[dict]:
                    "latency ratio (re-timed)": timed["speedup"], "blocks": f"{timed['low']:.2f}-{timed['high']:.2f}",
                    "ms": timed["ms"], "unpruned mAP50-95": round(unpruned["map50_95"], 4),
                    "pruned (no fine-tune)": round(step["pruned_map50_95"], 4),
-                   "final": round((final or unpruned)["map50_95"], 4), "retention": f"{achieved['retention']:.1%}"}
+                   "final": round((final or unpruned)["map50_95"], 4), "retention": f"{achieved['retention']:.1%}",
+                   "held-out retention": "-"}  # every row has every column (the table takes the first row's)
             if case == "user":
                 holdout = user_case.holdout_yaml()
                 training = Training.of(run.params)
@@ -187,7 +188,7 @@ def accuracy_rows(case: str, runs: int) -> list[dict]:
         unpruned = first.read_json(first.unpruned_json)
         row = {"case": case, "goal": "control", "cut": "none (unpruned, fine-tuned 10 epochs)", "head": "whole",
                "MACs ratio": 1.0, "final": round(c["val"], 4), "unpruned mAP50-95": round(unpruned["map50_95"], 4),
-               "retention": f"{c['val'] / unpruned['map50_95']:.1%}"}
+               "retention": f"{c['val'] / unpruned['map50_95']:.1%}", "held-out retention": "-"}
         if "held-out" in c:
             base = evaluate(checkpoints.load_model(first.unpruned_pt), Training.of(first.params),
                             user_case.holdout_yaml(), first.val_dir("holdout"))
