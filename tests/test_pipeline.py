@@ -69,15 +69,15 @@ def test_accuracy_per_class_has_every_class(smoke_run):
 
 def test_detections_show_each_model_beside_the_ground_truth(smoke_run):
     """detections.png: one row per image (detection_images, 6), one panel each for the ground truth, the unpruned
-    model and final.pt, checked by the image's size; the images where final.pt lost most come first."""
+    model and final.pt ('pruned'), checked by the image's size; the images where final.pt lost most come first."""
     from PIL import Image
 
     from prunelib.presentation import detections
 
     run_dir, _ = smoke_run
     shown = json.loads((run_dir / "detections.json").read_text())
-    assert len(shown) == 6 and all(r["objects"] > 0 and set(r["found"]) == {"unpruned", "final.pt"} for r in shown)
-    lost = [r["lost"]["final.pt"] for r in shown]
+    assert len(shown) == 6 and all(r["objects"] > 0 and set(r["found"]) == {"unpruned", "pruned"} for r in shown)
+    lost = [r["lost"]["pruned"] for r in shown]
     assert lost == sorted(lost, reverse=True) and all(0 <= n <= r["found"]["unpruned"] for n, r in zip(lost, shown))
     assert Image.open(run_dir / "detections.png").size == (3 * detections.CELL, 6 * (detections.CELL + 18))
     report = (run_dir / "report.md").read_text()

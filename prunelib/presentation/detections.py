@@ -97,7 +97,7 @@ def compare(models: dict, data, imgsz: int, task: str, images: int = 6, seed: in
 
 def truth_image(image: Path, task: str, names: dict) -> np.ndarray:
     """The image (RGB) with its ground truth drawn by Ultralytics' annotator: each object's box and class."""
-    from ultralytics.utils.plotting import Annotator, colors
+    from ultralytics.utils.plotting import Annotator, colors  # only when a panel is drawn
 
     im = np.array(Image.open(image).convert("RGB"))
     annotator = Annotator(np.ascontiguousarray(im[..., ::-1]), line_width=1)  # BGR, as Results.plot() draws

@@ -64,7 +64,7 @@ def class_rows(classes: list[dict]) -> list[dict]:
         return "" if v is None else f"{v:+.4f}" if sign else f"{v:.4f}"
 
     return [{"class": r["class"], "instances": r["instances"], "unpruned": cell(r["unpruned"]),
-             "final.pt": cell(r["final"]), "change": cell(r["change"], sign=True)} for r in classes]
+             "final": cell(r["final"]), "change": cell(r["change"], sign=True)} for r in classes]
 
 
 def latency_cells(r: dict) -> dict:
@@ -124,7 +124,7 @@ def _summary(unpruned: dict, ledger: list[dict], classes: list[dict] | None, sho
         text += (f" The class that lost most: {worst['class']} ({worst['unpruned']:.4f} -> {worst['final']:.4f}, "
                  f"{worst['change']:+.4f}; every class in the per-class table below).")
     if shown:
-        lost = sum(r["lost"].get("final.pt", 0) for r in shown)
+        lost = sum(r["lost"].get("pruned", 0) for r in shown)
         text += (f" In detections.png, final.pt misses {lost} of the objects the unpruned model found in "
                  f"{len(shown)} validation images (those where it lost most first).")
     return [f"## Summary\n\n{text}\n\n"]

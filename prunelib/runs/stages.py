@@ -192,7 +192,7 @@ def analyse(run: Run, log=print) -> dict:
     figures = [run.perf_png, run.channels_png, run.pareto_png, run.classes_png]
     if params["detection_images"]:
         task = task_of(run)
-        compared = detections.compare({"unpruned": run.unpruned_pt, "final.pt": run.final}, data, params["imgsz"],
+        compared = detections.compare({"unpruned": run.unpruned_pt, "pruned": run.final}, data, params["imgsz"],
                                       task, params["detection_images"], params["seed"])  # fmt: skip
         detections.panel(compared, run.detections_png, task)
         run.write_json(run.detections_json, [{"image": Path(r["file"]).name, "objects": r["truth"], "found": r["found"],
