@@ -8,6 +8,7 @@ import json
 import shutil
 import statistics
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +38,9 @@ def export(pt_path, fmt: str, imgsz: int, simplify: bool = True, opset: int = 0,
         args |= dict(simplify=simplify, opset=opset or None)
     if int8_data:
         args |= dict(quantize=8, data=str(int8_data), split="train", fraction=int8_fraction)
-    return Path(YOLO(str(pt_path)).export(**args))
+    with warnings.catch_warnings():  # NNCF's progress bars (rich) ask for ipywidgets when run in a notebook
+        warnings.filterwarnings("ignore", message='install "ipywidgets"', category=UserWarning)
+        return Path(YOLO(str(pt_path)).export(**args))
 
 
 def session(onnx_path, n_threads: int = 0, profile_prefix: str = ""):
