@@ -132,6 +132,6 @@ def panel(compared: dict, path, task: str) -> Path:
                 text = f"{name}: found {row['found'][name]}" + (f", lost {row['lost'][name]}" if name in row["lost"]
                                                                else "")  # fmt: skip
             draw.text((x + 4, y + 3), text, fill="black", font=font)
-    with files.atomic(path) as tmp:
-        sheet.save(tmp, format="PNG")
+    with files.atomic(path) as tmp:  # 256 colours: a quarter of the size, the drawings unchanged
+        sheet.quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(tmp, format="PNG", optimize=True)
     return Path(path)
