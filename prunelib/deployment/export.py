@@ -208,9 +208,10 @@ def latency_table(models: dict, imgsz: int, runs: int, warmup: int, n_threads: i
 
 
 class Timer:
-    """Times candidates against one reference model in a runtime (a LATENCY_FORMATS key) at batch 1, FP32: each
-    exported through Ultralytics' exporter (the reference once, into a folder the timer keeps) and timed in
-    alternating blocks of runs (measuring.timed_blocks)."""
+    """Times candidates against one reference model in a runtime (a LATENCY_FORMATS key) at batch 1, in precision
+    (FP32; BF16 or FP16 through OpenVINO where the CPU runs it natively): each exported through Ultralytics' exporter
+    (the reference once, into a folder the timer keeps) and timed in alternating blocks of runs
+    (measuring.timed_blocks)."""
 
     def __init__(self, reference, imgsz: int, runtime: str, n_threads: int = 0, precision: str = "FP32"):
         if precision != "FP32" and not (runtime == "openvino" and openvino_offers(precision)):
