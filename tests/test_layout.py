@@ -64,6 +64,35 @@ def test_every_notebook_declares_parameters_papermill_can_read():
         assert declared == expected.get(path.stem, ["run_name", "runs_dir"]), path.name
 
 
+def test_committed_notebooks_keep_small_clean_outputs():
+    """Source notebooks hold what a reader and nbval need, small: no figure over the refresh's limit, no logs of
+    unchecked cells, no timing metadata (pipeline.clean_outputs, applied by refresh-notebooks)."""
+    import nbformat
+
+    from prunelib.runs.pipeline import CHECK_MARK, MAX_KEPT_PNG
+
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        assert path.stat().st_size < 400_000, path.name
+        for cell in nbformat.read(path, as_version=4).cells:
+            assert "execution" not in cell.get("metadata", {}), path.name
+            for o in cell.get("outputs", []):
+                assert len(o.get("data", {}).get("image/png", "")) <= MAX_KEPT_PNG, path.name
+                assert o["output_type"] != "stream" or CHECK_MARK in cell.source, (path.name, cell.source[:60])
+
+
+def test_a_large_figure_leaves_a_note_in_the_source_notebook():
+    from prunelib.runs.pipeline import MAX_KEPT_PNG, clean_outputs
+
+    big, small = "A" * (MAX_KEPT_PNG + 4), "A" * 1000
+    cell = {"cell_type": "code", "source": "display(x)", "metadata": {"execution": {}}, "outputs": [
+        {"output_type": "display_data", "data": {"image/png": big}, "metadata": {"image/png": {"width": 9}}},
+        {"output_type": "display_data", "data": {"image/png": small}, "metadata": {}},
+        {"output_type": "stream", "name": "stdout", "text": "12.3 s"}]}  # fmt: skip
+    clean_outputs(cell)
+    assert [o["data"].get("image/png") for o in cell["outputs"]] == [None, small] and "execution" not in cell["metadata"]
+    assert "not kept in the source notebook" in cell["outputs"][0]["data"]["text/plain"]
+
+
 # The package's floors, bottom first (README, "Layout"): a module imports only from its own floor or those below.
 LAYERS = [
     ["prunelib.errors", "prunelib.paths", "prunelib.files", "prunelib.machine"],  # basics

@@ -69,19 +69,27 @@ def test_accuracy_per_class_has_every_class(smoke_run):
 
 def test_detections_show_each_model_beside_the_ground_truth(smoke_run):
     """detections.png: one row per image (detection_images, 6), one panel each for the ground truth, the unpruned
-    model and final.pt ('pruned'), checked by the image's size; the images where final.pt lost most come first."""
+    model, final.pt ('pruned') and, when the recommended file runs at a reduced precision (INT8, BF16), that file;
+    checked by the image's size; the images where a later model lost most come first. The summary says it."""
     from PIL import Image
 
     from prunelib.presentation import detections
+    from prunelib.runs.stages import recommended_label
 
     run_dir, _ = smoke_run
+    best = json.loads((run_dir / "export.json").read_text())["recommended"]
+    labels = {"unpruned", "pruned"} | ({recommended_label(best)} if best and best["precision"] != "FP32" else set())
     shown = json.loads((run_dir / "detections.json").read_text())
-    assert len(shown) == 6 and all(r["objects"] > 0 and set(r["found"]) == {"unpruned", "pruned"} for r in shown)
-    lost = [r["lost"]["pruned"] for r in shown]
-    assert lost == sorted(lost, reverse=True) and all(0 <= n <= r["found"]["unpruned"] for n, r in zip(lost, shown))
-    assert Image.open(run_dir / "detections.png").size == (3 * detections.CELL, 6 * (detections.CELL + 18))
+    assert len(shown) == 6 and all(r["objects"] > 0 and set(r["found"]) == labels for r in shown)
+    lost = [max(r["lost"].values()) for r in shown]
+    assert lost == sorted(lost, reverse=True)
+    assert all(0 <= n <= r["found"]["unpruned"] for r in shown for n in r["lost"].values())
+    assert Image.open(run_dir / "detections.png").size == ((1 + len(labels)) * detections.CELL,
+                                                           6 * (detections.CELL + detections.TITLE))  # fmt: skip
     report = (run_dir / "report.md").read_text()
-    assert "![Ground truth and predictions](detections.png)" in report and "In detections.png, final.pt misses" in report
+    summary = report.split("## Summary")[1].split("\n## ")[0]
+    assert "![Ground truth and predictions](detections.png)" in report and "In detections.png, final.pt misses" in summary
+    assert "faster in onnxruntime at FP32 on " in summary and (best is None or f"Deploy `{best['file']}`" in summary)
 
 
 def test_report_and_export_records(smoke_run):

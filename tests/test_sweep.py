@@ -54,6 +54,8 @@ def test_every_combination_is_a_run_compared_in_one_notebook(swept):
     assert [row["target_prune_rate"] for row in rows] == ["0.2", "0.3"] and "importance" not in rows[0]  # varied only
     assert all(row["status"] == "done" and float(row["MACs speed-up"]) > 1.1 for row in rows)
     assert float(rows[1]["MACs speed-up"]) > float(rows[0]["MACs speed-up"])  # 30% of channels cut more than 20%
+    assert all(float(row["latency speed-up"]) > 0 and float(row["deployed speed-up"]) > 0 and row["deployed as"]
+               for row in rows)  # measured time beside MACs: the front of the Pareto plot's other panels  # fmt: skip
     assert (root / "compare.ipynb").is_file() and (root / "compare-pareto.png").stat().st_size > 0
     assert (root / "compare-target_prune_rate.png").is_file() and not (root / "compare-importance.png").exists()
 
@@ -201,3 +203,11 @@ def test_a_bad_grid_is_refused_before_anything_runs(grid, message, runs_root, ca
     assert code == 2 and len(err.splitlines()) == 1 and err.startswith("error: ")
     assert __import__("re").search(message, err), err
     assert tree_snapshot(runs_root) == before
+
+
+def test_the_pareto_front_keeps_the_runs_nothing_beats_on_both():
+    from prunelib.presentation.comparison import front
+
+    points = [(1.5, 0.60), (2.0, 0.55), (1.8, 0.50), (3.0, 0.20), (1.2, 0.58), (2.0, 0.40)]
+    assert front(points) == [(1.5, 0.60), (2.0, 0.55), (3.0, 0.20)]  # (1.8, .50), (1.2, .58), (2.0, .40) beaten
+    assert front([(2.0, 0.5)]) == [(2.0, 0.5)] and front([]) == []

@@ -159,6 +159,20 @@ def test_each_task_prunes_validates_and_exports_in_its_own_terms(task_run, tmp_p
     assert plain["onnx_val"] == pytest.approx(plain["val"], abs=0.02)
     assert plain["rel"] <= 1e-3  # every output value, relative to max(1, |value|): masks, keypoints, angles
 
+    # what pruning did, in the task's own terms: every class of the data set, each image drawn once per model
+    names = yaml.safe_load(data.read_text())["names"]
+    classes = json.loads((run_dir / "classes.json").read_text())
+    assert sorted(r["class"] for r in classes) == sorted(names.values() if isinstance(names, dict) else names)
+    shown = json.loads((run_dir / "detections.json").read_text())
+    columns = 1 + len(shown[0]["found"])  # the ground truth, then each model
+    assert len(shown) == 6 and {"unpruned", "pruned"} <= set(shown[0]["found"])
+    from PIL import Image
+
+    from prunelib.presentation import detections
+
+    assert Image.open(run_dir / "detections.png").size == (columns * detections.CELL,
+                                                           6 * (detections.CELL + detections.TITLE))  # fmt: skip
+
     report = (run_dir / "report.md").read_text()
     label = tasks.TASKS[task].label
     assert f"{label} recovered" in report and f"{label} pruned" in report

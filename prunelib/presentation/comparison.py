@@ -36,7 +36,19 @@ def summary_row(run: Run, varied: list[str], status: str) -> dict:
                 "retention": round(o["retention"], 4) if o["retention"] is not None else None,
                 "latency ms": latency.get("latency_ms"),
                 "latency speed-up": latency.get("latency_speedup")}  # fmt: skip
+        if best := export.get("recommended"):
+            row |= {"deployed as": f"{best['runtime']} {best['precision']}",
+                    "deployed speed-up": best.get("speedup_vs_onnxruntime_fp32")}  # fmt: skip
     return row
+
+
+def front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The Pareto front of (speed-up, metric) points, by rising speed-up: those no other point beats on both."""
+    out = []
+    for x, y in sorted(points, key=lambda p: (-p[0], -p[1])):  # fastest first; keep each that is more accurate
+        if not out or y > out[-1][1]:
+            out.append((x, y))
+    return out[::-1]
 
 
 def write_csv(rows: list[dict], path) -> Path:
@@ -55,16 +67,24 @@ def markdown(rows: list[dict], title: str) -> str:
 
 
 def pareto(rows: list[dict], path) -> Path:
-    """Final mAP50-95 against MACs speed-up and against measured latency speed-up, one point per run."""
+    """Final mAP50-95 against MACs speed-up, measured latency speed-up (onnxruntime, FP32) and the deployed file's
+    speed-up over the unpruned model in onnxruntime at FP32, one point per run, each panel's Pareto front drawn."""
     done = [r for r in rows if r.get("final mAP50-95") is not None]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), sharey=True)
-    for ax, key in zip(axes, ("MACs speed-up", "latency speed-up")):
+    keys = ("MACs speed-up", "latency speed-up", "deployed speed-up")
+    fig, axes = plt.subplots(1, len(keys), figsize=(15, 4.5), sharey=True)
+    for ax, key in zip(axes, keys):
         pts = [(r[key], r["final mAP50-95"], r["run"]) for r in done if r.get(key)]
         ax.scatter([p[0] for p in pts], [p[1] for p in pts])
         for x, y, name in pts:
             ax.annotate(name, (x, y), fontsize=6, alpha=0.7)
+        if len(pts) > 1:
+            edge = front([p[:2] for p in pts])
+            ax.step([p[0] for p in edge], [p[1] for p in edge], "r--", where="pre", alpha=0.6, label="Pareto front")
+            ax.legend(fontsize=7)
         ax.set_xlabel(key)
         ax.grid(alpha=0.3)
+        if not pts:
+            ax.text(0.5, 0.5, "not measured (no export stage)", ha="center", transform=ax.transAxes, fontsize=8)
     axes[0].set_ylabel("final mAP50-95")
     fig.suptitle("Accuracy against cost, one point per run")
     save(fig, path)

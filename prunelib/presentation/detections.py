@@ -22,26 +22,41 @@ from prunelib.training.datasets import check_data_yaml, label_path
 MATCH_IOU = 0.5
 CANDIDATES = 48  # validation images looked at (seeded sample) to find the ones the pruned model does worst on
 CELL = 320  # px: each panel's longer side
+TITLE = 18  # px: the line above each panel
 
 
-def truth(image: Path, task: str, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """(classes, xyxy boxes in pixels) of an image's labels: boxes as given, a polygon's or rotated box's by its
-    points, a pose label by its box (the first four values)."""
+def objects(image: Path, task: str, size: tuple[int, int], kpt_shape=None) -> list[dict]:
+    """An image's labels in pixels, each {'cls', 'box' (xyxy), 'points' (a segment's polygon or a rotated box's four
+    corners, (n, 2); else None), 'keypoints' (a pose object's, (k, 2 or 3); else None)}. A pose label's box is its
+    first four values; its keypoints have kpt_shape[1] values each (3 when not given and they divide by 3)."""
     path, (w, h) = label_path(image), size
-    cls, boxes = [], []
+    out = []
     for line in path.read_text().splitlines() if path.is_file() else []:
         v = [float(x) for x in line.split()]
         if len(v) < 5:
             continue
+        points = keypoints = None
         if task == "pose" or len(v) == 5:
             cx, cy, bw, bh = v[1:5]
             box = [cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2]
+            rest = np.array(v[5:])
+            dims = kpt_shape[1] if kpt_shape else (3 if len(rest) % 3 == 0 else 2)
+            if task == "pose" and len(rest) and len(rest) % dims == 0:
+                keypoints = rest.reshape(-1, dims) * ([w, h, 1][:dims])
         else:  # a polygon (segment) or the four corners of a rotated box (obb)
             xs, ys = v[1::2], v[2::2]
             box = [min(xs), min(ys), max(xs), max(ys)]
-        cls.append(int(v[0]))
-        boxes.append([box[0] * w, box[1] * h, box[2] * w, box[3] * h])
-    return np.array(cls, dtype=int), np.array(boxes, dtype=float).reshape(-1, 4)
+            points = np.stack([np.array(xs) * w, np.array(ys) * h], 1)
+        out.append({"cls": int(v[0]), "box": np.array([box[0] * w, box[1] * h, box[2] * w, box[3] * h]),
+                    "points": points, "keypoints": keypoints})  # fmt: skip
+    return out
+
+
+def truth(image: Path, task: str, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """(classes, xyxy boxes in pixels) of an image's labels (see objects): what predictions are matched against."""
+    labels = objects(image, task, size)
+    return (np.array([o["cls"] for o in labels], dtype=int),
+            np.array([o["box"] for o in labels], dtype=float).reshape(-1, 4))  # fmt: skip
 
 
 def boxes_of(result) -> tuple[np.ndarray, np.ndarray]:
@@ -92,17 +107,29 @@ def compare(models: dict, data, imgsz: int, task: str, images: int = 6, seed: in
     chosen = rows[:images]
     for r in chosen:
         r["plots"] = {label: res.plot(conf=True, line_width=1) for label, res in r.pop("results").items()}
-    return {"images": chosen, "labels": list(models), "names": info["names"]}
+    return {"images": chosen, "labels": list(models), "names": info["names"], "kpt_shape": info.get("kpt_shape")}
 
 
-def truth_image(image: Path, task: str, names: dict) -> np.ndarray:
-    """The image (RGB) with its ground truth drawn by Ultralytics' annotator: each object's box and class."""
-    from ultralytics.utils.plotting import Annotator, colors  # only when a panel is drawn
+def truth_image(image: Path, task: str, names: dict, kpt_shape=None) -> np.ndarray:
+    """The image (RGB) with its ground truth drawn by Ultralytics' annotator as the task's predictions are: each
+    object's class and box, a segment's mask, a rotated box by its corners, a pose object's keypoints."""
+    import cv2  # only when a panel is drawn
+    from ultralytics.utils.plotting import Annotator, colors
 
     im = np.array(Image.open(image).convert("RGB"))
     annotator = Annotator(np.ascontiguousarray(im[..., ::-1]), line_width=1)  # BGR, as Results.plot() draws
-    for c, box in zip(*truth(image, task, (im.shape[1], im.shape[0]))):
-        annotator.box_label(box.tolist(), str(names.get(int(c), c)), color=colors(int(c), True))
+    labels = objects(image, task, (im.shape[1], im.shape[0]), kpt_shape)
+    if task == "segment" and labels:
+        masks = np.zeros((len(labels), *im.shape[:2]), dtype=np.uint8)
+        for mask, o in zip(masks, labels):
+            cv2.fillPoly(mask, [np.round(o["points"]).astype(np.int32)], 1)
+        annotator.masks(masks, [colors(o["cls"], True) for o in labels])
+    for o in labels:
+        name, color = str(names.get(o["cls"], o["cls"])), colors(o["cls"], True)
+        corners = task == "obb" and o["points"] is not None and len(o["points"]) == 4
+        annotator.box_label(o["points"].tolist() if corners else o["box"].tolist(), name, color=color)
+        if o["keypoints"] is not None:
+            annotator.kpts(o["keypoints"], im.shape[:2], radius=2)
     return annotator.result()[..., ::-1]
 
 
@@ -111,9 +138,8 @@ def panel(compared: dict, path, task: str) -> Path:
     it found and lost."""
     labels = ["ground truth"] + compared["labels"]
     names = compared["names"] if isinstance(compared["names"], dict) else dict(enumerate(compared["names"]))
-    truth_plots = [truth_image(Path(r["file"]), task, names) for r in compared["images"]]
-    font = ImageFont.load_default()
-    title = 18
+    truth_plots = [truth_image(Path(r["file"]), task, names, compared.get("kpt_shape")) for r in compared["images"]]
+    font, title = ImageFont.load_default(), TITLE
     rows = compared["images"]
     sheet = Image.new("RGB", (CELL * len(labels), (CELL + title) * len(rows)), "white")
     draw = ImageDraw.Draw(sheet)

@@ -109,9 +109,11 @@ def markdown_table(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _summary(unpruned: dict, ledger: list[dict], classes: list[dict] | None, shown: list[dict] | None) -> list[str]:
-    """In words, at the top: what pruning did to the model (size, compute, accuracy kept, the class that lost
-    most); the recommendation below it says where it runs fastest."""
+def _summary(unpruned: dict, ledger: list[dict], classes: list[dict] | None, shown: list[dict] | None,
+             export: dict, cpu: dict | None) -> list[str]:
+    """In words, at the top: what pruning did to the model (size, compute, accuracy kept), how much faster it runs on
+    this machine and which file to deploy (the recommendation below says why), the class that lost most and the
+    objects missed in detections.png."""
     if not (unpruned and ledger):
         return []
     final = final_step(ledger)
@@ -119,14 +121,28 @@ def _summary(unpruned: dict, ledger: list[dict], classes: list[dict] | None, sho
     text = (f"final.pt ({_source(final)}): {o['macs_speedup']:.2f}x fewer MACs, {o['params_share']:.1%} of the "
             f"parameters, {metric} {unpruned['map50_95']:.4f} -> {(final or unpruned)['map50_95']:.4f}"
             + (f" ({o['retention']:.1%} kept)" if o["retention"] is not None else "") + ".")
+    ms = {(r["model"], r["runtime"], r["precision"]): r for r in export.get("latency", [])}
+    before, after = ms.get(("unpruned", "onnxruntime", "FP32")), ms.get(("pruned", "onnxruntime", "FP32"))
+    if before and after:
+        where = f" on {cpu['model']}" if cpu else ""
+        text += (f" It runs {before['latency_ms'] / after['latency_ms']:.2f}x faster in onnxruntime at FP32{where} "
+                 f"({before['latency_ms']:.2f} -> {after['latency_ms']:.2f} ms, batch 1, "
+                 f"{after.get('threads', 1)} thread{'s' if after.get('threads', 1) != 1 else ''}).")
+    best = export.get("recommended")
+    if best:
+        text += (f" Deploy `{best['file']}` ({best['runtime']} at {best['precision']}): "
+                 f"{best['latency_ms']:.2f} ms, {best['speedup_vs_onnxruntime_fp32']:.2f}x faster than the unpruned "
+                 f"model in onnxruntime at FP32, {best['from_pruning']:.2f}x of it from pruning; {metric} "
+                 f"{best['map50_95']:.4f}.")
     worst = next((r for r in classes or [] if r["change"] is not None), None)
     if worst and len(classes) > 1:
         text += (f" The class that lost most: {worst['class']} ({worst['unpruned']:.4f} -> {worst['final']:.4f}, "
                  f"{worst['change']:+.4f}; every class in the per-class table below).")
     if shown:
-        lost = sum(r["lost"].get("pruned", 0) for r in shown)
-        text += (f" In detections.png, final.pt misses {lost} of the objects the unpruned model found in "
-                 f"{len(shown)} validation images (those where it lost most first).")
+        lost = {label: sum(r["lost"].get(label, 0) for r in shown) for label in shown[0]["lost"]}
+        also = "".join(f", the {label} file {n}" for label, n in lost.items() if label != "pruned")
+        text += (f" In detections.png, final.pt misses {lost.get('pruned', 0)}{also} of the objects the unpruned "
+                 f"model found in {len(shown)} validation images (those where it lost most first).")
     return [f"## Summary\n\n{text}\n\n"]
 
 
@@ -174,8 +190,9 @@ def write_report(run: Run) -> str:
     unpruned = run.read_json(run.unpruned_json) or {}
     ledger = run.read_ledger()
     export = run.read_json(run.export_json) or {}
-    parts = [f"# Pruning report: {run.name}\n", *_summary(unpruned, ledger, run.read_json(run.classes_json),
-                                                         run.read_json(run.detections_json)),
+    shown, manifest = run.read_json(run.detections_json), run.read_json(run.manifest) or {}
+    parts = [f"# Pruning report: {run.name}\n",
+             *_summary(unpruned, ledger, run.read_json(run.classes_json), shown, export, manifest.get("cpu")),
              *_recommendation(export, unpruned), "## Result\n"]
     if unpruned and not ledger:
         parts.append("No pruning step yet (stage 30, the prune loop, has not run): the unpruned model alone.\n\n")

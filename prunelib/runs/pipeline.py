@@ -137,12 +137,20 @@ def refresh_sources(log=print) -> None:
 
 
 CHECK_MARK = "# NBVAL_CHECK_OUTPUT"
+MAX_KEPT_PNG = 200_000  # characters of base64 (~146 kB): a larger figure is dropped from the committed source
 
 
 def clean_outputs(cell) -> None:
-    """Keep what a reader and nbval need: all outputs of checked cells, displays (tables, figures) of the others;
-    drop the others' logs and progress bars (they hold times and local paths) and timing metadata."""
+    """Keep what a reader and nbval need: all outputs of checked cells, displays (tables, figures up to
+    MAX_KEPT_PNG, a note in a larger one's place) of the others; drop the others' logs and progress bars (they hold
+    times and local paths) and timing metadata."""
     cell.get("metadata", {}).pop("execution", None)
     if cell.get("cell_type") != "code" or CHECK_MARK in cell.get("source", ""):
         return
     cell["outputs"] = [o for o in cell.get("outputs", []) if o.get("output_type") in ("display_data", "execute_result")]
+    for o in cell["outputs"]:
+        png = o.get("data", {}).get("image/png", "")
+        if len(png) > MAX_KEPT_PNG:  # a sheet of images (detections.png): the run folder holds it, not the source
+            o["data"] = {"text/plain": f"(a {len(png) * 3 // 4 // 1024} kB figure, not kept in the source notebook: "
+                                       f"the run folder holds it)"}  # fmt: skip
+            o.get("metadata", {}).pop("image/png", None)

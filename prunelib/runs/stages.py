@@ -191,13 +191,7 @@ def analyse(run: Run, log=print) -> dict:
     plotting.classes(classes, unpruned, run.classes_png)
     figures = [run.perf_png, run.channels_png, run.pareto_png, run.classes_png]
     if params["detection_images"]:
-        task = task_of(run)
-        compared = detections.compare({"unpruned": run.unpruned_pt, "pruned": run.final}, data, params["imgsz"],
-                                      task, params["detection_images"], params["seed"])  # fmt: skip
-        detections.panel(compared, run.detections_png, task)
-        run.write_json(run.detections_json, [{"image": Path(r["file"]).name, "objects": r["truth"], "found": r["found"],
-                                              "lost": r["lost"]} for r in compared["images"]])  # fmt: skip
-        figures.append(run.detections_png)
+        figures.append(_draw_detections(run, {"unpruned": run.unpruned_pt, "pruned": run.final}))
     if params["sensitivity"]:
         scan = sensitivity.scan(run, embedded.data_yaml(params), log)
         plotting.sensitivity(scan, unpruned, run.sensitivity_png)
@@ -207,11 +201,28 @@ def analyse(run: Run, log=print) -> dict:
     return {"figures": figures, "channels": rows, "classes": classes}
 
 
+def _draw_detections(run: Run, models: dict) -> Path:
+    """detections.png and detections.json: the run's validation images drawn with the ground truth and each model's
+    predictions ({label: checkpoint or exported file}, the unpruned model first)."""
+    p, task = run.params, task_of(run)
+    compared = detections.compare(models, embedded.data_yaml(p), p["imgsz"], task, p["detection_images"], p["seed"])
+    detections.panel(compared, run.detections_png, task)
+    run.write_json(run.detections_json, [{"image": Path(r["file"]).name, "objects": r["truth"], "found": r["found"],
+                                          "lost": r["lost"]} for r in compared["images"]])  # fmt: skip
+    return run.detections_png
+
+
+def recommended_label(best: dict) -> str:
+    """The recommended file's column in detections.png: 'openvino INT8'."""
+    return f"{best['runtime']} {best['precision']}"
+
+
 @_holds_the_run
 @_then_report
 def export(run: Run, log=print) -> dict:
     """The unpruned and the final model in each export format (checked against torch), the final one in INT8 too;
-    their latency, the ONNX files' mAP50-95, where the time goes layer by layer; then report.md."""
+    their latency, each file's mAP50-95, the file to deploy (detections.png drawn again with its predictions when it
+    runs at a reduced precision), where the time goes layer by layer; then report.md."""
     p, imgsz = run.params, run.params["imgsz"]
     models = _exported(run)
     parity = exporter.parity(run.final, {fmt: models["pruned"][fmt] for fmt in p["export_formats"]}, imgsz)
@@ -231,6 +242,11 @@ def export(run: Run, log=print) -> dict:
                                        p["max_map_drop"]),
               "layers": exporter.layer_rows(*tables, *times)}  # fmt: skip
     run.write_json(run.export_json, result)
+    best = result["recommended"]
+    if p["detection_images"] and best and best["precision"] != "FP32":  # its predictions may differ from final.pt's
+        path = next(m[f] for m in models.values() for f in exporter.RUNTIMES
+                    if m.get(f) and run.rel(m[f]) == best["file"])  # fmt: skip
+        _draw_detections(run, {"unpruned": run.unpruned_pt, "pruned": run.final, recommended_label(best): path})
     files = [run.rel(m[f]) for m in models.values() for f in exporter.RUNTIMES if f in m and m["pt"] == run.final]
     diffs = ", ".join(f"{f} {d['max_rel_diff']:.1e} ({d['precision']})" for f, d in parity.items())
     log(f"Exported {', '.join(files)} (max relative |diff| vs torch: {diffs}); "

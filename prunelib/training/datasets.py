@@ -24,7 +24,8 @@ def check_data_yaml(path) -> dict:
     """The data YAML resolved by Ultralytics' own checker (downloads off), so every layout ``yolo train`` takes is
     taken: image folders, ``*.txt`` lists of images, lists of either, ``path:`` absolute or relative (Ultralytics'
     rule: the working folder, then its datasets folder), Roboflow's ``../train/images``. Then each split must hold
-    images, and some of them labels. Returns {'names', 'nc', 'train', 'val'}: 'train' and 'val' list image files."""
+    images, and some of them labels. Returns {'names', 'nc', 'train', 'val'} ('train' and 'val' list image files)
+    and 'kpt_shape' when the YAML gives it."""
     p = Path(path)
     if not p.is_file():
         raise UserError(f"data: file {str(path)!r} does not exist")
@@ -41,7 +42,7 @@ def check_data_yaml(path) -> dict:
         offline = "; its download: key is not followed (the kit runs offline): download the data set first" \
             if raw.get("download") and isinstance(e, FileNotFoundError) else ""  # fmt: skip
         raise UserError(f"data: {str(path)!r} is refused by Ultralytics' dataset check: {reason}{offline}") from None
-    out = {"names": d["names"], "nc": d["nc"]}
+    out = {"names": d["names"], "nc": d["nc"], **({"kpt_shape": d["kpt_shape"]} if d.get("kpt_shape") else {})}
     for split in ("train", "val"):
         entries = [Path(e) for e in (d[split] if isinstance(d[split], list) else [d[split]])]
         for e in entries:
