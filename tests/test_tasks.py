@@ -327,6 +327,43 @@ def test_prune_head_cuts_its_hidden_layers_and_keeps_what_it_emits(cfg):
     assert pruned[0] > whole[0] + 0.7  # measured: 1.99x -> 3.50x (YOLO11n), 1.44x -> 3.49x (YOLO26n-pose)
 
 
+@pytest.mark.slow  # exports and profiles nine models: make test, not make check
+@pytest.mark.parametrize("cfg", ["yolo11n.yaml", "yolov8n.yaml", "yolo26n.yaml", "yolo11n-seg.yaml",
+                                 "yolo11n-pose.yaml", "yolo11n-obb.yaml", "yolo26n-seg.yaml", "yolo26n-pose.yaml",
+                                 "yolo26n-obb.yaml"])  # fmt: skip
+def test_time_guided_cuts_see_every_layer_of_every_family_and_task(cfg):
+    """layer_ratios 'time' on every family and task, head and attention prunable: the exported model's node times
+    reach every conv of the backbone, neck and head by module path (nothing falls through as 0 ms), and the cut they
+    guide keeps what the model emits and differs from the uniform one."""
+    from prunelib.runs import layer_time
+
+    def model():
+        torch.manual_seed(0)
+        m = getattr(ultralytics.nn.tasks, tasks.of_cfg(cfg).model)(cfg, nc=8, verbose=False)
+        replace_c3k2(m)
+        return m.eval()
+
+    params = parameters.load(overrides={"imgsz": 64, "prune_head": True, "prune_attention": True, "latency_runs": 3,
+                                        "latency_threads": 1})  # fmt: skip
+    settings, x = Pruning.of(params), measuring.example_inputs(64)
+    guided, uniform = model(), model()
+    times = layer_time.node_times(guided, params)
+    convs = pruner.conv_times(guided, times)
+    head = {id(m) for m in guided.model[-1].modules()}
+    branches = {id(m) for _, b in pruner.training_branches(guided, x) for m in b.modules()}
+    untimed = [n for n, m in guided.named_modules() if m in convs and convs[m][1] <= 0 and id(m) not in branches
+               and ".one2one_" not in n]  # YOLO26's NMS-free branch: not in the file Ultralytics exports by default
+    assert not untimed, untimed  # every conv's node found by its module path, the head's and attention's included
+    assert sum(ms for m, (ms, _) in convs.items() if id(m) in head) > 0
+    shapes = _emitted_shapes(guided, x, False)
+    pruner.prune(guided, settings, 0.3, x, times=times)
+    pruner.prune(uniform, settings, 0.3, x)
+    assert _emitted_shapes(guided, x, False) == shapes
+    widths = [[m.out_channels for m in g.modules() if isinstance(m, torch.nn.Conv2d)] for g in (guided, uniform)]
+    assert widths[0] != widths[1] and sum(widths[0]) < sum(m.out_channels for m in model().modules()
+                                                           if isinstance(m, torch.nn.Conv2d))  # fmt: skip
+
+
 PLAIN_LOAD = """
 import sys
 
