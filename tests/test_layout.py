@@ -10,7 +10,7 @@ PACKAGE = ROOT / "prunelib"
 RUN_FILES = ("params.yaml", "manifest.json", "ledger.jsonl", "unpruned.pt", "unpruned.json", "final.pt",
              "export.json", "sensitivity.json", "timings.json", "report.md", "data-preview.jpg", "perf.png",
              "channels.png", "pareto.png", "sensitivity.png", "pruned.pt", "val_pruned", ".lock", "classes.json",
-             "classes.png", "detections.png", "detections.json")  # fmt: skip
+             "classes.png", "detections.png", "detections.json", "deployment.png")  # fmt: skip
 
 
 def test_no_function_is_over_60_lines():

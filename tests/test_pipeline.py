@@ -110,6 +110,32 @@ def test_report_and_export_records(smoke_run):
     assert all(r["macs_speedup"] > 1.2 and r["latency_ms"] > 0 for r in pruned)
 
 
+def test_each_deployed_file_is_timed_on_all_cores_and_at_batch_with_its_settings(smoke_run):
+    """The deployment table: latency on all cores beside the run's one thread, the float files' throughput at
+    throughput_batch (exported again at that batch, into batch/), and the runtime settings each file was timed
+    with (those session() and openvino_model() apply); deployment.png plots every row."""
+    import onnx
+    from PIL import Image
+
+    from prunelib.offline import threads
+
+    run_dir, _ = smoke_run
+    export = json.loads((run_dir / "export.json").read_text())
+    assert export["throughput_batch"] == 8 and export["all_cores"] == threads(0)
+    for r in export["deployment"]:
+        assert r["latency_ms"] > 0 and r["all_cores_ms"] > 0
+        fmt = "onnx" if r["runtime"] == "onnxruntime" else "openvino"
+        assert r["settings"] == exporter.runtime_settings(fmt, r["precision"], 1)
+        if r["precision"] == "INT8":
+            assert r["throughput_img_s"] is None  # not exported again at that batch (calibration would repeat)
+        else:  # images per second at batch 8: above what batch-1 latency alone gives on one thread, within reason
+            assert 0.5 * 1000 / r["latency_ms"] < r["throughput_img_s"] < 8 * threads(0) * 1000 / r["latency_ms"]
+    batch = onnx.load(run_dir / "batch" / "final.onnx").graph.input[0].type.tensor_type.shape.dim[0].dim_value
+    assert batch == 8 and (run_dir / "batch" / "unpruned.onnx").is_file()
+    assert Image.open(run_dir / "deployment.png").size[0] >= 600
+    assert "![Accuracy against latency of each exported file](deployment.png)" in (run_dir / "report.md").read_text()
+
+
 def test_every_format_matches_torch_and_int8_keeps_detecting(smoke_run):
     run_dir, _ = smoke_run
     export = json.loads((run_dir / "export.json").read_text())

@@ -43,6 +43,23 @@ def test_openvino_at_fp32_matches_torch_and_says_fp32(openvino_ir):
     assert export.parity_error(ref, run(x)) <= export.PARITY_TOL
 
 
+def test_the_runtime_settings_shown_are_those_the_runtimes_got(openvino_ir, tmp_path):
+    """The deployment table's settings: what OpenVINO's compiled model and onnxruntime's session report back."""
+    folder, x, _ = openvino_ir
+    shown = export.runtime_settings("openvino", "FP32", 1)
+    compiled = export.openvino_model(folder, "FP32", 1)
+    assert shown == {"device": "CPU", "INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": 1}
+    assert compiled.get_property("INFERENCE_NUM_THREADS") == 1 and export.openvino_precision(compiled) == "FP32"
+    assert export.runtime_settings("openvino", "INT8", 2)["INFERENCE_PRECISION_HINT"] == "f32"  # NNCF's IR
+    onnx_file = tmp_path / "m.onnx"
+    torch.onnx.export(torch.nn.Conv2d(3, 4, 3).eval(), torch.rand(1, 3, 8, 8), str(onnx_file), dynamo=False)
+    sess, shown = export.session(onnx_file, 2), export.runtime_settings("onnx", n_threads=2)
+    assert sess.get_providers() == shown["providers"] and shown["intra_op_num_threads"] == 2
+    assert sess.get_session_options().intra_op_num_threads == 2
+    with pytest.raises(ValueError, match="OpenVINO precision 'INT4'"):
+        export.runtime_settings("openvino", "INT4")
+
+
 def test_a_bf16_request_is_labelled_by_what_ran(openvino_ir):
     """On every CPU: the label is the precision read back from the compiled model, BF16 only where it ran."""
     folder, x, _ = openvino_ir

@@ -63,6 +63,8 @@ class Run:
     classes_png = property(lambda self: self.dir / "classes.png")
     detections_png = property(lambda self: self.dir / "detections.png")  # ground truth and predictions side by side
     detections_json = property(lambda self: self.dir / "detections.json")  # what each model found and lost there
+    deployment_png = property(lambda self: self.dir / "deployment.png")  # accuracy against latency of each file
+    batch_dir = property(lambda self: self.dir / "batch")  # the float files exported again at throughput_batch
 
     lock_file = property(lambda self: self.dir / ".lock")
     cache = property(lambda self: resolve(self.params["cache_dir"]) if self.params["cache_dir"]

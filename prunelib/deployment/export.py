@@ -28,12 +28,13 @@ assert tuple(LATENCY_FORMATS) == parameters.LATENCY_RUNTIMES, "every runtime a l
 
 
 def export(pt_path, fmt: str, imgsz: int, simplify: bool = True, opset: int = 0, int8_data=None,
-           int8_fraction: float = 1.0) -> Path:
-    """Export a checkpoint next to it (batch 1, static shape) in an Ultralytics format; return the file or folder.
+           int8_fraction: float = 1.0, batch: int = 1) -> Path:
+    """Export a checkpoint next to it (static shape, batch 1 unless asked) in an Ultralytics format; return the file
+    or folder.
 
     int8_data: a data YAML whose train split calibrates an INT8 ONNX export, written as ``<name>_int8.onnx``
     (Ultralytics deletes the float ``<name>.onnx`` it quantized: export INT8 before the float file you keep)."""
-    args = dict(format=fmt, imgsz=imgsz, dynamic=False, device="cpu", verbose=False)
+    args = dict(format=fmt, imgsz=imgsz, dynamic=False, device="cpu", verbose=False, batch=batch)
     if fmt == "onnx":
         args |= dict(simplify=simplify, opset=opset or None)
     if int8_data:
@@ -43,14 +44,30 @@ def export(pt_path, fmt: str, imgsz: int, simplify: bool = True, opset: int = 0,
         return Path(YOLO(str(pt_path)).export(**args))
 
 
-def session(onnx_path, n_threads: int = 0, profile_prefix: str = ""):
+def runtime_settings(fmt: str, precision: str = "FP32", n_threads: int = 0) -> dict:
+    """What the kit hands a runtime to run an exported file as it was timed (session and openvino_model use them;
+    the deployment table shows them so that a user can run the file the same way): onnxruntime's session options and
+    provider, OpenVINO's CPU compile properties (an INT8 IR is compiled with the f32 hint: its quantized layers run
+    in INT8 regardless)."""
+    if fmt == "onnx":
+        return {"providers": ["CPUExecutionProvider"], "intra_op_num_threads": threads(n_threads),
+                "inter_op_num_threads": 1}  # fmt: skip
+    if fmt == "openvino":
+        if precision not in PRECISIONS and precision != "INT8":
+            raise ValueError(f"OpenVINO precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
+        return {"device": "CPU", "INFERENCE_PRECISION_HINT": PRECISIONS.get(precision, "f32"),
+                "INFERENCE_NUM_THREADS": threads(n_threads)}  # fmt: skip
+    return {"torch_num_threads": threads(n_threads)}
 
+
+def session(onnx_path, n_threads: int = 0, profile_prefix: str = ""):
+    settings = runtime_settings("onnx", n_threads=n_threads)
     opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads(n_threads)
-    opts.inter_op_num_threads = 1
+    opts.intra_op_num_threads = settings["intra_op_num_threads"]
+    opts.inter_op_num_threads = settings["inter_op_num_threads"]
     if profile_prefix:
         opts.enable_profiling, opts.profile_file_prefix = True, profile_prefix
-    return ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(str(onnx_path), opts, providers=settings["providers"])
 
 
 def _first(y) -> np.ndarray:
@@ -87,8 +104,8 @@ def openvino_model(path, precision: str = "FP32", n_threads: int = 0):
     if precision not in PRECISIONS:
         raise ValueError(f"OpenVINO precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
     xml = Path(path) if Path(path).suffix == ".xml" else next(Path(path).glob("*.xml"))
-    config = {"INFERENCE_PRECISION_HINT": PRECISIONS[precision], "INFERENCE_NUM_THREADS": threads(n_threads)}
-    return ov.Core().compile_model(str(xml), "CPU", config)
+    config = runtime_settings("openvino", precision, n_threads)
+    return ov.Core().compile_model(str(xml), config.pop("device"), config)
 
 
 def openvino_precision(compiled) -> str:
@@ -173,15 +190,16 @@ def parity(pt_path, exported: dict, imgsz: int) -> dict[str, dict]:
     return out
 
 
-def latency_table(models: dict, imgsz: int, runs: int, warmup: int, n_threads: int = 0) -> list[dict]:
-    """Latency (ms, batch 1, median over blocks of runs: measuring.compare_latency) of each model in each runtime,
+def latency_table(models: dict, imgsz: int, runs: int, warmup: int, n_threads: int = 0, batch: int = 1) -> list[dict]:
+    """Latency (ms a batch, batch 1 unless asked: the files must be exported at that batch; median over blocks of
+    runs: measuring.compare_latency) of each model in each runtime,
     with the precision that ran, MACs, parameters and file size. models: {label: {"pt": checkpoint (MACs,
     parameters), "torch": bool (default True: time the checkpoint in torch too), "precision": the files' own
     (default FP32; an INT8 file's: INT8), "openvino_precisions": OpenVINO precisions to time the IR in (default
     the files' own), <format>: exported file, ...}}. OpenVINO is compiled at each precision asked for."""
     before = torch.get_num_threads()
     torch.set_num_threads(threads(n_threads))
-    x = measuring.example_inputs(imgsz)
+    x = measuring.example_inputs(imgsz, batch)
     fns, files, size, counted = {}, {}, {}, {}
     for label, paths in models.items():
         model = checkpoints.load_model(paths["pt"])
@@ -201,8 +219,8 @@ def latency_table(models: dict, imgsz: int, runs: int, warmup: int, n_threads: i
         med = measuring.compare_latency(fns, x, runs, warmup)
     finally:
         torch.set_num_threads(before)
-    return [dict(model=label, runtime=rt, precision=prec, threads=threads(n_threads),
-                 latency_ms=round(ms, 2), macs=size[label][0],
+    return [dict(model=label, runtime=rt, precision=prec, threads=threads(n_threads), **({"batch": batch} if batch > 1
+                 else {}), latency_ms=round(ms, 2), macs=size[label][0],
                  params=size[label][1], file_mb=round(size_mb(files[(label, rt, prec)]), 2))
             for (label, rt, prec), ms in med.items()]  # fmt: skip
 

@@ -125,6 +125,30 @@ def classes(rows: list[dict], unpruned: dict, path) -> plt.Figure:
     return save(fig, path)
 
 
+def deployment(rows: list[dict], best: dict | None, unpruned: dict, n_threads: int, path) -> plt.Figure:
+    """Accuracy against batch-1 latency of every exported file (export.json's deployment rows), one marker per
+    runtime and precision, the unpruned model's hollow, the recommended file ringed."""
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    kinds = list(dict.fromkeys((r["runtime"], r["precision"]) for r in rows))
+    markers = "osD^vP*X"
+    for i, kind in enumerate(kinds):
+        for pruned in (False, True):
+            pts = [r for r in rows if (r["runtime"], r["precision"]) == kind and (r["model"] != "unpruned") == pruned]
+            if pts:
+                ax.scatter([r["latency_ms"] for r in pts], [r["map50_95"] for r in pts], marker=markers[i % 8], s=50,
+                           color=f"C{i}", facecolors=f"C{i}" if pruned else "none",
+                           label=f"{kind[0]} {kind[1]}" + ("" if pruned else " (unpruned)"))  # fmt: skip
+    if best:
+        ax.scatter([best["latency_ms"]], [best["map50_95"]], s=260, facecolors="none", edgecolors="red",
+                   label="recommended")  # fmt: skip
+    ax.set_xlabel(f"latency (ms, batch 1, {n_threads} thread{'s' if n_threads != 1 else ''})")
+    ax.set_ylabel(named("mAP50-95", unpruned))
+    ax.set_title("Each exported file: accuracy against latency")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    return save(fig, path)
+
+
 def save(fig, path) -> plt.Figure:
     path = Path(path)
     with files.atomic(path) as tmp:

@@ -204,7 +204,9 @@ def write_report(run: Run) -> str:
     parts.append(markdown_table(step_rows(ledger, unpruned)) if unpruned else "(no pruning yet)\n")
     if export.get("deployment"):
         parts.append("\n## Deployment (each file's mAP through Ultralytics' validator in the precision it ran in; "
-                     "batch 1, median latency)\n\n")
+                     "median latency at batch 1 on the run's threads and on all cores; throughput in images per second "
+                     f"at batch {export.get('throughput_batch', '-')} on all cores, float files; the settings that "
+                     "run each file as timed)\n\n")
         parts.append(markdown_table(export["deployment"]))
     if export.get("latency"):
         parts.append("\n## Latency in each runtime (batch 1, median)\n\n")
@@ -227,6 +229,7 @@ def write_report(run: Run) -> str:
     for path, title in ((run.perf_png, "Performance"), (run.channels_png, "Channels per layer"),
                         (run.pareto_png, "Accuracy against compute"), (run.classes_png, "Accuracy per class"),
                         (run.detections_png, "Ground truth and predictions"),
+                        (run.deployment_png, "Accuracy against latency of each exported file"),
                         (run.sensitivity_png, "Layer sensitivity")):  # fmt: skip
         if path.is_file():
             parts.append(f"\n![{title}]({path.name})\n")

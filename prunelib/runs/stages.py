@@ -10,9 +10,11 @@ says which stage to run when it is missing.
 | 10-inspect         | inspect    | nothing: layers, blocks, ignored layers, dependency groups               |
 | 20-replace-c3k2    | replace    | unpruned.pt, unpruned.json                                               |
 | 30-prune-loop      | prune      | steps/step_XX/, ledger.jsonl, final.pt (layer-weights.json: see loop)    |
-| 40-analysis        | analyse    | perf.png, channels.png, pareto.png, sensitivity.png/.json                |
-| 50-export          | export     | final/replaced .onnx .torchscript _openvino_model/, final_int8.onnx,    |
-|                    |            | export.json, report.md                                                   |
+| 40-analysis        | analyse    | perf.png, channels.png, pareto.png, classes.png/.json,                   |
+|                    |            | detections.png/.json, sensitivity.png/.json                              |
+| 50-export          | export     | unpruned/final .onnx .torchscript _openvino_model/, final_int8.onnx,     |
+|                    |            | final_int8_openvino_model/, batch/ (throughput), export.json,            |
+|                    |            | deployment.png, report.md                                                |
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from pathlib import Path
 from prunelib import files, tasks
 from prunelib.core.folder import Run
 from prunelib.core.settings import Pruning, Training
+from prunelib.offline import threads
 from prunelib.deployment import export as exporter
 from prunelib.presentation import analysis, detections, plotting, report
 from prunelib.runs import loop, sensitivity
@@ -228,6 +231,7 @@ def export(run: Run, log=print) -> dict:
     parity = exporter.parity(run.final, {fmt: models["pruned"][fmt] for fmt in p["export_formats"]}, imgsz)
     timing = (p["latency_runs"], p["latency_warmup"], p["latency_threads"])
     latency = exporter.with_speedups(exporter.latency_table(models, imgsz, *timing), "unpruned")
+    also = _all_cores(run, models) + _throughput(run, models)
     tables = [measuring.layer_table(checkpoints.load_model(models[k]["pt"]), imgsz) for k in ("unpruned", "pruned")]
     times = [exporter.layer_times(models[k]["onnx"], imgsz, *timing) for k in ("unpruned", "pruned")]
     step = run.final_step()  # final.pt is folded into Ultralytics' blocks: unequal halves cost zero channels
@@ -236,13 +240,16 @@ def export(run: Run, log=print) -> dict:
                                 **parity[fmt]} for fmt in p["export_formats"]},
               "parity_tolerance": exporter.PARITY_TOL, "onnx": run.rel(models["pruned"]["onnx"]),
               "onnx_max_abs_diff": parity["onnx"]["max_abs_diff"], "padding_macs": padding,
-              "latency": latency, "deployment": (deployment := _deployment(run, models, latency)),
+              "latency": latency, "deployment": (deployment := _deployment(run, models, latency, also)),
               "recommended": recommend(deployment, latency, (run.read_json(run.unpruned_json) or {}).get("map50_95",
                                                                                                         0.0),
                                        p["max_map_drop"]),
-              "layers": exporter.layer_rows(*tables, *times)}  # fmt: skip
+              "layers": exporter.layer_rows(*tables, *times), "throughput_batch": p["throughput_batch"],
+              "all_cores": threads(0)}  # fmt: skip
     run.write_json(run.export_json, result)
     best = result["recommended"]
+    plotting.deployment(deployment, best, run.read_json(run.unpruned_json) or {}, threads(p["latency_threads"]),
+                        run.deployment_png)  # fmt: skip
     if p["detection_images"] and best and best["precision"] != "FP32":  # its predictions may differ from final.pt's
         path = next(m[f] for m in models.values() for f in exporter.RUNTIMES
                     if m.get(f) and run.rel(m[f]) == best["file"])  # fmt: skip
@@ -278,12 +285,46 @@ def _exported(run: Run) -> dict:
     return models
 
 
-def _deployment(run: Run, models: dict, latency: list[dict]) -> list[dict]:
+def _all_cores(run: Run, models: dict) -> list[dict]:
+    """Batch-1 latency of the ONNX files and OpenVINO IRs on all cores, when the run times on fewer."""
+    p = run.params
+    if threads(p["latency_threads"]) == threads(0):
+        return []
+    deployed = {label: {k: v for k, v in m.items() if k != "torchscript"} | {"torch": False}
+                for label, m in models.items()}  # fmt: skip
+    rows = exporter.latency_table(deployed, p["imgsz"], p["latency_runs"], p["latency_warmup"], 0)
+    return [r | {"measure": "all_cores_ms"} for r in rows]
+
+
+def _throughput(run: Run, models: dict) -> list[dict]:
+    """The unpruned and the pruned model's float files exported again at throughput_batch (into run.batch_dir) and
+    timed on all cores: a batch's ms, for the deployment table's images per second."""
+    p, batch = run.params, run.params["throughput_batch"]
+    if batch <= 1:
+        return []
+    again = {}
+    for label in ("unpruned", "pruned"):
+        pt = run.batch_dir / models[label]["pt"].name
+        files.copy(models[label]["pt"], pt)
+        again[label] = {"pt": pt, "torch": False,
+                        **{k: v for k, v in models[label].items() if k == "openvino_precisions"}}  # fmt: skip
+        for fmt in ("onnx", "openvino"):
+            if fmt in p["export_formats"]:
+                again[label][fmt] = exporter.export(pt, fmt, p["imgsz"], p["onnx_simplify"], p["opset"], batch=batch)
+    rows = exporter.latency_table(again, p["imgsz"], p["latency_runs"], p["latency_warmup"], 0, batch)
+    return [r | {"measure": "batch_ms"} for r in rows]
+
+
+def _deployment(run: Run, models: dict, latency: list[dict], also: list[dict]) -> list[dict]:
     """Each exported ONNX file and OpenVINO IR: its mAP50-95 through Ultralytics' validator (the run's val split) in
     the precision the runtime ran it in there (OpenVINO's own choice: BF16 on a CPU with bfloat16 units), that
-    precision's latency, its speed-ups and size."""
-    data, task, training = embedded.data_yaml(run.params), task_of(run), Training.of(run.params)
+    precision's latency on the run's threads and on all cores (also: _all_cores), its throughput at
+    throughput_batch (also: _throughput; float files only), its speed-ups, size and the runtime settings that run
+    it as timed."""
+    p = run.params
+    data, task, training = embedded.data_yaml(p), task_of(run), Training.of(p)
     timed = {(r["model"], r["runtime"], r["precision"]): r for r in latency}
+    more = {(r["measure"], r["model"], r["runtime"], r["precision"]): r for r in also}
     rows = []
     for label, m in models.items():
         for fmt in ("onnx", "openvino"):
@@ -294,10 +335,15 @@ def _deployment(run: Run, models: dict, latency: list[dict]) -> list[dict]:
             if t is None:  # a precision this run did not time
                 continue
             score = evaluate(m[fmt], training, data, run.val_dir(f"export-{label}-{fmt}"), task)["map50_95"]
+            key = (label, t["runtime"], precision)
+            batch = more.get(("batch_ms", *key))
             rows.append({"model": label, "runtime": t["runtime"], "precision": precision, "file": run.rel(m[fmt]),
                          "map50_95": round(score, 4), "latency_ms": t["latency_ms"],
+                         "all_cores_ms": more.get(("all_cores_ms", *key), t)["latency_ms"],
+                         "throughput_img_s": round(batch["batch"] * 1000 / batch["latency_ms"], 1) if batch else None,
                          "speedup_same_runtime": t["latency_speedup"], "speedup_vs_onnxruntime_fp32":
-                         t.get("vs_onnxruntime_fp32"), "file_mb": t["file_mb"]})  # fmt: skip
+                         t.get("vs_onnxruntime_fp32"), "file_mb": t["file_mb"],
+                         "settings": exporter.runtime_settings(fmt, precision, p["latency_threads"])})  # fmt: skip
     return rows
 
 
