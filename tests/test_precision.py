@@ -108,7 +108,9 @@ def test_every_openvino_compile_names_its_precision():
     source = ast.get_source_segment((ROOT / "prunelib/deployment/export.py").read_text(),
                                     next(n for _, fn, n in _calls("compile_model") if fn == "openvino_model"))
     assert source.endswith("config)")
-    assert '"INFERENCE_PRECISION_HINT": PRECISIONS[precision]' in (ROOT / "prunelib/deployment/export.py").read_text()
+    text = (ROOT / "prunelib/deployment/export.py").read_text()
+    assert 'config = runtime_settings("openvino", precision, n_threads)' in text  # its config: always with the hint
+    assert '"INFERENCE_PRECISION_HINT": PRECISIONS.get(precision, "f32")' in text
 
 
 def test_the_cpu_is_named():
