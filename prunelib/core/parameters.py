@@ -215,8 +215,8 @@ PARAMS = [
     Param("export_formats", ["onnx", "torchscript", "openvino"], list, "export formats of both models, each "
           "checked against torch and timed (onnx required: INT8, per-layer times)",
           _formats, may_change=True),
-    Param("int8", True, bool, "also export final.pt to INT8, calibrated on training images: ONNX through "
-          "onnxruntime's static quantization, OpenVINO through NNCF (both Ultralytics' own)",
+    Param("int8", True, bool, "also export final.pt to INT8 calibrated on training images (ONNX: onnxruntime "
+          "static quantization; OpenVINO: NNCF)",
           may_change=True),
     Param("int8_fraction", 1.0, float, "share of the training images that calibrate the INT8 export",
           _range(0, 1, lo_open=True), may_change=True),
@@ -225,8 +225,8 @@ PARAMS = [
     Param("latency_threads", 1, int, "CPU threads when timing batch-1 latency (0 = all cores; see bench/speedup)",
           _range(0), may_change=True),
     Param("latency_runs", 30, int, "timed runs per model and runtime (median reported)", _range(1), may_change=True),
-    Param("throughput_batch", 8, int, "batch size whose throughput (images/s, all cores) the deployment table gives "
-          "for the float files (exported again at that batch; 0 = not measured)", _range(0), may_change=True),
+    Param("throughput_batch", 8, int, "batch at which the float files' throughput (images/s, all cores) is measured "
+          "(0 = not measured)", _range(0), may_change=True),
     Param("latency_warmup", 5, int, "untimed warm-up runs before timing", _range(0), may_change=True),
 ]
 # fmt: on
