@@ -31,7 +31,7 @@ SCRIPT = textwrap.dedent(
     import prunelib  # the kit's offline set-up, before ultralytics
     from prunelib.core import parameters
     from prunelib.core.settings import Pruning, Training
-    from prunelib.deployment import export
+    from prunelib.deployment import export, quantize
     from prunelib.surgery import checkpoints, measuring, pruner
     from prunelib.surgery.replacement import replace_c3k2
     from prunelib.training import embedded
@@ -52,7 +52,7 @@ SCRIPT = textwrap.dedent(
     model, _ = finetune(pruned, Training.of(p), data, out + "/ft", 1)
     metrics = evaluate(model, Training.of(p), data, out + "/val")
     final = checkpoints.save_model(model, out + "/final.pt")
-    int8 = export.export(final, "onnx", p["imgsz"], int8_data=data)  # calibrated on the training images
+    int8 = export.export(final, "onnx", p["imgsz"], int8=quantize.Calibration(data, Training.of(p)))  # training images
     formats = ("onnx", "torchscript", "openvino")
     diffs = export.parity(final, {fmt: export.export(final, fmt, p["imgsz"]) for fmt in formats}, p["imgsz"])
     assert sorted(diffs) == sorted(formats) and all(d["matches"] for d in diffs.values()), diffs
@@ -60,7 +60,7 @@ SCRIPT = textwrap.dedent(
     # INT8 held to an accuracy bound on a model that has some (the shipped smoke baseline: copied, not trained)
     shipped = parameters.load(["params/smoke.yaml"], {"runs_dir": out})
     ship_data, (ship_model, source) = embedded.data_yaml(shipped), embedded.model_path(shipped, train=False)
-    quantized = export.export(ship_model, "onnx", 64, int8_data=ship_data)  # before the float file: it is replaced
+    quantized = export.export(ship_model, "onnx", 64, int8=quantize.Calibration(ship_data, Training.of(shipped)))
     maps = [evaluate(str(f), Training.of(shipped), ship_data, out + f"/val-{i}", "detect")["map50_95"]
             for i, f in enumerate((export.export(ship_model, "onnx", 64), quantized))]
     print("MAPS", source, *maps)

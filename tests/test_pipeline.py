@@ -104,7 +104,7 @@ def test_report_and_export_records(smoke_run):
     bf16 = exporter.openvino_offers("BF16")  # then OpenVINO is timed in BF16 too, labelled so
     assert {(r["model"], r["runtime"], r["precision"]) for r in export["latency"]} == \
         {(m, rt, "FP32") for m in ("unpruned", "pruned") for rt in runtimes} \
-        | {("pruned-int8", rt, "INT8") for rt in ("onnxruntime", "openvino")} \
+        | {(m, rt, "INT8") for m in ("unpruned", "pruned") for rt in ("onnxruntime", "openvino")} \
         | ({(m, "openvino", "BF16") for m in ("unpruned", "pruned")} if bf16 else set())  # fmt: skip
     pruned = [r for r in export["latency"] if r["model"].startswith("pruned")]
     assert all(r["macs_speedup"] > 1.2 and r["latency_ms"] > 0 for r in pruned)
@@ -137,6 +137,8 @@ def test_each_deployed_file_is_timed_on_all_cores_and_at_batch_with_its_settings
 
 
 def test_every_format_matches_torch_and_int8_keeps_detecting(smoke_run):
+    import onnx
+
     run_dir, _ = smoke_run
     export = json.loads((run_dir / "export.json").read_text())
     base = json.loads((run_dir / "unpruned.json").read_text())
@@ -146,8 +148,9 @@ def test_every_format_matches_torch_and_int8_keeps_detecting(smoke_run):
         assert f["matches"] and f["max_rel_diff"] <= export["parity_tolerance"], (fmt, f)
         assert f["precision"] == "FP32", (fmt, f)  # OpenVINO asked for FP32 explicitly: never BF16 under that label
         assert (run_dir.parent.parent / f["pruned"]).exists() and (run_dir.parent.parent / f["unpruned"]).exists()
-    rows = {(r["model"], r["runtime"]): r for r in export["deployment"]}
-    assert list(rows) == [(m, rt) for m in ("unpruned", "pruned", "pruned-int8") for rt in ("onnxruntime", "openvino")]
+    rows = {(r["model"] + ("-int8" if r["precision"] == "INT8" else ""), r["runtime"]): r for r in export["deployment"]}
+    assert list(rows) == [(m, rt) for m in ("unpruned", "pruned", "unpruned-int8", "pruned-int8")
+                          for rt in ("onnxruntime", "openvino")]  # fmt: skip
     # the exported files score what the checkpoints scored in torch (same validator, same images), at FP32 within
     # 0.01, OpenVINO in its own choice of precision (BF16 where the CPU has it) within 0.03
     ov = "BF16" if exporter.openvino_offers("BF16") else "FP32"
@@ -155,11 +158,23 @@ def test_every_format_matches_torch_and_int8_keeps_detecting(smoke_run):
         assert rows[(m, "onnxruntime")]["map50_95"] == pytest.approx(ref["map50_95"], abs=0.01)
         assert rows[(m, "openvino")]["precision"] == ov
         assert rows[(m, "openvino")]["map50_95"] == pytest.approx(ref["map50_95"], abs=0.03 if ov == "BF16" else 0.01)
-    for rt, name in (("onnxruntime", "final_int8.onnx"), ("openvino", "final_int8_openvino_model")):
-        int8 = rows[("pruned-int8", rt)]
-        assert int8["precision"] == "INT8" and int8["file"].rstrip("/").endswith(name)
-        assert int8["file_mb"] < rows[("pruned", rt)]["file_mb"] / 2  # 8-bit weights
-        assert int8["map50_95"] > 0.5 * rows[("pruned", rt)]["map50_95"]  # calibrated: it still detects
+    for m, stem in (("unpruned", "unpruned"), ("pruned", "final")):
+        for rt, name in (("onnxruntime", f"{stem}_int8.onnx"), ("openvino", f"{stem}_int8_openvino_model")):
+            int8 = rows[(f"{m}-int8", rt)]
+            assert int8["precision"] == "INT8" and int8["file"].rstrip("/").endswith(name)
+            assert int8["file_mb"] < rows[(m, rt)]["file_mb"] / 2  # 8-bit weights
+            assert int8["map50_95"] > 0.5 * rows[(m, rt)]["map50_95"]  # calibrated: it still detects
+            # pruning's share at INT8: the unpruned INT8 file over the pruned one in the same runtime
+            assert m == "unpruned" or int8["speedup_same_runtime"] == pytest.approx(
+                rows[("unpruned-int8", rt)]["latency_ms"] / int8["latency_ms"], rel=0.02)
+    # the INT8 ONNX in the form onnxruntime's x86 kernels run fast: unsigned activations, signed weights (U8S8)
+    graph = onnx.load(run_dir / "final_int8.onnx").graph
+    types = {i.name: i.data_type for i in graph.initializer}
+    activations = [types[n.input[2]] for n in graph.node if n.op_type == "QuantizeLinear"]
+    weights = [types[n.input[0]] for n in graph.node if n.op_type == "DequantizeLinear" and n.input[0] in types
+               and types[n.input[0]] != onnx.TensorProto.INT32]  # not the biases (int32)
+    assert activations and set(activations) == {onnx.TensorProto.UINT8}
+    assert weights and set(weights) == {onnx.TensorProto.INT8}
     best = export["recommended"]  # the fastest file of the pruned model within the budget, its speed-up split
     fits = [r for r in export["deployment"] if r["model"] != "unpruned"]  # the smoke budget (1.0) takes every file
     assert best["latency_ms"] == min(r["latency_ms"] for r in fits)
@@ -171,7 +186,7 @@ def test_every_format_matches_torch_and_int8_keeps_detecting(smoke_run):
     assert sum(r["ms_before"] > 0 and r["ms_after"] > 0 for r in layers.values()) > len(layers) / 2
     assert layers[2]["macs_ratio"] > 1.1  # a pruned C3k2 block lost MACs; its time is measured beside them
     report = (run_dir / "report.md").read_text()
-    assert "## Deployment" in report and "## Where the time goes" in report and "pruned-int8" in report
+    assert "## Deployment" in report and "## Where the time goes" in report and "INT8" in report
     sections = report.split("\n## ")
     assert sections[1].startswith("Summary\n\nfinal.pt (step 2): ") and "The class that lost most: " in sections[1]
     assert sections[2].startswith("Recommendation\n\nUse `" + best["file"] + "` in " + best["runtime"])

@@ -134,3 +134,18 @@ def test_a_latency_goal_times_in_the_precision_asked_and_refuses_what_the_cpu_la
             export.Timer(None, 64, "openvino", 1, precision)
     with pytest.raises(UserError, match="latency_precision: BF16 is not run natively by this CPU in onnxruntime"):
         export.Timer(None, 64, "onnxruntime", 1, "BF16")
+
+
+def test_the_int8_onnx_form_follows_the_cpus_8bit_dot_products(monkeypatch):
+    """U8S8 (unsigned activations, signed weights: the operands of x86's 8-bit dot products), per tensor; 7-bit
+    weights (reduce_range, onnxruntime's guidance against saturation) on a CPU without VNNI."""
+    from onnxruntime.quantization import QuantType
+
+    from prunelib import machine
+    from prunelib.deployment import quantize
+
+    for flags, form in ((["avx2", "fma"], "QDQ U8S8 reduce_range"), (["avx2", "avx512f", "avx512_vnni"],
+                        "QDQ U8S8 per-tensor"), (["avx2", "avx_vnni"], "QDQ U8S8 per-tensor")):  # fmt: skip
+        monkeypatch.setattr(machine, "cpu", lambda flags=flags: {"model": "a CPU", "flags": flags})
+        assert quantize.form_for_this_cpu() == form
+        assert quantize.FORMS[form]["activation_type"] == QuantType.QUInt8

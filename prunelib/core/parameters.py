@@ -215,8 +215,8 @@ PARAMS = [
     Param("export_formats", ["onnx", "torchscript", "openvino"], list, "export formats of both models, each "
           "checked against torch and timed (onnx required: INT8, per-layer times)",
           _formats, may_change=True),
-    Param("int8", True, bool, "also export final.pt to INT8 calibrated on training images (ONNX: onnxruntime "
-          "static quantization; OpenVINO: NNCF)",
+    Param("int8", True, bool, "also export both models to INT8, calibrated on training images (ONNX: onnxruntime "
+          "U8S8; OpenVINO: NNCF)",
           may_change=True),
     Param("int8_fraction", 1.0, float, "share of the training images that calibrate the INT8 export",
           _range(0, 1, lo_open=True), may_change=True),

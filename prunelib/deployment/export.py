@@ -1,4 +1,4 @@
-"""Export through Ultralytics' exporter (ONNX, TorchScript, OpenVINO; INT8 ONNX by its static quantization), each
+"""Export through Ultralytics' exporter (ONNX, TorchScript, OpenVINO; INT8: OpenVINO by NNCF, ONNX by quantize), each
 export checked against torch; batch-1 latency in every runtime; per-layer time in onnxruntime's profiler."""
 
 from __future__ import annotations
@@ -16,7 +16,9 @@ import onnxruntime as ort
 import torch
 from ultralytics import YOLO
 
+from prunelib import files
 from prunelib.core import parameters
+from prunelib.deployment import quantize
 from prunelib.errors import UserError
 from prunelib.offline import threads
 from prunelib.surgery import checkpoints, measuring
@@ -27,18 +29,24 @@ LATENCY_FORMATS = {"onnxruntime": "onnx", "openvino": "openvino", "torch": None}
 assert tuple(LATENCY_FORMATS) == parameters.LATENCY_RUNTIMES, "every runtime a latency goal may name is timed here"
 
 
-def export(pt_path, fmt: str, imgsz: int, simplify: bool = True, opset: int = 0, int8_data=None,
-           int8_fraction: float = 1.0, batch: int = 1) -> Path:
+def export(pt_path, fmt: str, imgsz: int, simplify: bool = True, opset: int = 0,
+           int8: quantize.Calibration | None = None, batch: int = 1) -> Path:
     """Export a checkpoint next to it (static shape, batch 1 unless asked) in an Ultralytics format; return the file
     or folder.
 
-    int8_data: a data YAML whose train split calibrates an INT8 ONNX export, written as ``<name>_int8.onnx``
-    (Ultralytics deletes the float ``<name>.onnx`` it quantized: export INT8 before the float file you keep)."""
+    int8: the images that calibrate an INT8 export instead, written as ``<name>_int8.onnx`` (the float file exported
+    aside, then quantized by prunelib.deployment.quantize in the form this CPU runs fast) or
+    ``<name>_int8_openvino_model/`` (NNCF, through Ultralytics' exporter)."""
+    if int8 and fmt == "onnx":
+        pt_path = Path(pt_path)
+        with tempfile.TemporaryDirectory(prefix="prunelib-int8-") as tmp:
+            fp32 = export(files.copy(pt_path, Path(tmp) / pt_path.name), fmt, imgsz, simplify, opset, batch=batch)
+            return quantize.quantize(fp32, pt_path.with_name(f"{pt_path.stem}_int8.onnx"), int8)
     args = dict(format=fmt, imgsz=imgsz, dynamic=False, device="cpu", verbose=False, batch=batch)
     if fmt == "onnx":
         args |= dict(simplify=simplify, opset=opset or None)
-    if int8_data:
-        args |= dict(quantize=8, data=str(int8_data), split="train", fraction=int8_fraction)
+    if int8:
+        args |= dict(quantize=8, data=str(int8.data), split="train", fraction=int8.fraction)
     with warnings.catch_warnings():  # NNCF's progress bars (rich) ask for ipywidgets when run in a notebook
         warnings.filterwarnings("ignore", message='install "ipywidgets"', category=UserWarning)
         return Path(YOLO(str(pt_path)).export(**args))
@@ -194,35 +202,38 @@ def latency_table(models: dict, imgsz: int, runs: int, warmup: int, n_threads: i
     """Latency (ms a batch, batch 1 unless asked: the files must be exported at that batch; median over blocks of
     runs: measuring.compare_latency) of each model in each runtime,
     with the precision that ran, MACs, parameters and file size. models: {label: {"pt": checkpoint (MACs,
-    parameters), "torch": bool (default True: time the checkpoint in torch too), "precision": the files' own
+    parameters), "model": its name in the rows (default: label; an INT8 label names its float model, the rows'
+    precision tells them apart), "torch": bool (default True: time the checkpoint in torch too), "precision": the
+    files' own
     (default FP32; an INT8 file's: INT8), "openvino_precisions": OpenVINO precisions to time the IR in (default
     the files' own), <format>: exported file, ...}}. OpenVINO is compiled at each precision asked for."""
     before = torch.get_num_threads()
     torch.set_num_threads(threads(n_threads))
     x = measuring.example_inputs(imgsz, batch)
-    fns, files, size, counted = {}, {}, {}, {}
+    fns, file_of, size, counted = {}, {}, {}, {}
     for label, paths in models.items():
         model = checkpoints.load_model(paths["pt"])
         if paths["pt"] not in counted:  # a checkpoint behind several labels (FP32 and INT8) is counted once
             counted[paths["pt"]] = measuring.macs_params(model, imgsz)
-        size[label] = counted[paths["pt"]]
+        name = paths.get("model", label)
+        size[name] = counted[paths["pt"]]
         if paths.get("torch", True):
-            fns[(label, "torch", "FP32")], files[(label, "torch", "FP32")] = torch_runner(model), paths["pt"]
+            fns[(name, "torch", "FP32")], file_of[(name, "torch", "FP32")] = torch_runner(model), paths["pt"]
         own = paths.get("precision", "FP32")
         for fmt, runtime in RUNTIMES.items():
             for asked in (paths.get("openvino_precisions") or [own]) if fmt == "openvino" else [own]:
                 if paths.get(fmt):
                     run = runner(paths[fmt], fmt, n_threads, asked)
-                    fns[(label, runtime, run.precision)] = run
-                    files[(label, runtime, run.precision)] = paths[fmt]
+                    fns[(name, runtime, run.precision)] = run
+                    file_of[(name, runtime, run.precision)] = paths[fmt]
     try:
         med = measuring.compare_latency(fns, x, runs, warmup)
     finally:
         torch.set_num_threads(before)
-    return [dict(model=label, runtime=rt, precision=prec, threads=threads(n_threads), **({"batch": batch} if batch > 1
-                 else {}), latency_ms=round(ms, 2), macs=size[label][0],
-                 params=size[label][1], file_mb=round(size_mb(files[(label, rt, prec)]), 2))
-            for (label, rt, prec), ms in med.items()]  # fmt: skip
+    return [dict(model=name, runtime=rt, precision=prec, threads=threads(n_threads), **({"batch": batch} if batch > 1
+                 else {}), latency_ms=round(ms, 2), macs=size[name][0],
+                 params=size[name][1], file_mb=round(size_mb(file_of[(name, rt, prec)]), 2))
+            for (name, rt, prec), ms in med.items()]  # fmt: skip
 
 
 class Timer:
@@ -275,8 +286,8 @@ def size_mb(path) -> float:
 
 def with_speedups(rows: list[dict], reference: str) -> list[dict]:
     """Add latency and MACs speed-up vs the reference model in the same runtime and precision (what pruning alone
-    buys there; an INT8 file against the reference's FP32 file in its runtime), and latency speed-up vs the reference
-    in onnxruntime at FP32 (what a user has before the kit)."""
+    buys there; against the reference's FP32 file in that runtime when the reference was not quantized), and latency
+    speed-up vs the reference in onnxruntime at FP32 (what a user has before the kit)."""
     ref = {(r["runtime"], r["precision"]): r for r in rows if r["model"] == reference}
     base = ref.get(("onnxruntime", "FP32"))
     out = []

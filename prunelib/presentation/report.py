@@ -159,7 +159,7 @@ def _recommendation(export: dict, unpruned: dict) -> list[str]:
              f"{best['latency_ms']:.2f} ms (batch 1), {metric} {best['map50_95']:.4f}, "
              f"{best['speedup_vs_onnxruntime_fp32']:.2f}x faster than the unpruned model in onnxruntime at FP32: "
              f"{best['from_pruning']:.2f}x from pruning (against the unpruned model in the same runtime, at "
-             f"{best['precision'] if best['precision'] != 'INT8' else 'FP32'}), "
+             f"{best.get('pruning_precision', best['precision'])}), "
              f"{best['from_runtime_and_precision']:.2f}x from the runtime and precision.\n"]
     fp32 = {(r["model"], r["runtime"]): r["latency_ms"] for r in export.get("latency", []) if r["precision"] == "FP32"}
     for r in export.get("latency", []):

@@ -12,8 +12,8 @@ says which stage to run when it is missing.
 | 30-prune-loop      | prune      | steps/step_XX/, ledger.jsonl, final.pt (layer-weights.json: see loop)    |
 | 40-analysis        | analyse    | perf.png, channels.png, pareto.png, classes.png/.json,                   |
 |                    |            | detections.png/.json, sensitivity.png/.json                              |
-| 50-export          | export     | unpruned/final .onnx .torchscript _openvino_model/, final_int8.onnx,     |
-|                    |            | final_int8_openvino_model/, batch/ (throughput), export.json,            |
+| 50-export          | export     | unpruned/final .onnx .torchscript _openvino_model/, _int8.onnx,          |
+|                    |            | _int8_openvino_model/, batch/ (throughput), export.json,                 |
 |                    |            | deployment.png, report.md                                                |
 """
 
@@ -32,6 +32,7 @@ from prunelib.core.folder import Run
 from prunelib.core.settings import Pruning, Training
 from prunelib.offline import threads
 from prunelib.deployment import export as exporter
+from prunelib.deployment import quantize
 from prunelib.presentation import analysis, detections, plotting, report
 from prunelib.runs import loop, sensitivity
 from prunelib.surgery import checkpoints, inspection, measuring, pruner
@@ -223,7 +224,7 @@ def recommended_label(best: dict) -> str:
 @_holds_the_run
 @_then_report
 def export(run: Run, log=print) -> dict:
-    """The unpruned and the final model in each export format (checked against torch), the final one in INT8 too;
+    """The unpruned and the final model in each export format (checked against torch) and in INT8;
     their latency, each file's mAP50-95, the file to deploy (detections.png drawn again with its predictions when it
     runs at a reduced precision), where the time goes layer by layer; then report.md."""
     p, imgsz = run.params, run.params["imgsz"]
@@ -261,27 +262,25 @@ def export(run: Run, log=print) -> dict:
     return result
 
 
-INT8 = "pruned-int8"  # the final model quantized: its label in export.json's tables
-
-
 def _exported(run: Run) -> dict:
-    """{label: {"pt": checkpoint, <format>: exported file}} for the unpruned model, the final one and its INT8 files
-    (ONNX: Ultralytics' onnxruntime static quantization; OpenVINO: NNCF through Ultralytics' exporter). OpenVINO
-    IRs are timed at FP32 and, where this CPU runs bfloat16 natively, at BF16 too."""
+    """{label: {"pt": checkpoint, <format>: exported file}} for the unpruned model and the final one, and both in
+    INT8 ('unpruned-int8', 'pruned-int8': "model" names the model in the tables, "precision" is INT8; ONNX quantized
+    in the form this CPU runs fast, OpenVINO by NNCF through Ultralytics' exporter). OpenVINO IRs are timed at FP32
+    and, where this CPU runs bfloat16 natively, at BF16 too."""
     p, imgsz = run.params, run.params["imgsz"]
     models = {"unpruned": {"pt": run.unpruned_pt}, "pruned": {"pt": run.final}}
-    if p["int8"]:  # before the float files: the exporter deletes the ONNX file it quantized
-        data = embedded.data_yaml(p)
-        models[INT8] = {"pt": run.final, "torch": False, "precision": "INT8"}
-        for fmt in ("onnx", "openvino"):
-            if fmt in p["export_formats"]:
-                models[INT8][fmt] = exporter.export(run.final, fmt, imgsz, p["onnx_simplify"], p["opset"], data,
-                                                    p["int8_fraction"])  # fmt: skip
-    for fmt in p["export_formats"]:
-        for label in ("unpruned", "pruned"):
+    for label in ("unpruned", "pruned"):
+        for fmt in p["export_formats"]:
             models[label][fmt] = exporter.export(models[label]["pt"], fmt, imgsz, p["onnx_simplify"], p["opset"])
             if fmt == "openvino" and exporter.openvino_offers("BF16"):
                 models[label]["openvino_precisions"] = ["FP32", "BF16"]
+    if p["int8"]:
+        calibration = quantize.Calibration(embedded.data_yaml(p), Training.of(p), p["int8_fraction"], task_of(run))
+        for label in ("unpruned", "pruned"):
+            pt = models[label]["pt"]
+            models[f"{label}-int8"] = {"pt": pt, "model": label, "torch": False, "precision": "INT8"} | {
+                fmt: exporter.export(pt, fmt, imgsz, p["onnx_simplify"], p["opset"], calibration)
+                for fmt in ("onnx", "openvino") if fmt in p["export_formats"]}  # fmt: skip
     return models
 
 
@@ -331,13 +330,14 @@ def _deployment(run: Run, models: dict, latency: list[dict], also: list[dict]) -
             if not m.get(fmt):
                 continue
             precision = m.get("precision", "FP32") if fmt == "onnx" else exporter.openvino_default(m[fmt])
-            t = timed.get((label, exporter.RUNTIMES[fmt], precision))
+            name = m.get("model", label)
+            t = timed.get((name, exporter.RUNTIMES[fmt], precision))
             if t is None:  # a precision this run did not time
                 continue
             score = evaluate(m[fmt], training, data, run.val_dir(f"export-{label}-{fmt}"), task)["map50_95"]
-            key = (label, t["runtime"], precision)
+            key = (name, t["runtime"], precision)
             batch = more.get(("batch_ms", *key))
-            rows.append({"model": label, "runtime": t["runtime"], "precision": precision, "file": run.rel(m[fmt]),
+            rows.append({"model": name, "runtime": t["runtime"], "precision": precision, "file": run.rel(m[fmt]),
                          "map50_95": round(score, 4), "latency_ms": t["latency_ms"],
                          "all_cores_ms": more.get(("all_cores_ms", *key), t)["latency_ms"],
                          "throughput_img_s": round(batch["batch"] * 1000 / batch["latency_ms"], 1) if batch else None,
@@ -350,8 +350,8 @@ def _deployment(run: Run, models: dict, latency: list[dict], also: list[dict]) -
 def recommend(deployment: list[dict], latency: list[dict], unpruned_map: float, max_drop: float) -> dict | None:
     """The deployment row to use: the fastest file of the pruned model whose mAP50-95 is within the run's budget
     (max_map_drop below the unpruned model's); None when none is. Its speed-up over the unpruned model in onnxruntime
-    at FP32, split into what pruning bought (the unpruned over the pruned model in the same runtime and precision;
-    for an INT8 file, their float files') and what the runtime and precision did."""
+    at FP32, split into what pruning bought (the unpruned over the pruned model in the same runtime and precision,
+    'pruning_precision'; FP32 when the unpruned model was not timed in it) and what the runtime and precision did."""
     fits = [r for r in deployment if r["model"] != "unpruned" and unpruned_map - r["map50_95"] <= max_drop]
     if not fits:
         return None
@@ -361,7 +361,7 @@ def recommend(deployment: list[dict], latency: list[dict], unpruned_map: float, 
     before, after = ms.get(("unpruned", best["runtime"], precision)), ms.get(("pruned", best["runtime"], precision))
     pruning = round(before / after, 2) if before and after else None
     total = best["speedup_vs_onnxruntime_fp32"]
-    return {**best, "from_pruning": pruning,
+    return {**best, "from_pruning": pruning, "pruning_precision": precision,
             "from_runtime_and_precision": round(total / pruning, 2) if total and pruning else None}
 
 
