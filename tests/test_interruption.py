@@ -13,7 +13,9 @@ from conftest import ROOT, SMOKE
 
 pytestmark = pytest.mark.slow  # trains or runs the pipeline: make test, not make check
 
-ARGS = ["--params", str(SMOKE), "--set", "iterative_steps=2", "--set", "finetune_epochs=1", "--set", "sensitivity=false"]
+ARGS = ["--params", str(SMOKE), "--set", "iterative_steps=2", "--set", "finetune_epochs=1", "--set", "sensitivity=false",
+        "--set", "export_formats=[onnx]", "--set", "int8=false", "--set", "throughput_batch=0",
+        "--set", "detection_images=0"]  # resuming is about the loop: the export stage at its cheapest  # fmt: skip
 
 
 FINAL = ["--set", "finetune_epochs=2", "--set", "final_share=0.5"]  # 1 epoch a step, 2 for the final fine-tune

@@ -148,7 +148,14 @@ def test_every_format_matches_torch_and_int8_keeps_detecting(smoke_run):
         assert f["matches"] and f["max_rel_diff"] <= export["parity_tolerance"], (fmt, f)
         assert f["precision"] == "FP32", (fmt, f)  # OpenVINO asked for FP32 explicitly: never BF16 under that label
         assert (run_dir.parent.parent / f["pruned"]).exists() and (run_dir.parent.parent / f["unpruned"]).exists()
-    rows = {(r["model"] + ("-int8" if r["precision"] == "INT8" else ""), r["runtime"]): r for r in export["deployment"]}
+    rows = {(r["model"] + ("-int8" if r["precision"] == "INT8" else ""), r["runtime"]): r for r in export["deployment"]
+            if r["map_of"] == r["file"]}  # each file in the precision its runtime picks, validated itself
+    # an IR that OpenVINO runs in BF16 by default has its FP32 row too, scored by the ONNX FP32 file (same arithmetic)
+    at_f32 = [r for r in export["deployment"] if r["map_of"] != r["file"]]
+    assert len(at_f32) == (2 if exporter.openvino_offers("BF16") else 0)
+    for r in at_f32:
+        assert (r["runtime"], r["precision"], r["settings"]["INFERENCE_PRECISION_HINT"]) == ("openvino", "FP32", "f32")
+        assert r["map50_95"] == rows[(r["model"], "onnxruntime")]["map50_95"] and r["map_of"].endswith(".onnx")
     assert list(rows) == [(m, rt) for m in ("unpruned", "pruned", "unpruned-int8", "pruned-int8")
                           for rt in ("onnxruntime", "openvino")]  # fmt: skip
     # the exported files score what the checkpoints scored in torch (same validator, same images), at FP32 within

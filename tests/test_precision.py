@@ -149,3 +149,12 @@ def test_the_int8_onnx_form_follows_the_cpus_8bit_dot_products(monkeypatch):
         monkeypatch.setattr(machine, "cpu", lambda flags=flags: {"model": "a CPU", "flags": flags})
         assert quantize.form_for_this_cpu() == form
         assert quantize.FORMS[form]["activation_type"] == QuantType.QUInt8
+
+
+def test_a_table_shows_every_rows_columns():
+    """A column only later rows have (a held-out score, an INT8 note) is shown, blank where a row has none."""
+    from prunelib.presentation.report import markdown_table
+
+    text = markdown_table([{"model": "unpruned", "ms": 1.0}, {"model": "pruned", "ms": 0.5, "held-out": 0.6}])
+    assert text.splitlines()[0] == "| model | ms | held-out |"
+    assert text.splitlines()[2] == "| unpruned | 1.0 |  |" and text.splitlines()[3] == "| pruned | 0.5 | 0.6 |"

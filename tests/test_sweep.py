@@ -24,7 +24,8 @@ GRID = ["--grid", "importance=l2", "--grid", "target_prune_rate=0.2,0.3"]  # two
 GRID_2X2 = ["--grid", "importance=l2,random", "--grid", "target_prune_rate=0.2,0.3"]
 CHEAP = ["--set", "finetune_epochs=0", "--set", "sensitivity=false", "--set", "iterative_steps=1",
          "--set", "latency_runs=1", "--set", "latency_warmup=0", "--set", "bn_recalibration=0",
-         "--set", "export_formats=[onnx]", "--set", "int8=false"]  # fmt: skip
+         "--set", "export_formats=[onnx]", "--set", "int8=false", "--set", "throughput_batch=0",
+         "--set", "detection_images=0"]  # fmt: skip
 RUNS = ["importance-l2__target_prune_rate-0.2", "importance-l2__target_prune_rate-0.3"]
 RUNS_2X2 = ["importance-l2__target_prune_rate-0.2", "importance-l2__target_prune_rate-0.3",
         "importance-random__target_prune_rate-0.2", "importance-random__target_prune_rate-0.3"]  # fmt: skip

@@ -1,7 +1,8 @@
 """Every task and YOLO26, the way a user arrives: a checkpoint trained with plain Ultralytics, their data YAML in
 each layout Ultralytics trains on, a --cfg, through ``prunelib prune`` (segment, pose, OBB) and ``prunelib run``
 (YOLO26); final.pt keeps its task, loads, validates in the task's own figure and exports where only Ultralytics is
-installed, and its ONNX file computes the same values. The synthetic labels of every task; heads kept whole."""
+installed, and its ONNX file computes the same values; both models in INT8 ONNX, validated in the task's figure.
+The synthetic labels of every task; heads kept whole."""
 
 import json
 import os
@@ -73,7 +74,7 @@ def task_run(request, runs_root, tmp_path_factory):
     cfg = tmp / "train.yaml"
     cfg.write_text("mosaic: 0.0\nfliplr: 0.0\nlr0: 0.005\n")  # two applied, one the parameters decide
     user = {"model": str(model), "data": str(data), "cfg": str(cfg), "iterative_steps": 1, "target_prune_rate": 0.3,
-            "finetune_epochs": 1, "max_map_drop": 1.0, "export_formats": ["onnx"], "int8": False, "latency_runs": 3,
+            "finetune_epochs": 1, "max_map_drop": 1.0, "export_formats": ["onnx"], "int8": True, "latency_runs": 3,
             "latency_warmup": 1, "distill_weight": 1.0 if distill else 0.0, "prune_head": True}  # fmt: skip
     (tmp / "user.yaml").write_text(yaml.safe_dump(user))
     r = cli(command, "--params", tmp / "user.yaml", "--set", f"run_name=task-{name}")
@@ -145,8 +146,12 @@ def test_each_task_prunes_validates_and_exports_in_its_own_terms(task_run, tmp_p
 
     export = json.loads((run_dir / "export.json").read_text())
     assert export["formats"]["onnx"]["matches"], export["formats"]["onnx"]
-    deployed = {r["model"]: r for r in export["deployment"]}
-    assert deployed["pruned"]["map50_95"] == pytest.approx(final_row(ledger)["map50_95"], abs=0.02)
+    deployed = {(r["model"], r["precision"]): r for r in export["deployment"]}
+    assert deployed[("pruned", "FP32")]["map50_95"] == pytest.approx(final_row(ledger)["map50_95"], abs=0.02)
+    for m in ("unpruned", "pruned"):  # INT8 in the task's own figure (masks, keypoints, angles; YOLO26 end-to-end)
+        int8, fp32 = deployed[(m, "INT8")], deployed[(m, "FP32")]
+        assert int8["file"].endswith("_int8.onnx") and int8["file_mb"] < fp32["file_mb"] / 2
+        assert int8["map50_95"] >= 0.5 * fp32["map50_95"] - 0.02, (m, int8["map50_95"], fp32["map50_95"])
 
     # where only Ultralytics is installed: final.pt loads, validates in the task's own figure (Ultralytics' mask,
     # pose or box mAP, not the kit's lookup) as the run measured it, exports, and the ONNX file computes the same

@@ -28,7 +28,8 @@ def summary_row(run: Run, varied: list[str], status: str) -> dict:
     row = {"run": run.name, **{k: run.params[k] for k in varied}, "status": status}
     unpruned, final = run.read_json(run.unpruned_json), run.final_step()
     export = run.read_json(run.export_json) or {}
-    latency = {(r["model"], r["runtime"]): r for r in export.get("latency", [])}.get(("pruned", "onnxruntime"), {})
+    latency = {(r["model"], r["runtime"], r["precision"]): r
+               for r in export.get("latency", [])}.get(("pruned", "onnxruntime", "FP32"), {})  # fmt: skip
     if unpruned:
         f, o = final or unpruned, outcome(unpruned, final)
         row |= {"MACs speed-up": round(o["macs_speedup"], 3), "params (M)": round(f["params"] / 1e6, 3),

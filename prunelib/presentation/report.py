@@ -103,7 +103,7 @@ def step_label(record: dict) -> str:
 def markdown_table(rows: list[dict]) -> str:
     if not rows:
         return "(none)\n"
-    cols = list(rows[0])
+    cols = list(dict.fromkeys(k for r in rows for k in r))  # every row's columns, in the order they first appear
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(str(r.get(c, "")) for c in cols) + " |" for r in rows]
     return "\n".join(lines) + "\n"

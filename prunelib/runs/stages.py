@@ -319,31 +319,39 @@ def _deployment(run: Run, models: dict, latency: list[dict], also: list[dict]) -
     the precision the runtime ran it in there (OpenVINO's own choice: BF16 on a CPU with bfloat16 units), that
     precision's latency on the run's threads and on all cores (also: _all_cores), its throughput at
     throughput_batch (also: _throughput; float files only), its speed-ups, size and the runtime settings that run
-    it as timed."""
+    it as timed. Where OpenVINO's own choice is not FP32, the IR at FP32 has a row too, its mAP50-95 the ONNX FP32
+    file's (the same arithmetic: both match torch within the parity tolerance); "map_of" names the file validated."""
     p = run.params
     data, task, training = embedded.data_yaml(p), task_of(run), Training.of(p)
     timed = {(r["model"], r["runtime"], r["precision"]): r for r in latency}
     more = {(r["measure"], r["model"], r["runtime"], r["precision"]): r for r in also}
     rows = []
     for label, m in models.items():
+        scored = {}  # precision -> (mAP50-95, the file validated) of this label's files
         for fmt in ("onnx", "openvino"):
             if not m.get(fmt):
                 continue
-            precision = m.get("precision", "FP32") if fmt == "onnx" else exporter.openvino_default(m[fmt])
+            own = m.get("precision", "FP32") if fmt == "onnx" else exporter.openvino_default(m[fmt])
             name = m.get("model", label)
-            t = timed.get((name, exporter.RUNTIMES[fmt], precision))
-            if t is None:  # a precision this run did not time
-                continue
-            score = evaluate(m[fmt], training, data, run.val_dir(f"export-{label}-{fmt}"), task)["map50_95"]
-            key = (name, t["runtime"], precision)
-            batch = more.get(("batch_ms", *key))
-            rows.append({"model": name, "runtime": t["runtime"], "precision": precision, "file": run.rel(m[fmt]),
-                         "map50_95": round(score, 4), "latency_ms": t["latency_ms"],
-                         "all_cores_ms": more.get(("all_cores_ms", *key), t)["latency_ms"],
-                         "throughput_img_s": round(batch["batch"] * 1000 / batch["latency_ms"], 1) if batch else None,
-                         "speedup_same_runtime": t["latency_speedup"], "speedup_vs_onnxruntime_fp32":
-                         t.get("vs_onnxruntime_fp32"), "file_mb": t["file_mb"],
-                         "settings": exporter.runtime_settings(fmt, precision, p["latency_threads"])})  # fmt: skip
+            for precision in [own] + (["FP32"] if own not in ("FP32", "INT8") and "FP32" in scored else []):
+                t = timed.get((name, exporter.RUNTIMES[fmt], precision))
+                if t is None:  # a precision this run did not time
+                    continue
+                if precision == own:
+                    score = evaluate(m[fmt], training, data, run.val_dir(f"export-{label}-{fmt}"), task)["map50_95"]
+                    score, of = round(score, 4), run.rel(m[fmt])
+                    scored.setdefault(precision, (score, of))
+                else:
+                    score, of = scored[precision]
+                key = (name, t["runtime"], precision)
+                batch = more.get(("batch_ms", *key))
+                rows.append({"model": name, "runtime": t["runtime"], "precision": precision, "file": run.rel(m[fmt]),
+                             "map50_95": score, "map_of": of, "latency_ms": t["latency_ms"],
+                             "all_cores_ms": more.get(("all_cores_ms", *key), t)["latency_ms"],
+                             "throughput_img_s": round(batch["batch"] * 1000 / batch["latency_ms"], 1) if batch
+                             else None, "speedup_same_runtime": t["latency_speedup"], "speedup_vs_onnxruntime_fp32":
+                             t.get("vs_onnxruntime_fp32"), "file_mb": t["file_mb"],
+                             "settings": exporter.runtime_settings(fmt, precision, p["latency_threads"])})  # fmt: skip
     return rows
 
 
