@@ -33,9 +33,7 @@ RUNS = {  # smoke parameter file -> (task, the model class final.pt holds, its h
     "smoke-obb": ("obb", "OBBModel", "OBB", True, "list of folders", "prune"),
     "smoke-yolo26": ("detect", "DetectionModel", "Detect", False, "roboflow", "run"),
 }
-# OpenVINO too passes every check below for every task (FP32/BF16 and NNCF INT8; 2026-12-03) but adds 40-55 s a task
-# to make test, over its budget: ONNX (FP32, INT8) alone here until the suite is trimmed
-FORMATS = ["onnx"]
+FORMATS = ["onnx", "openvino"]  # each task's files: ONNX and OpenVINO, FP32 (or OpenVINO's BF16) and INT8
 METRIC_KEY = {"detect": "metrics/mAP50-95(B)", "segment": "metrics/mAP50-95(M)", "pose": "metrics/mAP50-95(P)",
               "obb": "metrics/mAP50-95(B)"}  # Ultralytics' own name of each task's figure, not the kit's table
 
