@@ -33,7 +33,6 @@ from prunelib.runs.stages import task_of
 from prunelib.training.validation import evaluate
 
 CASES = ("embedded", "user")
-INT8_UNITS = {"avx512_vnni", "avx_vnni", "amx_int8"}  # 8-bit dot products: where INT8 is expected to pay
 
 
 def case_run(case: str):
@@ -79,11 +78,11 @@ def targets(case: str, export: dict, flags: set) -> list[dict]:
         int8, flt = _row(rows, "pruned", runtime, "INT8"), _row(rows, "pruned", runtime, "FP32")
         if int8 and flt:
             ratio, drop = flt["latency_ms"] / int8["latency_ms"], flt["map50_95"] - int8["map50_95"]
-            what = "target" if flags & INT8_UNITS else "no target without VNNI/AMX: what INT8 costs here"
+            what = "target" if flags & quantize.INT8_UNITS else "no target without VNNI/AMX: what INT8 costs here"
             out.append({"case": case, "target": f"pruned INT8 >= 1.5x pruned FP32 in {runtime}, <= 1.5 points "
                         f"({what})", "measured": f"{ratio:.2f}x ({flt['latency_ms']:.2f} -> {int8['latency_ms']:.2f} "
                         f"ms), {100 * drop:.2f} points below", "verdict": (_verdict(ratio, 1.5) if drop <= 0.015 else
-                        f"{100 * drop:.2f} points lost") if flags & INT8_UNITS else "-"})  # fmt: skip
+                        f"{100 * drop:.2f} points lost") if flags & quantize.INT8_UNITS else "-"})  # fmt: skip
     macs = next((r["macs_speedup"] for r in export["latency"] if r["model"] == "pruned"), None)
     for runtime in ("onnxruntime", "openvino"):
         before, after = _row(rows, "unpruned", runtime, "FP32"), _row(rows, "pruned", runtime, "FP32")

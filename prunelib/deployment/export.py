@@ -16,7 +16,6 @@ import onnxruntime as ort
 import torch
 from ultralytics import YOLO
 
-from prunelib import files
 from prunelib.core import parameters
 from prunelib.deployment import quantize
 from prunelib.errors import UserError
@@ -34,14 +33,10 @@ def export(pt_path, fmt: str, imgsz: int, simplify: bool = True, opset: int = 0,
     """Export a checkpoint next to it (static shape, batch 1 unless asked) in an Ultralytics format; return the file
     or folder.
 
-    int8: the images that calibrate an INT8 export instead, written as ``<name>_int8.onnx`` (the float file exported
-    aside, then quantized by prunelib.deployment.quantize in the form this CPU runs fast) or
-    ``<name>_int8_openvino_model/`` (NNCF, through Ultralytics' exporter)."""
+    int8: the images that calibrate an INT8 export instead, written as ``<name>_int8.onnx`` (int8_onnx of the float
+    file, exported beside it too) or ``<name>_int8_openvino_model/`` (NNCF, through Ultralytics' exporter)."""
     if int8 and fmt == "onnx":
-        pt_path = Path(pt_path)
-        with tempfile.TemporaryDirectory(prefix="prunelib-int8-") as tmp:
-            fp32 = export(files.copy(pt_path, Path(tmp) / pt_path.name), fmt, imgsz, simplify, opset, batch=batch)
-            return quantize.quantize(fp32, pt_path.with_name(f"{pt_path.stem}_int8.onnx"), int8)
+        return int8_onnx(export(pt_path, fmt, imgsz, simplify, opset, batch=batch), int8)
     args = dict(format=fmt, imgsz=imgsz, dynamic=False, device="cpu", verbose=False, batch=batch)
     if fmt == "onnx":
         args |= dict(simplify=simplify, opset=opset or None)
@@ -50,6 +45,13 @@ def export(pt_path, fmt: str, imgsz: int, simplify: bool = True, opset: int = 0,
     with warnings.catch_warnings():  # NNCF's progress bars (rich) ask for ipywidgets when run in a notebook
         warnings.filterwarnings("ignore", message='install "ipywidgets"', category=UserWarning)
         return Path(YOLO(str(pt_path)).export(**args))
+
+
+def int8_onnx(fp32, calibration: quantize.Calibration) -> Path:
+    """An exported float ONNX file quantized beside it, as ``<name>_int8.onnx``, in the form this CPU runs fast
+    (prunelib.deployment.quantize)."""
+    fp32 = Path(fp32)
+    return quantize.quantize(fp32, fp32.with_name(f"{fp32.stem}_int8.onnx"), calibration)
 
 
 def runtime_settings(fmt: str, precision: str = "FP32", n_threads: int = 0) -> dict:

@@ -34,10 +34,12 @@ FORMS = {
 CALIBRATION_MOST = 300  # images: NNCF's default subset, which OpenVINO's INT8 export (Ultralytics' path) calibrates on
 
 
+INT8_UNITS = {"avx512_vnni", "avx_vnni", "amx_int8"}  # the CPU flags of 8-bit dot products (VNNI, AMX-INT8)
+
+
 def form_for_this_cpu() -> str:
     """The export stage's form: U8S8 per tensor, with 7-bit weights on a CPU without 8-bit dot products (VNNI)."""
-    vnni = {"avx512_vnni", "avx_vnni", "amx_int8"} & set(machine.cpu()["flags"])
-    return "QDQ U8S8 per-tensor" if vnni else "QDQ U8S8 reduce_range"
+    return "QDQ U8S8 per-tensor" if INT8_UNITS & set(machine.cpu()["flags"]) else "QDQ U8S8 reduce_range"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -276,11 +276,12 @@ def _exported(run: Run) -> dict:
                 models[label]["openvino_precisions"] = ["FP32", "BF16"]
     if p["int8"]:
         calibration = quantize.Calibration(embedded.data_yaml(p), Training.of(p), p["int8_fraction"], task_of(run))
-        for label in ("unpruned", "pruned"):
-            pt = models[label]["pt"]
-            models[f"{label}-int8"] = {"pt": pt, "model": label, "torch": False, "precision": "INT8"} | {
-                fmt: exporter.export(pt, fmt, imgsz, p["onnx_simplify"], p["opset"], calibration)
-                for fmt in ("onnx", "openvino") if fmt in p["export_formats"]}  # fmt: skip
+        for label in ("unpruned", "pruned"):  # ONNX: the float file just exported, quantized
+            m = models[label]
+            models[f"{label}-int8"] = {"pt": m["pt"], "model": label, "torch": False, "precision": "INT8",
+                                       "onnx": exporter.int8_onnx(m["onnx"], calibration)} | (
+                {"openvino": exporter.export(m["pt"], "openvino", imgsz, int8=calibration)}
+                if "openvino" in p["export_formats"] else {})  # fmt: skip
     return models
 
 
