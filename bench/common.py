@@ -1,7 +1,9 @@
-"""Shared by the benchmarks: the baseline of the embedded default, and writing a result table."""
+"""Shared by the benchmarks: the baseline of the embedded default, the control beside a pruned run (its unpruned
+model fine-tuned as long), and writing a result table."""
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import sys
@@ -12,7 +14,11 @@ import prunelib  # noqa: F401  (offline set-up first)
 from prunelib import machine
 from prunelib.presentation.report import markdown_table
 from prunelib.core import parameters
+from prunelib.core.folder import runs_root
+from prunelib.core.settings import Training
 from prunelib.training import embedded
+from prunelib.training.finetuning import finetune
+from prunelib.training.validation import evaluate
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -24,6 +30,25 @@ def default_params(**overrides) -> dict:
 def baseline_model(params: dict) -> Path:
     """The embedded default's baseline checkpoint (trained once, then cached)."""
     return embedded.model_path(params)[0]
+
+
+def control(case: str, run, epochs: int) -> dict:
+    """A run's unpruned model fine-tuned for epochs as its pruned one was (the run's training settings): its mAP50-95
+    on val and, for the user case, on its held-out images ("held-out"); what training alone adds. Made once per case
+    and epochs, then read back."""
+    import user_case
+
+    out = runs_root() / f"bench-control-{case}-{epochs}"
+    done = out / "control.json"
+    if done.is_file():
+        return json.loads(done.read_text())
+    training, data = Training.of(run.params), embedded.data_yaml(run.params)
+    model = finetune(run.unpruned_pt, training, data, out, epochs)[0]
+    result = {"val": evaluate(model, training, data, out / "val")["map50_95"]}
+    if case == "user":
+        result["held-out"] = evaluate(model, training, user_case.holdout_yaml(), out / "holdout")["map50_95"]
+    done.write_text(json.dumps(result))
+    return result
 
 
 def publish(name: str, title: str, rows: list[dict], notes: str = "") -> str:

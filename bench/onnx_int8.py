@@ -7,7 +7,8 @@ batch 1 against its FP32 file in alternating blocks of runs, and scored through 
 
 The run must have been exported (stage 50: final.onnx, unpruned.onnx). Ultralytics' own INT8 ONNX quantizes only
 Conv/Gemm/MatMul nodes, per tensor, in QDQ with signed activations: the first row reproduces it; the others change
-one choice at a time. The export stage's INT8 ONNX files take the form quantize.form_for_this_cpu() names.
+one choice at a time. The export stage's INT8 ONNX files take the form int8_onnx_form names (auto:
+quantize.form_for_this_cpu()).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from prunelib.training.datasets import check_data_yaml
 from prunelib.training.validation import evaluate
 
 # (form, weighted ops only): every form of prunelib.deployment.quantize, then one that quantizes every op but Softmax
-FORMS = [(form, True) for form in quantize.FORMS] + [("QDQ S8S8 per-channel", False)]
+FORMS = [(form, True) for form in quantize.FORMS] + [("s8s8-per-channel", False)]
 
 
 def main():
@@ -49,7 +50,8 @@ def main():
         for label, fp32 in (("unpruned", run.dir / "unpruned.onnx"), ("pruned", run.final.with_suffix(".onnx"))):
             files = {"FP32": fp32}
             for i, (form, weighted) in enumerate(FORMS):
-                name = form + ("" if weighted else ", all ops but Softmax")
+                name = quantize.FORMS[form].label + (f" (int8_onnx_form: {form})" if weighted else
+                                                     ", all ops but Softmax")  # fmt: skip
                 try:
                     files[name] = quantize.quantize(fp32, Path(tmp) / f"{label}-{i}.onnx", calibration, form, weighted)
                 except Exception as e:  # a form onnxruntime cannot build for this graph: said in the table
@@ -67,7 +69,8 @@ def main():
     publish("onnx-int8", f"onnxruntime INT8 forms against FP32 (run {run.name}, {imgsz} px, batch 1, one thread)",
             rows, notes="vs FP32: the FP32 file's median over the form's (blocks' range). A form faster than FP32 "
                         "here is worth exporting on this CPU; the export stage uses "
-                        f"{quantize.form_for_this_cpu()!r} here.")
+                        f"{quantize.FORMS[quantize.form_for_this_cpu()].label} here by default (int8_onnx_form: "
+                        "auto), the form named by int8_onnx_form, or the fastest it times (int8_onnx_form: fastest).")
 
 
 if __name__ == "__main__":

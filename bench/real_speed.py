@@ -25,16 +25,14 @@ import tempfile
 from pathlib import Path
 
 import user_case
-from common import baseline_model, default_params, publish
-from prunelib.core.folder import outcome, prune_steps, runs_root
+from common import baseline_model, control, default_params, publish
+from prunelib.core.folder import outcome, prune_steps
 from prunelib.core.settings import Pruning, Training
 from prunelib.deployment import export
 from prunelib.offline import cores
 from prunelib.runs import layer_time, load_run, loop, policy, sweep
 from prunelib.surgery import checkpoints, measuring, pruner
 from prunelib.surgery.replacement import replace_c3k2
-from prunelib.training import embedded
-from prunelib.training.finetuning import finetune
 from prunelib.training.validation import evaluate
 
 VARIANTS = {  # label -> parameter overrides of the defaults
@@ -133,26 +131,6 @@ def accuracy_sweep(case: str, name: str) -> sweep.Sweep:
                       set_items=[f"{k}={json.dumps(v)}" for k, v in fixed.items()], name=f"speed-{name}-{case}")
 
 
-def control(case: str, run) -> dict:
-    """The unpruned model fine-tuned as every pruned one was (10 epochs): its mAP50-95 on val (and held-out)."""
-    out = runs_root() / f"speed-control-{case}"
-    done = out / "control.json"
-    if done.is_file():
-        return json.loads(done.read_text())
-    training = Training.of(run.params)
-    model = finetune(run.unpruned_pt, training, _data(run), out, ACCURACY["finetune_epochs"])[0]
-    result = {"val": evaluate(model, training, _data(run), out / "val")["map50_95"]}
-    if case == "user":
-        result["held-out"] = evaluate(model, training, user_case.holdout_yaml(), out / "holdout")["map50_95"]
-    done.write_text(json.dumps(result))
-    return result
-
-
-def _data(run) -> Path:
-    """The run's data YAML (the user's data, or the embedded set it draws), as the loop reads it."""
-    return embedded.data_yaml(run.params)
-
-
 def accuracy_rows(case: str, runs: int) -> list[dict]:
     rows, first = [], None
     for name in ACCURACY_GRIDS:
@@ -184,7 +162,7 @@ def accuracy_rows(case: str, runs: int) -> list[dict]:
                 row |= {"held-out retention": f"{test['map50_95'] / base['map50_95']:.1%}"}
             rows.append(row)
     if first is not None:
-        c = control(case, first)
+        c = control(case, first, ACCURACY["finetune_epochs"])
         unpruned = first.read_json(first.unpruned_json)
         row = {"case": case, "goal": "control", "cut": "none (unpruned, fine-tuned 10 epochs)", "head": "whole",
                "MACs ratio": 1.0, "final": round(c["val"], 4), "unpruned mAP50-95": round(unpruned["map50_95"], 4),

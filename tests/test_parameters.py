@@ -54,6 +54,8 @@ def test_unknown_key_suggests_the_closest():
          r"of distinct formats among onnx, torchscript, openvino, with onnx"),
         ("export_formats", ["torchscript"], r"export_formats: .* with onnx"),
         ("int8_fraction", 0, r"int8_fraction: 0.0 is not allowed; expected a number in \(0, 1\]"),
+        ("int8_onnx_form", "u8u8", r"int8_onnx_form: 'u8u8' is not allowed; expected one of auto, fastest, u8s8, "
+         r"u8s8-reduce-range, qoperator-u8s8, s8s8, s8s8-per-channel"),
     ],
 )
 def test_bad_values_name_the_key_and_what_is_allowed(key, value, message):

@@ -7,13 +7,14 @@ import pytest
 from conftest import SMOKE, cli
 from prunelib.core.folder import final_step
 from prunelib.deployment import export as exporter
+from prunelib.deployment import quantize
 
 pytestmark = pytest.mark.slow  # trains or runs the pipeline: make test, not make check
 
 
 @pytest.fixture(scope="module")
 def smoke_run(runs_root):
-    r = cli("run", "--params", SMOKE, "--set", "run_name=cli-smoke")
+    r = cli("run", "--params", SMOKE, "--set", "run_name=cli-smoke", "--set", "int8_onnx_form=fastest")
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     return runs_root / "cli-smoke", r
 
@@ -136,6 +137,34 @@ def test_each_deployed_file_is_timed_on_all_cores_and_at_batch_with_its_settings
     assert "![Accuracy against latency of each exported file](deployment.png)" in (run_dir / "report.md").read_text()
 
 
+def int8_form_of(graph) -> str:
+    """The quantize.FORMS name an INT8 ONNX graph was written in, read from it: QOperator (QLinearConv) or QDQ,
+    unsigned or signed activations (the QuantizeLinear zero points), 7-bit weights (reduce_range), one scale per
+    weight tensor or per channel."""
+    import onnx
+    from onnx import numpy_helper
+
+    init = {i.name: i for i in graph.initializer}
+    activations = {init[n.input[2]].data_type for n in graph.node if n.op_type == "QuantizeLinear"}
+    assert len(activations) == 1, activations  # one activation type throughout
+    if any(n.op_type == "QLinearConv" for n in graph.node):
+        weights = [init[n.input[3]] for n in graph.node if n.op_type == "QLinearConv"]
+        scales = [init[n.input[4]] for n in graph.node if n.op_type == "QLinearConv"]
+    else:
+        dq = [n for n in graph.node if n.op_type == "DequantizeLinear" and n.input[0] in init
+              and init[n.input[0]].data_type != onnx.TensorProto.INT32]  # weights, not the biases (int32)
+        weights, scales = [init[n.input[0]] for n in dq], [init[n.input[1]] for n in dq]
+    assert weights and {w.data_type for w in weights} == {onnx.TensorProto.INT8}  # signed weights in every form
+    unsigned = activations == {onnx.TensorProto.UINT8}
+    seven_bit = max(abs(numpy_helper.to_array(w).astype(int)).max() for w in weights) <= 64
+    per_channel = any(numpy_helper.to_array(s).size > 1 for s in scales)
+    if any(n.op_type == "QLinearConv" for n in graph.node):
+        return "qoperator-u8s8" if unsigned else "qoperator-s8s8"
+    if unsigned:
+        return "u8s8-reduce-range" if seven_bit else "u8s8"
+    return "s8s8-per-channel" if per_channel else "s8s8"
+
+
 def test_every_format_matches_torch_and_int8_keeps_detecting(smoke_run):
     import onnx
 
@@ -174,14 +203,17 @@ def test_every_format_matches_torch_and_int8_keeps_detecting(smoke_run):
             # pruning's share at INT8: the unpruned INT8 file over the pruned one in the same runtime
             assert m == "unpruned" or int8["speedup_same_runtime"] == pytest.approx(
                 rows[("unpruned-int8", rt)]["latency_ms"] / int8["latency_ms"], rel=0.02)
-    # the INT8 ONNX in the form onnxruntime's x86 kernels run fast: unsigned activations, signed weights (U8S8)
-    graph = onnx.load(run_dir / "final_int8.onnx").graph
-    types = {i.name: i.data_type for i in graph.initializer}
-    activations = [types[n.input[2]] for n in graph.node if n.op_type == "QuantizeLinear"]
-    weights = [types[n.input[0]] for n in graph.node if n.op_type == "DequantizeLinear" and n.input[0] in types
-               and types[n.input[0]] != onnx.TensorProto.INT32]  # not the biases (int32)
-    assert activations and set(activations) == {onnx.TensorProto.UINT8}
-    assert weights and set(weights) == {onnx.TensorProto.INT8}
+    # int8_onnx_form: fastest: every form timed on the pruned model, the fastest kept, and the files in that form
+    form = export["int8_onnx"]
+    timed = {r["form"]: r for r in form["forms"] if "ms" in r}
+    assert form["chosen_by"] == "timing" and {r["form"] for r in form["forms"]} == set(quantize.FORMS)
+    assert form["form"] == min(timed, key=lambda f: timed[f]["ms"])
+    assert form["label"] == quantize.FORMS[form["form"]].label
+    assert form["default"] not in timed or timed[form["default"]]["vs_default"] == 1.0  # the CPU flags' form vs itself
+    for name in ("final_int8.onnx", "unpruned_int8.onnx"):
+        assert int8_form_of(onnx.load(run_dir / name).graph) == form["form"], name
+    assert f"INT8 ONNX files: onnxruntime static quantization, {form['label']}: the fastest" in (
+        run_dir / "report.md").read_text()
     best = export["recommended"]  # the fastest file of the pruned model within the budget, its speed-up split
     fits = [r for r in export["deployment"] if r["model"] != "unpruned"]  # the smoke budget (1.0) takes every file
     assert best["latency_ms"] == min(r["latency_ms"] for r in fits)

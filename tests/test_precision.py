@@ -144,11 +144,13 @@ def test_the_int8_onnx_form_follows_the_cpus_8bit_dot_products(monkeypatch):
     from prunelib import machine
     from prunelib.deployment import quantize
 
-    for flags, form in ((["avx2", "fma"], "QDQ U8S8 reduce_range"), (["avx2", "avx512f", "avx512_vnni"],
-                        "QDQ U8S8 per-tensor"), (["avx2", "avx_vnni"], "QDQ U8S8 per-tensor")):  # fmt: skip
+    for flags, form in ((["avx2", "fma"], "u8s8-reduce-range"), (["avx2", "avx512f", "avx512_vnni"], "u8s8"),
+                        (["avx2", "avx_vnni"], "u8s8"), (["avx512f", "amx_int8"], "u8s8")):  # fmt: skip
         monkeypatch.setattr(machine, "cpu", lambda flags=flags: {"model": "a CPU", "flags": flags})
         assert quantize.form_for_this_cpu() == form
-        assert quantize.FORMS[form]["activation_type"] == QuantType.QUInt8
+        assert quantize.FORMS[form].options["activation_type"] == QuantType.QUInt8
+    assert quantize.FORMS["u8s8-reduce-range"].options["reduce_range"] and "reduce_range" not in quantize.FORMS[
+        "u8s8"].options
 
 
 def test_a_table_shows_every_rows_columns():

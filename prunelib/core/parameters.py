@@ -27,6 +27,7 @@ SYNTH_CLASSES = ("square", "square_outline", "rounded_square", "circle", "circle
 EXPORT_FORMATS = ("onnx", "torchscript", "openvino")  # Ultralytics' export formats the kit checks and times
 LAYER_RATIOS = ("uniform", "sensitivity", "latency", "time")
 LATENCY_PRECISIONS = ("FP32", "BF16", "FP16")  # a latency goal's; the reduced ones through OpenVINO's precision hint
+INT8_ONNX_FORMS = ("u8s8", "u8s8-reduce-range", "qoperator-u8s8", "s8s8", "s8s8-per-channel")  # quantize.FORMS
 LATENCY_RUNTIMES = ("onnxruntime", "openvino", "torch")  # where a latency goal is timed (FP32, batch 1)
 OPTIMIZERS = ("auto", "SGD", "Adam", "AdamW", "NAdam", "RAdam", "RMSProp", "Adamax")
 
@@ -218,6 +219,8 @@ PARAMS = [
     Param("int8", True, bool, "also export both models to INT8, calibrated on training images (ONNX: onnxruntime "
           "U8S8; OpenVINO: NNCF)",
           may_change=True),
+    Param("int8_onnx_form", "auto", str, "INT8 ONNX quantization: auto (by the CPU's flags), fastest (each form timed "
+          "on the pruned model) or a form", _choice("auto", "fastest", *INT8_ONNX_FORMS), may_change=True),
     Param("int8_fraction", 1.0, float, "share of the training images that calibrate the INT8 export",
           _range(0, 1, lo_open=True), may_change=True),
     Param("onnx_simplify", True, bool, "simplify the exported ONNX graph with onnxslim", may_change=True),

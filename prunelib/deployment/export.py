@@ -47,11 +47,41 @@ def export(pt_path, fmt: str, imgsz: int, simplify: bool = True, opset: int = 0,
         return Path(YOLO(str(pt_path)).export(**args))
 
 
-def int8_onnx(fp32, calibration: quantize.Calibration) -> Path:
-    """An exported float ONNX file quantized beside it, as ``<name>_int8.onnx``, in the form this CPU runs fast
-    (prunelib.deployment.quantize)."""
+def int8_onnx(fp32, calibration: quantize.Calibration, form: str = "") -> Path:
+    """An exported float ONNX file quantized beside it, as ``<name>_int8.onnx``, in a quantize.FORMS form (default:
+    the one this CPU's flags call for)."""
     fp32 = Path(fp32)
-    return quantize.quantize(fp32, fp32.with_name(f"{fp32.stem}_int8.onnx"), calibration)
+    return quantize.quantize(fp32, fp32.with_name(f"{fp32.stem}_int8.onnx"), calibration, form)
+
+
+def fastest_int8_form(fp32, calibration: quantize.Calibration, runs: int, warmup: int, n_threads: int = 0) -> dict:
+    """Every quantize.FORMS form of an exported float ONNX file (weighted ops), timed against each other at batch 1 in
+    alternating blocks of runs (measuring.timed_blocks) on n_threads: {"form": the fastest by median, "forms": [{"form",
+    "label", "ms" (median), "vs_default": the CPU flags' form's time over this one's, median of the blocks, "low",
+    "high" (their range)}], "default": quantize.form_for_this_cpu()}. A form onnxruntime cannot build for this graph
+    is left out, with why ("error")."""
+    default, rows, fns = quantize.form_for_this_cpu(), [], {}
+    with tempfile.TemporaryDirectory(prefix="prunelib-int8-forms-") as tmp:
+        for name, form in quantize.FORMS.items():
+            try:
+                fns[name] = runner(quantize.quantize(fp32, Path(tmp) / f"{name}.onnx", calibration, name), "onnx",
+                                   n_threads)  # fmt: skip
+            except Exception as e:  # noqa: BLE001 - onnxruntime's own error, said in the table
+                rows.append({"form": name, "label": form.label, "error": f"{type(e).__name__}: {e}".splitlines()[0]})
+        before = torch.get_num_threads()
+        torch.set_num_threads(threads(n_threads))
+        try:
+            blocks = measuring.timed_blocks(fns, measuring.example_inputs(calibration.settings.imgsz), runs, warmup)
+        finally:
+            torch.set_num_threads(before)
+    for name in fns:
+        ratios = measuring.block_speedups(blocks, default, name) if default in fns else [float("nan")]
+        rows.append({"form": name, "label": quantize.FORMS[name].label,
+                     "ms": round(statistics.median(t for b in blocks[name] for t in b), 3),
+                     "vs_default": round(statistics.median(ratios), 3), "low": round(min(ratios), 3),
+                     "high": round(max(ratios), 3)})  # fmt: skip
+    timed = [r for r in rows if "ms" in r]
+    return {"form": min(timed, key=lambda r: r["ms"])["form"], "forms": rows, "default": default}
 
 
 def runtime_settings(fmt: str, precision: str = "FP32", n_threads: int = 0) -> dict:

@@ -6,8 +6,9 @@ calibrated on the user's training images as the validator sees them.
 Ultralytics' INT8 ONNX takes onnxruntime's default, signed activations (S8S8), which its x86 kernels run slower than
 FP32 (0.56-0.58x on an AVX-512 EPYC, bench/results/onnx-int8.md); U8S8 is the form their 8-bit dot products take
 (1.13x faster than FP32 on a pruned YOLO11n there, within 0.01 mAP50-95). Without VNNI those products may
-saturate, and onnxruntime's guidance is 7-bit weights (``reduce_range``) there: the form follows the CPU's flags.
-bench/onnx_int8.py times every form on a CPU."""
+saturate, and onnxruntime's guidance is 7-bit weights (``reduce_range``) there: the form follows the CPU's flags
+unless the run names one or asks for the fastest (``int8_onnx_form``; export.fastest_int8_form times them all).
+bench/onnx_int8.py times every form on a CPU, with each one's mAP."""
 
 from __future__ import annotations
 
@@ -19,18 +20,31 @@ from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 from ultralytics.utils.export.onnx import onnx_calibration_reader
 
 from prunelib import files, machine
+from prunelib.core import parameters
 from prunelib.core.settings import Training
 from prunelib.training.datasets import check_data_yaml, training_batches
 
 WEIGHTED = ("Conv", "Gemm", "MatMul")
-# onnxruntime's options for each form (quantize_static's own names); weighted ops only unless the name says otherwise
+
+
+@dataclasses.dataclass(frozen=True)
+class Form:
+    """One way of quantizing: its name in tables, and onnxruntime's quantize_static options (its own names)."""
+
+    label: str
+    options: dict
+
+
+# the int8_onnx_form names (parameters.INT8_ONNX_FORMS) -> form; weighted ops only unless quantize is told otherwise
 FORMS = {
-    "QDQ S8S8 per-tensor (Ultralytics')": {},
-    "QDQ S8S8 per-channel": {"per_channel": True},
-    "QDQ U8S8 per-tensor": {"activation_type": QuantType.QUInt8},
-    "QDQ U8S8 reduce_range": {"activation_type": QuantType.QUInt8, "reduce_range": True},
-    "QOperator U8S8 per-tensor": {"quant_format": QuantFormat.QOperator, "activation_type": QuantType.QUInt8},
+    "u8s8": Form("QDQ U8S8 per-tensor", {"activation_type": QuantType.QUInt8}),
+    "u8s8-reduce-range": Form("QDQ U8S8 reduce_range", {"activation_type": QuantType.QUInt8, "reduce_range": True}),
+    "qoperator-u8s8": Form("QOperator U8S8 per-tensor", {"quant_format": QuantFormat.QOperator,
+                                                         "activation_type": QuantType.QUInt8}),
+    "s8s8": Form("QDQ S8S8 per-tensor (Ultralytics')", {}),
+    "s8s8-per-channel": Form("QDQ S8S8 per-channel", {"per_channel": True}),
 }
+assert tuple(FORMS) == parameters.INT8_ONNX_FORMS, "every form the parameters allow is defined here"
 CALIBRATION_MOST = 300  # images: NNCF's default subset, which OpenVINO's INT8 export (Ultralytics' path) calibrates on
 
 
@@ -38,8 +52,9 @@ INT8_UNITS = {"avx512_vnni", "avx_vnni", "amx_int8"}  # the CPU flags of 8-bit d
 
 
 def form_for_this_cpu() -> str:
-    """The export stage's form: U8S8 per tensor, with 7-bit weights on a CPU without 8-bit dot products (VNNI)."""
-    return "QDQ U8S8 per-tensor" if INT8_UNITS & set(machine.cpu()["flags"]) else "QDQ U8S8 reduce_range"
+    """The export stage's form by default (int8_onnx_form: auto): U8S8 per tensor, with 7-bit weights on a CPU without
+    8-bit dot products (VNNI, AMX-INT8)."""
+    return "u8s8" if INT8_UNITS & set(machine.cpu()["flags"]) else "u8s8-reduce-range"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,7 +90,7 @@ class _Replayable:
 def quantize(fp32, out, calibration: Calibration, form: str = "", weighted_only: bool = True) -> Path:
     """fp32 (an ONNX file) quantized statically into out in a FORMS form (default: form_for_this_cpu()), only its
     weighted ops unless weighted_only is False (then every op but Softmax, which onnxruntime cannot calibrate)."""
-    options = FORMS[form or form_for_this_cpu()]
+    options = FORMS[form or form_for_this_cpu()].options
     graph = onnx.load(str(fp32)).graph
     exclude = [n.name for n in graph.node if (n.op_type not in WEIGHTED if weighted_only else n.op_type == "Softmax")]
     name = graph.input[0].name

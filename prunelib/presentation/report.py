@@ -170,6 +170,23 @@ def _recommendation(export: dict, unpruned: dict) -> list[str]:
     return lines + ["\n"]
 
 
+def _int8_form(form: dict | None) -> str:
+    """How the INT8 ONNX files were quantized and why that form (int8_onnx_form), with every form's time when they
+    were timed."""
+    if not form:
+        return ""
+    why = {"cpu flags": "the form this CPU's flags call for (int8_onnx_form: auto)",
+           "name": "the form the run named (int8_onnx_form)",
+           "timing": "the fastest of every form timed on the pruned model (int8_onnx_form: fastest)"}[form["chosen_by"]]
+    text = f"\nINT8 ONNX files: onnxruntime static quantization, {form['label']}: {why}.\n"
+    if form.get("forms"):
+        text += ("\n" + markdown_table([{k: r[k] for k in ("form", "label", "ms", "vs_default", "low", "high", "error")
+                                          if k in r} for r in form["forms"]])
+                 + f"\nvs_default: the time of the CPU flags' form ({form['default']}) over this form's, median of "
+                 "alternating blocks (low-high: their range).\n")  # fmt: skip
+    return text
+
+
 def _parity(export: dict) -> str:
     """The exported files against torch: each format's largest difference, the precision it ran in, and whether it
     matches within the tolerance (runs made before precisions were recorded give the absolute difference alone)."""
@@ -208,6 +225,7 @@ def write_report(run: Run) -> str:
                      f"at batch {export.get('throughput_batch', '-')} on all cores, float files; the settings that "
                      "run each file as timed)\n\n")
         parts.append(markdown_table(export["deployment"]))
+        parts.append(_int8_form(export.get("int8_onnx")))
     if export.get("latency"):
         parts.append("\n## Latency in each runtime (batch 1, median)\n\n")
         parts.append(markdown_table(export["latency"]))

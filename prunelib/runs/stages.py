@@ -246,7 +246,7 @@ def export(run: Run, log=print) -> dict:
                                                                                                         0.0),
                                        p["max_map_drop"]),
               "layers": exporter.layer_rows(*tables, *times), "throughput_batch": p["throughput_batch"],
-              "all_cores": threads(0)}  # fmt: skip
+              "all_cores": threads(0), "int8_onnx": models.get("pruned-int8", {}).get("int8_onnx")}  # fmt: skip
     run.write_json(run.export_json, result)
     best = result["recommended"]
     plotting.deployment(deployment, best, run.read_json(run.unpruned_json) or {}, threads(p["latency_threads"]),
@@ -265,8 +265,8 @@ def export(run: Run, log=print) -> dict:
 def _exported(run: Run) -> dict:
     """{label: {"pt": checkpoint, <format>: exported file}} for the unpruned model and the final one, and both in
     INT8 ('unpruned-int8', 'pruned-int8': "model" names the model in the tables, "precision" is INT8; ONNX quantized
-    in the form this CPU runs fast, OpenVINO by NNCF through Ultralytics' exporter). OpenVINO IRs are timed at FP32
-    and, where this CPU runs bfloat16 natively, at BF16 too."""
+    in the int8_form chosen, "int8_onnx" says which; OpenVINO by NNCF through Ultralytics' exporter). OpenVINO IRs
+    are timed at FP32 and, where this CPU runs bfloat16 natively, at BF16 too."""
     p, imgsz = run.params, run.params["imgsz"]
     models = {"unpruned": {"pt": run.unpruned_pt}, "pruned": {"pt": run.final}}
     for label in ("unpruned", "pruned"):
@@ -276,13 +276,30 @@ def _exported(run: Run) -> dict:
                 models[label]["openvino_precisions"] = ["FP32", "BF16"]
     if p["int8"]:
         calibration = quantize.Calibration(embedded.data_yaml(p), Training.of(p), p["int8_fraction"], task_of(run))
+        form = int8_form(run, models["pruned"]["onnx"], calibration)
         for label in ("unpruned", "pruned"):  # ONNX: the float file just exported, quantized
             m = models[label]
             models[f"{label}-int8"] = {"pt": m["pt"], "model": label, "torch": False, "precision": "INT8",
-                                       "onnx": exporter.int8_onnx(m["onnx"], calibration)} | (
+                                       "onnx": exporter.int8_onnx(m["onnx"], calibration, form["form"]),
+                                       "int8_onnx": form} | (
                 {"openvino": exporter.export(m["pt"], "openvino", imgsz, int8=calibration)}
                 if "openvino" in p["export_formats"] else {})  # fmt: skip
     return models
+
+
+def int8_form(run: Run, fp32, calibration: quantize.Calibration) -> dict:
+    """The quantize.FORMS form of the run's INT8 ONNX files (int8_onnx_form), as export.json's "int8_onnx": {"form",
+    "label", "chosen_by": "name" (the one named), "cpu flags" (auto) or "timing" (fastest: every form timed on the
+    pruned model's float file fp32 at latency_threads; their times in "forms")}."""
+    p, asked = run.params, run.params["int8_onnx_form"]
+    if asked == "fastest":
+        timed = exporter.fastest_int8_form(fp32, calibration, p["latency_runs"], p["latency_warmup"],
+                                           p["latency_threads"])  # fmt: skip
+        chosen = {"form": timed["form"], "chosen_by": "timing", "forms": timed["forms"], "default": timed["default"]}
+    else:
+        chosen = {"form": quantize.form_for_this_cpu() if asked == "auto" else asked,
+                  "chosen_by": "cpu flags" if asked == "auto" else "name"}  # fmt: skip
+    return {"form": chosen["form"], "label": quantize.FORMS[chosen["form"]].label} | chosen
 
 
 def _all_cores(run: Run, models: dict) -> list[dict]:
