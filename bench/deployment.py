@@ -42,8 +42,7 @@ def case_run(case: str):
     extra = [] if case == "embedded" else ["--set", f"model={user_case.model(converged=True)}", "--set",
                                            f"data={user_case.data_yaml()}", "--set", "imgsz=256"]  # fmt: skip
     subprocess.run([sys.executable, "-m", "prunelib", "prune", "--params", "params/default.yaml", "--set",
-                    f"run_name={name}", "--set", "int8_onnx_form=fastest", *extra], cwd=PROJECT_ROOT,
-                   check=True)  # fmt: skip
+                    f"run_name={name}", *extra], cwd=PROJECT_ROOT, check=True)  # fmt: skip
     return load_run(name)
 
 
@@ -77,8 +76,11 @@ TRIED = {  # target -> what the kit tried for it, said beside a miss
 def targets(case: str, export: dict, flags: set) -> list[dict]:
     """The issue's four targets on one case, each with the measured value, by how much it was missed and what was
     tried (TRIED)."""
-    out = _targets(case, export, flags)
-    return [r | {"tried": TRIED[r.pop("kind")] if r["verdict"] not in ("met", "-") else ""} for r in out]
+    out = []
+    for r in _targets(case, export, flags):
+        kind = r.pop("kind")
+        out.append(r | {"tried": TRIED[kind] if r["verdict"] not in ("met", "-") else ""})
+    return out
 
 
 def _targets(case: str, export: dict, flags: set) -> list[dict]:
@@ -166,7 +168,7 @@ def main():
             f"and on all {cores()} cores, throughput at batch 8 on all cores (float files), speed-up against the "
             "unpruned model in the same runtime and precision and against it in onnxruntime FP32. ONNX INT8: "
             "onnxruntime static quantization in the fastest form the export stage timed on the pruned model "
-            "(int8_onnx_form: fastest; below; the default, auto, takes "
+            "(int8_onnx_form: fastest, the default; below; auto would take "
             f"{quantize.FORMS[quantize.form_for_this_cpu()].label} on this CPU); OpenVINO INT8: NNCF through "
             "Ultralytics' exporter; OpenVINO BF16 only where the CPU runs bfloat16 natively.\n\n"
             "## Recommended\n\n" + "\n".join(words) + "\n\n## Targets\n\n" + markdown_table(goals)

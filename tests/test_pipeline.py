@@ -14,7 +14,7 @@ pytestmark = pytest.mark.slow  # trains or runs the pipeline: make test, not mak
 
 @pytest.fixture(scope="module")
 def smoke_run(runs_root):
-    r = cli("run", "--params", SMOKE, "--set", "run_name=cli-smoke", "--set", "int8_onnx_form=fastest")
+    r = cli("run", "--params", SMOKE, "--set", "run_name=cli-smoke")
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     return runs_root / "cli-smoke", r
 
@@ -203,7 +203,7 @@ def test_every_format_matches_torch_and_int8_keeps_detecting(smoke_run):
             # pruning's share at INT8: the unpruned INT8 file over the pruned one in the same runtime
             assert m == "unpruned" or int8["speedup_same_runtime"] == pytest.approx(
                 rows[("unpruned-int8", rt)]["latency_ms"] / int8["latency_ms"], rel=0.02)
-    # int8_onnx_form: fastest: every form timed on the pruned model, the fastest kept, and the files in that form
+    # int8_onnx_form: fastest (the default): every form timed on the pruned model, the fastest kept, the files in it
     form = export["int8_onnx"]
     timed = {r["form"]: r for r in form["forms"] if "ms" in r}
     assert form["chosen_by"] == "timing" and {r["form"] for r in form["forms"]} == set(quantize.FORMS)

@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 
 import pytest
@@ -15,7 +16,7 @@ from prunelib import cli as kit_cli
 from prunelib.core import parameters
 from prunelib.core.folder import load_run
 
-from conftest import SMOKE, cli, published_from, tree_snapshot
+from conftest import ROOT, SMOKE, cli, published_from, tree_snapshot
 
 pytestmark = pytest.mark.slow  # trains or runs the pipeline: make test, not make check
 
@@ -164,6 +165,32 @@ def test_a_listed_command_runs_and_a_killed_run_resumes_in_the_sweep(swept, runs
     assert (killed / "report.md").is_file() and (killed / "50-export.ipynb").is_file()
     assert len((killed / "ledger.jsonl").read_text().splitlines()) == 1  # its one step, not two
     assert not list(killed.rglob(".*.tmp*"))  # nothing half-written left behind
+
+
+def test_a_stopped_sweep_stops_its_runs(runs_root, smoke_start):
+    """SIGTERM to the sweep alone (a scheduler's time limit, kill): the run it started stops too, instead of going on
+    unattended; the sweep exits with 128 + 15 and records the run as interrupted (it resumes next time)."""
+    name = "smoke-stopped"
+    run = runs_root / name / "importance-l2__target_prune_rate-0.25"
+    job = subprocess.Popen([sys.executable, "-m", "prunelib", "sweep", "--params", str(SMOKE), "--grid",
+                            "importance=l2", "--grid", "target_prune_rate=0.25", *CHEAP, "--name", name], cwd=ROOT,
+                           start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 600
+        while not (run / "10-inspect.ipynb").is_file() and job.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert job.poll() is None, "the sweep ended before it could be stopped"
+        job.send_signal(signal.SIGTERM)  # the sweep's own process, not its group
+        assert job.wait(timeout=120) == 128 + signal.SIGTERM
+        time.sleep(1)
+        left = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+        assert f"runs_dir={name}" not in left and f"/{name}" not in left, left  # no run of it still going
+        status = json.loads((runs_root / name / "sweep.json").read_text())["runs"]
+        assert status["importance-l2__target_prune_rate-0.25"]["status"] == "interrupted"
+        assert not (run / "report.md").is_file()
+    finally:
+        if job.poll() is None:
+            os.killpg(job.pid, signal.SIGKILL)
 
 
 def test_list_prints_one_self_contained_command_per_run(swept):

@@ -219,8 +219,8 @@ PARAMS = [
     Param("int8", True, bool, "also export both models to INT8, calibrated on training images (ONNX: onnxruntime "
           "U8S8; OpenVINO: NNCF)",
           may_change=True),
-    Param("int8_onnx_form", "auto", str, "INT8 ONNX quantization: auto (by the CPU's flags), fastest (each form timed "
-          "on the pruned model) or a form", _choice("auto", "fastest", *INT8_ONNX_FORMS), may_change=True),
+    Param("int8_onnx_form", "fastest", str, "INT8 ONNX quantization: fastest (each form timed on the pruned model), "
+          "auto (by the CPU's flags) or a form", _choice("auto", "fastest", *INT8_ONNX_FORMS), may_change=True),
     Param("int8_fraction", 1.0, float, "share of the training images that calibrate the INT8 export",
           _range(0, 1, lo_open=True), may_change=True),
     Param("onnx_simplify", True, bool, "simplify the exported ONNX graph with onnxslim", may_change=True),

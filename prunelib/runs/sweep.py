@@ -20,11 +20,13 @@ import json
 import os
 import re
 import shlex
+import signal
 import subprocess
 import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from queue import Queue
@@ -212,7 +214,7 @@ def run_sweep(sweep: Sweep, jobs: int = 1, devices=(), log=print) -> dict:
             log(f"[{next(counter)}/{len(combos)}] {run_name(combo)}: {record['status']} in {record['seconds']:.0f} s"
                 + (f" ({record['error']})" if record.get("error") else ""))
 
-    with ThreadPoolExecutor(max_workers=slots.qsize()) as pool:
+    with ThreadPoolExecutor(max_workers=slots.qsize()) as pool, _stopping_children_on_exit():
         list(pool.map(one, todo))
     _write_status(sweep, status)
     compare_notebook(sweep.root)
@@ -267,6 +269,52 @@ def compare_notebook(sweep_dir: Path) -> Path:
                    f"the comparison of {relative(sweep_dir)}")
 
 
+_children: set[subprocess.Popen] = set()  # the runs this process is executing now
+_children_lock = threading.Lock()
+_stopping = threading.Event()  # set while a stopping sweep stops its runs: they are recorded as interrupted
+
+
+@contextmanager
+def _stopping_children_on_exit(grace: float = 30.0):
+    """A sweep that stops (Ctrl-C; SIGTERM: a scheduler's time limit, kill) stops the runs it started, each in its
+    own process group (its notebook kernels with it), instead of leaving them running unattended: Ctrl-C is passed on
+    as SIGINT, SIGTERM as SIGTERM, and a run still there after grace seconds is killed. Each resumes next time.
+    SIGTERM is turned into SystemExit while the sweep runs (in the main thread: where Python's handlers live)."""
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm) if main else None
+    _stopping.clear()
+    try:
+        yield
+    except BaseException as e:
+        sent = signal.SIGINT if isinstance(e, KeyboardInterrupt) else signal.SIGTERM
+        _stopping.set()
+        with _children_lock:
+            running = list(_children)
+        for child in running:
+            _signal_group(child, sent)
+        deadline = time.monotonic() + grace
+        for child in running:
+            try:
+                child.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                _signal_group(child, signal.SIGKILL)
+        raise
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _signal_group(child: subprocess.Popen, sig) -> None:
+    try:
+        os.killpg(child.pid, sig)
+    except ProcessLookupError:  # already gone
+        pass
+
+
+def _exit_on_sigterm(signum, frame):
+    raise SystemExit(128 + signum)
+
+
 def _execute(sweep: Sweep, combo: dict, slot: str, threads: int) -> dict:
     """One run in its own process; its output goes to logs/<run>.log."""
     name = run_name(combo)
@@ -277,10 +325,19 @@ def _execute(sweep: Sweep, combo: dict, slot: str, threads: int) -> dict:
     log = sweep.folder.log(name)
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "w") as out:
-        code = subprocess.run(cmd, cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT).returncode
-    record = {"status": "done" if code == 0 else "failed", "seconds": round(time.perf_counter() - t0, 1),
-              "overrides": combo, "log": relative(log)}  # fmt: skip
-    if code != 0:
+        child = subprocess.Popen(cmd, cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                 start_new_session=True)  # its own process group: stopped whole with the sweep
+        with _children_lock:
+            _children.add(child)
+        try:
+            code = child.wait()
+        finally:
+            with _children_lock:
+                _children.discard(child)
+    stopped = code != 0 and _stopping.is_set()
+    record = {"status": "done" if code == 0 else "interrupted" if stopped else "failed",
+              "seconds": round(time.perf_counter() - t0, 1), "overrides": combo, "log": relative(log)}  # fmt: skip
+    if code != 0 and not stopped:
         errors = [line for line in log.read_text().splitlines() if line.startswith("error: ")]
         record["error"] = errors[-1][len("error: "):] if errors else f"exit code {code}"
         stage = re.search(r"stage (\S+) failed", record["error"])
