@@ -216,8 +216,8 @@ PARAMS = [
     Param("export_formats", ["onnx", "torchscript", "openvino"], list, "export formats of both models, each "
           "checked against torch and timed (onnx required: INT8, per-layer times)",
           _formats, may_change=True),
-    Param("int8", True, bool, "also export both models to INT8, calibrated on training images (ONNX: onnxruntime "
-          "U8S8; OpenVINO: NNCF)",
+    Param("int8", True, bool, "also export both models to INT8, calibrated on training images (ONNX: onnxruntime, "
+          "int8_onnx_form; OpenVINO: NNCF)",
           may_change=True),
     Param("int8_onnx_form", "fastest", str, "INT8 ONNX quantization: fastest (each form timed on the pruned model), "
           "auto (by the CPU's flags) or a form", _choice("auto", "fastest", *INT8_ONNX_FORMS), may_change=True),

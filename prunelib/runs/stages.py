@@ -295,11 +295,10 @@ def int8_form(run: Run, fp32, calibration: quantize.Calibration) -> dict:
     if asked == "fastest":
         timed = exporter.fastest_int8_form(fp32, calibration, p["latency_runs"], p["latency_warmup"],
                                            p["latency_threads"])  # fmt: skip
-        chosen = {"form": timed["form"], "chosen_by": "timing", "forms": timed["forms"], "default": timed["default"]}
-    else:
-        chosen = {"form": quantize.form_for_this_cpu() if asked == "auto" else asked,
-                  "chosen_by": "cpu flags" if asked == "auto" else "name"}  # fmt: skip
-    return {"form": chosen["form"], "label": quantize.FORMS[chosen["form"]].label} | chosen
+        return {"form": timed["form"], "label": quantize.FORMS[timed["form"]].label, "chosen_by": "timing",
+                "forms": timed["forms"], "default": timed["default"]}  # fmt: skip
+    form = quantize.form_for_this_cpu() if asked == "auto" else asked
+    return {"form": form, "label": quantize.FORMS[form].label, "chosen_by": "cpu flags" if asked == "auto" else "name"}
 
 
 def _all_cores(run: Run, models: dict) -> list[dict]:
