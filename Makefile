@@ -48,7 +48,7 @@ notebooks: $(STAMP) ## re-execute the source notebooks with their default (smoke
 	$(PY) -m prunelib refresh-notebooks
 
 bench: $(STAMP) ## run the benchmarks under bench/ (long: see README)
-	$(PY) bench/recovery.py && $(PY) bench/deployment.py && $(PY) bench/quality.py && $(PY) bench/speedup.py && $(PY) bench/real_speed.py --part latency && $(PY) bench/real_speed.py --part accuracy && $(PY) bench/overhead.py \
+	$(PY) bench/recovery.py && $(PY) bench/deployment.py && $(PY) bench/quality.py && $(PY) bench/speedup.py && $(PY) bench/real_speed.py --part latency && $(PY) bench/real_speed.py --part accuracy && $(PY) bench/real_speed.py --part aligned && $(PY) bench/alignment.py && $(PY) bench/overhead.py \
 		&& $(PY) bench/tasks.py
 
 clean: ## remove runs/ and caches (keeps .venv)

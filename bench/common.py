@@ -27,6 +27,11 @@ def default_params(**overrides) -> dict:
     return parameters.load([parameters.resolve("params/default.yaml")], overrides)
 
 
+# The cut the benchmarks of MACs goals measure their variants against: the head whole, no channel alignment, Ultralytics'
+# own optimizer choice (the demo's recipe until 2026-12-04; params/default.yaml now prunes the head in whole blocks)
+HEAD_WHOLE = {"prune_head": False, "round_to": 0, "optimizer": "auto", "lr0": parameters.BY_NAME["lr0"].default}
+
+
 def baseline_model(params: dict) -> Path:
     """The embedded default's baseline checkpoint (trained once, then cached)."""
     return embedded.model_path(params)[0]
@@ -34,11 +39,12 @@ def baseline_model(params: dict) -> Path:
 
 def control(case: str, run, epochs: int) -> dict:
     """A run's unpruned model fine-tuned for epochs as its pruned one was (the run's training settings): its mAP50-95
-    on val and, for the user case, on its held-out images ("held-out"); what training alone adds. Made once per case
-    and epochs, then read back."""
+    on val and, for the user case, on its held-out images ("held-out"); what training alone adds. Made once per case,
+    epochs and optimizer (Ultralytics' choice, or the one the run names with its lr0), then read back."""
     import user_case
 
-    out = runs_root() / f"bench-control-{case}-{epochs}"
+    optimizer = "" if run.params["optimizer"] == "auto" else f"-{run.params['optimizer']}-{run.params['lr0']:g}"
+    out = runs_root() / f"bench-control-{case}-{epochs}{optimizer}"
     done = out / "control.json"
     if done.is_file():
         return json.loads(done.read_text())

@@ -18,7 +18,7 @@ from functools import partial
 from pathlib import Path
 
 import user_case
-from common import baseline_model, default_params, publish
+from common import HEAD_WHOLE, baseline_model, default_params, publish
 from prunelib.core.settings import Pruning
 from prunelib.deployment import export
 from prunelib.offline import cores
@@ -52,7 +52,7 @@ def cut(model, params: dict, target: float):
 
 
 def case_rows(case: str, args) -> list[dict]:
-    params = default_params() if case == "embedded" else default_params(imgsz=256)
+    params = default_params(**HEAD_WHOLE) if case == "embedded" else default_params(imgsz=256, **HEAD_WHOLE)
     source = baseline_model(params) if case == "embedded" else user_case.model()
     original = checkpoints.load_model(source)
     replace_c3k2(original)

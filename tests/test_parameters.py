@@ -54,6 +54,8 @@ def test_unknown_key_suggests_the_closest():
          r"of distinct formats among onnx, torchscript, openvino, with onnx"),
         ("export_formats", ["torchscript"], r"export_formats: .* with onnx"),
         ("int8_fraction", 0, r"int8_fraction: 0.0 is not allowed; expected a number in \(0, 1\]"),
+        ("round_to", "fast", r"round_to: expected an integer or auto, got 'fast'"),
+        ("round_to", -1, r"round_to: -1 is not allowed; expected an integer >= 0, or auto"),
         ("int8_onnx_form", "u8u8", r"int8_onnx_form: 'u8u8' is not allowed; expected one of auto, fastest, u8s8, "
          r"u8s8-reduce-range, qoperator-u8s8, s8s8, s8s8-per-channel"),
     ],
@@ -209,3 +211,19 @@ def test_cfg_keys_the_parameters_decide_are_said(tmp_path):
     assert len(arguments.overridden(Training.of(matching))) == 1  # only epochs now; mosaic, batch 16 hold
     args = arguments.ultralytics_args(Training.of(matching), "finetune", "d.yaml", epochs=2)
     assert (args["mosaic"], args["optimizer"], args["lr0"], "model" not in args) == (0.5, "SGD", 0.001, True)
+
+
+def test_round_to_auto_is_the_channel_block_measured_on_this_machine():
+    from prunelib import machine
+    from prunelib.core.settings import Pruning
+
+    p = load(overrides={"round_to": "auto"})
+    assert p["round_to"] == "auto"  # the run's parameters keep what was asked; the machine that prunes sizes it
+    block = machine.channel_block()
+    assert Pruning.of(p).round_to == block and Pruning.of(load()).round_to == 0
+    assert block in (1, 4, 8, 16, 32)
+    flags = machine.cpu()["flags"]
+    if "avx512f" in flags:  # onnxruntime's kernels block channels by vector width: 16 floats in AVX-512, 8 in AVX2
+        assert block == 16
+    elif "avx2" in flags:
+        assert block == 8

@@ -320,3 +320,15 @@ def test_node_times_name_the_modules_that_ran(smoke_start, smoke_params):
     assert export.module_path("/model.23/cv3.2/cv3.2.0/cv3.2.0.0/conv/Conv") == "model.23.cv3.2.0.0.conv"
     assert export.module_path("/model.2/m.0/Add") == "model.2.m.0" and export.module_path("Concat_7") == "other"
     assert export.module_path("/model.0/act/Mul/QuickGeluFusion/") == "model.0.act"  # onnxruntime fused it
+
+
+def test_round_to_keeps_every_cut_layer_a_multiple_with_the_head_pruned(replaced):
+    """prune_head with round_to: every convolution the cut narrowed, the head's hidden ones among them, keeps a
+    multiple of round_to channels (what onnxruntime's blocked kernels compute in whole blocks)."""
+    model, p = copy.deepcopy(replaced), params(prune_head=True, round_to=16)
+    before = conv_channels(model)
+    pruner.prune(model, Pruning.of(p), 0.5, measuring.example_inputs(IMGSZ))
+    after = conv_channels(model)
+    cut = {n: c for n, c in after.items() if c != before[n]}
+    assert any(n.startswith("model.23.") for n in cut) and len(cut) > 20
+    assert all(c % 16 == 0 for c in cut.values()), {n: c for n, c in cut.items() if c % 16}

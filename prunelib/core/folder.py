@@ -246,6 +246,7 @@ def manifest(params: dict) -> dict:
                                        "onnxruntime", "openvino", "papermill", "prunelib")},  # fmt: skip
         "cores": cores(),
         "cpu": machine.cpu(),  # model and the kernel-deciding flags: timings and OpenVINO's defaults depend on them
+        "channel_block": machine.channel_block(),  # what round_to: auto aligns to here
         "platform": platform.platform(),
         "git_commit": _git_commit(),
         "command": _command(),

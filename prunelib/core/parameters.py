@@ -56,6 +56,10 @@ def _range(lo=None, hi=None, lo_open=False, hi_open=False):
     return check
 
 
+def _round_to(v):
+    return None if v == "auto" or v >= 0 else "an integer >= 0, or auto"
+
+
 def _choice(*allowed):
     return lambda v: None if v in allowed else "one of " + ", ".join(map(str, allowed))
 
@@ -168,7 +172,8 @@ PARAMS = [
           "it emits is unchanged)"),
     Param("prune_attention", False, bool, "prune the attention blocks' feed-forward hidden channels too (C2PSA, "
           "PSABlock; the attention heads stay whole)"),
-    Param("round_to", 0, int, "keep channel counts multiples of this (0 = no alignment)", _range(0)),
+    Param("round_to", 0, int, "keep channel counts multiples of this (0 = none; auto = the channel block of this CPU's "
+          "convolution kernels, measured)", _round_to),
     Param("global_pruning", False, bool, "rank channels across layers instead of within each layer"),
     Param("isomorphic", False, bool, "with global_pruning: rank channels only against groups of the same structure "
           "(Torch-Pruning's isomorphic pruning)"),
@@ -347,11 +352,14 @@ def _check_keys(d: dict, source: str) -> dict:
 def _coerce(p: Param, v):
     def bad():
         kind = {str: "a string", int: "an integer", float: "a number", bool: "true or false", list: "a list"}[p.type]
+        kind += " or auto" if p.name == "round_to" else ""
         return UserError(f"{p.name}: expected {kind}, got {v!r} ({type(v).__name__})")
 
     if p.type is bool:
         if not isinstance(v, bool):
             raise bad()
+        return v
+    if p.name == "round_to" and v == "auto":  # resolved on the machine that prunes (settings.Pruning.of)
         return v
     if p.type is int:
         if isinstance(v, bool) or not isinstance(v, (int, float)) or int(v) != v:

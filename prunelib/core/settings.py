@@ -4,7 +4,9 @@ reads. Each field is the parameter of the same name (prunelib.core.parameters: i
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
+
+from prunelib import machine
 
 
 class _FromParameters:
@@ -26,7 +28,12 @@ class Pruning(_FromParameters):
     global_pruning: bool
     isomorphic: bool
     max_pruning_ratio: float
-    round_to: int
+    round_to: int  # round_to: auto is the channel block measured on this machine
+
+    @classmethod
+    def of(cls, params: dict):
+        settings = super().of(params)
+        return replace(settings, round_to=machine.channel_block()) if settings.round_to == "auto" else settings
 
 
 @dataclass(frozen=True)
