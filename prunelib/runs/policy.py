@@ -145,7 +145,8 @@ class LatencyGoal:
     (activations, memory traffic, the head's share): a step sizes its MACs cut from how time followed MACs in every
     model timed so far (latency_exponent), prunes a copy there and times it against the unpruned model (trial), and
     refits, at most TRIALS times, until a copy lands within LATENCY_TOLERANCE of the step's share (from the second
-    on by the line through the nearest copies: secant)."""
+    on by the line through the nearest copies: secant). The step that should reach the goal aims LATENCY_TOLERANCE
+    past it."""
 
     target: float
     steps: int
@@ -158,8 +159,11 @@ class LatencyGoal:
         with its measured 'latency_speedup' once a step was timed. trial(ratio) -> {'channels', 'macs',
         'latency_speedup'} of a timed copy pruned at ratio. Returns the ratio of the trial nearest the step's share."""
         have = current.get("latency_speedup", 1.0)
-        want = have * (self.target / have) ** (1.0 / max(1, self.steps - step + 1))
-        want = max(want, self.target * (1 + LATENCY_TOLERANCE)) if have >= self.target else want  # unconfirmed
+        remaining = max(1, self.steps - step + 1)
+        want = have * (self.target / have) ** (1.0 / remaining)
+        if remaining == 1 or have >= self.target:  # the step that must reach the goal (or confirm it) aims past it by
+            want = max(want, self.target * (1 + LATENCY_TOLERANCE))  # the tolerance: a copy that lands within it
+            # then reaches the goal, instead of falling short half the time and costing a step more
         points = [(unpruned["macs"] / current["macs"], have)] if "latency_speedup" in current else []
         kept = current["channels"] / unpruned["channels"]
         target_macs = unpruned["macs"] / want ** (1.0 / latency_exponent(points))
