@@ -344,6 +344,26 @@ def test_prune_head_cuts_its_hidden_layers_and_keeps_what_it_emits(cfg):
     assert pruned[0] > whole[0] + 0.7  # measured: 1.99x -> 3.50x (YOLO11n), 1.44x -> 3.49x (YOLO26n-pose)
 
 
+@pytest.mark.parametrize("cfg", ["yolov8n.yaml", "yolo26n.yaml", "yolo11n-seg.yaml", "yolo11n-pose.yaml",
+                                 "yolo11n-obb.yaml", "yolo26n-seg.yaml"])  # fmt: skip
+def test_the_demo_cut_in_whole_blocks_keeps_every_family_and_task_whole(cfg):
+    """The demo's cut (prune_head with round_to) on the other families and tasks: every convolution it narrowed keeps
+    a multiple of round_to channels, and the model emits what it did, in eval and in training."""
+    torch.manual_seed(0)
+    model = getattr(ultralytics.nn.tasks, tasks.of_cfg(cfg).model)(cfg, nc=8, verbose=False)
+    replace_c3k2(model)
+    x = measuring.example_inputs(64)
+    shapes = [_emitted_shapes(model, x, mode) for mode in (False, True)]
+    before = {n: m.out_channels for n, m in model.named_modules() if isinstance(m, torch.nn.Conv2d)}
+    pruner.prune(model, Pruning.of(parameters.load(overrides={"imgsz": 64, "prune_head": True, "round_to": 16})), 0.5,
+                 x)
+    cut = {n: m.out_channels for n, m in model.named_modules()
+           if isinstance(m, torch.nn.Conv2d) and m.out_channels != before[n]}  # fmt: skip
+    assert any(n.startswith(f"model.{len(model.model) - 1}.") for n in cut) and len(cut) > 10
+    assert all(c % 16 == 0 for c in cut.values()), {n: c for n, c in cut.items() if c % 16}
+    assert [_emitted_shapes(model, x, mode) for mode in (False, True)] == shapes
+
+
 @pytest.mark.slow  # exports and profiles nine models: make test, not make check
 @pytest.mark.parametrize("cfg", ["yolo11n.yaml", "yolov8n.yaml", "yolo26n.yaml", "yolo11n-seg.yaml",
                                  "yolo11n-pose.yaml", "yolo11n-obb.yaml", "yolo26n-seg.yaml", "yolo26n-pose.yaml",
