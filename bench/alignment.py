@@ -14,18 +14,14 @@ bench/user_case.py at 256 px), in onnxruntime at one thread and at all cores.
 from __future__ import annotations
 
 import argparse
-import tempfile
-from pathlib import Path
 
 import numpy as np
 import real_speed
-from common import HEAD_WHOLE, publish
+from common import publish
 from prunelib import machine
-from prunelib.deployment import export
-from prunelib.offline import cores
-from prunelib.surgery import checkpoints, measuring
+from prunelib.surgery import measuring
 
-VARIANTS = {  # label -> overrides of HEAD_WHOLE
+VARIANTS = {  # label -> overrides of the case's head-whole, unaligned parameters (common.HEAD_WHOLE)
     "head whole": {},
     "head whole, round_to auto": {"round_to": "auto"},
     "head pruned": {"prune_head": True},
@@ -64,27 +60,10 @@ def conv_rows(runs: int) -> list[dict]:
 
 
 def case_rows(case: str, runs: int) -> list[dict]:
-    params = {**real_speed.case_params(case), **HEAD_WHOLE}
-    original = real_speed.case_model(case, params)
-    tmp = Path(tempfile.mkdtemp(prefix=f"bench-alignment-{case}-"))
-    models, labels = {"unpruned": {"pt": checkpoints.save_model(original, tmp / "unpruned.pt")}}, {}
-    for target in TARGETS:
-        for label, overrides in VARIANTS.items():
-            key = str(len(models))
-            print(f"{case}: {target:g}x MACs, {label}", flush=True)
-            cut = real_speed.cut(original, {**params, **overrides}, ("MACs", target))
-            models[key], labels[key] = {"pt": checkpoints.save_model(cut, tmp / f"{key}.pt")}, (target, label)
-    for m in models.values():
-        m |= {"torch": False, "onnx": export.export(m["pt"], "onnx", params["imgsz"])}
-    rows = []
-    for n in sorted({1, cores()}):
-        table = export.with_speedups(export.latency_table(models, params["imgsz"], runs, 10, n), "unpruned")
-        for r in table:
-            target, label = labels.get(r["model"], (1.0, "unpruned"))
-            rows.append({"case": case, "threads": n, "goal": f"{target:g}x MACs" if r["model"] != "unpruned" else "-",
-                         "cut": label, "MACs ratio": r["macs_speedup"], "latency ratio": r["latency_speedup"],
-                         "latency/MACs": round(r["latency_speedup"] / r["macs_speedup"], 2), "ms": r["latency_ms"]})
-    return rows
+    """Every variant at every target, cut from the case's model with the head whole and no alignment as the base
+    (real_speed.case_params) and timed in one series."""
+    return real_speed.timed_cuts(case, [(("MACs", t), label, o) for t in TARGETS for label, o in VARIANTS.items()],
+                                 runs)[0]
 
 
 def main():

@@ -82,29 +82,36 @@ def cut(model, params: dict, goal: tuple[str, float]):
 
 
 def latency_rows(case: str, args) -> tuple[list[dict], list[dict]]:
+    cuts = [(goal, variant, overrides) for goal in GOALS for variant, overrides in VARIANTS.items()
+            if not variant.endswith("attention") or goal[1] == 2.0]  # the attention's feed-forward is small: 2x only
+    rows, models, params = timed_cuts(case, cuts, args.runs)
+    return rows, where_time_goes(case, models["unpruned"], params)
+
+
+def timed_cuts(case: str, cuts: list[tuple[tuple[str, float], str, dict]], runs: int):
+    """Each (goal, variant label, parameter overrides) of cuts cut from the case's model in one step, exported, and
+    timed with the unpruned model in one series of alternating blocks, at one thread and at all cores: (rows, the
+    models by key with their files, the case's parameters)."""
     params = case_params(case)
     original = case_model(case, params)
     tmp = Path(tempfile.mkdtemp(prefix=f"bench-real-speed-{case}-"))
     models, labels = {"unpruned": {"pt": checkpoints.save_model(original, tmp / "unpruned.pt")}}, {}
-    for goal in GOALS:
-        for variant, overrides in VARIANTS.items():
-            if variant.endswith("attention") and goal[1] not in (2.0,):
-                continue  # the attention's feed-forward is small: shown at 2x only
-            key = f"{len(models)}"
-            print(f"{case}: {goal[0]} {goal[1]:g}x, {variant}", flush=True)
-            models[key] = {"pt": checkpoints.save_model(cut(original, {**params, **overrides}, goal), tmp / f"{key}.pt")}
-            labels[key] = (goal, variant)
+    for goal, variant, overrides in cuts:
+        key = f"{len(models)}"
+        print(f"{case}: {goal[0]} {goal[1]:g}x, {variant}", flush=True)
+        models[key] = {"pt": checkpoints.save_model(cut(original, {**params, **overrides}, goal), tmp / f"{key}.pt")}
+        labels[key] = (goal, variant)
     for m in models.values():
         m |= {"torch": False, "onnx": export.export(m["pt"], "onnx", params["imgsz"])}
     rows = []
     for n in sorted({1, cores()}):
-        table = export.with_speedups(export.latency_table(models, params["imgsz"], args.runs, 10, n), "unpruned")
+        table = export.with_speedups(export.latency_table(models, params["imgsz"], runs, 10, n), "unpruned")
         for r in table:
             (kind, target), variant = labels.get(r["model"], (("-", 1.0), "unpruned"))
             rows.append({"case": case, "threads": n, "goal": f"{target:g}x {kind}" if kind != "-" else "-",
                          "cut": variant, "MACs ratio": r["macs_speedup"], "latency ratio": r["latency_speedup"],
                          "latency/MACs": round(r["latency_speedup"] / r["macs_speedup"], 2), "ms": r["latency_ms"]})
-    return rows, where_time_goes(case, models["unpruned"], params)
+    return rows, models, params
 
 
 def where_time_goes(case: str, unpruned: dict, params: dict) -> list[dict]:
@@ -122,11 +129,10 @@ def where_time_goes(case: str, unpruned: dict, params: dict) -> list[dict]:
 
 ACCURACY = dict(iterative_steps=1, max_steps=1, finetune_epochs=10, max_map_drop=1.0, sensitivity=False,
                 export_formats=["onnx"], int8=False)  # one step, 10 epochs, no early stop; the loop's own export
+UNALIGNED = [f"{k}={v}" for k, v in HEAD_WHOLE.items() if k != "prune_head"]  # the cut these grids were measured on
 ACCURACY_GRIDS = {  # sweep -> its goal and grid (the head pruned costs time at equal MACs: --part latency)
-    "latency-2x": ["target_latency_speedup=2.0", "layer_ratios=uniform,time", "prune_head=false", "round_to=0",
-                   "optimizer=auto", f"lr0={HEAD_WHOLE['lr0']}"],
-    "macs-3x": ["target_speedup=3.0", "layer_ratios=uniform", "prune_head=false,true", "round_to=0", "optimizer=auto",
-                f"lr0={HEAD_WHOLE['lr0']}"],
+    "latency-2x": ["target_latency_speedup=2.0", "layer_ratios=uniform,time", "prune_head=false", *UNALIGNED],
+    "macs-3x": ["target_speedup=3.0", "layer_ratios=uniform", "prune_head=false,true", *UNALIGNED],
 }
 ALIGNED_GRIDS = {  # --part aligned: the head pruned with its channels in whole blocks of the runtime's kernels
     # (round_to: auto), and the recipe that recovered best at 3x (recovery-deep.md: AdamW at lr0 0.002)
