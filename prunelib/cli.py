@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import argparse
 import errno
+import os
 import sys
 
+from prunelib import console
 from prunelib.core import parameters
 from prunelib.core.folder import next_free, runs_root
 from prunelib.errors import UserError
@@ -34,6 +36,8 @@ def main(argv=None) -> int:
     if not args.command:
         parser.print_help()
         return 2
+    if args.verbose:  # the stages' kernels inherit it
+        os.environ[console.VERBOSE_ENV] = "1"
     try:
         return args.func(args)
     except UserError as e:
@@ -94,6 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     params.set_defaults(func=cmd_params)
     for command in sub.choices.values():
         command.add_argument("--debug", action="store_true", help="show tracebacks of expected errors")
+        command.add_argument("--verbose", action="store_true", help="show the libraries' chatter too (exports of "
+                             "timing candidates, known harmless warnings), which runs keep in runs/<run>/log.txt")
     return parser
 
 
@@ -147,9 +153,10 @@ def cmd_run(args) -> int:
 
 
 def cmd_prune(args) -> int:
-    from prunelib.runs import open_run, stages  # slow: see the note on imports above
+    from prunelib.runs import open_run, plan, stages  # slow: see the note on imports above
 
     run = open_run(args.params, overrides_from(args), new_run=args.new_run)
+    plan.announce(run)
     print(f"Run {run.name!r} in {run.rel(run.dir)}")
     stages.run_stages(run)
     print(f"done: {run.rel(run.final)}, {run.rel(run.report_md)}")

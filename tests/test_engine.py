@@ -241,7 +241,7 @@ def test_a_latency_goal_times_each_step_and_cuts_where_time_goes(smoke_start, mo
         assert (r["stop"] == "target_reached") == reached
     assert any("latency" in line and "ms in onnxruntime" in line for line in lines)
     table = run.report_md.read_text()
-    assert "Measured latency in onnxruntime (batch 1)" in table and "latency speed-up" in table and f"{steps[0]['latency_speedup']:.2f}x ({steps[0]['latency_low']:.2f}-" in table
+    assert "The loop's measurement of step " in table and "onnxruntime batch 1" in table and "latency speed-up" in table and f"{steps[0]['latency_speedup']:.2f}x ({steps[0]['latency_low']:.2f}-" in table
     figure = plotting.performance(ledger, run.read_json(run.unpruned_json), tmp_path / "perf.png")
     assert [a.get_ylabel() for a in figure.axes][-1] == "latency (ms)"  # a third axis: the time measured per step
     before, after = conv_channels(checkpoints.load_model(run.unpruned_pt)), conv_channels(checkpoints.load_model(

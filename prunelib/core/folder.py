@@ -53,6 +53,7 @@ class Run:
     sensitivity_json = property(lambda self: self.dir / "sensitivity.json")
     layer_weights_json = property(lambda self: self.dir / "layer-weights.json")  # layer_ratios: sensitivity or latency
     timings_json = property(lambda self: self.dir / "timings.json")
+    log_txt = property(lambda self: self.dir / "log.txt")  # the libraries' chatter kept off the console (console)
     report_md = property(lambda self: self.dir / "report.md")
     data_preview = property(lambda self: self.dir / "data-preview.jpg")
     perf_png = property(lambda self: self.dir / "perf.png")

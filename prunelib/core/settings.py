@@ -51,6 +51,7 @@ class Training(_FromParameters):
     lr0: float
     warmup_epochs: float
     nbs: int
+    freeze_bn_stats: bool
     distill_weight: float
     baseline_epochs: int
     baseline_lr0: float

@@ -16,6 +16,7 @@ import onnxruntime as ort
 import torch
 from ultralytics import YOLO
 
+from prunelib import console
 from prunelib.core import parameters
 from prunelib.deployment import quantize
 from prunelib.errors import UserError
@@ -42,8 +43,8 @@ def export(pt_path, fmt: str, imgsz: int, simplify: bool = True, opset: int = 0,
         args |= dict(simplify=simplify, opset=opset or None)
     if int8:
         args |= dict(quantize=8, data=str(int8.data), split="train", fraction=int8.fraction)
-    with warnings.catch_warnings():  # NNCF's progress bars (rich) ask for ipywidgets when run in a notebook
-        warnings.filterwarnings("ignore", message='install "ipywidgets"', category=UserWarning)
+    with warnings.catch_warnings(), console.captured():  # the exporter's chatter goes to the run's log file
+        warnings.filterwarnings("ignore", message='install "ipywidgets"', category=UserWarning)  # NNCF's rich bars
         return Path(YOLO(str(pt_path)).export(**args))
 
 

@@ -26,8 +26,15 @@ def performance(ledger: list[dict], unpruned: dict, path) -> plt.Figure:
     pruned = [unpruned["map50_95"]] + [r["pruned_map50_95"] for r in steps]
     macs = [unpruned["macs"] / 1e9] + [r["macs"] / 1e9 for r in steps]
     fig, ax = plt.subplots(figsize=(8, 4.5))
-    ax.plot(ratio, recovered, "o-", color="tab:blue", label=named("recovered mAP50-95 (after fine-tuning)", unpruned))
-    ax.plot(ratio, pruned, "o--", color="tab:orange", label=named("pruned mAP50-95 (before fine-tuning)", unpruned))
+    joined = len(steps) > 1  # one cut: two points, before and after, that no line between them describes
+    line, dashed = ("-", "--") if joined else ("", "")
+    recovered_label = named("recovered mAP50-95 (after fine-tuning)", unpruned)
+    ax.plot(ratio, recovered, "o" + line, color="tab:blue", label=recovered_label)
+    pruned_label = named("pruned mAP50-95 (before fine-tuning)", unpruned)
+    ax.plot(ratio, pruned, "o" + dashed, color="tab:orange", label=pruned_label)
+    if not joined:
+        for x, y in zip(ratio, recovered):
+            ax.annotate(f"{y:.3f}", (x, y), textcoords="offset points", xytext=(6, 4), fontsize=8)
     marks = (("sparse", "D", "after sparsity training"), ("final", "*", "after the final fine-tune"))
     for kind, marker, label in marks:
         for r in (r for r in ledger if r.get("kind") == kind):
@@ -39,7 +46,7 @@ def performance(ledger: list[dict], unpruned: dict, path) -> plt.Figure:
     ax.set_ylabel(named("mAP50-95", unpruned))
     ax.set_ylim(bottom=0)
     ax2 = ax.twinx()
-    ax2.plot(ratio, macs, "s-", color="tab:green", label="MACs (G)")
+    ax2.plot(ratio, macs, "s" + line, color="tab:green", label="MACs (G)")
     ax2.set_ylabel("MACs (G)")
     ax2.set_ylim(bottom=0)
     axes = [ax, ax2]
@@ -48,7 +55,7 @@ def performance(ledger: list[dict], unpruned: dict, path) -> plt.Figure:
         ax3 = ax.twinx()
         ax3.spines["right"].set_position(("axes", 1.12))
         ax3.plot([0.0] + [r["channel_ratio"] for r in timed], [timed[0]["unpruned_latency_ms"]]
-                 + [r["latency_ms"] for r in timed], "^-", color="tab:brown",
+                 + [r["latency_ms"] for r in timed], "^" + line, color="tab:brown",
                  label=f"latency (ms, {timed[0]['latency_runtime']}, batch 1)")  # fmt: skip
         ax3.set_ylabel("latency (ms)")
         ax3.set_ylim(bottom=0)
@@ -62,9 +69,10 @@ def performance(ledger: list[dict], unpruned: dict, path) -> plt.Figure:
 
 
 def channels(before: list[dict], after: list[dict], path) -> plt.Figure:
-    """Output channels per layer before and after pruning (rows from measuring.layer_table)."""
+    """Output channels per layer before and after pruning (rows from measuring.layer_table, then the head's hidden
+    convolutions from measuring.head_rows)."""
     rows = [(b, a) for b, a in zip(before, after) if b["c_out"]]
-    labels = [f"{b['layer']} {b['type']}" for b, _ in rows]
+    labels = [f"{b['layer']}" if str(b["type"]).startswith("head") else f"{b['layer']} {b['type']}" for b, _ in rows]
     x = range(len(rows))
     fig, ax = plt.subplots(figsize=(max(8, len(rows) * 0.45), 4.5))
     ax.bar([i - 0.2 for i in x], [b["c_out"] for b, _ in rows], width=0.4, label="before")
@@ -82,7 +90,10 @@ def pareto(series: dict[str, list[tuple[float, float]]], path, which: str = "thi
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for name, pts in sorted(series.items()):
         pts = sorted(pts)
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=name)
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-" if len(pts) > 2 else "o", label=name)
+        if len(series) == 1:
+            for x, y in pts:
+                ax.annotate(f"{y:.3f}", (x, y), textcoords="offset points", xytext=(6, 4), fontsize=8)
     ax.set_xlabel("MACs (G)")
     ax.set_ylabel("recovered mAP50-95")
     ax.set_title(f"Accuracy against compute, {which}")

@@ -3,6 +3,8 @@ per-step table a notebook shows while the loop runs."""
 
 from __future__ import annotations
 
+import yaml
+
 from prunelib import files
 from prunelib.core.folder import FINAL, PRUNE, Run, final_step, outcome
 from prunelib.tasks import named
@@ -39,6 +41,8 @@ def step_rows(ledger: list[dict], unpruned: dict) -> list[dict]:
                 row[title] = round(v / 1e9, 3)
             elif key == "params":
                 row[title] = round(v / 1e6, 3)
+            elif key == "within_budget":
+                row[title] = "yes" if v else "no"
             else:
                 row[title] = fmt.format(v)
         rows.append(row)
@@ -109,44 +113,63 @@ def markdown_table(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+STOPS = {"target_reached": "the goal was reached", "map_drop": "the mAP drop passed the budget (max_map_drop)",
+         "done": "every step the goal allows ran"}  # the loop's stop reasons (policy.stop_reason), in words
+
+
 def _summary(unpruned: dict, ledger: list[dict], classes: list[dict] | None, shown: list[dict] | None,
              export: dict, cpu: dict | None) -> list[str]:
-    """In words, at the top: what pruning did to the model (size, compute, accuracy kept), how much faster it runs on
-    this machine and which file to deploy (the recommendation below says why), the class that lost most and the
-    objects missed in detections.png."""
+    """At most eight short lines at the top: what pruning did to the model, how much faster final.pt runs (one
+    figure, named: runtime, precision, batch, threads, which timing; and on all cores), the file to deploy, and what
+    was lost most."""
     if not (unpruned and ledger):
         return []
     final = final_step(ledger)
     o, metric = outcome(unpruned, final), named("mAP50-95", unpruned)
-    text = (f"final.pt ({_source(final)}): {o['macs_speedup']:.2f}x fewer MACs, {o['params_share']:.1%} of the "
-            f"parameters, {metric} {unpruned['map50_95']:.4f} -> {(final or unpruned)['map50_95']:.4f}"
-            + (f" ({o['retention']:.1%} kept)" if o["retention"] is not None else "") + ".")
-    ms = {(r["model"], r["runtime"], r["precision"]): r for r in export.get("latency", [])}
-    before, after = ms.get(("unpruned", "onnxruntime", "FP32")), ms.get(("pruned", "onnxruntime", "FP32"))
-    if before and after:
-        where = f" on {cpu['model']}" if cpu else ""
-        text += (f" It runs {before['latency_ms'] / after['latency_ms']:.2f}x faster in onnxruntime at FP32{where} "
-                 f"({before['latency_ms']:.2f} -> {after['latency_ms']:.2f} ms, batch 1, "
-                 f"{after.get('threads', 1)} thread{'s' if after.get('threads', 1) != 1 else ''}).")
+    kept = f" ({o['retention']:.1%} kept)" if o["retention"] is not None else ""
+    lines = [f"- **final.pt** ({_source(final)}): {o['macs_speedup']:.2f}x fewer MACs, {o['params_share']:.0%} of the "
+             f"parameters; {metric} {unpruned['map50_95']:.3f} -> {(final or unpruned)['map50_95']:.3f}{kept}."]
+    speed = speed_line(export, cpu)
+    if speed:
+        lines.append(speed)
     best = export.get("recommended")
     if best:
-        text += (f" Deploy `{best['file']}` ({best['runtime']} at {best['precision']}): "
-                 f"{best['latency_ms']:.2f} ms, {best['speedup_vs_onnxruntime_fp32']:.2f}x faster than the unpruned "
-                 f"model in onnxruntime at FP32, {best['from_pruning']:.2f}x of it from pruning; {metric} "
-                 f"{best['map50_95']:.4f}.")
+        lines.append(f"- **Deploy** `{best['file']}` ({best['runtime']} {best['precision']}): "
+                     f"{best['speedup_vs_onnxruntime_fp32']:.2f}x faster than the unpruned model in onnxruntime FP32; "
+                     f"{metric} {best['map50_95']:.3f}.")
     worst = next((r for r in classes or [] if r["change"] is not None), None)
     if worst and len(classes) > 1:
-        text += (f" The class that lost most: {worst['class']} ({worst['unpruned']:.4f} -> {worst['final']:.4f}, "
-                 f"{worst['change']:+.4f}; every class in the per-class table below).")
+        lines.append(f"- **Lost most**: class {worst['class'] or repr(worst['class'])} ({worst['unpruned']:.3f} -> "
+                     f"{worst['final']:.3f}).")
     if shown:
-        lost = {label: sum(r["lost"].get(label, 0) for r in shown) for label in shown[0]["lost"]}
-        also = "".join(f", the {label} file {n}" for label, n in lost.items() if label != "pruned")
-        text += (f" In detections.png, final.pt misses {lost.get('pruned', 0)}{also} of the objects the unpruned "
-                 f"model found in {len(shown)} validation images (those where it lost most first).")
-    return [f"## Summary\n\n{text}\n\n"]
+        missed = sum(r["lost"].get("pruned", 0) for r in shown)
+        lines.append(f"- **detections.png**: final.pt misses {missed} of the objects the unpruned model found in "
+                     f"{len(shown)} validation images.")
+    return ["## Summary\n\n" + "\n".join(lines) + "\n\n"]
 
 
-def _recommendation(export: dict, unpruned: dict) -> list[str]:
+def speed_line(export: dict, cpu: dict | None) -> str:
+    """final.pt's speed-up over the unpruned model in onnxruntime FP32 at batch 1 as the export stage re-timed it: on
+    the run's threads and on all cores ('' before the export stage)."""
+    rows = {(r["model"], r["runtime"], r["precision"]): r for r in export.get("deployment", [])}
+    before, after = rows.get(("unpruned", "onnxruntime", "FP32")), rows.get(("pruned", "onnxruntime", "FP32"))
+    if not (before and after):
+        return ""
+    n = next((r.get("threads") for r in export.get("latency", []) if r.get("threads")), 1)
+    cores = export.get("all_cores", n)
+    text = (f"- **Speed** (onnxruntime FP32, batch 1, re-timed after the run{f' on {cpu_name(cpu)}' if cpu else ''}): "
+            f"{before['latency_ms'] / after['latency_ms']:.2f}x faster on {n} thread{'s' if n != 1 else ''} "
+            f"({before['latency_ms']:.1f} -> {after['latency_ms']:.1f} ms)")
+    if cores != n and before.get("all_cores_ms") and after.get("all_cores_ms"):
+        text += f", {before['all_cores_ms'] / after['all_cores_ms']:.2f}x on all {cores} cores"
+    return text + "."
+
+
+def cpu_name(cpu: dict) -> str:
+    return str(cpu.get("model", "this CPU"))
+
+
+def recommendation(export: dict, unpruned: dict) -> list[str]:
     """The file to deploy on this machine, in words (export.json's 'recommended'), and every reduced precision that
     runs slower than FP32 in its runtime, said plainly."""
     best = export.get("recommended")
@@ -155,12 +178,15 @@ def _recommendation(export: dict, unpruned: dict) -> list[str]:
     if best is None:
         return ["## Recommendation\n\nNo exported file of the pruned model is within the run's mAP budget.\n\n"]
     metric = named("mAP50-95", unpruned)
+    split = ""
+    if best.get("from_pruning") and best.get("from_runtime_and_precision"):
+        split = (f": {best['from_pruning']:.2f}x from pruning (against the unpruned model in {best['runtime']} "
+                 f"{best.get('pruning_precision', best['precision'])}), {best['from_runtime_and_precision']:.2f}x from "
+                 "the runtime and precision")
     lines = [f"## Recommendation\n\nUse `{best['file']}` in {best['runtime']} at {best['precision']}: "
-             f"{best['latency_ms']:.2f} ms (batch 1), {metric} {best['map50_95']:.4f}, "
-             f"{best['speedup_vs_onnxruntime_fp32']:.2f}x faster than the unpruned model in onnxruntime at FP32: "
-             f"{best['from_pruning']:.2f}x from pruning (against the unpruned model in the same runtime, at "
-             f"{best.get('pruning_precision', best['precision'])}), "
-             f"{best['from_runtime_and_precision']:.2f}x from the runtime and precision.\n"]
+             f"{best['latency_ms']:.2f} ms (batch 1), {metric} {best['map50_95']:.3f}, "
+             f"{best['speedup_vs_onnxruntime_fp32']:.2f}x faster than the unpruned model in onnxruntime FP32{split}. "
+             "It is the fastest file of the pruned model within the run's mAP budget.\n"]
     fp32 = {(r["model"], r["runtime"]): r["latency_ms"] for r in export.get("latency", []) if r["precision"] == "FP32"}
     for r in export.get("latency", []):
         ref = fp32.get(("pruned" if r["model"] != "unpruned" else "unpruned", r["runtime"]))
@@ -170,36 +196,105 @@ def _recommendation(export: dict, unpruned: dict) -> list[str]:
     return lines + ["\n"]
 
 
+# Display columns of the export stage's tables: (key in export.json, title, format); None cells show as "-"
+DEPLOYMENT_COLUMNS = (
+    ("model", "model", "{}"),
+    ("runtime", "runtime", "{}"),
+    ("precision", "precision", "{}"),
+    ("file", "file", "`{}`"),
+    ("map50_95", "mAP50-95", "{:.3f}"),
+    ("latency_ms", "ms ({threads})", "{:.2f}"),
+    ("all_cores_ms", "ms (all cores)", "{:.2f}"),
+    ("throughput_img_s", "images/s (batch {batch})", "{:.0f}"),
+    ("speedup_same_runtime", "vs unpruned, same runtime", "{:.2f}x"),
+    ("speedup_vs_onnxruntime_fp32", "vs unpruned in onnxruntime FP32", "{:.2f}x"),
+    ("file_mb", "size (MB)", "{:.1f}"),
+)
+LATENCY_COLUMNS = (
+    ("model", "model", "{}"),
+    ("runtime", "runtime", "{}"),
+    ("precision", "precision", "{}"),
+    ("latency_ms", "ms", "{:.2f}"),
+    ("latency_speedup", "vs unpruned", "{:.2f}x"),
+    ("macs", "GMACs", "{:.2f}"),
+    ("file_mb", "size (MB)", "{:.1f}"),
+)
+LAYER_COLUMNS = (
+    ("layer", "layer", "{}"),
+    ("type", "type", "{}"),
+    ("ms_before", "ms before", "{:.3f}"),
+    ("ms_after", "ms after", "{:.3f}"),
+    ("time_ratio", "time fell", "{:.2f}x"),
+    ("macs_ratio", "MACs fell", "{:.2f}x"),
+)
+PARITY_COLUMNS = (
+    ("format", "format", "{}"),
+    ("precision", "precision", "{}"),
+    ("max_abs_diff", "largest difference", "{:.1e}"),
+    ("max_rel_diff", "largest relative difference", "{:.1e}"),
+    ("matches", "matches torch", "{}"),
+)
+INT8_FORM_COLUMNS = (
+    ("label", "form", "{}"),
+    ("ms", "ms", "{:.2f}"),
+    ("vs_default", "vs the CPU flags' form", "{:.2f}x"),
+    ("error", "error", "{}"),
+)
+
+
+def display_rows(rows: list[dict], columns, **names) -> list[dict]:
+    """rows as a table for people: the columns given (those some row has), titled and formatted; giga for MACs;
+    yes/no for booleans; "-" for what was not measured. names fill the titles' {placeholders}."""
+    shown = [c for c in columns if any(c[0] in r for r in rows)]
+    out = []
+    for r in rows:
+        row = {}
+        for key, title, fmt in shown:
+            v = r.get(key)
+            v = v / 1e9 if key == "macs" and v is not None else v
+            row[title.format(**names)] = _cell(v, fmt)
+        out.append(row)
+    return out
+
+
+def _cell(v, fmt: str) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    return fmt.format(v)
+
+
 def _int8_form(form: dict | None) -> str:
     """How the INT8 ONNX files were quantized and why that form (int8_onnx_form), with every form's time when they
     were timed."""
     if not form:
         return ""
-    why = {"cpu flags": "the form this CPU's flags call for (int8_onnx_form: auto)",
-           "name": "the form the run named (int8_onnx_form)",
-           "timing": "the fastest of every form timed on the pruned model (int8_onnx_form: fastest)"}[form["chosen_by"]]
+    why = {
+        "cpu flags": "the form this CPU's flags call for (int8_onnx_form: auto)",
+        "name": "the form the run named (int8_onnx_form)",
+        "timing": "the fastest of every form timed on the pruned model (int8_onnx_form: fastest)",
+    }[form["chosen_by"]]
     text = f"\nINT8 ONNX files: onnxruntime static quantization, {form['label']}: {why}.\n"
     if form.get("forms"):
-        text += ("\n" + markdown_table([{k: r[k] for k in ("form", "label", "ms", "vs_default", "low", "high", "error")
-                                          if k in r} for r in form["forms"]])
-                 + f"\nvs_default: the time of the CPU flags' form ({form['default']}) over this form's, median of "
-                 "alternating blocks (low-high: their range).\n")  # fmt: skip
+        text += "\n" + markdown_table(display_rows(form["forms"], INT8_FORM_COLUMNS))
+        text += f"\nThe CPU flags' form is {form['default']}; times are medians of alternating blocks of runs.\n"
     return text
 
 
 def _parity(export: dict) -> str:
     """The exported files against torch: each format's largest difference, the precision it ran in, and whether it
-    matches within the tolerance (runs made before precisions were recorded give the absolute difference alone)."""
-    formats = export.get("formats") or {"onnx": {"max_abs_diff": export.get("onnx_max_abs_diff", float("nan"))}}
-    if not all("max_rel_diff" in f for f in formats.values()):
-        return ("\nExported files vs torch, max |Δ| of the outputs: "
-                + ", ".join(f"{fmt} {f['max_abs_diff']:.2e}" for fmt, f in formats.items()) + "\n")
-    rows = [{"format": fmt, "precision": f["precision"], "max_abs_diff": f"{f['max_abs_diff']:.2e}",
-             "max_rel_diff": f"{f['max_rel_diff']:.2e}", "matches_torch": f["matches"]}
-            for fmt, f in formats.items()]  # fmt: skip
-    return (f"\nExported files vs torch (first output; matches when every value is within "
-            f"{export.get('parity_tolerance', 1e-3):g} of torch's, relative to max(1, |value|)):\n\n"
-            + markdown_table(rows))
+    matches within the tolerance."""
+    formats = export.get("formats") or {}
+    if not all("max_rel_diff" in f for f in formats.values()):  # runs made before precisions were recorded
+        return ""
+    rows = [{"format": fmt, **f} for fmt, f in formats.items()]
+    tolerance = export.get("parity_tolerance", 1e-3)
+    intro = (
+        f"\n### Exported files against torch\n\nThe first output; a file matches when every value is within "
+        f"{tolerance:g} of torch's, relative to max(1, |value|).\n\n"
+    )
+    return intro + markdown_table(display_rows(rows, PARITY_COLUMNS))
 
 
 def write_report(run: Run) -> str:
@@ -208,74 +303,105 @@ def write_report(run: Run) -> str:
     ledger = run.read_ledger()
     export = run.read_json(run.export_json) or {}
     shown, manifest = run.read_json(run.detections_json), run.read_json(run.manifest) or {}
-    parts = [f"# Pruning report: {run.name}\n",
-             *_summary(unpruned, ledger, run.read_json(run.classes_json), shown, export, manifest.get("cpu")),
-             *_recommendation(export, unpruned), "## Result\n"]
+    classes = run.read_json(run.classes_json)
+    parts = [
+        f"# Pruning report: {run.name}\n\n",
+        *_summary(unpruned, ledger, classes, shown, export, manifest.get("cpu")),
+        *recommendation(export, unpruned),
+        "## Result\n\n",
+    ]
     if unpruned and not ledger:
         parts.append("No pruning step yet (stage 30, the prune loop, has not run): the unpruned model alone.\n\n")
         row = {"": "unpruned", **_numbers(unpruned)}
         parts.append(markdown_table([{named(k, unpruned): v for k, v in row.items()}]))
     elif unpruned:
         parts += _result(unpruned, run.final_step(), ledger)
-    parts.append("\n## Steps\n")
+    parts.append("\n## Steps\n\n")
     parts.append(markdown_table(step_rows(ledger, unpruned)) if unpruned else "(no pruning yet)\n")
-    if export.get("deployment"):
-        parts.append("\n## Deployment (each file's mAP through Ultralytics' validator in the precision it ran in; "
-                     "median latency at batch 1 on the run's threads and on all cores; throughput in images per second "
-                     f"at batch {export.get('throughput_batch', '-')} on all cores, float files; the settings that "
-                     "run each file as timed)\n\n")
-        parts.append(markdown_table(export["deployment"]))
-        parts.append(_int8_form(export.get("int8_onnx")))
-    if export.get("latency"):
-        parts.append("\n## Latency in each runtime (batch 1, median)\n\n")
-        parts.append(markdown_table(export["latency"]))
-        parts.append(_parity(export))
-    if export.get("layers"):
-        parts.append("\n## Where the time goes (onnxruntime profiler, ms per layer)\n\n"
-                     "A layer whose time fell less than its MACs (time_ratio < macs_ratio) keeps costs that do not "
-                     "scale with channels: memory traffic, activations, small convolutions.\n\n")
-        parts.append(markdown_table(export["layers"]))
-    if "padding_macs" in export:
-        parts.append(f"\nfinal.pt holds Ultralytics' own C3k2/C2f blocks (loads without prunelib; train it further "
-                     f"with `python -m prunelib finetune`); zero channels padding unequal halves cost "
-                     f"{export['padding_macs']:,} MACs.\n")
-    classes = run.read_json(run.classes_json)
+    parts.append(deployment_section(export))
     if classes:
         parts.append(f"\n## {named('mAP50-95', unpruned)} per class (val split; the classes that lost most first)\n\n")
         parts.append(markdown_table(class_rows(classes)))
     parts.append("\n## Plots\n")
-    for path, title in ((run.perf_png, "Performance"), (run.channels_png, "Channels per layer"),
-                        (run.pareto_png, "Accuracy against compute"), (run.classes_png, "Accuracy per class"),
-                        (run.detections_png, "Ground truth and predictions"),
-                        (run.deployment_png, "Accuracy against latency of each exported file"),
-                        (run.sensitivity_png, "Layer sensitivity")):  # fmt: skip
+    for path, title in plots(run):
         if path.is_file():
             parts.append(f"\n![{title}]({path.name})\n")
-    parts.append("\n## Parameters\n\n```yaml\n")
-    parts.append("".join(f"{k}: {v!r}\n" for k, v in run.params.items()))
-    parts.append("```\n")
+    parts.append(
+        f"\n## Parameters\n\n<details><summary>Every parameter of the run (also in {run.params_yaml.name})"
+        "</summary>\n\n```yaml\n" + yaml.safe_dump(run.params, sort_keys=False) + "```\n\n</details>\n"
+    )
     text = "".join(parts)
     files.write_text(run.report_md, text)
     return text
 
 
+def plots(run: Run) -> tuple:
+    """The run's figures in the order the report shows them, with their titles."""
+    return (
+        (run.perf_png, "Performance"),
+        (run.channels_png, "Channels per layer"),
+        (run.pareto_png, "Accuracy against compute"),
+        (run.classes_png, "Accuracy per class"),
+        (run.detections_png, "Ground truth and predictions"),
+        (run.deployment_png, "Accuracy against latency of each exported file"),
+        (run.sensitivity_png, "Layer sensitivity"),
+    )
+
+
+def deployment_section(export: dict) -> str:
+    """The export stage's tables for people: each file deployed, each runtime's latency, the files against torch,
+    where the time goes ('' before the export stage)."""
+    if not export.get("deployment"):
+        return ""
+    threads = next((r.get("threads") for r in export.get("latency", []) if r.get("threads")), 1)
+    names = {"threads": f"{threads} thread{'s' if threads != 1 else ''}", "batch": export.get("throughput_batch", "-")}
+    parts = [
+        "\n## Deployment\n\nEach file's mAP50-95 through Ultralytics' validator in the precision it ran in; median "
+        "latency at batch 1 on the run's threads and on all cores; throughput of the float files on all cores. The "
+        "runtime settings of each row are in export.json.\n\n",
+        markdown_table(display_rows(export["deployment"], DEPLOYMENT_COLUMNS, **names)),
+        _int8_form(export.get("int8_onnx")),
+    ]
+    if export.get("latency"):
+        parts.append(f"\n### Latency in each runtime (batch 1, median, {names['threads']})\n\n")
+        parts.append(markdown_table(display_rows(export["latency"], LATENCY_COLUMNS)))
+        parts.append(_parity(export))
+    if export.get("layers"):
+        parts.append(
+            "\n### Where the time goes (onnxruntime profiler, ms per layer)\n\nA layer whose time fell less than its "
+            "MACs keeps costs that do not scale with channels: memory traffic, activations, small convolutions.\n\n"
+        )
+        parts.append(markdown_table(display_rows(export["layers"], LAYER_COLUMNS)))
+    if export.get("padding_macs"):
+        parts.append(
+            f"\nfinal.pt holds Ultralytics' own C3k2/C2f blocks (it loads without prunelib; train it further with "
+            f"`python -m prunelib finetune`); zero channels padding unequal halves cost "
+            f"{export['padding_macs'] / 1e6:.1f} M MACs.\n"
+        )
+    return "".join(parts)
+
+
+def stop_reason(ledger: list[dict]) -> str:
+    """Why the loop stopped, in words ('' while it has not)."""
+    stop = ledger[-1].get("stop") if ledger else None
+    return STOPS.get(stop, stop) if stop else ""
+
+
 def _result(unpruned: dict, final: dict | None, ledger: list[dict]) -> list[str]:
-    """The result table (unpruned vs final.pt) and its one-line summary."""
+    """The result table (unpruned vs final.pt), what the loop measured and why it stopped."""
     f = final or unpruned
-    rows = [{"": "unpruned", **_numbers(unpruned)},
-            {"": f"final ({_source(final)})", **_numbers(f)}]
+    rows = [{"": "unpruned", **_numbers(unpruned)}, {"": f"final ({_source(final)})", **_numbers(f)}]
     rows = [{named(k, unpruned): v for k, v in row.items()} for row in rows]
-    o = outcome(unpruned, final)
-    out = [markdown_table(rows),
-           f"\nMACs speed-up {o['macs_speedup']:.2f}x, parameters {o['params_share']:.1%} of the unpruned model, "
-           f"{named('mAP50-95', unpruned)} change {o['map_change']:+.4f}"
-           + (f" ({o['retention']:.1%} kept)" if o["retention"] is not None else "") + ".\n"]  # fmt: skip
+    out = [markdown_table(rows)]
     if final and "latency_speedup" in final:
-        out.append(f"\nMeasured latency in {final['latency_runtime']} (batch 1): {final['unpruned_latency_ms']:.2f} -> "
-                   f"{final['latency_ms']:.2f} ms, {final['latency_speedup']:.2f}x (timed blocks "
-                   f"{final['latency_low']:.2f}-{final['latency_high']:.2f}x).\n")
-    if ledger and ledger[-1].get("stop"):
-        out.append(f"\nStopped: {ledger[-1]['stop']}.\n")
+        out.append(
+            f"\nThe loop's measurement of {_source(final)} (what decides the goal), {final['latency_runtime']} "
+            f"batch 1: {final['unpruned_latency_ms']:.1f} -> {final['latency_ms']:.1f} ms, "
+            f"{final['latency_speedup']:.2f}x (timed blocks {final['latency_low']:.2f}-{final['latency_high']:.2f}x)."
+            "\n"
+        )
+    if stop_reason(ledger):
+        out.append(f"\nStopped: {stop_reason(ledger)}.\n")
     epochs = sum(r.get("epochs", 0) for r in ledger)
     out.append(f"\nFine-tuning epochs in all: {epochs}.\n")
     return out
@@ -288,8 +414,12 @@ def _source(final: dict | None) -> str:
 
 
 def _numbers(r: dict) -> dict:
-    return {"mAP50-95": f"{r['map50_95']:.4f}", "mAP50": f"{r['map50']:.4f}", "GMACs": f"{r['macs'] / 1e9:.3f}",
-            "params (M)": f"{r['params'] / 1e6:.3f}"}
+    return {
+        "mAP50-95": f"{r['map50_95']:.3f}",
+        "mAP50": f"{r['map50']:.3f}",
+        "GMACs": f"{r['macs'] / 1e9:.2f}",
+        "params (M)": f"{r['params'] / 1e6:.2f}",
+    }
 
 
 class LiveTable:

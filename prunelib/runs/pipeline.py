@@ -25,6 +25,7 @@ from traitlets import default
 from prunelib.core.folder import LOCK_ENV, RUNS_ENV, Run
 from prunelib.errors import UserError
 from prunelib.paths import NOTEBOOKS_DIR, PROJECT_ROOT, relative, resolve
+from prunelib.runs import plan
 from prunelib.runs.opening import open_run
 from prunelib.runs.stages import STAGES, run_stages
 
@@ -69,6 +70,7 @@ def run_pipeline(params_files=(), overrides=None, stages=None, new_run=False, lo
                 "params_files": [relative(f) for f in files],
                 "overrides": {k: v for k, v in (overrides or {}).items() if k != "run_name"}}  # fmt: skip
     with run.lock(), _environ(LOCK_ENV, str(run.dir.resolve())):  # the kernels work under this process's lock
+        plan.announce(run, log)
         log(f"Run {run.name!r} in {run.rel(run.dir)}: stages {', '.join(chosen)}")
         run_stages(run, chosen, log, do=lambda stage: execute_stage(run, stage, identity))
     return run

@@ -27,7 +27,7 @@ import time
 from importlib.metadata import version
 from pathlib import Path
 
-from prunelib import files, tasks
+from prunelib import console, files, tasks
 from prunelib.core.folder import Run
 from prunelib.core.settings import Pruning, Training
 from prunelib.offline import threads
@@ -42,10 +42,11 @@ from prunelib.training.validation import evaluate
 
 
 def _holds_the_run(stage):
-    """Every stage holds the run's lock while it works (re-entrant; see Run.lock)."""
+    """Every stage holds the run's lock while it works (re-entrant; see Run.lock), its chatter kept in the run's log."""
 
     @functools.wraps(stage)
     def locked(run: Run, *args, **kwargs):
+        console.log_to(run.log_txt)
         with run.lock():
             return stage(run, *args, **kwargs)
 
@@ -182,8 +183,8 @@ def analyse(run: Run, log=print) -> dict:
     params = run.params
     unpruned = run.read_json(run.unpruned_json)
     plotting.performance(run.read_ledger(), unpruned, run.perf_png)
-    before = measuring.layer_table(checkpoints.load_model(run.unpruned_pt), params["imgsz"])
-    after = measuring.layer_table(checkpoints.load_model(run.final), params["imgsz"])
+    before, after = ([*measuring.layer_table(m, params["imgsz"]), *measuring.head_rows(m)]
+                     for m in map(checkpoints.load_model, (run.unpruned_pt, run.final)))
     plotting.channels(before, after, run.channels_png)
     shown = analysis.pareto_runs(run)
     plotting.pareto(analysis.pareto_series(shown), run.pareto_png, "this run" if shown == [run] else "the sweep's runs")

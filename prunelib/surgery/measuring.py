@@ -50,6 +50,19 @@ def layer_table(model: nn.Module, imgsz: int) -> list[dict]:
     return rows
 
 
+def head_rows(model: nn.Module) -> list[dict]:
+    """One row per hidden convolution of the model's head (every Ultralytics Conv inside its last layer: what
+    prune_head cuts; each branch's last plain convolution and the DFL emit the outputs and are not listed): 'layer'
+    ('23 cv3.0.1'), 'type' ('head Conv'), 'c_out'."""
+    index = len(model.model) - 1
+    head = model.model[index]
+    return [
+        {"layer": f"{index} {name}", "type": f"head {type(m).__name__}", "c_out": m.conv.out_channels}
+        for name, m in head.named_modules()
+        if name and isinstance(getattr(m, "conv", None), nn.Conv2d) and isinstance(getattr(m, "bn", None), nn.Module)
+    ]
+
+
 BLOCK = 10  # timed runs of one model in a row (compare_latency)
 
 

@@ -17,7 +17,7 @@ import torch.nn as nn
 from ultralytics.cfg import DEFAULT_CFG
 from ultralytics.utils.torch_utils import unwrap_model
 
-from prunelib import tasks
+from prunelib import console, tasks
 from prunelib.core.settings import Training
 from prunelib.offline import use_all_cores
 from prunelib.paths import resolve
@@ -33,8 +33,9 @@ class KeepsPrunedModel:
     path), never rebuilt from YAML; sparsity training in the optimizer step. Mixed in before the task's trainer."""
 
     def __init__(self, cfg=DEFAULT_CFG, overrides=None, _callbacks=None, model: nn.Module | None = None, threads=0,
-                 regularizer: Callable[[nn.Module], Any] | None = None):
+                 regularizer: Callable[[nn.Module], Any] | None = None, freeze_bn_stats: bool = False):
         self.pruned_model = model
+        self.freeze_bn_stats = freeze_bn_stats
         self.regularizer, self._pruner, self._reg = regularizer, None, 0.0
         super().__init__(cfg, overrides, _callbacks)
         for event in ("on_train_start", "on_val_start"):  # Ultralytics sets cores-1 threads on CPU
@@ -45,7 +46,19 @@ class KeepsPrunedModel:
         model = self.pruned_model if self.pruned_model is not None else weights
         if model is None:
             model = load_model(self.args.model)
+        for p in model.parameters():  # a model that was validated or timed comes back without gradients; the
+            p.requires_grad_(p.dtype.is_floating_point)  # trainer would warn once per tensor, then enable them
         return model
+
+    def _model_train(self):
+        """Train mode, as Ultralytics sets it each epoch (BatchNorm of its frozen layers kept in eval mode); with
+        freeze_bn_stats every BatchNorm keeps its running statistics (eval mode: it normalizes with them and does not
+        update them), while its scale and shift still train."""
+        super()._model_train()
+        if self.freeze_bn_stats:
+            for m in self.model.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    m.eval()
 
     def optimizer_step(self):
         """Sparsity training: with a regularizer (model -> Torch-Pruning pruner with reg > 0), its regularize() adds
@@ -90,8 +103,9 @@ def finetune(model: nn.Module | str | Path, settings: Training, data: str, save_
     distill = {"distill_model": str(teacher), "dis": settings.distill_weight} if wanted else {}
     overrides = ultralytics_args(settings, "finetune", data, model="pruned" if in_memory else str(model),
                                  project=str(save_dir.parent), name=save_dir.name, epochs=epochs, **distill)
-    trainer = trainer_for(task)(overrides=overrides, model=model if in_memory else None, threads=settings.threads,
-                                regularizer=regularizer)
+    with console.captured():  # its whole argument list, in the run's log instead of the console
+        trainer = trainer_for(task)(overrides=overrides, model=model if in_memory else None, threads=settings.threads,
+                                    regularizer=regularizer, freeze_bn_stats=settings.freeze_bn_stats)
     trainer.train()
     best = load_model(trainer.best if Path(trainer.best).is_file() and not regularizer else trainer.last)
     after = n_params(best)

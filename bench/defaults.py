@@ -1,0 +1,135 @@
+"""Which recipe the built-in defaults carry: the command a user types (`python -m prunelib prune --model M --data D`,
+no recipe file) with each candidate fine-tuning recipe, on the embedded default and on the real case (a YOLOv8n
+trained by others, bench/real_case.py), each beside its control: the unpruned model fine-tuned the same epochs with
+the same recipe (what training alone does to it).
+
+Every run: the built-in defaults (a 2x latency goal in onnxruntime FP32 on one thread, the head pruned, whole channel
+blocks, BatchNorm recalibration), the case's model and data, the candidate's settings; stages 00-30 (the export stage
+times files, which retention does not need). Retention = final / unpruned mAP50-95, on val and, for the real case, on
+held-out drawings nothing trained or selected on.
+
+    .venv/bin/python bench/defaults.py [--cases embedded real] [--recipes auto adamw-0.002]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import real_case
+from common import publish
+from prunelib.core.folder import outcome, runs_root
+from prunelib.core.settings import Training
+from prunelib.runs import open_run, stages
+from prunelib.surgery import checkpoints
+from prunelib.training import embedded
+from prunelib.training.finetuning import finetune
+from prunelib.training.validation import evaluate
+
+RECIPES = {  # name -> (what the table calls it, the parameters it sets over the built-in defaults)
+    "auto": ("Ultralytics' rule (optimizer auto)", {"optimizer": "auto", "freeze_bn_stats": False}),
+    "auto-frozen-bn": (
+        "Ultralytics' rule, BatchNorm statistics frozen",
+        {"optimizer": "auto", "freeze_bn_stats": True},
+    ),
+    "adamw-0.002": (
+        "AdamW lr0 0.002 (the demo's recipe until 2026-12-05)",
+        {"optimizer": "AdamW", "lr0": 0.002, "freeze_bn_stats": False},
+    ),
+}
+STAGES = ["00-baseline", "20-replace-c3k2", "30-prune-loop"]
+
+
+def case_settings(case: str) -> dict:
+    """The case as a user gives it: the embedded default (nothing) or the real model with its data (5 epochs)."""
+    if case == "embedded":
+        return {}
+    return {"model": str(real_case.model()), "data": str(real_case.data_yaml()), "finetune_epochs": 5}
+
+
+def holdout(case: str):
+    return real_case.holdout_yaml() if case == "real" else None
+
+
+def measure(case: str, recipe: str) -> dict:
+    """One run of the user's command with the recipe, and its control; cached in the run folder."""
+    label, sets = RECIPES[recipe]
+    run = open_run([], {"run_name": f"bench-defaults-{case}-{recipe}", **case_settings(case), **sets})
+    done = run.dir / "bench.json"
+    if done.is_file():
+        return json.loads(done.read_text())
+    t0 = time.perf_counter()
+    stages.run_stages(run, STAGES)
+    minutes = (time.perf_counter() - t0) / 60
+    unpruned, final = run.read_json(run.unpruned_json), run.final_step()
+    training = Training.of(run.params)
+    epochs = sum(r.get("epochs", 0) for r in run.read_ledger())
+    row = {"case": case, "recipe": label, "lr0 used": _lr_used(run), "epochs": epochs,
+           "MACs ratio": round(outcome(unpruned, final)["macs_speedup"], 2),
+           "latency ratio (loop)": final.get("latency_speedup") if final else None,
+           "unpruned": round(unpruned["map50_95"], 4), "pruned (no fine-tune)": round(final["pruned_map50_95"], 4)
+           if final else None, "final": round((final or unpruned)["map50_95"], 4)}  # fmt: skip
+    row["retention"] = f"{row['final'] / row['unpruned']:.1%}"
+    control = _control(run, epochs)
+    row["control"] = round(control["val"], 4)
+    row["control retention"] = f"{control['val'] / row['unpruned']:.1%}"
+    if holdout(case):
+        before = evaluate(run.unpruned_pt, training, holdout(case), run.dir / "holdout-unpruned")["map50_95"]
+        after = evaluate(checkpoints.load_model(run.final), training, holdout(case), run.dir / "holdout-final")
+        row["held-out retention"] = f"{after['map50_95'] / before:.1%}"
+        row["control held-out retention"] = f"{control['held-out'] / before:.1%}"
+    row["minutes"] = round(minutes, 1)
+    done.write_text(json.dumps(row))
+    return row
+
+
+def measured(case: str, recipe: str) -> dict | None:
+    """The row of an earlier measurement, if any (the table holds every case and recipe measured so far)."""
+    done = runs_root() / f"bench-defaults-{case}-{recipe}" / "bench.json"
+    return json.loads(done.read_text()) if done.is_file() else None
+
+
+def _lr_used(run) -> str:
+    """The learning rate the fine-tuning ran with, from Ultralytics' own log of the first step."""
+    import csv
+
+    log = run.step_dir(1) / "results.csv"
+    if not log.is_file():
+        return ""
+    first = next(csv.DictReader(log.open()))
+    return f"{float(first['lr/pg0']):.2g} (epoch 1)"
+
+
+def _control(run, epochs: int) -> dict:
+    """The run's unpruned model fine-tuned for epochs with the run's training settings (cached beside the run)."""
+    out = runs_root() / f"{run.name}-control"
+    done = out / "control.json"
+    if done.is_file():
+        return json.loads(done.read_text())
+    training, data = Training.of(run.params), embedded.data_yaml(run.params)
+    model = finetune(run.unpruned_pt, training, data, out, epochs)[0]
+    result = {"val": evaluate(model, training, data, out / "val")["map50_95"]}
+    case = "real" if run.params["model"] else "embedded"
+    if holdout(case):
+        result["held-out"] = evaluate(model, training, holdout(case), out / "holdout")["map50_95"]
+    done.write_text(json.dumps(result))
+    return result
+
+
+if __name__ == "__main__":
+    cli = argparse.ArgumentParser()
+    cli.add_argument("--cases", nargs="+", default=["embedded", "real"], choices=["embedded", "real"])
+    cli.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=list(RECIPES))
+    args = cli.parse_args()
+    for case in args.cases:
+        for recipe in args.recipes:
+            measure(case, recipe)
+    rows = [row for case in ("embedded", "real") for recipe in RECIPES if (row := measured(case, recipe))]
+    publish(
+        "defaults",
+        "The recipe of the built-in defaults: the user's command on the embedded default and a real model, beside "
+        "controls",
+        rows,
+        __doc__.split("\n\n")[1] + "\n",
+    )

@@ -1,0 +1,137 @@
+"""The line a run starts with: its goal, its recipe, its fine-tuning budget, where its time is measured, and about
+how long it will take (``first_line``); and, where fine-tuning runs on a GPU, that the latency goal is still timed on
+this machine's CPU (``device_note``)."""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+from prunelib import machine
+from prunelib.core import parameters
+from prunelib.core.folder import Run
+from prunelib.offline import threads
+from prunelib.surgery import checkpoints
+from prunelib.training import datasets, embedded
+
+# What decides how a run cuts and recovers: the recipe. The built-in defaults are the measured best (README, bench/).
+RECIPE = (
+    "importance",
+    "prune_head",
+    "round_to",
+    "layer_ratios",
+    "global_pruning",
+    "iterative_steps",
+    "optimizer",
+    "lr0",
+    "warmup_epochs",
+    "nbs",
+    "bn_recalibration",
+    "distill_weight",
+    "sparse_epochs",
+    "final_share",
+)
+
+
+def announce(run: Run, log=print) -> None:
+    """The run's first line, and the device note where it applies."""
+    log(first_line(run))
+    if note := device_note(run.params):
+        log(note)
+
+
+def first_line(run: Run) -> str:
+    """One plain line: goal; recipe; budget; where the goal is timed; the estimate."""
+    p = run.params
+    return f"{goal(p)}; {recipe(p)}; {budget(p)}; {estimate(run)}"
+
+
+def goal(p: dict) -> str:
+    if p["target_latency_speedup"]:
+        where = f"{p['latency_runtime']} {p['latency_precision']}, batch 1, {timing_threads(p)}"
+        return f"Goal: {p['target_latency_speedup']:g}x faster, timed in {where}, on this machine"
+    if p["target_speedup"]:
+        return f"Goal: {p['target_speedup']:g}x fewer MACs (counted, not timed)"
+    return f"Goal: {p['target_prune_rate']:.0%} of the prunable channels removed"
+
+
+def timing_threads(p: dict) -> str:
+    n = p["latency_threads"]
+    return f"{n} thread{'s' if n != 1 else ''}" if n else f"all {threads(0)} cores"
+
+
+def recipe(p: dict) -> str:
+    changed = [k for k in RECIPE if p[k] != parameters.DEFAULTS[k]]
+    head = "head pruned" if p["prune_head"] else "head whole"
+    block = {"auto": f"whole blocks of {machine.channel_block()} channels", 0: "any channel count"}.get(
+        p["round_to"], f"multiples of {p['round_to']} channels"
+    )
+    lr = "Ultralytics' optimizer rule" if p["optimizer"] == "auto" else f"{p['optimizer']} lr0 {p['lr0']:g}"
+    which = "the kit's recipe" if not changed else f"your recipe ({', '.join(changed)} changed)"
+    return f"{which}: {head}, {block}, {lr}"
+
+
+def budget(p: dict) -> str:
+    share = parameters.epochs(p)
+    if not share["budget"]:
+        return "no fine-tuning"
+    steps = p["iterative_steps"]
+    return f"fine-tuning {steps} step{'s' if steps > 1 else ''} x {p['finetune_epochs']} epochs"
+
+
+def estimate(run: Run) -> str:
+    """About how long the run takes: fine-tuning timed from one training batch of the model here, plus the measured
+    overheads of a run (validation, latency timing, export); '' when the model is not there yet."""
+    p = run.params
+    source, _ = embedded.model_path(p, train=False)
+    if not source.is_file():
+        return "the embedded baseline is trained first (about 15 min on 2 cores)"
+    n_train, n_val = _images(p)
+    per_image = _training_seconds_per_image(source, p["imgsz"])
+    epochs = max(parameters.epochs(p)["budget"], 0)
+    fine_tuning = epochs * (n_train + n_val / 3) * per_image
+    timing = 90 if p["target_latency_speedup"] else 0  # each candidate exported and timed against the unpruned model
+    export = 150 + 0.5 * n_val * per_image  # both models exported, quantized, validated and timed
+    minutes = (fine_tuning + timing + export) / 60
+    return f"about {max(1, round(minutes))} min here"
+
+
+def device_note(p: dict) -> str | None:
+    """Said when fine-tuning runs on a GPU while the latency goal is timed on this machine's CPU."""
+    if p["device"] == "cpu" or not p["target_latency_speedup"]:
+        return None
+    return (
+        f"Note: the latency goal is timed on this machine's CPU ({machine.describe()}), not on device "
+        f"{p['device']}; to prune for another device, run there or use target_speedup (MACs)"
+    )
+
+
+def _images(p: dict) -> tuple[int, int]:
+    if not p["data"]:
+        return p["synth_train"], p["synth_val"]
+    info = datasets.check_data_yaml(parameters.resolve(p["data"]))
+    return len(info["train"]), len(info["val"])
+
+
+def _training_seconds_per_image(source, imgsz: int) -> float:
+    """One forward and backward pass of a batch of 4 at imgsz, after one untimed pass: seconds per image."""
+    model = checkpoints.load_model(source)
+    x = torch.rand(4, 3, imgsz, imgsz)
+    seconds = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        sum(t.float().mean() for t in _tensors(model(x))).backward()
+        seconds.append(time.perf_counter() - t0)
+    return min(seconds[1:]) / 4
+
+
+def _tensors(out):
+    if isinstance(out, torch.Tensor):
+        yield out
+    elif isinstance(out, dict):
+        for v in out.values():
+            yield from _tensors(v)
+    elif isinstance(out, (list, tuple)):
+        for v in out:
+            yield from _tensors(v)
