@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 
 import real_case
 from common import publish
-from prunelib.core.folder import outcome, runs_root
+from prunelib.core.folder import prune_steps, runs_root
 from prunelib.core.settings import Training
 from prunelib.runs import open_run, stages
 from prunelib.surgery import checkpoints
@@ -29,13 +28,17 @@ from prunelib.training.validation import evaluate
 
 RECIPES = {  # name -> (what the table calls it, the parameters it sets over the built-in defaults)
     "auto": ("Ultralytics' rule (optimizer auto)", {"optimizer": "auto", "freeze_bn_stats": False}),
-    "auto-frozen-bn": (
-        "Ultralytics' rule, BatchNorm statistics frozen",
-        {"optimizer": "auto", "freeze_bn_stats": True},
-    ),
     "adamw-0.002": (
         "AdamW lr0 0.002 (the demo's recipe until 2026-12-05)",
         {"optimizer": "AdamW", "lr0": 0.002, "freeze_bn_stats": False},
+    ),
+    "adamw-0.0005": (
+        "AdamW lr0 0.0005",
+        {"optimizer": "AdamW", "lr0": 0.0005, "freeze_bn_stats": False},
+    ),
+    "adamw-0.002-frozen-bn": (
+        "AdamW lr0 0.002, BatchNorm statistics frozen",
+        {"optimizer": "AdamW", "lr0": 0.002, "freeze_bn_stats": True},
     ),
 }
 STAGES = ["00-baseline", "20-replace-c3k2", "30-prune-loop"]
@@ -59,27 +62,35 @@ def measure(case: str, recipe: str) -> dict:
     done = run.dir / "bench.json"
     if done.is_file():
         return json.loads(done.read_text())
-    t0 = time.perf_counter()
     stages.run_stages(run, STAGES)
-    minutes = (time.perf_counter() - t0) / 60
-    unpruned, final = run.read_json(run.unpruned_json), run.final_step()
+    unpruned, ledger = run.read_json(run.unpruned_json), run.read_ledger()
+    cut = prune_steps(ledger)[-1]  # the last cut, fine-tuned: what the recipe recovered, within the budget or not
     training = Training.of(run.params)
-    epochs = sum(r.get("epochs", 0) for r in run.read_ledger())
-    row = {"case": case, "recipe": label, "lr0 used": _lr_used(run), "epochs": epochs,
-           "MACs ratio": round(outcome(unpruned, final)["macs_speedup"], 2),
-           "latency ratio (loop)": final.get("latency_speedup") if final else None,
-           "unpruned": round(unpruned["map50_95"], 4), "pruned (no fine-tune)": round(final["pruned_map50_95"], 4)
-           if final else None, "final": round((final or unpruned)["map50_95"], 4)}  # fmt: skip
-    row["retention"] = f"{row['final'] / row['unpruned']:.1%}"
+    epochs = sum(r.get("epochs", 0) for r in ledger)
+    row = {
+        "case": case,
+        "recipe": label,
+        "lr0 used": _lr_used(run),
+        "epochs": epochs,
+        "MACs ratio": round(unpruned["macs"] / cut["macs"], 2),
+        "latency ratio (loop)": cut.get("latency_speedup"),
+        "unpruned": round(unpruned["map50_95"], 4),
+        "pruned (no fine-tune)": round(cut["pruned_map50_95"], 4),
+        "recovered": round(cut["map50_95"], 4),
+        "retention": f"{cut['map50_95'] / unpruned['map50_95']:.1%}",
+    }
     control = _control(run, epochs)
     row["control"] = round(control["val"], 4)
-    row["control retention"] = f"{control['val'] / row['unpruned']:.1%}"
+    row["control retention"] = f"{control['val'] / unpruned['map50_95']:.1%}"
     if holdout(case):
-        before = evaluate(run.unpruned_pt, training, holdout(case), run.dir / "holdout-unpruned")["map50_95"]
-        after = evaluate(checkpoints.load_model(run.final), training, holdout(case), run.dir / "holdout-final")
-        row["held-out retention"] = f"{after['map50_95'] / before:.1%}"
+        scores = {
+            label: evaluate(checkpoints.load_model(path), training, holdout(case), run.dir / f"holdout-{label}")
+            for label, path in (("unpruned", run.unpruned_pt), ("recovered", run.step_weights(cut["step"])))
+        }
+        before = scores["unpruned"]["map50_95"]
+        row["held-out retention"] = f"{scores['recovered']['map50_95'] / before:.1%}"
         row["control held-out retention"] = f"{control['held-out'] / before:.1%}"
-    row["minutes"] = round(minutes, 1)
+    row["loop minutes"] = round(sum(r.get("seconds_total", 0) for r in ledger) / 60, 1)
     done.write_text(json.dumps(row))
     return row
 
@@ -117,15 +128,22 @@ def _control(run, epochs: int) -> dict:
     return result
 
 
+# The recipes measured on each case (the real case's AdamW 0.002 without frozen statistics was measured by the issue
+# that asked for this table: 0.0000 recovered; its unpruned control collapses in bench/results/real-case-finetuning.md)
+MEASURED = {
+    "embedded": ["auto", "adamw-0.002", "adamw-0.002-frozen-bn"],
+    "real": ["auto", "adamw-0.0005", "adamw-0.002-frozen-bn"],
+}
+
 if __name__ == "__main__":
     cli = argparse.ArgumentParser()
-    cli.add_argument("--cases", nargs="+", default=["embedded", "real"], choices=["embedded", "real"])
-    cli.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=list(RECIPES))
+    cli.add_argument("--cases", nargs="+", default=list(MEASURED), choices=list(MEASURED))
+    cli.add_argument("--recipes", nargs="+", choices=list(RECIPES), help="default: the case's MEASURED recipes")
     args = cli.parse_args()
     for case in args.cases:
-        for recipe in args.recipes:
+        for recipe in args.recipes or MEASURED[case]:
             measure(case, recipe)
-    rows = [row for case in ("embedded", "real") for recipe in RECIPES if (row := measured(case, recipe))]
+    rows = [row for case in MEASURED for recipe in RECIPES if (row := measured(case, recipe))]
     publish(
         "defaults",
         "The recipe of the built-in defaults: the user's command on the embedded default and a real model, beside "

@@ -1,6 +1,6 @@
 """What the console shows: the kit's own lines and Ultralytics' progress of training and validation. The chatter of
-the libraries the kit calls for its own purposes (Ultralytics' exporter, onnxslim, NNCF: every latency candidate is
-exported to be timed) and warnings known to be harmless go to the run's log file instead (``log_to``), where a reader
+the libraries the kit calls for its own purposes (Ultralytics' exporter, onnxslim, NNCF, onnxruntime's quantizer:
+every latency candidate is exported to be timed) and warnings known to be harmless go to the run's log file instead (``log_to``), where a reader
 who wants them finds them; ``PRUNELIB_VERBOSE=1`` (the CLI's ``--verbose``) shows everything on the console.
 """
 
@@ -57,15 +57,18 @@ def captured():
     if verbose():
         yield
         return
-    logger = logging.getLogger(LOGGER_NAME)
+    loggers = [logging.getLogger(LOGGER_NAME), logging.getLogger()]  # Ultralytics'; the root one (onnxruntime's)
     buffer = io.StringIO()
     handler = logging.StreamHandler(buffer)
-    handlers, logger.handlers = logger.handlers, [handler]
+    handlers = [logger.handlers for logger in loggers]
+    for logger in loggers:
+        logger.handlers = [handler]
     try:
         with contextlib.redirect_stdout(buffer), contextlib.redirect_stderr(buffer):
             yield
     finally:
-        logger.handlers = handlers
+        for logger, kept in zip(loggers, handlers):
+            logger.handlers = kept
         write(buffer.getvalue())
 
 

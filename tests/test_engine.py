@@ -324,7 +324,7 @@ def test_a_run_stopped_after_any_stage_has_its_report(smoke_start):
     run = open_smoke("partial")
     stages.replace(run, log=quiet, evaluate=scripted_maps([0.5]))
     text = run.report_md.read_text()
-    assert "No pruning step yet (stage 30, the prune loop, has not run)" in text and "| unpruned | 0.5000 |" in text
+    assert "No pruning step yet (stage 30, the prune loop, has not run)" in text and "| unpruned | 0.500 |" in text
 
 
 def test_an_older_run_folder_is_still_read(tmp_path):

@@ -13,6 +13,8 @@ from prunelib.core.settings import Pruning
 from prunelib.surgery import folding, measuring, pruner
 from prunelib.surgery.replacement import C3k2Prunable, _flatten, max_output_difference, replace_c3k2
 
+from conftest import MECHANICS
+
 IMGSZ = 64
 
 
@@ -37,7 +39,7 @@ def trained_looking(cfg):
 def test_folding_is_exact_and_leaves_only_ultralytics_blocks(cfg, stock, global_pruning):
     model = trained_looking(cfg)
     x = measuring.example_inputs(IMGSZ)
-    settings = Pruning.of(parameters.load(overrides={"imgsz": IMGSZ, "global_pruning": global_pruning}))
+    settings = Pruning.of(parameters.load(overrides={"imgsz": IMGSZ, **MECHANICS, "global_pruning": global_pruning}))
     pruner.prune(model, settings, 0.4, x)
     blocks = {n: b for n, b in model.named_modules() if isinstance(b, C3k2Prunable)}
     halves = {n: (b.cv0.conv.out_channels, b.cv1.conv.out_channels) for n, b in blocks.items()}

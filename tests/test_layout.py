@@ -58,7 +58,7 @@ def test_atomic_writes_leave_the_old_file_or_the_new_one_and_stale_temporaries_a
 def test_every_notebook_declares_parameters_papermill_can_read():
     import papermill as pm
 
-    expected = {"00-baseline": ["run_name", "params_files", "overrides"], "compare": ["sweep_dir"]}
+    expected = {"00-baseline": ["run_name", "params_files", "overrides", "announce"], "compare": ["sweep_dir"]}
     for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
         declared = list(pm.inspect_notebook(str(path)))
         assert declared == expected.get(path.stem, ["run_name", "runs_dir"]), path.name
@@ -95,7 +95,7 @@ def test_a_large_figure_leaves_a_note_in_the_source_notebook():
 
 # The package's floors, bottom first (README, "Layout"): a module imports only from its own floor or those below.
 LAYERS = [
-    ["prunelib.errors", "prunelib.paths", "prunelib.files", "prunelib.machine"],  # basics
+    ["prunelib.errors", "prunelib.paths", "prunelib.files", "prunelib.machine", "prunelib.console"],  # basics
     ["prunelib.offline", "prunelib.tasks"],  # Ultralytics made offline; the task table
     ["prunelib.core"],  # the parameter table, the run folder
     ["prunelib.surgery"],  # model surgery

@@ -123,7 +123,7 @@ def test_typed_settings_are_the_parameters_of_their_names():
 
     from prunelib.core.settings import Pruning, Training
 
-    p = load(overrides={"ignore_layers": ["Detect", 22], "lr0": 0.003, "optimizer": "AdamW"})
+    p = load(overrides={"ignore_layers": ["Detect", 22], "lr0": 0.003, "optimizer": "AdamW", "round_to": 8})
     for cls in (Pruning, Training):
         settings = cls.of(p)
         assert all(f.name in parameters.BY_NAME for f in fields(cls)), cls
@@ -136,7 +136,7 @@ def test_typed_settings_are_the_parameters_of_their_names():
 
 @pytest.mark.parametrize("overrides, message", [
     ({"isomorphic": True}, r"isomorphic: true does nothing without global_pruning: true"),
-    ({"max_steps": 4}, r"max_steps: 4 does nothing without target_speedup"),
+    ({"target_prune_rate": 0.5, "max_steps": 4}, r"max_steps: 4 does nothing without target_speedup"),
     ({"target_speedup": 2.0, "iterative_steps": 3, "max_steps": 2}, r"max_steps: 2 is less than iterative_steps 3"),
     ({"device": "gpu"}, r"device: 'gpu' is not allowed; expected 'cpu', 'mps', a GPU index such as 0"),
     ({"lr0": 0.002}, r"lr0: 0.002 does nothing under optimizer: auto .* set an optimizer too \(SGD, "),
@@ -220,7 +220,8 @@ def test_round_to_auto_is_the_channel_block_measured_on_this_machine():
     p = load(overrides={"round_to": "auto"})
     assert p["round_to"] == "auto"  # the run's parameters keep what was asked; the machine that prunes sizes it
     block = machine.channel_block()
-    assert Pruning.of(p).round_to == block and Pruning.of(load()).round_to == 0
+    assert Pruning.of(p).round_to == block and Pruning.of(load(overrides={"round_to": 0})).round_to == 0
+    assert Pruning.of(load()).round_to == block  # the built-in default
     assert block in (1, 4, 8, 16, 32)
     flags = machine.cpu()["flags"]
     if "avx512f" in flags:  # onnxruntime's kernels block channels by vector width: 16 floats in AVX-512, 8 in AVX2

@@ -270,6 +270,9 @@ def test_the_cli_and_the_notebooks_leave_the_same_files(smoke_run, runs_root):
     r = cli("prune", "--params", SMOKE, "--run-name", "cli-prune-smoke")
     assert r.returncode == 0, r.stderr[-3000:]
     assert "done: runs/cli-prune-smoke/final.pt, runs/cli-prune-smoke/report.md" in r.stdout
+    first = r.stdout.splitlines()[0]  # what the run will do, before anything else
+    assert first.startswith("Goal: 30% of the prunable channels removed; your recipe (") and " min here" in first
+    assert not [line for line in r.stdout.splitlines() if line.startswith(("PyTorch: starting", "ONNX: ", "OpenVINO:"))]
 
     def names(d):
         return {str(p.relative_to(d)) for p in d.rglob("*") if p.is_file() and p.suffix != ".ipynb"}

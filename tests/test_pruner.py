@@ -18,7 +18,7 @@ from prunelib.surgery import inspection, measuring, pruner
 from prunelib.surgery.replacement import replace_c3k2
 from prunelib.training import gradients
 
-from conftest import conv_channels
+from conftest import MECHANICS, conv_channels
 
 IMGSZ = 64
 
@@ -32,7 +32,8 @@ def replaced():
 
 
 def params(**kw):
-    return parameters.load(overrides={"imgsz": IMGSZ, **kw})
+    """The cut these tests were written against (the head whole, any channel count) unless a test names its own."""
+    return parameters.load(overrides={"imgsz": IMGSZ, **MECHANICS, **kw})
 
 
 def step_ratio(target: float, steps: int) -> float:

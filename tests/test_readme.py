@@ -1,9 +1,10 @@
 """Every figure README.md and bench/README.md quote comes from the committed table they cite.
 
-A figure is a number with a decimal point or a percent sign outside code. Each paragraph, list item or table row that
-quotes one must cite a table (a link to bench/results/<name>.md), and each of its figures must appear in the cited
-tables' text, as it is written there (2.24x matches 2.24; 89.6 % matches 89.6%). Every bench table names its CPU,
-date and command; older tables that name none are kept in bench/results/archive/, which the documents do not cite.
+A figure is a number with a decimal point or a percent sign outside code. Each paragraph, list item, table row or
+quotation that quotes one must cite a table, a link to bench/results/<name>.md (a table row or a quotation may cite
+it in the paragraph before), and each of its figures must appear in the cited tables' text as it is written there
+(2.24x matches 2.24; 89.6 % matches 89.6%). Every bench table names its CPU, date and command; older tables that
+name none are kept in bench/results/archive/, which the documents do not cite.
 """
 
 from __future__ import annotations
@@ -55,12 +56,13 @@ def unchecked(doc: Path) -> list[str]:
     problems, header = [], ""
     name = f"{doc.parent.name}/{doc.name}" if doc.parent.name == "bench" else doc.name
     for block in blocks(doc.read_text()):
-        if not block.startswith("|"):
-            header = block  # a table row may cite through the paragraph before its table
+        quoted = block.startswith(("|", ">"))  # a table row or a quotation may cite through the paragraph before it
+        if not quoted:
+            header = block
         found = figures(block)
         if not found:
             continue
-        names = cited(block, header if block.startswith("|") else "")
+        names = cited(block, header if quoted else "")
         if not names:
             problems.append(f"{name}: cites no table for {found[:3]}: {block[:100]!r}")
             continue

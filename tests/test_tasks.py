@@ -17,7 +17,7 @@ import torch
 import ultralytics.nn.tasks
 import yaml
 
-from conftest import ROOT, cli
+from conftest import MECHANICS, ROOT, cli
 from prunelib import tasks
 from prunelib.core import parameters
 from prunelib.deployment import export as exporter
@@ -78,7 +78,8 @@ def task_run(request, runs_root, tmp_path_factory):
     cfg.write_text("mosaic: 0.0\nfliplr: 0.0\nlr0: 0.005\n")  # two applied, one the parameters decide
     user = {"model": str(model), "data": str(data), "cfg": str(cfg), "iterative_steps": 1, "target_prune_rate": 0.3,
             "finetune_epochs": 1, "max_map_drop": 1.0, "export_formats": FORMATS, "int8": True, "latency_runs": 3,
-            "latency_warmup": 1, "distill_weight": 1.0 if distill else 0.0, "prune_head": True}  # fmt: skip
+            "latency_warmup": 1, "distill_weight": 1.0 if distill else 0.0, "prune_head": True,
+            "round_to": 0}  # fmt: skip
     (tmp / "user.yaml").write_text(yaml.safe_dump(user))
     r = cli(command, "--params", tmp / "user.yaml", "--set", f"run_name=task-{name}")
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
@@ -251,7 +252,7 @@ def test_heads_stay_whole_and_the_rest_prunes(cfg):
 
     head = head_outputs()
     before = measuring.macs_params(model, 64)[0]
-    pruner.prune(model, Pruning.of(parameters.load(overrides={"imgsz": 64})), 0.3, measuring.example_inputs(64))
+    pruner.prune(model, Pruning.of(parameters.load(overrides={"imgsz": 64, **MECHANICS})), 0.3, measuring.example_inputs(64))
     assert head_outputs() == head  # only the inputs it takes from the pruned neck shrink
     assert before / measuring.macs_params(model, 64)[0] > 1.2
     out = model.eval()(measuring.example_inputs(64))
@@ -265,7 +266,7 @@ def test_prune_proto_cuts_the_mask_prototype_but_keeps_its_masks(cfg):
         model = ultralytics.nn.tasks.SegmentationModel(cfg, nc=3, verbose=False)
         replace_c3k2(model)
         before = measuring.macs_params(model, 64)[0]
-        params = parameters.load(overrides={"imgsz": 64, "prune_proto": prune_proto})
+        params = parameters.load(overrides={"imgsz": 64, **MECHANICS, "prune_proto": prune_proto})
         pruner.prune(model, Pruning.of(params), 0.3, measuring.example_inputs(64))
         for mode in (True, False):  # YOLO26's training-only semantic branch included
             assert model.train(mode)(measuring.example_inputs(64)) is not None
@@ -330,7 +331,7 @@ def test_prune_head_cuts_its_hidden_layers_and_keeps_what_it_emits(cfg):
         hidden = sum(m.conv.out_channels for m in head.modules() if id(m) in pruner.head_hidden(model)
                      and hasattr(m, "conv"))  # fmt: skip
         before = measuring.macs_params(model, 64)[0]
-        params = parameters.load(overrides={"imgsz": 64, "prune_head": prune_head})
+        params = parameters.load(overrides={"imgsz": 64, "round_to": 0, "prune_head": prune_head})
         pruner.prune(model, Pruning.of(params), 0.5, x)
         after = {n: m.out_channels for n, m in head.named_modules() if id(m) in pruner._emitted(head)}
         assert after == emitted  # 4 x reg_max, classes, mask coefficients, keypoints (and sigmas), angles
@@ -380,7 +381,7 @@ def test_time_guided_cuts_see_every_layer_of_every_family_and_task(cfg):
         replace_c3k2(m)
         return m.eval()
 
-    params = parameters.load(overrides={"imgsz": 64, "prune_head": True, "prune_attention": True, "latency_runs": 3,
+    params = parameters.load(overrides={"imgsz": 64, "round_to": 0, "prune_head": True, "prune_attention": True, "latency_runs": 3,
                                         "latency_threads": 1})  # fmt: skip
     settings, x = Pruning.of(params), measuring.example_inputs(64)
     guided, uniform = model(), model()
@@ -429,7 +430,7 @@ def test_a_pruned_head_exports_and_loads_without_prunelib(cfg, tmp_path):
     torch.manual_seed(0)
     model = ultralytics.nn.tasks.DetectionModel(cfg, nc=8, verbose=False)
     replace_c3k2(model)
-    pruner.prune(model, Pruning.of(parameters.load(overrides={"imgsz": 64, "prune_head": True})), 0.5,
+    pruner.prune(model, Pruning.of(parameters.load(overrides={"imgsz": 64, "round_to": 0, "prune_head": True})), 0.5,
                  measuring.example_inputs(64))  # fmt: skip
     final = tmp_path / "final.pt"
     checkpoints.publish(checkpoints.save_model(model, tmp_path / "pruned.pt", train_args={"imgsz": 64}), final)

@@ -151,12 +151,12 @@ PARAMS = [
     # --- pruning ---
     Param("iterative_steps", 1, int, "number of prune -> fine-tune steps (the reference's --iterative-steps)",
           _range(1)),
-    Param("target_prune_rate", 0.5, float, "goal as a channel ratio removed after all steps, when no speed-up goal is "
-          "set (the reference's --target-prune-rate; giving it turns the latency goal off)", _range(0, 1, True, True)),
+    Param("target_prune_rate", 0.5, float, "goal as a channel ratio removed after all steps (the reference's "
+          "--target-prune-rate; given, it turns off the others)", _range(0, 1, True, True)),
     Param("target_speedup", 0.0, float, "goal as MACs speed-up instead of a channel ratio (0 = off; a later "
           "target_prune_rate turns it off)", _speedup),
-    Param("target_latency_speedup", 2.0, float, "goal as measured latency speed-up in latency_runtime at "
-          "latency_precision, batch 1, latency_threads, on this machine (0 = off; another goal given turns it off)",
+    Param("target_latency_speedup", 2.0, float, "goal as latency speed-up measured here in latency_runtime, batch 1 "
+          "(0 = off; another goal given turns it off)",
           _latency_speedup),
     Param("latency_runtime", "onnxruntime", str, "where a latency goal is timed, at latency_threads: "
           + ", ".join(LATENCY_RUNTIMES), _choice(*LATENCY_RUNTIMES)),
@@ -203,13 +203,13 @@ PARAMS = [
     Param("batch", 16, int, "batch size for fine-tuning, training and validation", _range(1)),
     Param("nbs", 0, int, "nominal batch of fine-tuning: gradients accumulate over nbs/batch batches per optimizer "
           "step (0 = every batch)", _range(0)),
-    Param("optimizer", "auto", str, "Ultralytics optimizer; auto = Ultralytics' own rule (AdamW at 0.002 x 5 / (4 + "
-          "classes) under 10,000 iterations, else SGD at 0.01)",
+    Param("optimizer", "auto", str, "Ultralytics optimizer; auto = its rule (AdamW at 0.002 x 5 / (4 + classes) "
+          "for short runs)",
           _choice(*OPTIMIZERS)),
     Param("lr0", 0.01, float, "initial learning rate (when optimizer is not 'auto')", _range(0, 1, True)),
     Param("warmup_epochs", 0.0, float, "warm-up epochs of each fine-tuning", _range(0)),
-    Param("freeze_bn_stats", False, bool, "fine-tune with BatchNorm statistics frozen (those the model came with, or "
-          "re-estimated after a cut); false: they follow the augmented training batches"),
+    Param("freeze_bn_stats", False, bool, "fine-tune with BatchNorm statistics frozen (false: they follow the "
+          "training batches)"),
     Param("workers", 0, int, "data loader workers (0 = in the main process; fastest on small CPUs)", _range(0),
           may_change=True),
     # --- analysis ---
@@ -234,8 +234,8 @@ PARAMS = [
           _range(0, 1, lo_open=True), may_change=True),
     Param("onnx_simplify", True, bool, "simplify the exported ONNX graph with onnxslim", may_change=True),
     Param("opset", 0, int, "ONNX opset (0 = Ultralytics' default)", _range(0), may_change=True),
-    Param("latency_threads", 1, int, "CPU threads of every batch-1 timing, the latency goal's too: 1 = one stream "
-          "per core; 0 = all cores for one stream (the report gives both)",
+    Param("latency_threads", 1, int, "threads of every batch-1 timing and the latency goal: 1 = a stream per core, "
+          "0 = all cores",
           _range(0), may_change=True),
     Param("latency_runs", 30, int, "timed runs per model and runtime (median reported)", _range(1), may_change=True),
     Param("throughput_batch", 8, int, "batch at which the float files' throughput (images/s, all cores) is measured "

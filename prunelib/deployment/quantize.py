@@ -19,7 +19,7 @@ import onnx
 from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 from ultralytics.utils.export.onnx import onnx_calibration_reader
 
-from prunelib import files, machine
+from prunelib import console, files, machine
 from prunelib.core import parameters
 from prunelib.core.settings import Training
 from prunelib.training.datasets import check_data_yaml, training_batches
@@ -95,6 +95,6 @@ def quantize(fp32, out, calibration: Calibration, form: str = "", weighted_only:
     exclude = [n.name for n in graph.node if (n.op_type not in WEIGHTED if weighted_only else n.op_type == "Softmax")]
     name = graph.input[0].name
     del graph
-    with files.atomic(out) as tmp:  # a file already there stays whole if calibration fails
+    with files.atomic(out) as tmp, console.captured():  # a file there stays whole if calibration fails; chatter: log
         quantize_static(str(fp32), str(tmp), calibration.reader(name), nodes_to_exclude=exclude, **options)
     return Path(out)

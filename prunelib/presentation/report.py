@@ -372,11 +372,12 @@ def deployment_section(export: dict) -> str:
             "MACs keeps costs that do not scale with channels: memory traffic, activations, small convolutions.\n\n"
         )
         parts.append(markdown_table(display_rows(export["layers"], LAYER_COLUMNS)))
-    if export.get("padding_macs"):
+    if "padding_macs" in export:
+        padding = export["padding_macs"]
+        cost = f"; zero channels padding unequal halves cost {padding / 1e6:.1f} M MACs" if padding else ""
         parts.append(
-            f"\nfinal.pt holds Ultralytics' own C3k2/C2f blocks (it loads without prunelib; train it further with "
-            f"`python -m prunelib finetune`); zero channels padding unequal halves cost "
-            f"{export['padding_macs'] / 1e6:.1f} M MACs.\n"
+            "\nfinal.pt holds Ultralytics' own C3k2/C2f blocks (it loads without prunelib; train it further with "
+            f"`python -m prunelib finetune`){cost}.\n"
         )
     return "".join(parts)
 

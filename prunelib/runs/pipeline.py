@@ -68,7 +68,8 @@ def run_pipeline(params_files=(), overrides=None, stages=None, new_run=False, lo
     run = open_run(files, overrides, new_run=new_run)
     identity = {"run_name": run.name, "runs_dir": relative(run.dir.parent),
                 "params_files": [relative(f) for f in files],
-                "overrides": {k: v for k, v in (overrides or {}).items() if k != "run_name"}}  # fmt: skip
+                "overrides": {k: v for k, v in (overrides or {}).items() if k != "run_name"},
+                "announce": False}  # fmt: skip
     with run.lock(), _environ(LOCK_ENV, str(run.dir.resolve())):  # the kernels work under this process's lock
         plan.announce(run, log)
         log(f"Run {run.name!r} in {run.rel(run.dir)}: stages {', '.join(chosen)}")

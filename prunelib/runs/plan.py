@@ -11,6 +11,7 @@ import torch
 from prunelib import machine
 from prunelib.core import parameters
 from prunelib.core.folder import Run
+from prunelib.errors import UserError
 from prunelib.offline import threads
 from prunelib.surgery import checkpoints
 from prunelib.training import datasets, embedded
@@ -31,11 +32,14 @@ RECIPE = (
     "distill_weight",
     "sparse_epochs",
     "final_share",
+    "freeze_bn_stats",
 )
 
 
-def announce(run: Run, log=print) -> None:
-    """The run's first line, and the device note where it applies."""
+def announce(run: Run, log=print, when: bool = True) -> None:
+    """The run's first line, and the device note where it applies (nothing when not when: said already)."""
+    if not when:
+        return
     log(first_line(run))
     if note := device_note(run.params):
         log(note)
@@ -57,8 +61,9 @@ def goal(p: dict) -> str:
 
 
 def timing_threads(p: dict) -> str:
-    n = p["latency_threads"]
-    return f"{n} thread{'s' if n != 1 else ''}" if n else f"all {threads(0)} cores"
+    n = p["latency_threads"] or threads(0)
+    every = " (all cores)" if not p["latency_threads"] else ""
+    return f"{n} thread{'s' if n != 1 else ''}{every}"
 
 
 def recipe(p: dict) -> str:
@@ -69,7 +74,8 @@ def recipe(p: dict) -> str:
     )
     lr = "Ultralytics' optimizer rule" if p["optimizer"] == "auto" else f"{p['optimizer']} lr0 {p['lr0']:g}"
     which = "the kit's recipe" if not changed else f"your recipe ({', '.join(changed)} changed)"
-    return f"{which}: {head}, {block}, {lr}"
+    frozen = ", BatchNorm statistics frozen" if p["freeze_bn_stats"] else ""
+    return f"{which}: {head}, {block}, {lr}{frozen}"
 
 
 def budget(p: dict) -> str:
@@ -77,16 +83,18 @@ def budget(p: dict) -> str:
     if not share["budget"]:
         return "no fine-tuning"
     steps = p["iterative_steps"]
-    return f"fine-tuning {steps} step{'s' if steps > 1 else ''} x {p['finetune_epochs']} epochs"
+    epochs = p["finetune_epochs"]
+    return f"fine-tuning {steps} step{'s' if steps > 1 else ''} x {epochs} epoch{'s' if epochs != 1 else ''}"
 
 
 def estimate(run: Run) -> str:
     """About how long the run takes: fine-tuning timed from one training batch of the model here, plus the measured
     overheads of a run (validation, latency timing, export); '' when the model is not there yet."""
     p = run.params
-    source, _ = embedded.model_path(p, train=False)
-    if not source.is_file():
-        return "the embedded baseline is trained first (about 15 min on 2 cores)"
+    try:
+        source, _ = embedded.model_path(p, train=False)
+    except UserError:  # the embedded baseline is not made yet: stage 00 trains it (its time is its own)
+        return "the embedded baseline is trained first"
     n_train, n_val = _images(p)
     per_image = _training_seconds_per_image(source, p["imgsz"])
     epochs = max(parameters.epochs(p)["budget"], 0)

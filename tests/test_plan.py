@@ -1,0 +1,52 @@
+"""The command a user types gets the measured recipe, and a run says in its first line what it will do."""
+
+from __future__ import annotations
+
+import pytest
+
+from prunelib import machine, runs
+from prunelib.core import parameters
+from prunelib.runs import plan
+
+from conftest import SMOKE
+
+
+def test_the_built_in_defaults_are_the_recipe_and_the_reference_is_one_file_away():
+    p = parameters.load()
+    assert (p["target_latency_speedup"], p["prune_head"], p["round_to"]) == (2.0, True, "auto")
+    assert p["optimizer"] == "auto" and p["latency_threads"] == 1
+    reference = parameters.load(["params/reference.yaml"])
+    assert (reference["target_latency_speedup"], reference["target_prune_rate"]) == (0.0, 0.5)
+    assert (reference["prune_head"], reference["round_to"], reference["bn_recalibration"]) == (False, 0, 0)
+    # the reference script's own flag turns the latency goal off, as a goal given always does
+    flagged = parameters.load(overrides={"target_prune_rate": 0.3})
+    assert (flagged["target_latency_speedup"], flagged["target_prune_rate"]) == (0.0, 0.3)
+    assert parameters.load(overrides={"target_speedup": 3})["target_latency_speedup"] == 0.0
+
+
+def test_the_first_line_names_the_goal_the_recipe_the_budget_and_the_time(smoke_start):
+    run = runs.open_run([SMOKE], {"run_name": "plan-smoke", "target_latency_speedup": 1.5, "latency_threads": 0})
+    line = plan.first_line(run)
+    assert line.startswith("Goal: 1.5x faster, timed in onnxruntime FP32, batch 1, ") and "(all cores)" in line
+    assert "your recipe (prune_head, round_to, iterative_steps changed): head whole, any channel count" in line
+    assert "fine-tuning 2 steps x 1 epoch;" in line and line.endswith(" min here")
+    minutes = int(line.rsplit("about ", 1)[1].split()[0])
+    assert 1 <= minutes <= 60  # a 64-px smoke run takes minutes, not hours
+
+
+def test_the_recipe_line_says_the_kits_recipe_when_nothing_is_changed():
+    p = parameters.load(overrides={"run_name": "x"})
+    block = machine.channel_block()
+    expected = f"the kit's recipe: head pruned, whole blocks of {block} channels, Ultralytics' optimizer rule"
+    assert plan.recipe(p) == expected
+    assert plan.goal(p) == "Goal: 2x faster, timed in onnxruntime FP32, batch 1, 1 thread, on this machine"
+    assert plan.goal(parameters.load(["params/reference.yaml"])) == "Goal: 50% of the prunable channels removed"
+
+
+@pytest.mark.parametrize("device, said", [("cpu", False), ("0", True)])
+def test_a_gpu_run_is_told_that_the_latency_goal_is_timed_on_this_cpu(device, said):
+    p = {**parameters.load(), "device": device}
+    note = plan.device_note(p)
+    assert (note is not None) == said
+    if said:
+        assert "timed on this machine's CPU" in note and "target_speedup" in note
