@@ -36,6 +36,10 @@ RECIPES = {  # name -> (what the table calls it, the parameters it sets over the
         "AdamW lr0 0.0005",
         {"optimizer": "AdamW", "lr0": 0.0005, "freeze_bn_stats": False},
     ),
+    "adamw-0.0005-distill": (
+        "AdamW lr0 0.0005, distilled from the unpruned model",
+        {"optimizer": "AdamW", "lr0": 0.0005, "freeze_bn_stats": False, "distill_weight": 1.0},
+    ),
     "adamw-0.002-frozen-bn": (
         "AdamW lr0 0.002, BatchNorm statistics frozen",
         {"optimizer": "AdamW", "lr0": 0.002, "freeze_bn_stats": True},
@@ -119,7 +123,8 @@ def _control(run, epochs: int) -> dict:
     if done.is_file():
         return json.loads(done.read_text())
     training, data = Training.of(run.params), embedded.data_yaml(run.params)
-    model = finetune(run.unpruned_pt, training, data, out, epochs)[0]
+    teacher = run.unpruned_pt if training.distill_weight else None  # distilled as the pruned model was
+    model = finetune(run.unpruned_pt, training, data, out, epochs, teacher=teacher)[0]
     result = {"val": evaluate(model, training, data, out / "val")["map50_95"]}
     case = "real" if run.params["model"] else "embedded"
     if holdout(case):
@@ -132,7 +137,7 @@ def _control(run, epochs: int) -> dict:
 # that asked for this table: 0.0000 recovered; its unpruned control collapses in bench/results/real-case-finetuning.md)
 MEASURED = {
     "embedded": ["auto", "adamw-0.002", "adamw-0.002-frozen-bn"],
-    "real": ["auto", "adamw-0.0005", "adamw-0.002-frozen-bn"],
+    "real": ["auto", "adamw-0.0005", "adamw-0.0005-distill", "adamw-0.002-frozen-bn"],
 }
 
 if __name__ == "__main__":
