@@ -64,13 +64,20 @@ def data_yaml() -> Path:
             image = images / f"{split}_{i:04d}.png"
             image.write_bytes(drawer.GetDrawingText())
             boxes = detector.predict(str(image), imgsz=IMGSZ, conf=CONF, verbose=False)[0].boxes
-            rows = [f"{int(c)} {x:.6f} {y:.6f} {w:.6f} {h:.6f}" for c, (x, y, w, h) in
-                    zip(boxes.cls.tolist(), boxes.xywhn.tolist())]  # fmt: skip
+            rows = [
+                f"{int(c)} {x:.6f} {y:.6f} {w:.6f} {h:.6f}"
+                for c, (x, y, w, h) in zip(boxes.cls.tolist(), boxes.xywhn.tolist())
+            ]
             (labels / f"{split}_{i:04d}.txt").write_text("\n".join(rows) + ("\n" if rows else ""))
         start += count
     names = {int(k): str(v) for k, v in detector.names.items()}
-    data = {"path": str(ROOT / "data"), "train": "images/train", "val": "images/val", "test": "images/test",
-            "names": names}  # fmt: skip
+    data = {
+        "path": str(ROOT / "data"),
+        "train": "images/train",
+        "val": "images/val",
+        "test": "images/test",
+        "names": names,
+    }
     out.write_text(yaml.safe_dump(data, sort_keys=False))
     return out
 
@@ -97,8 +104,16 @@ PROBES = {
     "auto, BatchNorm statistics frozen": {"optimizer": "auto", "freeze_bn_stats": True},
     "lr0 1e-9, BatchNorm statistics frozen": {"optimizer": "AdamW", "lr0": 1e-9, "freeze_bn_stats": True},
 }
-NOAUG = {"fliplr": 0.0, "hsv_h": 0.0, "hsv_s": 0.0, "hsv_v": 0.0, "scale": 0.0, "translate": 0.0, "erasing": 0.0,
-         "mosaic": 0.0}  # fmt: skip
+NOAUG = {
+    "fliplr": 0.0,
+    "hsv_h": 0.0,
+    "hsv_s": 0.0,
+    "hsv_v": 0.0,
+    "scale": 0.0,
+    "translate": 0.0,
+    "erasing": 0.0,
+    "mosaic": 0.0,
+}
 
 
 def _probe_dir(sets: dict) -> Path:
@@ -153,12 +168,16 @@ def probe(names=None) -> list[dict]:
             tuned, _ = finetune(str(model()), training, str(data_yaml()), out, PROBE_EPOCHS)
             log = list(csv.DictReader((out / "results.csv").open()))
             losses = {k.strip(): round(float(v), 3) for k, v in log[-1].items() if k.strip().startswith("val/")}
-            row = {"variant": name, "val loss (box/cls/dfl)": "/".join(f"{v:g}" for v in losses.values()),
-                   "val": evaluate(tuned, training, str(data_yaml()), out / "val")["map50_95"],
-                   "held-out": evaluate(tuned, training, str(holdout_yaml()), out / "holdout")["map50_95"]}  # fmt: skip
+            row = {
+                "variant": name,
+                "val loss (box/cls/dfl)": "/".join(f"{v:g}" for v in losses.values()),
+                "val": evaluate(tuned, training, str(data_yaml()), out / "val")["map50_95"],
+                "held-out": evaluate(tuned, training, str(holdout_yaml()), out / "holdout")["map50_95"],
+            }
             recalibrate_batchnorm(tuned, training, str(data_yaml()), 256)
-            row["held-out, BatchNorm re-estimated"] = evaluate(tuned, training, str(holdout_yaml()),
-                                                               out / "holdout-bn")["map50_95"]  # fmt: skip
+            row["held-out, BatchNorm re-estimated"] = evaluate(
+                tuned, training, str(holdout_yaml()), out / "holdout-bn"
+            )["map50_95"]
             done.write_text(json.dumps(row))
         rows.append(json.loads(done.read_text()))
         print(rows[-1], flush=True)

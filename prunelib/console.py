@@ -1,7 +1,8 @@
 """What the console shows: the kit's own lines and Ultralytics' progress of training and validation. The chatter of
 the libraries the kit calls for its own purposes (Ultralytics' exporter, onnxslim, NNCF, onnxruntime's quantizer:
-every latency candidate is exported to be timed) and warnings known to be harmless go to the run's log file instead (``log_to``), where a reader
-who wants them finds them; ``PRUNELIB_VERBOSE=1`` (the CLI's ``--verbose``) shows everything on the console.
+every latency candidate is exported to be timed) and warnings known to be harmless go to the run's log file instead
+(``log_to``), where a reader who wants them finds them; ``PRUNELIB_VERBOSE=1`` (the CLI's ``--verbose``) shows
+everything on the console.
 """
 
 from __future__ import annotations

@@ -173,8 +173,8 @@ PARAMS = [
           "it emits is unchanged)"),
     Param("prune_attention", False, bool, "prune the attention blocks' feed-forward hidden channels too (C2PSA, "
           "PSABlock; the attention heads stay whole)"),
-    Param("round_to", "auto", int, "keep channel counts multiples of this (0 = none; auto = the channel block of this CPU's "
-          "convolution kernels, measured)", _round_to),
+    Param("round_to", "auto", int, "keep channel counts multiples of this (0 = none; auto = the channel block of this "
+          "CPU's convolution kernels, measured)", _round_to),
     Param("global_pruning", False, bool, "rank channels across layers instead of within each layer"),
     Param("isomorphic", False, bool, "with global_pruning: rank channels only against groups of the same structure "
           "(Torch-Pruning's isomorphic pruning)"),

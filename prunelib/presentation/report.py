@@ -157,16 +157,13 @@ def speed_line(export: dict, cpu: dict | None) -> str:
         return ""
     n = next((r.get("threads") for r in export.get("latency", []) if r.get("threads")), 1)
     cores = export.get("all_cores", n)
-    text = (f"- **Speed** (onnxruntime FP32, batch 1, re-timed after the run{f' on {cpu_name(cpu)}' if cpu else ''}): "
+    where = f" on {cpu.get('model', 'this CPU')}" if cpu else ""
+    text = (f"- **Speed** (onnxruntime FP32, batch 1, re-timed after the run{where}): "
             f"{before['latency_ms'] / after['latency_ms']:.2f}x faster on {n} thread{'s' if n != 1 else ''} "
             f"({before['latency_ms']:.1f} -> {after['latency_ms']:.1f} ms)")
     if cores != n and before.get("all_cores_ms") and after.get("all_cores_ms"):
         text += f", {before['all_cores_ms'] / after['all_cores_ms']:.2f}x on all {cores} cores"
     return text + "."
-
-
-def cpu_name(cpu: dict) -> str:
-    return str(cpu.get("model", "this CPU"))
 
 
 def recommendation(export: dict, unpruned: dict) -> list[str]:

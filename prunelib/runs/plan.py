@@ -79,8 +79,7 @@ def recipe(p: dict) -> str:
 
 
 def budget(p: dict) -> str:
-    share = parameters.epochs(p)
-    if not share["budget"]:
+    if not parameters.epochs(p)["budget"]:
         return "no fine-tuning"
     steps = p["iterative_steps"]
     epochs = p["finetune_epochs"]
@@ -88,8 +87,8 @@ def budget(p: dict) -> str:
 
 
 def estimate(run: Run) -> str:
-    """About how long the run takes: fine-tuning timed from one training batch of the model here, plus the measured
-    overheads of a run (validation, latency timing, export); '' when the model is not there yet."""
+    """About how long the run takes: fine-tuning timed from one training batch of the model here, plus the overheads
+    of a run (validation, latency timing, export); or that the embedded baseline is trained first."""
     p = run.params
     try:
         source, _ = embedded.model_path(p, train=False)
@@ -97,8 +96,7 @@ def estimate(run: Run) -> str:
         return "the embedded baseline is trained first"
     n_train, n_val = _images(p)
     per_image = _training_seconds_per_image(source, p["imgsz"])
-    epochs = max(parameters.epochs(p)["budget"], 0)
-    fine_tuning = epochs * (n_train + n_val / 3) * per_image
+    fine_tuning = parameters.epochs(p)["budget"] * (n_train + n_val / 3) * per_image
     timing = 90 if p["target_latency_speedup"] else 0  # each candidate exported and timed against the unpruned model
     export = 150 + 0.5 * n_val * per_image  # both models exported, quantized, validated and timed
     minutes = (fine_tuning + timing + export) / 60
