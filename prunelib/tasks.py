@@ -59,6 +59,12 @@ def of(model) -> Task:
     return BY_MODEL[type(model).__name__]
 
 
+def classes(model) -> int:
+    """How many classes a model predicts: its head's count (a model built from a YAML has no ``nc`` of its own until a
+    trainer sets it)."""
+    return model.model[-1].nc
+
+
 def untraceable(model) -> str | None:
     """What in model the pruner cannot trace in bounded memory (None when nothing)."""
     for m in model.modules():

@@ -66,6 +66,10 @@ class Run:
     detections_json = property(lambda self: self.dir / "detections.json")  # what each model found and lost there
     deployment_png = property(lambda self: self.dir / "deployment.png")  # accuracy against latency of each file
     batch_dir = property(lambda self: self.dir / "batch")  # the float files exported again at throughput_batch
+    alternatives_dir = property(lambda self: self.dir / "alternatives")  # copies of the alternatives, their exports
+    stock_dir = property(lambda self: self.dir / "stock")  # the stock alternative's training (runs.stock)
+    stock_json = property(lambda self: self.dir / "stock" / "stock.json")  # how it was sized and trained
+    stock_pt = property(lambda self: self.dir / "stock" / "weights" / "best.pt")
 
     lock_file = property(lambda self: self.dir / ".lock")
     cache = property(lambda self: resolve(self.params["cache_dir"]) if self.params["cache_dir"]

@@ -106,6 +106,11 @@ def _ratios(v):
     return "a list of ratios each in (0, 1)" if bad or not v else None
 
 
+def _checkpoints(v):
+    ok = all(isinstance(x, str) and x.lower().endswith(".pt") for x in v) and len(set(v)) == len(v)
+    return None if ok else "a list of distinct checkpoint files (.pt)"
+
+
 def _formats(v):
     allowed = "a list of distinct formats among " + ", ".join(EXPORT_FORMATS) + ", with onnx"
     if "onnx" not in v or len(set(v)) != len(v) or any(f not in EXPORT_FORMATS for f in v):
@@ -241,6 +246,15 @@ PARAMS = [
     Param("throughput_batch", 8, int, "batch at which the float files' throughput (images/s, all cores) is measured "
           "(0 = not measured)", _range(0), may_change=True),
     Param("latency_warmup", 5, int, "untimed warm-up runs before timing", _range(0), may_change=True),
+    # --- alternatives: what a user would deploy instead, beside the pruned model in the export stage ---
+    Param("alternatives", [], list, "checkpoints to deploy instead (same task and classes), exported, validated and "
+          "timed beside the pruned model", _checkpoints, may_change=True),
+    Param("stock_alternative", False, bool, "also train the model's family at the width that runs as fast as final.pt, from "
+          "scratch on the run's data", may_change=True),
+    Param("stock_epochs", 0, int, "the stock alternative's epochs (0 = the model's training epochs, from its "
+          "checkpoint, + the run's fine-tuning budget)", _range(0), may_change=True),
+    Param("stock_distill", False, bool, "distil the stock alternative from the unpruned model (at distill_weight; 1 "
+          "when that is 0)", may_change=True),
 ]
 # fmt: on
 BY_NAME = {p.name: p for p in PARAMS}
@@ -420,6 +434,9 @@ def _check_paths(params: dict) -> None:
             raise UserError(f"{key}: {value!r} is not allowed; expected a {' or '.join(suffixes)} file")
         if not resolve(value).is_file():
             raise UserError(f"{key}: file {value!r} does not exist (relative paths start at the project root)")
+    for value in params["alternatives"]:
+        if not resolve(value).is_file():
+            raise UserError(f"alternatives: file {value!r} does not exist (relative paths start at the project root)")
     if params["model"] and not params["data"]:
         raise UserError("data: a data YAML is required with your own model (model is set, data is empty)")
 

@@ -137,18 +137,23 @@ def classes(rows: list[dict], unpruned: dict, path) -> plt.Figure:
 
 
 def deployment(rows: list[dict], best: dict | None, unpruned: dict, n_threads: int, path) -> plt.Figure:
-    """Accuracy against batch-1 latency of every exported file (export.json's deployment rows), one marker per
-    runtime and precision, the unpruned model's hollow, the recommended file ringed."""
+    """Accuracy against batch-1 latency of every exported file (export.json's deployment rows): one marker per
+    runtime and precision, one colour per model (the unpruned model hollow, the pruned one filled, each alternative
+    in its own colour and named), the recommended file ringed."""
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     kinds = list(dict.fromkeys((r["runtime"], r["precision"]) for r in rows))
+    models = list(dict.fromkeys(r["model"] for r in rows))
     markers = "osD^vP*X"
-    for i, kind in enumerate(kinds):
-        for pruned in (False, True):
-            pts = [r for r in rows if (r["runtime"], r["precision"]) == kind and (r["model"] != "unpruned") == pruned]
-            if pts:
-                ax.scatter([r["latency_ms"] for r in pts], [r["map50_95"] for r in pts], marker=markers[i % 8], s=50,
-                           color=f"C{i}", facecolors=f"C{i}" if pruned else "none",
-                           label=f"{kind[0]} {kind[1]}" + ("" if pruned else " (unpruned)"))  # fmt: skip
+    for (runtime, precision), marker in zip(kinds, markers * 2):  # the legend's marker key, in grey
+        ax.scatter([], [], marker=marker, color="grey", label=f"{runtime} {precision}")
+    for i, model in enumerate(models):
+        pts = [r for r in rows if r["model"] == model]
+        color = f"C{i}"
+        for r in pts:
+            marker = markers[kinds.index((r["runtime"], r["precision"])) % len(markers)]
+            face = "none" if model == "unpruned" else color
+            ax.scatter([r["latency_ms"]], [r["map50_95"]], marker=marker, s=50, color=color, facecolors=face)
+        ax.scatter([], [], marker="s", color=color, facecolors="none" if model == "unpruned" else color, label=model)
     if best:
         ax.scatter([best["latency_ms"]], [best["map50_95"]], s=260, facecolors="none", edgecolors="red",
                    label="recommended")  # fmt: skip

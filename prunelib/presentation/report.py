@@ -7,6 +7,7 @@ import yaml
 
 from prunelib import files
 from prunelib.core.folder import FINAL, PRUNE, Run, final_step, outcome
+from prunelib.deployment.alternatives import Verdict
 from prunelib.tasks import named
 
 STEP_COLUMNS = [
@@ -119,9 +120,10 @@ STOPS = {"target_reached": "the goal was reached", "map_drop": "the mAP drop pas
 
 def _summary(unpruned: dict, ledger: list[dict], classes: list[dict] | None, shown: list[dict] | None,
              export: dict, cpu: dict | None) -> list[str]:
-    """At most eight short lines at the top: what pruning did to the model, how much faster final.pt runs (one
-    figure, named: runtime, precision, batch, threads, which timing; and on all cores), the file to deploy, and what
-    was lost most."""
+    """At most eight short lines at the top, and one per alternative: what pruning did to the model, how much faster
+    final.pt runs (one figure, named: runtime, precision, batch, threads, which timing; and on all cores), the file
+    to deploy and whether it beats each alternative (quantization alone, the user's checkpoints, the stock model),
+    and what was lost most."""
     if not (unpruned and ledger):
         return []
     final = final_step(ledger)
@@ -137,6 +139,7 @@ def _summary(unpruned: dict, ledger: list[dict], classes: list[dict] | None, sho
         lines.append(f"- **Deploy** `{best['file']}` ({best['runtime']} {best['precision']}): "
                      f"{best['speedup_vs_onnxruntime_fp32']:.2f}x faster than the unpruned model in onnxruntime FP32; "
                      f"{metric} {best['map50_95']:.3f}.")
+    lines += [f"- {Verdict.of(v).sentence(metric)}" for v in export.get("alternatives") or []]
     worst = next((r for r in classes or [] if r["change"] is not None), None)
     if worst and len(classes) > 1:
         lines.append(f"- **Lost most**: class {worst['class'] or repr(worst['class'])} ({worst['unpruned']:.3f} -> "
@@ -186,7 +189,7 @@ def recommendation(export: dict, unpruned: dict) -> list[str]:
              "It is the fastest file of the pruned model within the run's mAP budget.\n"]
     fp32 = {(r["model"], r["runtime"]): r["latency_ms"] for r in export.get("latency", []) if r["precision"] == "FP32"}
     for r in export.get("latency", []):
-        ref = fp32.get(("pruned" if r["model"] != "unpruned" else "unpruned", r["runtime"]))
+        ref = fp32.get((r["model"], r["runtime"]))
         if r["precision"] != "FP32" and ref and r["latency_ms"] > ref:
             lines.append(f"\n{r['precision']} runs slower than FP32 here: {r['model']} in {r['runtime']} "
                          f"{r['latency_ms']:.2f} ms against {ref:.2f} ms.\n")

@@ -7,14 +7,15 @@ from __future__ import annotations
 import torch
 import yaml
 
-from prunelib import files
+from prunelib import files, tasks
 from prunelib.core import parameters
 from prunelib.core.settings import Training
 from prunelib.core.folder import Run, differences, manifest, next_free, runs_root
 from prunelib.errors import UserError
 from prunelib.paths import relative, resolve
 from prunelib.surgery import checkpoints
-from prunelib.training import arguments, datasets
+from prunelib.deployment import alternatives
+from prunelib.training import arguments, datasets, embedded, synthetic
 
 
 def open_run(params_files=(), overrides: dict | None = None, run_name: str | None = None, new_run=False) -> Run:
@@ -36,7 +37,9 @@ def open_run(params_files=(), overrides: dict | None = None, run_name: str | Non
                 f"run {params['run_name']!r} exists with other parameters ({'; '.join(diff[:3])}); "
                 f"resume with the same parameters, choose another run_name, or pass --new-run"
             )
-        _check_device(params["device"])  # a key a run may change: checked again when it resumes
+        _check_device(params["device"])  # keys a run may change: checked again when it resumes
+        if params["alternatives"] != stored.get("alternatives", []):
+            _check_alternatives(params)
         if parameters.check(stored) != params:  # may_change keys only
             files.write_text(run.params_yaml, yaml.safe_dump(params, sort_keys=False))  # the stages read them here
         return run
@@ -72,14 +75,28 @@ def check_inputs(params: dict, log=print) -> None:
     data = datasets.check_data_yaml(resolve(params["data"])) if params["data"] else None
     if params["model"]:
         model = checkpoints.load_model(resolve(params["model"]))
-        if data and getattr(model, "nc", data["nc"]) != data["nc"]:
+        if data and tasks.classes(model) != data["nc"]:
             raise UserError(f"data: {params['data']!r} has {data['nc']} classes but model {params['model']!r} "
-                            f"predicts {model.nc}; use the data set the model was trained on")
+                            f"predicts {tasks.classes(model)}; use the data set the model was trained on")
+    _check_alternatives(params)
     if params["cfg"]:
         arguments.check_cfg_file(params["cfg"])
         if notes := arguments.overridden(Training.of(params)):
             log(f"cfg: {params['cfg']} is the base of fine-tuning, but the run's parameters decide "
                 f"{len(notes)} of its keys: {'; '.join(notes)}")
+
+
+def _check_alternatives(params: dict) -> None:
+    """The alternatives are checkpoints of the run's task and class count: the user's model's, or the synthetic set's
+    (the embedded default)."""
+    if not params["alternatives"]:
+        return
+    if params["model"]:
+        model = checkpoints.load_model(resolve(params["model"]))
+        task, nc = tasks.of(model).name, tasks.classes(model)
+    else:
+        task, nc = embedded.synthetic_task(params), len(params["synth_classes"] or synthetic.CLASSES)
+    alternatives.read(params["alternatives"], task, nc)
 
 
 def _check_device(device: str) -> None:

@@ -31,10 +31,10 @@ from prunelib import console, files, tasks
 from prunelib.core.folder import Run
 from prunelib.core.settings import Pruning, Training
 from prunelib.offline import threads
+from prunelib.deployment import alternatives, quantize
 from prunelib.deployment import export as exporter
-from prunelib.deployment import quantize
 from prunelib.presentation import analysis, detections, plotting, report
-from prunelib.runs import loop, sensitivity
+from prunelib.runs import loop, sensitivity, stock
 from prunelib.surgery import checkpoints, inspection, measuring, pruner
 from prunelib.surgery.replacement import max_output_difference, replace_c3k2
 from prunelib.training import datasets, embedded
@@ -225,11 +225,14 @@ def recommended_label(best: dict) -> str:
 @_holds_the_run
 @_then_report
 def export(run: Run, log=print) -> dict:
-    """The unpruned and the final model in each export format (checked against torch) and in INT8;
-    their latency, each file's mAP50-95, the file to deploy (detections.png drawn again with its predictions when it
-    runs at a reduced precision), where the time goes layer by layer; then report.md."""
+    """The unpruned and the final model in each export format (checked against torch) and in INT8, beside the
+    alternatives (the user's checkpoints, the stock model when asked: alternatives, runs.stock) exported and timed
+    the same way; their latency, each file's mAP50-95, the file to deploy and whether it beats each alternative
+    (detections.png drawn again with its predictions when it runs at a reduced precision), where the time goes layer
+    by layer; then report.md."""
     p, imgsz = run.params, run.params["imgsz"]
-    models = _exported(run)
+    alts = _alternatives(run, log)
+    models = _exported(run, alts)
     parity = exporter.parity(run.final, {fmt: models["pruned"][fmt] for fmt in p["export_formats"]}, imgsz)
     timing = (p["latency_runs"], p["latency_warmup"], p["latency_threads"])
     latency = exporter.with_speedups(exporter.latency_table(models, imgsz, *timing), "unpruned")
@@ -238,39 +241,69 @@ def export(run: Run, log=print) -> dict:
     times = [exporter.layer_times(models[k]["onnx"], imgsz, *timing) for k in ("unpruned", "pruned")]
     step = run.final_step()  # final.pt is folded into Ultralytics' blocks: unequal halves cost zero channels
     padding = next(r["macs"] for r in latency if r["model"] == "pruned") - step["macs"] if step else 0
-    result = {"formats": {fmt: {"unpruned": run.rel(models["unpruned"][fmt]), "pruned": run.rel(models["pruned"][fmt]),
-                                **parity[fmt]} for fmt in p["export_formats"]},
-              "parity_tolerance": exporter.PARITY_TOL, "onnx": run.rel(models["pruned"]["onnx"]),
-              "onnx_max_abs_diff": parity["onnx"]["max_abs_diff"], "padding_macs": padding,
-              "latency": latency, "deployment": (deployment := _deployment(run, models, latency, also)),
-              "recommended": recommend(deployment, latency, (run.read_json(run.unpruned_json) or {}).get("map50_95",
-                                                                                                        0.0),
-                                       p["max_map_drop"]),
-              "layers": exporter.layer_rows(*tables, *times), "throughput_batch": p["throughput_batch"],
-              "all_cores": threads(0), "int8_onnx": models.get("pruned-int8", {}).get("int8_onnx")}  # fmt: skip
+    deployment = _deployment(run, models, latency, also)
+    unpruned_map = (run.read_json(run.unpruned_json) or {}).get("map50_95", 0.0)
+    best = recommend(deployment, latency, unpruned_map, p["max_map_drop"])
+    verdicts = alternatives.verdicts(deployment, best, {a.label: a.kind for a in alts})
+    formats = {
+        fmt: {"unpruned": run.rel(models["unpruned"][fmt]), "pruned": run.rel(models["pruned"][fmt]), **parity[fmt]}
+        for fmt in p["export_formats"]
+    }
+    result = {
+        "formats": formats,
+        "parity_tolerance": exporter.PARITY_TOL,
+        "onnx": run.rel(models["pruned"]["onnx"]),
+        "onnx_max_abs_diff": parity["onnx"]["max_abs_diff"],
+        "padding_macs": padding,
+        "latency": latency,
+        "deployment": deployment,
+        "recommended": best,
+        "alternatives": [v.record() for v in verdicts],
+        "layers": exporter.layer_rows(*tables, *times),
+        "throughput_batch": p["throughput_batch"],
+        "all_cores": threads(0),
+        "int8_onnx": models.get("pruned-int8", {}).get("int8_onnx"),
+    }
     run.write_json(run.export_json, result)
-    best = result["recommended"]
-    plotting.deployment(deployment, best, run.read_json(run.unpruned_json) or {}, threads(p["latency_threads"]),
-                        run.deployment_png)  # fmt: skip
+    unpruned = run.read_json(run.unpruned_json) or {}
+    plotting.deployment(deployment, best, unpruned, threads(p["latency_threads"]), run.deployment_png)
     if p["detection_images"] and best and best["precision"] != "FP32":  # its predictions may differ from final.pt's
-        path = next(m[f] for m in models.values() for f in exporter.RUNTIMES
-                    if m.get(f) and run.rel(m[f]) == best["file"])  # fmt: skip
+        path = next(
+            m[f] for m in models.values() for f in exporter.RUNTIMES if m.get(f) and run.rel(m[f]) == best["file"]
+        )
         _draw_detections(run, {"unpruned": run.unpruned_pt, "pruned": run.final, recommended_label(best): path})
-    files = [run.rel(m[f]) for m in models.values() for f in exporter.RUNTIMES if f in m and m["pt"] == run.final]
+    written = [run.rel(m[f]) for m in models.values() for f in exporter.RUNTIMES if f in m and m["pt"] == run.final]
     diffs = ", ".join(f"{f} {d['max_rel_diff']:.1e} ({d['precision']})" for f, d in parity.items())
-    log(f"Exported {', '.join(files)} (max relative |diff| vs torch: {diffs}); "
-        f"{run.rel(run.report_md)}")
+    log(f"Exported {', '.join(written)} (max relative |diff| vs torch: {diffs}); {run.rel(run.report_md)}")
+    for v in verdicts:
+        log(v.sentence().replace("**", ""))
     return result
 
 
-def _exported(run: Run) -> dict:
-    """{label: {"pt": checkpoint, <format>: exported file}} for the unpruned model and the final one, and both in
-    INT8 ('unpruned-int8', 'pruned-int8': "model" names the model in the tables, "precision" is INT8; ONNX quantized
-    in the int8_form chosen, "int8_onnx" says which; OpenVINO by NNCF through Ultralytics' exporter). OpenVINO IRs
-    are timed at FP32 and, where this CPU runs bfloat16 natively, at BF16 too."""
+def _alternatives(run: Run, log=print) -> list[alternatives.Alternative]:
+    """The run's alternatives, checked against its model (same task and classes) before anything is exported, each
+    copied into the run (its exports land beside the copy); the stock model trained when stock_alternative asks."""
+    p = run.params
+    unpruned = checkpoints.load_model(run.unpruned_pt)
+    alts = alternatives.read(p["alternatives"], task_of(run), tasks.classes(unpruned))
+    copied = [
+        alternatives.Alternative(a.label, files.copy(a.path, run.alternatives_dir / f"{a.label}.pt"), a.kind)
+        for a in alts
+    ]
+    if p["stock_alternative"]:
+        copied.append(alternatives.Alternative("stock", stock.make(run, log), "stock"))
+    return copied
+
+
+def _exported(run: Run, alts: list[alternatives.Alternative] = ()) -> dict:
+    """{label: {"pt": checkpoint, <format>: exported file}} for the unpruned model, the final one and each
+    alternative, and each in INT8 ('<label>-int8': "model" names the model in the tables, "precision" is INT8; ONNX
+    quantized in the int8_form chosen, "int8_onnx" says which; OpenVINO by NNCF through Ultralytics' exporter).
+    OpenVINO IRs are timed at FP32 and, where this CPU runs bfloat16 natively, at BF16 too."""
     p, imgsz = run.params, run.params["imgsz"]
-    models = {"unpruned": {"pt": run.unpruned_pt}, "pruned": {"pt": run.final}}
-    for label in ("unpruned", "pruned"):
+    models = {"unpruned": {"pt": run.unpruned_pt}, "pruned": {"pt": run.final}} | {a.label: {"pt": a.path} for a in alts}
+    labels = list(models)
+    for label in labels:
         for fmt in p["export_formats"]:
             models[label][fmt] = exporter.export(models[label]["pt"], fmt, imgsz, p["onnx_simplify"], p["opset"])
             if fmt == "openvino" and exporter.openvino_offers("BF16"):
@@ -278,13 +311,18 @@ def _exported(run: Run) -> dict:
     if p["int8"]:
         calibration = quantize.Calibration(embedded.data_yaml(p), Training.of(p), p["int8_fraction"], task_of(run))
         form = int8_form(run, models["pruned"]["onnx"], calibration)
-        for label in ("unpruned", "pruned"):  # ONNX: the float file just exported, quantized
+        for label in labels:  # ONNX: the float file just exported, quantized
             m = models[label]
-            models[f"{label}-int8"] = {"pt": m["pt"], "model": label, "torch": False, "precision": "INT8",
-                                       "onnx": exporter.int8_onnx(m["onnx"], calibration, form["form"]),
-                                       "int8_onnx": form} | (
-                {"openvino": exporter.export(m["pt"], "openvino", imgsz, int8=calibration)}
-                if "openvino" in p["export_formats"] else {})  # fmt: skip
+            models[f"{label}-int8"] = {
+                "pt": m["pt"],
+                "model": label,
+                "torch": False,
+                "precision": "INT8",
+                "onnx": exporter.int8_onnx(m["onnx"], calibration, form["form"]),
+                "int8_onnx": form,
+            }
+            if "openvino" in p["export_formats"]:
+                models[f"{label}-int8"]["openvino"] = exporter.export(m["pt"], "openvino", imgsz, int8=calibration)
     return models
 
 
@@ -378,7 +416,7 @@ def recommend(deployment: list[dict], latency: list[dict], unpruned_map: float, 
     (max_map_drop below the unpruned model's); None when none is. Its speed-up over the unpruned model in onnxruntime
     at FP32, split into what pruning bought (the unpruned over the pruned model in the same runtime and precision,
     'pruning_precision'; FP32 when the unpruned model was not timed in it) and what the runtime and precision did."""
-    fits = [r for r in deployment if r["model"] != "unpruned" and unpruned_map - r["map50_95"] <= max_drop]
+    fits = [r for r in deployment if r["model"] == "pruned" and unpruned_map - r["map50_95"] <= max_drop]
     if not fits:
         return None
     best = min(fits, key=lambda r: r["latency_ms"])

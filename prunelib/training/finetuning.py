@@ -32,8 +32,16 @@ class KeepsPrunedModel:
     """What makes a task's trainer train a pruned model: ``model`` (in memory) or ``overrides['model']`` (a .pt
     path), never rebuilt from YAML; sparsity training in the optimizer step. Mixed in before the task's trainer."""
 
-    def __init__(self, cfg=DEFAULT_CFG, overrides=None, _callbacks=None, model: nn.Module | None = None, threads=0,
-                 regularizer: Callable[[nn.Module], Any] | None = None, freeze_bn_stats: bool = False):
+    def __init__(
+        self,
+        cfg=DEFAULT_CFG,
+        overrides=None,
+        _callbacks=None,
+        model: nn.Module | None = None,
+        threads=0,
+        regularizer: Callable[[nn.Module], Any] | None = None,
+        freeze_bn_stats: bool = False,
+    ):
         self.pruned_model = model
         self.freeze_bn_stats = freeze_bn_stats
         self.regularizer, self._pruner, self._reg = regularizer, None, 0.0
@@ -81,18 +89,30 @@ def trainer_for(task: str) -> type:
     """The task's own Ultralytics trainer (prunelib.tasks) for a pruned model: KeepsPrunedModel mixed in before it,
     e.g. ``PrunedSegmentationTrainer(KeepsPrunedModel, SegmentationTrainer)``."""
     base = tasks.TASKS[task].trainer_class()
-    return type(f"Pruned{base.__name__}", (KeepsPrunedModel, base),
-                {"__module__": __name__, "__doc__": f"{base.__name__} for a pruned model."})
+    return type(
+        f"Pruned{base.__name__}",
+        (KeepsPrunedModel, base),
+        {"__module__": __name__, "__doc__": f"{base.__name__} for a pruned model."},
+    )
 
 
-def finetune(model: nn.Module | str | Path, settings: Training, data: str, save_dir, epochs: int,
-             teacher: str | Path | None = None, regularizer=None) -> tuple[nn.Module, KeepsPrunedModel]:
+def finetune(
+    model: nn.Module | str | Path,
+    settings: Training,
+    data: str,
+    save_dir,
+    epochs: int,
+    teacher: str | Path | None = None,
+    regularizer=None,
+    **arguments,
+) -> tuple[nn.Module, KeepsPrunedModel]:
     """Fine-tune model (module or checkpoint path) for epochs with the run's settings; return the best (EMA) model,
     FP32 (the last one when training with a regularizer: sparsity grows with the epochs). With
     settings.distill_weight and a teacher checkpoint, Ultralytics' knowledge distillation learns from it (features
     at the Detect head's inputs); the checkpoints it saves hold the student alone.
 
-    Settings: the cfg YAML (if any) is the base, the run's fine-tuning parameters override it. Checkpoints go to
+    Settings: the cfg YAML (if any) is the base, the run's fine-tuning parameters override it, arguments (Ultralytics'
+    own, e.g. another model's training recipe) override both. Checkpoints go to
     save_dir/weights/{best,last}.pt. The parameter count after training must equal the one before.
     """
     save_dir = Path(save_dir)
@@ -101,11 +121,25 @@ def finetune(model: nn.Module | str | Path, settings: Training, data: str, save_
     before, task = n_params(loaded), tasks.of(loaded).name
     wanted = teacher and settings.distill_weight
     distill = {"distill_model": str(teacher), "dis": settings.distill_weight} if wanted else {}
-    overrides = ultralytics_args(settings, "finetune", data, model="pruned" if in_memory else str(model),
-                                 project=str(save_dir.parent), name=save_dir.name, epochs=epochs, **distill)
+    overrides = ultralytics_args(
+        settings,
+        "finetune",
+        data,
+        model="pruned" if in_memory else str(model),
+        project=str(save_dir.parent),
+        name=save_dir.name,
+        epochs=epochs,
+        **distill,
+        **arguments,
+    )
     with console.captured():  # its whole argument list, in the run's log instead of the console
-        trainer = trainer_for(task)(overrides=overrides, model=model if in_memory else None, threads=settings.threads,
-                                    regularizer=regularizer, freeze_bn_stats=settings.freeze_bn_stats)
+        trainer = trainer_for(task)(
+            overrides=overrides,
+            model=model if in_memory else None,
+            threads=settings.threads,
+            regularizer=regularizer,
+            freeze_bn_stats=settings.freeze_bn_stats,
+        )
     trainer.train()
     best = load_model(trainer.best if Path(trainer.best).is_file() and not regularizer else trainer.last)
     after = n_params(best)
@@ -122,6 +156,7 @@ def continue_training(params: dict, out_dir, teacher=None) -> tuple[Path, Path]:
     Returns (best, last)."""
     model = load_model(resolve(params["model"]), "model")
     fold(model)
-    _, trainer = finetune(model, Training.of(params), data_yaml(params), out_dir, params["finetune_epochs"],
-                          teacher=teacher)
+    _, trainer = finetune(
+        model, Training.of(params), data_yaml(params), out_dir, params["finetune_epochs"], teacher=teacher
+    )
     return Path(trainer.best), Path(trainer.last)

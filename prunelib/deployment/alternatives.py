@@ -1,0 +1,149 @@
+"""What a user would deploy instead of the pruned model, and whether the pruned model beats it.
+
+An alternative is a checkpoint of the same task and classes as the run's model: another scale or architecture the
+user trained on the same data (the ``alternatives`` parameter), or the stock model the kit trains at matched latency
+(``stock_alternative``, prunelib.runs.stock). The export stage exports, validates and times each like the pruned
+model; the unpruned model in INT8 is the third alternative every run has (quantization alone). A ``Verdict`` says
+whether the recommended pruned file dominates one of them: at least as accurate at equal or lower measured latency.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from prunelib import tasks
+from prunelib.errors import UserError
+from prunelib.paths import resolve
+from prunelib.surgery import checkpoints
+
+RESERVED = ("unpruned", "pruned")  # the run's own models' names in the deployment rows
+QUANTIZATION_ALONE = "unpruned INT8"
+
+
+@dataclass(frozen=True)
+class Alternative:
+    label: str  # its name in the deployment rows, the plot and the summary
+    path: Path
+    kind: str  # "yours" (the alternatives parameter) or "stock" (trained by the kit)
+
+
+def label_of(path) -> str:
+    """A checkpoint's name in the tables: its file name, or its training folder's for Ultralytics' best.pt/last.pt
+    (runs/detect/yolo11s/weights/best.pt -> yolo11s)."""
+    p = Path(path)
+    if p.stem in ("best", "last") and p.parent.name == "weights" and p.parent.parent.name:
+        return p.parent.parent.name
+    return p.stem
+
+
+def read(paths, task: str, nc: int, kind: str = "yours") -> list[Alternative]:
+    """The alternatives, each checked to be a supported checkpoint of the run's task and class count, before
+    anything is exported; UserError in one line naming the file and what is expected otherwise."""
+    out: list[Alternative] = []
+    for given in paths:
+        path = resolve(given)
+        model = checkpoints.load_model(path, "alternatives")
+        found = tasks.of(model).name
+        if found != task:
+            raise UserError(
+                f"alternatives: {given!r} is a {found} model; this run's model is a {task} model: give "
+                f"checkpoints of the {task} task"
+            )
+        if tasks.classes(model) != nc:
+            raise UserError(
+                f"alternatives: {given!r} predicts {tasks.classes(model)} classes; this run's model predicts {nc}: "
+                "give checkpoints trained on the run's data"
+            )
+        label, n = label_of(path), 2
+        while label in RESERVED or label in {a.label for a in out}:
+            label, n = f"{label_of(path)}-{n}", n + 1
+        out.append(Alternative(label, path, kind))
+    return out
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The recommended pruned file against one alternative's file: by default the one in the same runtime and
+    precision (the same conditions), else the alternative's fastest."""
+
+    alternative: str
+    kind: str  # "yours", "stock" or "quantization alone"
+    file: str
+    runtime: str
+    precision: str
+    map50_95: float
+    latency_ms: float
+    pruned_file: str
+    pruned_map50_95: float
+    pruned_latency_ms: float
+
+    @property
+    def faster(self) -> float:
+        """How many times faster the pruned file runs than the alternative's (below 1: slower)."""
+        return self.latency_ms / self.pruned_latency_ms
+
+    @property
+    def more_accurate(self) -> float:
+        """The pruned file's mAP50-95 minus the alternative's (negative: less accurate)."""
+        return round(self.pruned_map50_95 - self.map50_95, 4)
+
+    @property
+    def dominates(self) -> bool:
+        """At least as accurate at equal or lower latency."""
+        return self.more_accurate >= 0 and self.pruned_latency_ms <= self.latency_ms
+
+    @property
+    def dominated(self) -> bool:
+        """The alternative is at least as accurate at equal or lower latency, and better in one of them."""
+        return self.more_accurate <= 0 and self.latency_ms <= self.pruned_latency_ms and not self.dominates
+
+    def sentence(self, metric: str = "mAP50-95") -> str:
+        """One sentence for the summary."""
+        kind = "" if self.kind == self.alternative else f"{self.kind}, "
+        name = f"{self.alternative} ({kind}{self.runtime} {self.precision})"
+        speed = f"{self.faster:.2f}x faster" if self.faster >= 1 else f"{1 / self.faster:.2f}x slower"
+        acc = f"{metric} {self.pruned_map50_95:.3f} against {self.map50_95:.3f}"
+        if self.dominates:
+            return f"**Beats {name}**: {speed}, {acc}."
+        if self.dominated:
+            return f"**Loses to {name}**: {speed}, {acc}."
+        return f"**Trades with {name}**: {speed}, {acc}; neither is both faster and as accurate."
+
+    def record(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def of(cls, record: dict) -> Verdict:
+        return cls(**record)
+
+
+def verdicts(rows: list[dict], best: dict | None, kinds: dict[str, str]) -> list[Verdict]:
+    """The recommended pruned file (best, a deployment row) against each alternative (kinds: label -> kind) and
+    against quantization alone (the unpruned model's fastest INT8 file); [] without a recommendation."""
+    if best is None:
+        return []
+    chosen: list[tuple[str, str, dict]] = []
+    for label, kind in kinds.items():
+        own = [r for r in rows if r["model"] == label]
+        same = [r for r in own if (r["runtime"], r["precision"]) == (best["runtime"], best["precision"])]
+        if own:
+            chosen.append((label, kind, min(same or own, key=lambda r: r["latency_ms"])))
+    int8 = [r for r in rows if r["model"] == "unpruned" and r["precision"] == "INT8"]
+    if int8:
+        chosen.append((QUANTIZATION_ALONE, "quantization alone", min(int8, key=lambda r: r["latency_ms"])))
+    return [
+        Verdict(
+            label,
+            kind,
+            r["file"],
+            r["runtime"],
+            r["precision"],
+            r["map50_95"],
+            r["latency_ms"],
+            best["file"],
+            best["map50_95"],
+            best["latency_ms"],
+        )
+        for label, kind, r in chosen
+    ]

@@ -1,0 +1,228 @@
+"""The stock alternative the kit makes on request (``stock_alternative``): the run's own model family at the width
+whose measured latency matches final.pt's, trained from scratch on the run's data.
+
+- Family: the architecture YAML the starting checkpoint carries, at its own depth; only the width changes (Ultralytics
+  rounds every layer's channels to multiples of 8 as it does for its own scales).
+- Width: bisected on measured latency against final.pt in the latency goal's runtime, precision and threads
+  (export.Timer: both exported through Ultralytics' exporter, timed in alternating blocks of runs).
+- Budget and recipe: the starting checkpoint's own training (its train_args: epochs, optimizer, learning rates,
+  warm-up, nominal batch) plus the run's fine-tuning budget in epochs, unless stock_epochs gives them; with
+  stock_distill, Ultralytics' distillation from the unpruned model. A model trained by others from pretrained weights
+  is thus compared with one trained from nothing on the run's data: the record says so.
+
+Made once per run into ``runs/<run>/stock/`` (stock.json says how); made again only when what it depends on changes.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import math
+import time
+from dataclasses import asdict, dataclass, replace
+
+import torch
+import torch.nn as nn
+from ultralytics.nn import tasks as ultralytics_tasks
+
+from prunelib import tasks
+from prunelib.core import parameters
+from prunelib.core.folder import Run
+from prunelib.core.settings import Training
+from prunelib.deployment import export as exporter
+from prunelib.surgery import checkpoints, measuring
+from prunelib.training import embedded
+from prunelib.training.finetuning import finetune
+
+# Ultralytics arguments of the original's training that the stock model is trained with (the rest: the run's)
+RECIPE = (
+    "optimizer",
+    "lr0",
+    "lrf",
+    "momentum",
+    "weight_decay",
+    "warmup_epochs",
+    "warmup_momentum",
+    "warmup_bias_lr",
+    "cos_lr",
+    "nbs",
+    "close_mosaic",
+)
+SEARCH = (0.125, 1.0)  # the width factors (of the family's own width) the bisection searches between
+TRIES = 5  # timed widths: the interval shrinks to 1/32 of its log-width
+
+
+@dataclass(frozen=True)
+class Stock:
+    """stock.json: how the stock alternative was sized and trained."""
+
+    family: str  # the architecture YAML it comes from
+    width_factor: float  # of the family's own width
+    depth: float
+    width: float
+    latency_ratio: float  # its measured latency over final.pt's (1 = matched), median of the timed blocks
+    low: float
+    high: float
+    runtime: str
+    precision: str
+    threads: int
+    tries: tuple  # (width factor, latency ratio) of each timed width
+    macs: int
+    params: int
+    epochs: int
+    epochs_from: str  # how the epochs were chosen, in words
+    recipe: dict  # the Ultralytics arguments taken from the original's training
+    pretrained_original: bool  # the original started from pretrained weights; the stock model from nothing
+    distilled: bool
+    minutes: float
+    key: str  # what it depends on (final.pt, data, settings): made again when this changes
+
+    def record(self) -> dict:
+        return asdict(self)
+
+
+def make(run: Run, log=print, out=None, distill: bool | None = None, epochs: int | None = None):
+    """The stock alternative's checkpoint (out: the run's stock folder unless given; distill and epochs: the run's
+    stock_distill and stock_epochs unless given); made when missing or out of date, else reused."""
+    p = run.params
+    out = out or run.stock_dir
+    distill = p["stock_distill"] if distill is None else distill
+    source, _ = embedded.model_path(p, train=False)
+    args = _train_args(source)
+    n_epochs, said = _epochs(p, args, epochs)
+    key = _key(run, distill, n_epochs)
+    best = out / "weights" / "best.pt"
+    stored = run.read_json(out / "stock.json")
+    if stored and stored.get("key") == key and best.is_file():
+        log(f"Reused the stock alternative {run.rel(best)}")
+        return best
+    original = checkpoints.load_model(source)
+    task, nc = tasks.of(original).name, tasks.classes(original)
+    arch = original.yaml
+    factor, timing = matched_width(run, arch, task, nc, log)
+    model = at_width(arch, factor, task, nc)
+    macs, n = measuring.macs_params(model, p["imgsz"])
+    recipe = {k: args[k] for k in RECIPE if k in args}
+    log(
+        f"Stock alternative: {_family(arch)} at {factor:.3f}x its width ({macs / 1e9:.2f} G MACs, "
+        f"{timing['speedup'] ** -1:.2f}x final.pt's latency), trained from scratch for {n_epochs} epochs ({said})"
+        + (", distilled from the unpruned model" if distill else "")
+    )
+    settings = Training.of(p)
+    if distill:
+        settings = replace(settings, distill_weight=p["distill_weight"] or 1.0)
+    t0 = time.perf_counter()
+    finetune(
+        model, settings, embedded.data_yaml(p), out, n_epochs, teacher=run.unpruned_pt if distill else None, **recipe
+    )
+    depth, width = _multiples(at_width_yaml(arch, factor))
+    record = Stock(
+        family=_family(arch),
+        width_factor=round(factor, 4),
+        depth=depth,
+        width=round(width, 4),
+        latency_ratio=round(1 / timing["speedup"], 4),
+        low=round(1 / timing["high"], 4),
+        high=round(1 / timing["low"], 4),
+        runtime=timing["runtime"],
+        precision=timing["precision"],
+        threads=timing["threads"],
+        tries=tuple(timing["tries"]),
+        macs=macs,
+        params=n,
+        epochs=n_epochs,
+        epochs_from=said,
+        recipe=recipe,
+        pretrained_original=_pretrained(args),
+        distilled=distill,
+        minutes=round((time.perf_counter() - t0) / 60, 1),
+        key=key,
+    )
+    run.write_json(out / "stock.json", record.record())
+    return best
+
+
+def matched_width(run: Run, arch: dict, task: str, nc: int, log=print) -> tuple[float, dict]:
+    """The width factor whose model runs as fast as final.pt (the latency goal's runtime, precision and threads), by
+    bisection in log-width over SEARCH; the try closest to a ratio of 1 wins. Returns (factor, its timing with every
+    try as (factor, latency ratio) in "tries")."""
+    p = run.params
+    timer = exporter.Timer(run.final, p["imgsz"], p["latency_runtime"], p["latency_threads"], p["latency_precision"])
+    lo, hi = (math.log(f) for f in SEARCH)
+    tries = []
+    for _ in range(TRIES):
+        factor = math.exp((lo + hi) / 2)
+        timing = timer.against(at_width(arch, factor, task, nc), p["latency_runs"], p["latency_warmup"])
+        tries.append((factor, timing))
+        log(f"  width {factor:.3f}x: {1 / timing['speedup']:.2f}x final.pt's latency")
+        if timing["speedup"] < 1:  # slower than final.pt: narrower
+            hi = math.log(factor)
+        else:
+            lo = math.log(factor)
+    factor, timing = min(tries, key=lambda t: abs(math.log(t[1]["speedup"])))
+    return factor, {**timing, "tries": [(round(f, 4), round(1 / t["speedup"], 4)) for f, t in tries]}
+
+
+def at_width_yaml(arch: dict, factor: float) -> dict:
+    """The architecture YAML (a model's ``yaml`` dict) at factor times its own width, its depth kept."""
+    d = copy.deepcopy(arch)
+    if d.get("scales"):
+        scale = d.get("scale") or next(iter(d["scales"]))
+        depth, width, max_channels = d["scales"][scale]
+        d["scales"], d["scale"] = {scale: [depth, width * factor, max_channels]}, scale
+    else:
+        d["width_multiple"] = d.get("width_multiple", 1.0) * factor
+    return d
+
+
+def at_width(arch: dict, factor: float, task: str, nc: int) -> nn.Module:
+    """A new model of the task at factor times the architecture's width, with fresh weights (seeded: the same width
+    gives the same model)."""
+    torch.manual_seed(0)
+    cls = getattr(ultralytics_tasks, tasks.TASKS[task].model)
+    return cls(cfg=at_width_yaml(arch, factor), nc=nc, verbose=False)
+
+
+def _multiples(d: dict) -> tuple[float, float]:
+    if d.get("scales"):
+        depth, width, _ = d["scales"][d["scale"]]
+        return depth, width
+    return d.get("depth_multiple", 1.0), d.get("width_multiple", 1.0)
+
+
+def _family(arch: dict) -> str:
+    return str(arch.get("yaml_file") or "the checkpoint's architecture")
+
+
+def _train_args(source) -> dict:
+    args = torch.load(source, map_location="cpu", weights_only=False).get("train_args") or {}
+    return vars(args) if hasattr(args, "__dict__") else dict(args)
+
+
+def _pretrained(args: dict) -> bool:
+    """Did the original start from trained weights (a .pt model with pretrained on), not from its YAML?"""
+    return bool(args.get("pretrained")) and str(args.get("model", "")).endswith(".pt")
+
+
+def _epochs(p: dict, args: dict, asked: int | None) -> tuple[int, str]:
+    """The stock model's epochs and how they were chosen, in words."""
+    asked = p["stock_epochs"] if asked is None else asked
+    if asked:
+        return asked, "stock_epochs"
+    budget = parameters.epochs(p)["budget"]
+    own = args.get("epochs")
+    if not own:
+        return max(budget, 1), "the run's fine-tuning budget (the checkpoint records no training epochs)"
+    return own + budget, f"the original's {own} training epochs + the run's {budget} fine-tuning epochs"
+
+
+def _key(run: Run, distill: bool, epochs: int) -> str:
+    p = run.params
+    blob = [
+        hashlib.sha256(run.final.read_bytes()).hexdigest(),
+        str(embedded.data_yaml(p)),
+        distill,
+        epochs,
+        *(p[k] for k in ("imgsz", "batch", "seed", "latency_runtime", "latency_precision", "latency_threads")),
+    ]
+    return hashlib.sha256(repr(blob).encode()).hexdigest()[:12]

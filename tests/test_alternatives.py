@@ -1,0 +1,136 @@
+"""Alternatives: what a user would deploy instead of the pruned model, checked, exported and timed beside it, and
+whether the recommended file beats each (prunelib.deployment.alternatives, prunelib.runs.stock)."""
+
+import json
+
+import pytest
+from ultralytics.nn.tasks import DetectionModel, SegmentationModel
+
+from conftest import SMOKE, cli
+from prunelib.deployment import alternatives
+from prunelib.deployment.alternatives import Verdict
+from prunelib.errors import UserError
+from prunelib.runs import stock
+from prunelib.surgery import checkpoints
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory):
+    """Untrained checkpoints: YOLO11s on the smoke set's 2 classes (another scale), a segmentation model, and a
+    YOLO11n of 3 classes."""
+    root = tmp_path_factory.mktemp("alternatives")
+    out = {
+        "scale": DetectionModel("yolo11s.yaml", nc=2, verbose=False),
+        "segment": SegmentationModel("yolo11n-seg.yaml", nc=2, verbose=False),
+        "classes": DetectionModel("yolo11n.yaml", nc=3, verbose=False),
+    }
+    return {k: checkpoints.save_model(m, root / k / "weights" / "best.pt") for k, m in out.items()}
+
+
+def test_a_checkpoint_of_another_scale_is_an_alternative_named_for_its_training_folder(made):
+    (alt,) = alternatives.read([str(made["scale"])], "detect", 2)
+    assert alt.label == "scale" and alt.kind == "yours" and alt.path == made["scale"]
+
+
+def test_a_name_the_run_uses_is_not_taken_and_two_names_never_clash(made, tmp_path):
+    pruned = checkpoints.save_model(checkpoints.load_model(made["scale"]), tmp_path / "pruned.pt")
+    again = checkpoints.save_model(checkpoints.load_model(made["scale"]), tmp_path / "scale.pt")
+    labels = [a.label for a in alternatives.read([str(pruned), str(made["scale"]), str(again)], "detect", 2)]
+    assert labels == ["pruned-2", "scale", "scale-2"]
+
+
+@pytest.mark.parametrize(
+    ("which", "said"),
+    [("segment", "is a segment model; this run's model is a detect model"), ("classes", "predicts 3 classes")],
+)
+def test_a_wrong_task_or_class_count_is_refused_in_one_line(made, which, said):
+    with pytest.raises(UserError) as e:
+        alternatives.read([str(made[which])], "detect", 2)
+    assert said in str(e.value) and "\n" not in str(e.value) and str(made[which]) in str(e.value)
+
+
+def test_the_cli_refuses_a_wrong_alternative_before_writing_anything(made, runs_root):
+    r = cli("prune", "--params", SMOKE, "--set", "run_name=alt-refused", "--set", f"alternatives=[{made['segment']}]")
+    assert r.returncode != 0
+    said = [line for line in r.stderr.splitlines() if line.strip()]
+    assert len(said) == 1 and "alternatives:" in said[0] and "segment model" in said[0], r.stderr
+    assert not (runs_root / "alt-refused").exists()
+
+
+def _row(model, runtime, precision, ms, score):
+    return {"model": model, "runtime": runtime, "precision": precision, "latency_ms": ms, "map50_95": score,
+            "file": f"{model}-{runtime}-{precision}"}  # fmt: skip
+
+
+ROWS = [
+    _row("unpruned", "onnxruntime", "FP32", 10.0, 0.70),
+    _row("unpruned", "onnxruntime", "INT8", 6.0, 0.66),
+    _row("unpruned", "openvino", "INT8", 5.0, 0.65),
+    _row("pruned", "onnxruntime", "FP32", 5.0, 0.62),
+    _row("small", "onnxruntime", "FP32", 5.5, 0.60),
+    _row("small", "openvino", "INT8", 2.0, 0.55),
+    _row("better", "onnxruntime", "FP32", 4.0, 0.64),
+    _row("mixed", "onnxruntime", "FP32", 4.0, 0.50),
+]
+
+
+def test_verdicts_compare_in_the_recommended_files_runtime_and_precision():
+    best = ROWS[3]
+    got = {v.alternative: v for v in alternatives.verdicts(ROWS, best, {"small": "yours", "better": "stock",
+                                                                        "mixed": "yours"})}  # fmt: skip
+    small = got["small"]  # the onnxruntime FP32 file, not its faster INT8 one
+    assert (small.runtime, small.precision, small.latency_ms) == ("onnxruntime", "FP32", 5.5)
+    assert small.dominates and not small.dominated and small.faster == pytest.approx(1.1)
+    assert small.more_accurate == pytest.approx(0.02)
+    assert got["better"].dominated and not got["better"].dominates
+    assert not got["mixed"].dominates and not got["mixed"].dominated
+    alone = got[alternatives.QUANTIZATION_ALONE]  # the unpruned model's fastest INT8 file, in any runtime
+    assert (alone.runtime, alone.precision, alone.latency_ms, alone.kind) == ("openvino", "INT8", 5.0,
+                                                                               "quantization alone")  # fmt: skip
+    assert alone.dominated and not alone.dominates  # as fast and more accurate: quantization alone wins here
+    assert got["small"].sentence().startswith("**Beats small (yours, onnxruntime FP32)**: 1.10x faster")
+    assert got["better"].sentence().startswith("**Loses to better (stock, onnxruntime FP32)**: 1.25x slower")
+    assert "neither is both faster and as accurate" in got["mixed"].sentence()
+    assert Verdict.of(json.loads(json.dumps(small.record()))) == small
+    assert alternatives.verdicts(ROWS, None, {"small": "yours"}) == []
+
+
+def test_an_alternative_with_no_file_in_the_runtime_is_compared_by_its_fastest():
+    (v, _) = alternatives.verdicts(ROWS, {**ROWS[3], "runtime": "openvino", "precision": "BF16"}, {"small": "yours"})
+    assert (v.runtime, v.precision, v.latency_ms) == ("openvino", "INT8", 2.0) and not (v.dominates or v.dominated)
+
+
+def test_the_stock_family_changes_width_only():
+    arch = DetectionModel("yolo11n.yaml", nc=2, verbose=False).yaml
+    narrow, wide = (stock.at_width(arch, f, "detect", 2) for f in (0.5, 2.0))
+    channels = [[m.out_channels for m in model.modules() if type(m).__name__ == "Conv2d"] for model in (narrow, wide)]
+    assert len(channels[0]) == len(channels[1])  # the same layers: depth kept
+    assert channels[0][0] == 8 and channels[1][0] == 32  # yolo11n's first conv, 16 channels, at half and twice
+    legacy = {**{k: v for k, v in arch.items() if k not in ("scales", "scale")}, "width_multiple": 0.25}
+    assert stock.at_width_yaml(legacy, 0.5)["width_multiple"] == pytest.approx(0.125)  # a YOLOv8 checkpoint's YAML
+
+
+@pytest.mark.slow
+def test_a_run_exports_and_times_its_alternatives_and_says_which_it_beats(made, runs_root):
+    sets = ["run_name=alt-smoke", f"alternatives=[{made['scale']}]", "stock_alternative=true", "stock_epochs=1",
+            "sensitivity=false", "detection_images=0"]  # fmt: skip
+    r = cli("prune", "--params", SMOKE, *(a for s in sets for a in ("--set", s)))
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    run_dir = runs_root / "alt-smoke"
+    export = json.loads((run_dir / "export.json").read_text())
+    rows = {(d["model"], d["runtime"], d["precision"]) for d in export["deployment"]}
+    for model in ("scale", "stock"):
+        assert {(model, "onnxruntime", "FP32"), (model, "onnxruntime", "INT8"), (model, "openvino", "INT8")} <= rows
+    assert all(d["map50_95"] >= 0 and d["latency_ms"] > 0 for d in export["deployment"])
+    assert export["recommended"]["model"] == "pruned"
+    said = {v["alternative"]: Verdict.of(v) for v in export["alternatives"]}
+    assert set(said) == {"scale", "stock", alternatives.QUANTIZATION_ALONE}
+    report = (run_dir / "report.md").read_text()
+    summary = report.split("## Summary\n\n")[1].split("\n## ")[0]
+    for v in said.values():
+        assert v.sentence() in summary
+    made_stock = json.loads((run_dir / "stock" / "stock.json").read_text())
+    assert made_stock["epochs"] == 1 and made_stock["epochs_from"] == "stock_epochs"
+    assert len(made_stock["tries"]) == stock.TRIES and made_stock["low"] <= made_stock["latency_ratio"]
+    assert made_stock["latency_ratio"] <= made_stock["high"]
+    assert (run_dir / "deployment.png").stat().st_size > 0
