@@ -23,9 +23,14 @@ from prunelib.paths import relative, resolve
 # Options spelled as the reference script (yolo11_pruning.py) spells them -> the parameter each sets; their types,
 # help texts and defaults are the parameter table's.
 REFERENCE_OPTIONS = {
-    "--model": "model", "--data": "data", "--cfg": "cfg", "--iterative-steps": "iterative_steps",
-    "--target-prune-rate": "target_prune_rate", "--max-map-drop": "max_map_drop", "--run-name": "run_name",
-}  # fmt: skip
+    "--model": "model",
+    "--data": "data",
+    "--cfg": "cfg",
+    "--iterative-steps": "iterative_steps",
+    "--target-prune-rate": "target_prune_rate",
+    "--max-map-drop": "max_map_drop",
+    "--run-name": "run_name",
+}
 # The commands import what they run when they run: torch, Ultralytics and papermill load in seconds, which --help
 # and 'params' need not wait for.
 
@@ -51,8 +56,10 @@ def main(argv=None) -> int:
     except OSError as e:
         if args.debug or e.errno not in (errno.ENOSPC, errno.EACCES, errno.EROFS, errno.EDQUOT):
             raise
-        print(f"error: cannot write {e.filename or 'the run folder'!s}: {e.strerror}; finished steps are kept",
-              file=sys.stderr)
+        print(
+            f"error: cannot write {e.filename or 'the run folder'!s}: {e.strerror}; finished steps are kept",
+            file=sys.stderr,
+        )
         return 1
 
 
@@ -77,8 +84,13 @@ def build_parser() -> argparse.ArgumentParser:
     sweep = sub.add_parser("sweep", help="a grid of runs (every combination), resumable, compared in one notebook")
     sweep.add_argument("--sweep", metavar="FILE", help="sweep YAML (params/sweeps/*.yaml): params, set, grid")
     _parameter_options(sweep, what="every run of the sweep")
-    sweep.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
-                       help="values of one key to combine with the others (repeatable)")
+    sweep.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        metavar="KEY=V1,V2",
+        help="values of one key to combine with the others (repeatable)",
+    )
     sweep.add_argument("--name", help="folder under the runs folder (default: the sweep file's name)")
     sweep.add_argument("--jobs", type=int, default=1, help="runs at once, CPU threads divided between them")
     sweep.add_argument("--devices", help="GPUs to spread runs over, one run per device at a time, e.g. 0,1")
@@ -98,17 +110,27 @@ def build_parser() -> argparse.ArgumentParser:
     params.set_defaults(func=cmd_params)
     for command in sub.choices.values():
         command.add_argument("--debug", action="store_true", help="show tracebacks of expected errors")
-        command.add_argument("--verbose", action="store_true", help="show the libraries' chatter too (exports of "
-                             "timing candidates, known harmless warnings), which runs keep in runs/<run>/log.txt")
+        command.add_argument(
+            "--verbose",
+            action="store_true",
+            help="show the libraries' chatter too (exports of "
+            "timing candidates, known harmless warnings), which runs keep in runs/<run>/log.txt",
+        )
     return parser
 
 
 def _parameter_options(p, what: str = "the run", new_run: bool = False) -> None:
     """--params and --set, the way every command that takes parameters takes them (and --new-run for a run)."""
-    p.add_argument("--params", action="append", default=[], metavar="FILE",
-                   help=f"parameter YAML of {what} (repeatable; later files override earlier ones)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help=f"override one parameter of {what} (repeatable)")
+    p.add_argument(
+        "--params",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help=f"parameter YAML of {what} (repeatable; later files override earlier ones)",
+    )
+    p.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help=f"override one parameter of {what} (repeatable)"
+    )
     if new_run:
         p.add_argument("--new-run", action="store_true", help="if the run exists, start a new one beside it")
 
@@ -127,8 +149,9 @@ def _finetune_parser(sub) -> None:
     _table_option(ft, "--data", "data", "Ultralytics data YAML the model was trained on (needed: a model is given)")
     _table_option(ft, "--cfg", "cfg")
     _table_option(ft, "--epochs", "finetune_epochs", "epochs to train, at least 1 (the parameter finetune_epochs)")
-    ft.add_argument("--teacher",
-                    help="checkpoint to distil from, e.g. the unpruned model (distill_weight 1 unless set)")
+    ft.add_argument(
+        "--teacher", help="checkpoint to distil from, e.g. the unpruned model (distill_weight 1 unless set)"
+    )
     ft.add_argument("--name", help="folder under <runs>/finetune/ (default: the model file's name; never overwritten)")
     _parameter_options(ft)
     ft.set_defaults(func=cmd_finetune)
@@ -175,9 +198,11 @@ def cmd_sweep(args) -> int:
     devices = [d.strip() for d in args.devices.split(",") if d.strip()] if args.devices else []
     status = sweep.run_sweep(plan, jobs=args.jobs, devices=devices)
     failed = sorted(name for name, record in status.items() if record["status"] != "done")
-    print(f"done: {len(status) - len(failed)} of {len(status)} runs finished"
-          + (f"; failed: {', '.join(failed)} (see sweep.json)" if failed else "")
-          + f"; {relative(plan.folder.summary_md)}")
+    print(
+        f"done: {len(status) - len(failed)} of {len(status)} runs finished"
+        + (f"; failed: {', '.join(failed)} (see sweep.json)" if failed else "")
+        + f"; {relative(plan.folder.summary_md)}"
+    )
     return 1 if failed else 0
 
 
@@ -202,8 +227,12 @@ def cmd_finetune(args) -> int:
 def finetune_parameters(args) -> dict:
     """finetune's parameters: --params, --set, then its own options; with --teacher, distill_weight is 1 unless a
     file or --set gives it (a teacher with distill_weight 0 would teach nothing: refused)."""
-    given = {"model": args.model, "data": args.data, "cfg": args.cfg,
-             "finetune_epochs": parameters.parse_value(args.finetune_epochs) if args.finetune_epochs else None}
+    given = {
+        "model": args.model,
+        "data": args.data,
+        "cfg": args.cfg,
+        "finetune_epochs": parameters.parse_value(args.finetune_epochs) if args.finetune_epochs else None,
+    }
     overrides = parameters.parse_set(args.set) | {k: v for k, v in given.items() if v is not None}
     stated = "distill_weight" in overrides or any("distill_weight" in parameters.read_yaml(f) for f in args.params)
     if args.teacher and not stated:
@@ -212,8 +241,10 @@ def finetune_parameters(args) -> dict:
 
     params = model_imgsz(parameters.load([resolve(f) for f in args.params], overrides))
     if args.teacher and not params["distill_weight"]:
-        raise UserError("--teacher: distill_weight is 0 (given by --set or a --params file), so the teacher would "
-                        "teach nothing; drop --teacher or set distill_weight above 0")
+        raise UserError(
+            "--teacher: distill_weight is 0 (given by --set or a --params file), so the teacher would "
+            "teach nothing; drop --teacher or set distill_weight above 0"
+        )
     return params
 
 

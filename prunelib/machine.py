@@ -9,8 +9,18 @@ from pathlib import Path
 
 # The flags that decide the kernels: vector width (AVX2, AVX-512), 8-bit dot products (VNNI), bfloat16 and the AMX
 # tile units. Reported in this order, those the CPU has.
-KERNEL_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "avx512_fp16", "amx_tile",
-                "amx_bf16", "amx_int8")  # fmt: skip
+KERNEL_FLAGS = (
+    "avx2",
+    "fma",
+    "avx512f",
+    "avx512_vnni",
+    "avx_vnni",
+    "avx512_bf16",
+    "avx512_fp16",
+    "amx_tile",
+    "amx_bf16",
+    "amx_int8",
+)
 
 
 @lru_cache(maxsize=1)
@@ -53,9 +63,13 @@ def channel_block() -> int:
 
     for c in (4, 8, 16, 32):
         w = numpy_helper.from_array(np.ones((c, c, 1, 1), np.float32), "w")
-        graph = helper.make_graph([helper.make_node("Conv", ["x", "w"], ["y"])], "probe",
-                                  [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, c, 8, 8])],
-                                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, c, 8, 8])], [w])
+        graph = helper.make_graph(
+            [helper.make_node("Conv", ["x", "w"], ["y"])],
+            "probe",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, c, 8, 8])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, c, 8, 8])],
+            [w],
+        )
         model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
         with tempfile.TemporaryDirectory() as tmp:
             opts = ort.SessionOptions()

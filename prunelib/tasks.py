@@ -43,8 +43,10 @@ TASKS = {
     "obb": Task("obb", "OBBModel", "obb", "OBBTrainer", "OBBValidator", "box", "OBB mAP50-95", "corners"),
 }
 # fmt: on
-SUPPORTED = ("YOLO11, YOLO26 or YOLOv8 checkpoints of the detect, segment, pose or obb task (DetectionModel, "
-             "SegmentationModel, PoseModel or OBBModel holding C3k2 or C2f blocks)")
+SUPPORTED = (
+    "YOLO11, YOLO26 or YOLOv8 checkpoints of the detect, segment, pose or obb task (DetectionModel, "
+    "SegmentationModel, PoseModel or OBBModel holding C3k2 or C2f blocks)"
+)
 # blocks whose dependency graph Torch-Pruning cannot trace in bounded memory: refused before tracing
 UNTRACEABLE = {"A2C2f": "YOLO12's area-attention blocks (A2C2f)"}
 

@@ -73,3 +73,19 @@ def test_folding_is_exact_and_leaves_only_ultralytics_blocks(cfg, stock, global_
     again = copy.deepcopy(folded)  # the kit takes a folded (published) model back and can prune it further
     assert len(replace_c3k2(again)) == 8 - len(unfoldable)
     assert max_output_difference(folded, again, images) <= 1e-5 * max(1.0, largest_output(folded, images, False))
+
+
+def test_a_wrong_fold_is_caught_by_the_oracle(monkeypatch):
+    """Folding with the halves concatenated in the wrong order (every shape still fits) fails the check the folding
+    test passes at 1e-5 of the outputs' size."""
+    model = trained_looking("yolo11n.yaml")
+    settings = Pruning.of(parameters.load(overrides={"imgsz": IMGSZ, **MECHANICS, "global_pruning": True}))
+    pruner.prune(model, settings, 0.4, measuring.example_inputs(IMGSZ))
+    concatenated = folding._concatenated
+    monkeypatch.setattr(folding, "_concatenated", lambda a, b: concatenated(b, a))  # cv1 = cat(second, first)
+    folded = copy.deepcopy(model)
+    folding.fold(folded)
+    images = torch.rand(2, 3, IMGSZ, IMGSZ)
+    for train in (False, True):  # the folding test passes at 1e-5 of the outputs' size
+        tolerance = 1e-5 * max(1.0, largest_output(model, images, train))
+        assert max_output_difference(model, folded, images, train=train) > (100 if train else 1) * tolerance

@@ -102,7 +102,7 @@ LAYERS = [
     ["prunelib.training", "prunelib.deployment"],  # training with Ultralytics; export and timing
     ["prunelib.presentation"],  # report, figures, comparison
     ["prunelib.runs"],  # what drives a run: policy, loop, stages, pipeline, sweep
-    ["prunelib.cli", "prunelib.__main__", "prunelib.replacement"],  # the command line; the old import path
+    ["prunelib.cli", "prunelib.__main__"],  # the command line
 ]
 
 

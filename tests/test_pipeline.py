@@ -218,25 +218,20 @@ def test_every_format_matches_torch_and_int8_keeps_detecting(smoke_run):
             assert int8["precision"] == "INT8" and int8["file"].rstrip("/").endswith(name)
             assert int8["file_mb"] < rows[(m, rt)]["file_mb"] / 2  # 8-bit weights
             assert int8["map50_95"] > 0.5 * rows[(m, rt)]["map50_95"]  # calibrated: it still detects
-            # pruning's share at INT8: the unpruned INT8 file over the pruned one in the same runtime
-            assert m == "unpruned" or int8["speedup_same_runtime"] == pytest.approx(
-                rows[("unpruned-int8", rt)]["latency_ms"] / int8["latency_ms"], rel=0.02)
-    # int8_onnx_form: fastest (the default): every form timed on the pruned model, the fastest kept, the files in it
+            assert int8["latency_ms"] > 0 and int8["speedup_same_runtime"] > 0  # timed (tests/test_choices.py: the
+            # speed-ups and the recommendation from fixed times)
+    # int8_onnx_form: fastest (the default): every form timed on the pruned model, the files in the one chosen, read
+    # from the ONNX graphs themselves (which form is fastest from given times: tests/test_choices.py)
     form = export["int8_onnx"]
     timed = {r["form"]: r for r in form["forms"] if "ms" in r}
     assert form["chosen_by"] == "timing" and {r["form"] for r in form["forms"]} == set(quantize.FORMS)
-    assert form["form"] == min(timed, key=lambda f: timed[f]["ms"])
-    assert form["label"] == quantize.FORMS[form["form"]].label
-    assert form["default"] not in timed or timed[form["default"]]["vs_default"] == 1.0  # the CPU flags' form vs itself
+    assert form["form"] in timed and all(r["ms"] > 0 for r in timed.values())
     for name in ("final_int8.onnx", "unpruned_int8.onnx"):
         assert int8_form_of(onnx.load(run_dir / name).graph) == form["form"], name
-    assert f"INT8 ONNX files: onnxruntime static quantization, {form['label']}: the fastest" in (
+    assert f"INT8 ONNX files: onnxruntime static quantization, {quantize.FORMS[form['form']].label}: the fastest" in (
         run_dir / "report.md").read_text()
-    best = export["recommended"]  # the fastest file of the pruned model within the budget, its speed-up split
-    fits = [r for r in export["deployment"] if r["model"] != "unpruned"]  # the smoke budget (1.0) takes every file
-    assert best["latency_ms"] == min(r["latency_ms"] for r in fits)
-    assert best["from_pruning"] * best["from_runtime_and_precision"] == pytest.approx(
-        best["speedup_vs_onnxruntime_fp32"], rel=0.02)
+    best = export["recommended"]  # a file of the pruned model, one of the deployment rows
+    assert best["model"] == "pruned" and best["file"] in {r["file"] for r in export["deployment"]}
     layers = {r["layer"]: r for r in export["layers"]}
     assert len(layers) >= 20 and all(r["ms_before"] >= 0 and r["ms_after"] >= 0 for r in layers.values())
     # a fast CPU may run a small layer in under the profiler's 1 µs: its time is 0, not an error

@@ -103,16 +103,28 @@ def test_channel_ratio_reaches_the_target(replaced, target, steps):
     model(x)  # still runs
 
 
-def test_speedup_mode_reaches_the_macs_goal(replaced):
+def test_speedup_mode_reaches_the_macs_goal_in_its_planned_steps(replaced):
+    """The MACs goal's sizing (SpeedupGoal.ratio, with a trial copy per estimate as the loop gives it) lands 2x fewer
+    MACs after exactly the 2 planned steps, counted by Torch-Pruning's own counter."""
+    import torch_pruning as tp
+
     model, p = copy.deepcopy(replaced), params(target_speedup=2.0, iterative_steps=2)
-    x = measuring.example_inputs(IMGSZ)
-    base_macs = measuring.macs_params(model, IMGSZ)[0]
-    ratio = 1 - 2.0 ** (-1 / 4)  # MACs falling with channels squared: 2x in 2 steps
-    for _ in range(6):  # keep stepping until reached, as the loop does
-        pruner.build_pruner(model, Pruning.of(p), ratio, x).step()
-        if base_macs / measuring.macs_params(model, IMGSZ)[0] >= 2.0:
-            break
-    assert base_macs / measuring.macs_params(model, IMGSZ)[0] >= 2.0
+    x, settings, goal = measuring.example_inputs(IMGSZ), Pruning.of(p), policy.goal(p)
+
+    def size(m):
+        return {"macs": measuring.macs_params(m, IMGSZ)[0], "channels": pruner.prunable_channels(m, settings, x)}
+
+    def trial(ratio):
+        m = copy.deepcopy(model)
+        pruner.build_pruner(m, settings, ratio, x).step()
+        return size(m)
+
+    unpruned = size(model)
+    for step in (1, 2):
+        pruner.build_pruner(model, settings, goal.ratio(step, unpruned, size(model), trial), x).step()
+    before, after = (tp.utils.count_ops_and_params(m.eval(), x)[0] for m in (copy.deepcopy(replaced), model))
+    assert before / after == pytest.approx(2.0, rel=0.02)
+    assert measuring.macs_params(model, IMGSZ)[0] == after  # the kit's count is Torch-Pruning's
 
 
 def test_ignored_layers_keep_their_output_channels_and_model_is_trainable(replaced):

@@ -11,7 +11,14 @@ from ultralytics.nn.tasks import DetectionModel
 
 from prunelib import tasks
 
-from prunelib.surgery.replacement import C3k2Prunable, block_kind, find_blocks, max_output_difference, replace_c3k2
+from prunelib.surgery.replacement import (
+    C3k2Prunable,
+    _flatten,
+    block_kind,
+    find_blocks,
+    max_output_difference,
+    replace_c3k2,
+)
 
 TOL = 1e-5
 
@@ -82,3 +89,36 @@ def test_difference_check_does_not_move_batchnorm_statistics():
     before = copy.deepcopy(model.state_dict())
     max_output_difference(model, model, torch.randn(2, 3, 64, 64), train=True)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+class _Dropped(torch.nn.Module):
+    """A model that loses its last output: what a faulty replacement or fold could do."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return _flatten(self.model(x))[:-1]
+
+
+def test_the_oracle_catches_a_wrong_replacement_a_missing_output_and_a_reshaped_one():
+    """max_output_difference, the oracle of the replacement and folding tests, sees each fault they exist to catch."""
+    torch.manual_seed(0)
+    model = DetectionModel("yolo11n.yaml", nc=3, verbose=False)
+    randomize_batchnorm(model)
+    x = torch.randn(1, 3, 64, 64)
+    wrong = copy.deepcopy(model)
+    replace_c3k2(wrong)
+    block = next(m for m in wrong.modules() if isinstance(m, C3k2Prunable))
+    block.cv0, block.cv1 = block.cv1, block.cv0  # the two halves of cv1 swapped: every shape still fits
+    assert max_output_difference(model, wrong, x) > 100 * TOL  # the tests pass a replacement at TOL
+    assert max_output_difference(model, wrong, x, train=True) > 100 * TOL
+    assert max_output_difference(model, _Dropped(model), x) == float("inf")  # an output missing, not skipped
+
+    class Narrow(torch.nn.Module):  # the same outputs, the last one cut short
+        def forward(self, y):
+            out = _flatten(model(y))
+            return [*out[:-1], out[-1][..., :-1]]
+
+    assert max_output_difference(model, Narrow(), x) == float("inf")

@@ -126,7 +126,8 @@ def test_each_task_prunes_validates_and_exports_in_its_own_terms(task_run, tmp_p
     losses = (run_dir / "steps" / "step_01" / "results.csv").read_text().splitlines()[0]
     assert ("dis_loss" in losses) == distill  # the task's losses, with the distillation loss when asked
     assert unpruned["task"] == task and unpruned["metric"] == tasks.TASKS[task].label
-    assert unpruned["max_abs_diff"] <= 1e-5 and 0 < unpruned["map50_95"] <= 1  # the baseline learnt something
+    # the baseline learnt something: an untrained model scores ~0.000; the weakest shipped one (mask mAP50-95) 0.064
+    assert unpruned["max_abs_diff"] <= 1e-5 and 0.03 < unpruned["map50_95"] <= 1
     assert ledger[-1]["params"] < unpruned["params"] and ledger[-1]["speedup"] > 1.1
     assert all(0 <= r["map50_95"] <= 1 for r in ledger)
     params = yaml.safe_load((run_dir / "params.yaml").read_text())
@@ -252,11 +253,21 @@ def test_heads_stay_whole_and_the_rest_prunes(cfg):
 
     head = head_outputs()
     before = measuring.macs_params(model, 64)[0]
-    pruner.prune(model, Pruning.of(parameters.load(overrides={"imgsz": 64, **MECHANICS})), 0.3, measuring.example_inputs(64))
+    emitted = _tensors(model.eval()(measuring.example_inputs(64)))[0].shape  # the predictions (then the features)
+    pruner.prune(model.train(), Pruning.of(parameters.load(overrides={"imgsz": 64, **MECHANICS})), 0.3,
+                 measuring.example_inputs(64))  # fmt: skip
     assert head_outputs() == head  # only the inputs it takes from the pruned neck shrink
     assert before / measuring.macs_params(model, 64)[0] > 1.2
-    out = model.eval()(measuring.example_inputs(64))
-    assert out is not None
+    out = _tensors(model.eval()(measuring.example_inputs(64)))[0]
+    assert out.shape == emitted and torch.isfinite(out).all()  # what it emits, unchanged
+
+
+def _tensors(out) -> list:
+    """Every tensor in a model's output (tensors, lists, tuples and dicts of them)."""
+    if isinstance(out, torch.Tensor):
+        return [out]
+    items = out.values() if isinstance(out, dict) else out if isinstance(out, (list, tuple)) else []
+    return [t for item in items for t in _tensors(item)]
 
 
 @pytest.mark.parametrize("cfg", ["yolo11n-seg.yaml", "yolo26n-seg.yaml"])
@@ -269,7 +280,9 @@ def test_prune_proto_cuts_the_mask_prototype_but_keeps_its_masks(cfg):
         params = parameters.load(overrides={"imgsz": 64, **MECHANICS, "prune_proto": prune_proto})
         pruner.prune(model, Pruning.of(params), 0.3, measuring.example_inputs(64))
         for mode in (True, False):  # YOLO26's training-only semantic branch included
-            assert model.train(mode)(measuring.example_inputs(64)) is not None
+            out = model.train(mode)(measuring.example_inputs(64))
+            masks = [t for t in _tensors(out) if t.dim() == 4 and t.shape[1] == 32]  # the prototype's 32 masks
+            assert masks and all(torch.isfinite(t).all() for t in _tensors(out)), type(out)
         proto = model.model[-1].proto
         return before / measuring.macs_params(model, 64)[0], proto.cv1.conv.out_channels, proto.cv3.conv.out_channels
 

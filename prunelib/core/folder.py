@@ -46,7 +46,7 @@ class Run:
     params_yaml = property(lambda self: self.dir / "params.yaml")
     manifest = property(lambda self: self.dir / "manifest.json")
     ledger = property(lambda self: self.dir / "ledger.jsonl")
-    unpruned_pt = property(lambda self: _first(self.dir / "unpruned.pt", self.dir / "replaced.pt"))  # C3k2 replaced
+    unpruned_pt = property(lambda self: self.dir / "unpruned.pt")  # the starting model, its C3k2 blocks replaced
     unpruned_json = property(lambda self: self.dir / "unpruned.json")  # its measurements: what steps compare with
     final = property(lambda self: self.dir / "final.pt")
     export_json = property(lambda self: self.dir / "export.json")
@@ -72,8 +72,11 @@ class Run:
     stock_pt = property(lambda self: self.dir / "stock" / "weights" / "best.pt")
 
     lock_file = property(lambda self: self.dir / ".lock")
-    cache = property(lambda self: resolve(self.params["cache_dir"]) if self.params["cache_dir"]
-                     else runs_root(self.params) / ".cache")  # fmt: skip
+    cache = property(
+        lambda self: (
+            resolve(self.params["cache_dir"]) if self.params["cache_dir"] else runs_root(self.params) / ".cache"
+        )
+    )
 
     def notebook(self, stage: str) -> Path:
         return self.dir / f"{stage}.ipynb"
@@ -185,9 +188,12 @@ def outcome(unpruned: dict, final: dict | None) -> dict:
     unpruned model) against the unpruned model: MACs speed-up, parameters kept, the metric's change, and retention
     (final / unpruned mAP50-95; None when the unpruned model scores 0)."""
     f = final or unpruned
-    return {"macs_speedup": unpruned["macs"] / f["macs"], "params_share": f["params"] / unpruned["params"],
-            "map_change": f["map50_95"] - unpruned["map50_95"],
-            "retention": f["map50_95"] / unpruned["map50_95"] if unpruned["map50_95"] else None}  # fmt: skip
+    return {
+        "macs_speedup": unpruned["macs"] / f["macs"],
+        "params_share": f["params"] / unpruned["params"],
+        "map_change": f["map50_95"] - unpruned["map50_95"],
+        "retention": f["map50_95"] / unpruned["map50_95"] if unpruned["map50_95"] else None,
+    }
 
 
 def runs_root(params: dict | None = None) -> Path:
@@ -197,10 +203,6 @@ def runs_root(params: dict | None = None) -> Path:
         return resolve(os.environ[RUNS_ENV])
     return resolve(runs_dir)
 
-
-def _first(path: Path, legacy: Path) -> Path:
-    """path, or the name an older run folder gave the same file (kept readable)."""
-    return legacy if legacy.is_file() and not path.is_file() else path
 
 
 SWEEP_STATUS = "sweep.json"  # beside the runs of a sweep: what each run of it did (prunelib.runs.sweep)
@@ -219,8 +221,10 @@ def load_run(run_name_or_dir, runs_dir: str | None = None) -> Run:
         path = (resolve(runs_dir) if runs_dir else runs_root()) / path
     stored = path / "params.yaml"
     if not stored.is_file():
-        raise UserError(f"{relative(path)!r} is not a run folder (no params.yaml); start the run with stage 00 "
-                        "or 'python -m prunelib run'")  # fmt: skip
+        raise UserError(
+            f"{relative(path)!r} is not a run folder (no params.yaml); start the run with stage 00 "
+            "or 'python -m prunelib run'"
+        )
     return Run(path, parameters.check(Run(path, {}).stored_params()))
 
 
@@ -247,8 +251,20 @@ def manifest(params: dict) -> dict:
         "runs_root": str(runs_root(params)),
         "runs_root_from": f"${RUNS_ENV}" if runs_root(params) != resolve(params["runs_dir"]) else "runs_dir",
         "python": platform.python_version(),
-        "versions": {p: v(p) for p in ("torch", "torchvision", "ultralytics", "torch-pruning", "onnx",
-                                       "onnxruntime", "openvino", "papermill", "prunelib")},  # fmt: skip
+        "versions": {
+            p: v(p)
+            for p in (
+                "torch",
+                "torchvision",
+                "ultralytics",
+                "torch-pruning",
+                "onnx",
+                "onnxruntime",
+                "openvino",
+                "papermill",
+                "prunelib",
+            )
+        },
         "cores": cores(),
         "cpu": machine.cpu(),  # model and the kernel-deciding flags: timings and OpenVINO's defaults depend on them
         "channel_block": machine.channel_block(),  # what round_to: auto aligns to here

@@ -22,8 +22,16 @@ from prunelib.paths import resolve
 # The values some parameters choose from. Each is that parameter's meaning, so it lives here; the modules that act on
 # the choice (surgery.pruner, training.synthetic, deployment.export) key their tables by these names.
 IMPORTANCES = ("l2", "l1", "bn_scale", "taylor", "lamp", "random")  # Torch-Pruning's channel importances
-SYNTH_CLASSES = ("square", "square_outline", "rounded_square", "circle", "circle_outline", "triangle",
-                 "triangle_outline", "cross")  # the shapes the synthetic data set draws, one class each  # fmt: skip
+SYNTH_CLASSES = (
+    "square",
+    "square_outline",
+    "rounded_square",
+    "circle",
+    "circle_outline",
+    "triangle",
+    "triangle_outline",
+    "cross",
+)  # the shapes the synthetic data set draws, one class each
 EXPORT_FORMATS = ("onnx", "torchscript", "openvino")  # Ultralytics' export formats the kit checks and times
 LAYER_RATIOS = ("uniform", "sensitivity", "latency", "time")
 LATENCY_PRECISIONS = ("FP32", "BF16", "FP16")  # a latency goal's; the reduced ones through OpenVINO's precision hint
@@ -274,8 +282,10 @@ def load(files=(), overrides: dict | None = None) -> dict:
 def _one_goal(layer: dict, source: str) -> dict:
     named = [k for k in GOALS if k in layer and (k == "target_prune_rate" or layer[k])]
     if len(named) > 1:
-        raise UserError(f"{' and '.join(named)} are all set in {source}; a run has one goal: give "
-                        "target_latency_speedup (measured time), target_speedup (MACs) or target_prune_rate (channels)")
+        raise UserError(
+            f"{' and '.join(named)} are all set in {source}; a run has one goal: give "
+            "target_latency_speedup (measured time), target_speedup (MACs) or target_prune_rate (channels)"
+        )
     off = {k: 0.0 for k in GOALS[:2] if named and k != named[0]}  # the speed-up goals a later goal turns off
     return {**layer, **off}
 
@@ -314,8 +324,10 @@ def epochs(params: dict) -> dict:
     if per_step == 0:
         return {"budget": 0, "sparse": 0, "step": 0, "final": 0}
     if budget - sparse < steps:
-        raise UserError(f"sparse_epochs: {sparse} leaves fewer than one epoch per step of the budget iterative_steps "
-                        f"x finetune_epochs = {steps} x {per_step} = {budget}; expected at most {budget - steps}")
+        raise UserError(
+            f"sparse_epochs: {sparse} leaves fewer than one epoch per step of the budget iterative_steps "
+            f"x finetune_epochs = {steps} x {per_step} = {budget}; expected at most {budget - steps}"
+        )
     final = min(round(params["final_share"] * budget), budget - sparse - steps)
     return {"budget": budget, "sparse": sparse, "step": (budget - sparse - final) // steps, "final": final}
 
@@ -355,8 +367,14 @@ def describe() -> str:
     """The parameter table as text (``python -m prunelib params``); * marks keys a finished run may change."""
     width = max(len(p.name) for p in PARAMS) + 1
     lines = [f"{p.name + ('*' if p.may_change else ''):<{width}}  {p.default!r:<28}  {p.help}" for p in PARAMS]
-    return "\n".join(lines + ["", "* changes only what is shown or measured after the loop: a run resumes with it",
-                              f"synth_classes: any of {', '.join(SYNTH_CLASSES)}"])
+    return "\n".join(
+        lines
+        + [
+            "",
+            "* changes only what is shown or measured after the loop: a run resumes with it",
+            f"synth_classes: any of {', '.join(SYNTH_CLASSES)}",
+        ]
+    )
 
 
 def _check_keys(d: dict, source: str) -> dict:
@@ -406,23 +424,33 @@ def _coerce(p: Param, v):
 def _check_combinations(params: dict) -> None:
     """Settings that are each allowed but do nothing, or contradict each other, together."""
     if params["isomorphic"] and not params["global_pruning"]:
-        raise UserError("isomorphic: true does nothing without global_pruning: true (it narrows global ranking to "
-                        "groups of one structure); set both, or neither")
+        raise UserError(
+            "isomorphic: true does nothing without global_pruning: true (it narrows global ranking to "
+            "groups of one structure); set both, or neither"
+        )
     if params["optimizer"] == "auto" and params["lr0"] != BY_NAME["lr0"].default:
-        raise UserError(f"lr0: {params['lr0']} does nothing under optimizer: auto (Ultralytics then chooses the "
-                        f"learning rate itself); set an optimizer too ({', '.join(o for o in OPTIMIZERS if o != 'auto')}"
-                        f"), or leave lr0 at {BY_NAME['lr0'].default}")
+        raise UserError(
+            f"lr0: {params['lr0']} does nothing under optimizer: auto (Ultralytics then chooses the "
+            f"learning rate itself); set an optimizer too ({', '.join(o for o in OPTIMIZERS if o != 'auto')}"
+            f"), or leave lr0 at {BY_NAME['lr0'].default}"
+        )
     if params["max_steps"] and not (params["target_speedup"] or params["target_latency_speedup"]):
-        raise UserError(f"max_steps: {params['max_steps']} does nothing without target_speedup or "
-                        "target_latency_speedup (a channel goal takes exactly iterative_steps steps); set one, or leave "
-                        "max_steps 0")
+        raise UserError(
+            f"max_steps: {params['max_steps']} does nothing without target_speedup or "
+            "target_latency_speedup (a channel goal takes exactly iterative_steps steps); set one, or leave "
+            "max_steps 0"
+        )
     if params["latency_precision"] != "FP32" and params["latency_runtime"] != "openvino":
-        raise UserError(f"latency_precision: {params['latency_precision']} is timed through OpenVINO's precision hint; "
-                        f"latency_runtime {params['latency_runtime']!r} runs FP32 only: set latency_runtime: openvino, "
-                        "or latency_precision: FP32")
+        raise UserError(
+            f"latency_precision: {params['latency_precision']} is timed through OpenVINO's precision hint; "
+            f"latency_runtime {params['latency_runtime']!r} runs FP32 only: set latency_runtime: openvino, "
+            "or latency_precision: FP32"
+        )
     if params["max_steps"] and params["max_steps"] < params["iterative_steps"]:
-        raise UserError(f"max_steps: {params['max_steps']} is less than iterative_steps {params['iterative_steps']}; "
-                        f"expected 0 (3 x iterative_steps) or at least {params['iterative_steps']}")
+        raise UserError(
+            f"max_steps: {params['max_steps']} is less than iterative_steps {params['iterative_steps']}; "
+            f"expected 0 (3 x iterative_steps) or at least {params['iterative_steps']}"
+        )
 
 
 def _check_paths(params: dict) -> None:

@@ -98,17 +98,22 @@ class Verdict:
         """The alternative is at least as accurate at equal or lower latency, and better in one of them."""
         return self.more_accurate <= 0 and self.latency_ms <= self.pruned_latency_ms and not self.dominates
 
+    @property
+    def outcome(self) -> str:
+        """'beats', 'loses to' or 'trades with' (neither is both faster and as accurate)."""
+        return "beats" if self.dominates else "loses to" if self.dominated else "trades with"
+
+    def figures(self, metric: str = "mAP50-95") -> str:
+        """How the two differ: '1.10x faster, mAP50-95 0.620 against 0.600'."""
+        speed = f"{self.faster:.2f}x faster" if self.faster >= 1 else f"{1 / self.faster:.2f}x slower"
+        return f"{speed}, {metric} {self.pruned_map50_95:.3f} against {self.map50_95:.3f}"
+
     def sentence(self, metric: str = "mAP50-95") -> str:
         """One sentence for the summary."""
         kind = "" if self.kind == self.alternative else f"{self.kind}, "
         name = f"{self.alternative} ({kind}{self.runtime} {self.precision})"
-        speed = f"{self.faster:.2f}x faster" if self.faster >= 1 else f"{1 / self.faster:.2f}x slower"
-        acc = f"{metric} {self.pruned_map50_95:.3f} against {self.map50_95:.3f}"
-        if self.dominates:
-            return f"**Beats {name}**: {speed}, {acc}."
-        if self.dominated:
-            return f"**Loses to {name}**: {speed}, {acc}."
-        return f"**Trades with {name}**: {speed}, {acc}; neither is both faster and as accurate."
+        tail = "; neither is both faster and as accurate" if self.outcome == "trades with" else ""
+        return f"**{self.outcome.capitalize()} {name}**: {self.figures(metric)}{tail}."
 
     def record(self) -> dict:
         return asdict(self)

@@ -29,8 +29,15 @@ LATENCY_FORMATS = {"onnxruntime": "onnx", "openvino": "openvino", "torch": None}
 assert tuple(LATENCY_FORMATS) == parameters.LATENCY_RUNTIMES, "every runtime a latency goal may name is timed here"
 
 
-def export(pt_path, fmt: str, imgsz: int, simplify: bool = True, opset: int = 0,
-           int8: quantize.Calibration | None = None, batch: int = 1) -> Path:
+def export(
+    pt_path,
+    fmt: str,
+    imgsz: int,
+    simplify: bool = True,
+    opset: int = 0,
+    int8: quantize.Calibration | None = None,
+    batch: int = 1,
+) -> Path:
     """Export a checkpoint next to it (static shape, batch 1 unless asked) in an Ultralytics format; return the file
     or folder.
 
@@ -65,8 +72,9 @@ def fastest_int8_form(fp32, calibration: quantize.Calibration, runs: int, warmup
     with tempfile.TemporaryDirectory(prefix="prunelib-int8-forms-") as tmp:
         for name, form in quantize.FORMS.items():
             try:
-                fns[name] = runner(quantize.quantize(fp32, Path(tmp) / f"{name}.onnx", calibration, name), "onnx",
-                                   n_threads)  # fmt: skip
+                fns[name] = runner(
+                    quantize.quantize(fp32, Path(tmp) / f"{name}.onnx", calibration, name), "onnx", n_threads
+                )
             except Exception as e:  # noqa: BLE001 - onnxruntime's own error, said in the table
                 rows.append({"form": name, "label": form.label, "error": f"{type(e).__name__}: {e}".splitlines()[0]})
         before = torch.get_num_threads()
@@ -75,13 +83,27 @@ def fastest_int8_form(fp32, calibration: quantize.Calibration, runs: int, warmup
             blocks = measuring.timed_blocks(fns, measuring.example_inputs(calibration.settings.imgsz), runs, warmup)
         finally:
             torch.set_num_threads(before)
-    for name in fns:
-        row = {"form": name, "label": quantize.FORMS[name].label,
-               "ms": round(statistics.median(t for b in blocks[name] for t in b), 3)}
-        if default in fns:  # the flags' form could be built: each form against it
+    return compare_forms(blocks, default, rows)
+
+
+def compare_forms(blocks: dict[str, list[list[float]]], default: str, errors: list[dict] = ()) -> dict:
+    """fastest_int8_form's answer from the forms' timed blocks (measuring.timed_blocks: {form: [[ms, ...], ...]}):
+    each form's median, its time against the default form's block by block, and the fastest; errors: the rows of
+    forms that could not be built."""
+    rows = list(errors)
+    for name in blocks:
+        row = {
+            "form": name,
+            "label": quantize.FORMS[name].label,
+            "ms": round(statistics.median(t for b in blocks[name] for t in b), 3),
+        }
+        if default in blocks:  # the flags' form could be built: each form against it
             ratios = measuring.block_speedups(blocks, default, name)
-            row |= {"vs_default": round(statistics.median(ratios), 3), "low": round(min(ratios), 3),
-                    "high": round(max(ratios), 3)}  # fmt: skip
+            row |= {
+                "vs_default": round(statistics.median(ratios), 3),
+                "low": round(min(ratios), 3),
+                "high": round(max(ratios), 3),
+            }
         rows.append(row)
     timed = [r for r in rows if "ms" in r]
     return {"form": min(timed, key=lambda r: r["ms"])["form"], "forms": rows, "default": default}
@@ -93,13 +115,19 @@ def runtime_settings(fmt: str, precision: str = "FP32", n_threads: int = 0) -> d
     provider, OpenVINO's CPU compile properties (an INT8 IR is compiled with the f32 hint: its quantized layers run
     in INT8 regardless)."""
     if fmt == "onnx":
-        return {"providers": ["CPUExecutionProvider"], "intra_op_num_threads": threads(n_threads),
-                "inter_op_num_threads": 1}  # fmt: skip
+        return {
+            "providers": ["CPUExecutionProvider"],
+            "intra_op_num_threads": threads(n_threads),
+            "inter_op_num_threads": 1,
+        }
     if fmt == "openvino":
         if precision not in PRECISIONS and precision != "INT8":
             raise ValueError(f"OpenVINO precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
-        return {"device": "CPU", "INFERENCE_PRECISION_HINT": PRECISIONS.get(precision, "f32"),
-                "INFERENCE_NUM_THREADS": threads(n_threads)}  # fmt: skip
+        return {
+            "device": "CPU",
+            "INFERENCE_PRECISION_HINT": PRECISIONS.get(precision, "f32"),
+            "INFERENCE_NUM_THREADS": threads(n_threads),
+        }
     return {"torch_num_threads": threads(n_threads)}
 
 
@@ -228,8 +256,12 @@ def parity(pt_path, exported: dict, imgsz: int) -> dict[str, dict]:
         run = runner(path, fmt)
         y = run(x)
         err = parity_error(ref, y)
-        out[fmt] = {"max_abs_diff": float(np.abs(ref - y).max()), "max_rel_diff": err, "matches": err <= PARITY_TOL,
-                    "precision": run.precision}  # fmt: skip
+        out[fmt] = {
+            "max_abs_diff": float(np.abs(ref - y).max()),
+            "max_rel_diff": err,
+            "matches": err <= PARITY_TOL,
+            "precision": run.precision,
+        }
     return out
 
 
@@ -265,10 +297,20 @@ def latency_table(models: dict, imgsz: int, runs: int, warmup: int, n_threads: i
         med = measuring.compare_latency(fns, x, runs, warmup)
     finally:
         torch.set_num_threads(before)
-    return [dict(model=name, runtime=rt, precision=prec, threads=threads(n_threads), **({"batch": batch} if batch > 1
-                 else {}), latency_ms=round(ms, 2), macs=size[name][0],
-                 params=size[name][1], file_mb=round(size_mb(file_of[(name, rt, prec)]), 2))
-            for (name, rt, prec), ms in med.items()]  # fmt: skip
+    return [
+        dict(
+            model=name,
+            runtime=rt,
+            precision=prec,
+            threads=threads(n_threads),
+            **({"batch": batch} if batch > 1 else {}),
+            latency_ms=round(ms, 2),
+            macs=size[name][0],
+            params=size[name][1],
+            file_mb=round(size_mb(file_of[(name, rt, prec)]), 2),
+        )
+        for (name, rt, prec), ms in med.items()
+    ]
 
 
 class Timer:
@@ -279,8 +321,10 @@ class Timer:
 
     def __init__(self, reference, imgsz: int, runtime: str, n_threads: int = 0, precision: str = "FP32"):
         if precision != "FP32" and not (runtime == "openvino" and openvino_offers(precision)):
-            raise UserError(f"latency_precision: {precision} is not run natively by this CPU in {runtime} (OpenVINO "
-                            f"offers {', '.join(openvino_capabilities()) or 'none'} here); use FP32")
+            raise UserError(
+                f"latency_precision: {precision} is not run natively by this CPU in {runtime} (OpenVINO "
+                f"offers {', '.join(openvino_capabilities()) or 'none'} here); use FP32"
+            )
         self.imgsz, self.runtime, self.n_threads, self.precision = imgsz, runtime, n_threads, precision
         self._folder = tempfile.TemporaryDirectory(prefix="prunelib-timer-")
         self._reference = self._runner(reference, "reference")
@@ -308,10 +352,16 @@ class Timer:
             torch.set_num_threads(before)
         ratios = measuring.block_speedups(blocks, "reference", "candidate")
         med = {k: statistics.median(t for b in v for t in b) for k, v in blocks.items()}
-        return {"ms": round(med["candidate"], 3), "reference_ms": round(med["reference"], 3),
-                "speedup": round(statistics.median(ratios), 4), "low": round(min(ratios), 4),
-                "high": round(max(ratios), 4), "runtime": self.runtime, "precision": ran,
-                "threads": threads(self.n_threads)}  # fmt: skip
+        return {
+            "ms": round(med["candidate"], 3),
+            "reference_ms": round(med["reference"], 3),
+            "speedup": round(statistics.median(ratios), 4),
+            "low": round(min(ratios), 4),
+            "high": round(max(ratios), 4),
+            "runtime": self.runtime,
+            "precision": ran,
+            "threads": threads(self.n_threads),
+        }
 
 
 def size_mb(path) -> float:
@@ -329,9 +379,14 @@ def with_speedups(rows: list[dict], reference: str) -> list[dict]:
     for r in rows:
         same = ref.get((r["runtime"], r["precision"])) or ref.get((r["runtime"], "FP32"))
         if same:
-            out.append({**r, "latency_speedup": round(same["latency_ms"] / r["latency_ms"], 2),
-                        "macs_speedup": round(same["macs"] / r["macs"], 2)}
-                       | ({"vs_onnxruntime_fp32": round(base["latency_ms"] / r["latency_ms"], 2)} if base else {}))
+            out.append(
+                {
+                    **r,
+                    "latency_speedup": round(same["latency_ms"] / r["latency_ms"], 2),
+                    "macs_speedup": round(same["macs"] / r["macs"], 2),
+                }
+                | ({"vs_onnxruntime_fp32": round(base["latency_ms"] / r["latency_ms"], 2)} if base else {})
+            )
     return out
 
 
@@ -385,9 +440,19 @@ def layer_times(onnx_path, imgsz: int, runs: int, warmup: int, n_threads: int = 
 def layer_rows(before: list[dict], after: list[dict], t_before: dict, t_after: dict) -> list[dict]:
     """Per layer (and the nodes of no layer, 'other'): onnxruntime time before and after pruning, and how much time and
     MACs fell (x = times fewer)."""
-    layers = [(str(b["layer"]), b["layer"], b["type"], b["macs"] / a["macs"] if a["macs"] else None)
-              for b, a in zip(before, after)] + [("other", "other", "(no layer)", None)]  # fmt: skip
-    return [{"layer": layer, "type": kind, "ms_before": round(t_before[key], 3), "ms_after": round(t_after[key], 3),
-             "time_ratio": round(t_before[key] / t_after[key], 2) if t_after[key] else None,  # 0: under 1 µs
-             "macs_ratio": round(macs, 2) if macs is not None else None}
-            for key, layer, kind, macs in layers if key in t_before and key in t_after]  # fmt: skip
+    layers = [
+        (str(b["layer"]), b["layer"], b["type"], b["macs"] / a["macs"] if a["macs"] else None)
+        for b, a in zip(before, after)
+    ] + [("other", "other", "(no layer)", None)]
+    return [
+        {
+            "layer": layer,
+            "type": kind,
+            "ms_before": round(t_before[key], 3),
+            "ms_after": round(t_after[key], 3),
+            "time_ratio": round(t_before[key] / t_after[key], 2) if t_after[key] else None,  # 0: under 1 µs
+            "macs_ratio": round(macs, 2) if macs is not None else None,
+        }
+        for key, layer, kind, macs in layers
+        if key in t_before and key in t_after
+    ]

@@ -39,8 +39,9 @@ class Form:
 FORMS = {
     "u8s8": Form("QDQ U8S8 per-tensor", {"activation_type": QuantType.QUInt8}),
     "u8s8-reduce-range": Form("QDQ U8S8 reduce_range", {"activation_type": QuantType.QUInt8, "reduce_range": True}),
-    "qoperator-u8s8": Form("QOperator U8S8 per-tensor", {"quant_format": QuantFormat.QOperator,
-                                                         "activation_type": QuantType.QUInt8}),
+    "qoperator-u8s8": Form(
+        "QOperator U8S8 per-tensor", {"quant_format": QuantFormat.QOperator, "activation_type": QuantType.QUInt8}
+    ),
     "s8s8": Form("QDQ S8S8 per-tensor (Ultralytics')", {}),
     "s8s8-per-channel": Form("QDQ S8S8 per-channel", {"per_channel": True}),
 }

@@ -31,9 +31,16 @@ def per_class(unpruned: dict, final: dict) -> list[dict]:
     """One row per class of the data set: its instances in the val split, the metric of the unpruned and of the
     final model and the change (evaluate(..., per_class=True)'s 'classes'), the classes that lost most first; a class
     with no instances has no metric (None) and comes last."""
-    rows = [{"class": name, "instances": u["instances"], "unpruned": u["map50_95"],
-             "final": final["classes"][name]["map50_95"],
-             "change": (final["classes"][name]["map50_95"] - u["map50_95"]) if u["map50_95"] is not None
-             and final["classes"][name]["map50_95"] is not None else None}
-            for name, u in unpruned["classes"].items()]  # fmt: skip
+    rows = [
+        {
+            "class": name,
+            "instances": u["instances"],
+            "unpruned": u["map50_95"],
+            "final": final["classes"][name]["map50_95"],
+            "change": (final["classes"][name]["map50_95"] - u["map50_95"])
+            if u["map50_95"] is not None and final["classes"][name]["map50_95"] is not None
+            else None,
+        }
+        for name, u in unpruned["classes"].items()
+    ]
     return sorted(rows, key=lambda r: (r["change"] is None, r["change"] if r["change"] is not None else 0.0))

@@ -19,8 +19,11 @@ _NOT_VARIED = {"run_name", "runs_dir"} | {p.name for p in parameters.PARAMS if p
 
 def varied_keys(all_params: list[dict]) -> list[str]:
     """The parameters whose values differ between the runs, in the table's order."""
-    return [p.name for p in parameters.PARAMS if p.name not in _NOT_VARIED
-            and len({repr(params.get(p.name)) for params in all_params}) > 1]  # fmt: skip
+    return [
+        p.name
+        for p in parameters.PARAMS
+        if p.name not in _NOT_VARIED and len({repr(params.get(p.name)) for params in all_params}) > 1
+    ]
 
 
 def summary_row(run: Run, varied: list[str], status: str) -> dict:
@@ -28,18 +31,25 @@ def summary_row(run: Run, varied: list[str], status: str) -> dict:
     row = {"run": run.name, **{k: run.params[k] for k in varied}, "status": status}
     unpruned, final = run.read_json(run.unpruned_json), run.final_step()
     export = run.read_json(run.export_json) or {}
-    latency = {(r["model"], r["runtime"], r["precision"]): r
-               for r in export.get("latency", [])}.get(("pruned", "onnxruntime", "FP32"), {})  # fmt: skip
+    latency = {(r["model"], r["runtime"], r["precision"]): r for r in export.get("latency", [])}.get(
+        ("pruned", "onnxruntime", "FP32"), {}
+    )
     if unpruned:
         f, o = final or unpruned, outcome(unpruned, final)
-        row |= {"MACs speed-up": round(o["macs_speedup"], 3), "params (M)": round(f["params"] / 1e6, 3),
-                "unpruned mAP50-95": round(unpruned["map50_95"], 4), "final mAP50-95": round(f["map50_95"], 4),
-                "retention": round(o["retention"], 4) if o["retention"] is not None else None,
-                "latency ms": latency.get("latency_ms"),
-                "latency speed-up": latency.get("latency_speedup")}  # fmt: skip
+        row |= {
+            "MACs speed-up": round(o["macs_speedup"], 3),
+            "params (M)": round(f["params"] / 1e6, 3),
+            "unpruned mAP50-95": round(unpruned["map50_95"], 4),
+            "final mAP50-95": round(f["map50_95"], 4),
+            "retention": round(o["retention"], 4) if o["retention"] is not None else None,
+            "latency ms": latency.get("latency_ms"),
+            "latency speed-up": latency.get("latency_speedup"),
+        }
         if best := export.get("recommended"):
-            row |= {"deployed as": f"{best['runtime']} {best['precision']}",
-                    "deployed speed-up": best.get("speedup_vs_onnxruntime_fp32")}  # fmt: skip
+            row |= {
+                "deployed as": f"{best['runtime']} {best['precision']}",
+                "deployed speed-up": best.get("speedup_vs_onnxruntime_fp32"),
+            }
     return row
 
 
@@ -97,8 +107,11 @@ def curves(rows: list[dict], key: str, path) -> Path:
     fig, ax = plt.subplots(figsize=(7, 4.5))
     values = list(dict.fromkeys(repr(r[key]) for r in rows))
     for value in values:
-        pts = sorted((r["MACs speed-up"], r["final mAP50-95"]) for r in rows
-                     if repr(r[key]) == value and r.get("final mAP50-95") is not None)  # fmt: skip
+        pts = sorted(
+            (r["MACs speed-up"], r["final mAP50-95"])
+            for r in rows
+            if repr(r[key]) == value and r.get("final mAP50-95") is not None
+        )
         ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=f"{key}={value}")
     ax.set_xlabel("MACs speed-up")
     ax.set_ylabel("final mAP50-95")

@@ -47,16 +47,24 @@ def objects(image: Path, task: str, size: tuple[int, int], kpt_shape=None) -> li
             xs, ys = v[1::2], v[2::2]
             box = [min(xs), min(ys), max(xs), max(ys)]
             points = np.stack([np.array(xs) * w, np.array(ys) * h], 1)
-        out.append({"cls": int(v[0]), "box": np.array([box[0] * w, box[1] * h, box[2] * w, box[3] * h]),
-                    "points": points, "keypoints": keypoints})  # fmt: skip
+        out.append(
+            {
+                "cls": int(v[0]),
+                "box": np.array([box[0] * w, box[1] * h, box[2] * w, box[3] * h]),
+                "points": points,
+                "keypoints": keypoints,
+            }
+        )
     return out
 
 
 def truth(image: Path, task: str, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """(classes, xyxy boxes in pixels) of an image's labels (see objects): what predictions are matched against."""
     labels = objects(image, task, size)
-    return (np.array([o["cls"] for o in labels], dtype=int),
-            np.array([o["box"] for o in labels], dtype=float).reshape(-1, 4))  # fmt: skip
+    return (
+        np.array([o["cls"] for o in labels], dtype=int),
+        np.array([o["box"] for o in labels], dtype=float).reshape(-1, 4),
+    )
 
 
 def boxes_of(result) -> tuple[np.ndarray, np.ndarray]:
@@ -95,14 +103,23 @@ def compare(models: dict, data, imgsz: int, task: str, images: int = 6, seed: in
     reference = next(iter(models))
     rows = []
     for image in pool:
-        results = {label: y.predict(str(image), imgsz=imgsz, conf=conf, verbose=False, device="cpu")[0]
-                   for label, y in yolos.items()}  # fmt: skip
+        results = {
+            label: y.predict(str(image), imgsz=imgsz, conf=conf, verbose=False, device="cpu")[0]
+            for label, y in yolos.items()
+        }
         h, w = results[reference].orig_shape
         gt = truth(image, task, (w, h))
         hit = {label: found(gt, boxes_of(r)) for label, r in results.items()}
         lost = {label: int((hit[reference] & ~h_).sum()) for label, h_ in hit.items() if label != reference}
-        rows.append({"file": image, "truth": len(gt[0]), "found": {k: int(v.sum()) for k, v in hit.items()},
-                     "lost": lost, "results": results})  # fmt: skip
+        rows.append(
+            {
+                "file": image,
+                "truth": len(gt[0]),
+                "found": {k: int(v.sum()) for k, v in hit.items()},
+                "lost": lost,
+                "results": results,
+            }
+        )
     rows.sort(key=lambda r: -max(r["lost"].values(), default=0))  # stable: sample order among equals
     chosen = rows[:images]
     for r in chosen:
@@ -155,8 +172,9 @@ def panel(compared: dict, path, task: str) -> Path:
                 text = f"{Path(row['file']).name}: {row['truth']} objects"
             else:
                 name = compared["labels"][j - 1]
-                text = f"{name}: found {row['found'][name]}" + (f", lost {row['lost'][name]}" if name in row["lost"]
-                                                               else "")  # fmt: skip
+                text = f"{name}: found {row['found'][name]}" + (
+                    f", lost {row['lost'][name]}" if name in row["lost"] else ""
+                )
             draw.text((x + 4, y + 3), text, fill="black", font=font)
     with files.atomic(path) as tmp:  # 256 colours: a quarter of the size, the drawings unchanged
         sheet.quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(tmp, format="PNG", optimize=True)

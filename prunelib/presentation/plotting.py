@@ -54,9 +54,13 @@ def performance(ledger: list[dict], unpruned: dict, path) -> plt.Figure:
     if timed:
         ax3 = ax.twinx()
         ax3.spines["right"].set_position(("axes", 1.12))
-        ax3.plot([0.0] + [r["channel_ratio"] for r in timed], [timed[0]["unpruned_latency_ms"]]
-                 + [r["latency_ms"] for r in timed], "^" + line, color="tab:brown",
-                 label=f"latency (ms, {timed[0]['latency_runtime']}, batch 1)")  # fmt: skip
+        ax3.plot(
+            [0.0] + [r["channel_ratio"] for r in timed],
+            [timed[0]["unpruned_latency_ms"]] + [r["latency_ms"] for r in timed],
+            "^" + line,
+            color="tab:brown",
+            label=f"latency (ms, {timed[0]['latency_runtime']}, batch 1)",
+        )
         ax3.set_ylabel("latency (ms)")
         ax3.set_ylim(bottom=0)
         axes.append(ax3)
@@ -155,8 +159,9 @@ def deployment(rows: list[dict], best: dict | None, unpruned: dict, n_threads: i
             ax.scatter([r["latency_ms"]], [r["map50_95"]], marker=marker, s=50, color=color, facecolors=face)
         ax.scatter([], [], marker="s", color=color, facecolors="none" if model == "unpruned" else color, label=model)
     if best:
-        ax.scatter([best["latency_ms"]], [best["map50_95"]], s=260, facecolors="none", edgecolors="red",
-                   label="recommended")  # fmt: skip
+        ax.scatter(
+            [best["latency_ms"]], [best["map50_95"]], s=260, facecolors="none", edgecolors="red", label="recommended"
+        )
     ax.set_xlabel(f"latency (ms, batch 1, {n_threads} thread{'s' if n_threads != 1 else ''})")
     ax.set_ylabel(named("mAP50-95", unpruned))
     ax.set_title("Each exported file: accuracy against latency")

@@ -26,10 +26,20 @@ STEP_COLUMNS = [
 
 def step_rows(ledger: list[dict], unpruned: dict) -> list[dict]:
     """The per-step table as display rows (the unpruned model as step 0), rounded for people and for nbval."""
-    rows = [{"step": 0, "pruned channels": "0.0%", "GMACs": round(unpruned["macs"] / 1e9, 3),
-             "params (M)": round(unpruned["params"] / 1e6, 3), "MACs speed-up": "1.00x", "epochs": "",
-             "mAP50-95 pruned": "", "mAP50-95 recovered": f"{unpruned['map50_95']:.4f}",
-             "mAP50 recovered": f"{unpruned['map50']:.4f}", "within budget": "unpruned"}]  # fmt: skip
+    rows = [
+        {
+            "step": 0,
+            "pruned channels": "0.0%",
+            "GMACs": round(unpruned["macs"] / 1e9, 3),
+            "params (M)": round(unpruned["params"] / 1e6, 3),
+            "MACs speed-up": "1.00x",
+            "epochs": "",
+            "mAP50-95 pruned": "",
+            "mAP50-95 recovered": f"{unpruned['map50_95']:.4f}",
+            "mAP50 recovered": f"{unpruned['map50']:.4f}",
+            "within budget": "unpruned",
+        }
+    ]
     timed = next((r for r in ledger if "latency_speedup" in r), None)  # a latency goal times every step
     cells = [{"latency (ms)": timed["unpruned_latency_ms"], "latency speed-up": "1.00x"}] if timed else []
     for r in ledger:
@@ -65,19 +75,30 @@ def _after(row: dict, key: str, cells: dict) -> dict:
 
 def class_rows(classes: list[dict]) -> list[dict]:
     """The per-class table (analysis.per_class rows) for people: four decimals, '' where a class has no instances."""
+
     def cell(v, sign=False):
         return "" if v is None else f"{v:+.4f}" if sign else f"{v:.4f}"
 
-    return [{"class": r["class"], "instances": r["instances"], "unpruned": cell(r["unpruned"]),
-             "final": cell(r["final"]), "change": cell(r["change"], sign=True)} for r in classes]
+    return [
+        {
+            "class": r["class"],
+            "instances": r["instances"],
+            "unpruned": cell(r["unpruned"]),
+            "final": cell(r["final"]),
+            "change": cell(r["change"], sign=True),
+        }
+        for r in classes
+    ]
 
 
 def latency_cells(r: dict) -> dict:
     """A step's measured latency (its runtime, batch 1) and speed-up with the range of its timed blocks."""
     if "latency_speedup" not in r:
         return {"latency (ms)": "", "latency speed-up": ""}
-    return {"latency (ms)": r["latency_ms"],
-            "latency speed-up": f"{r['latency_speedup']:.2f}x ({r['latency_low']:.2f}-{r['latency_high']:.2f})"}
+    return {
+        "latency (ms)": r["latency_ms"],
+        "latency speed-up": f"{r['latency_speedup']:.2f}x ({r['latency_low']:.2f}-{r['latency_high']:.2f})",
+    }
 
 
 class Shown:
@@ -114,12 +135,21 @@ def markdown_table(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-STOPS = {"target_reached": "the goal was reached", "map_drop": "the mAP drop passed the budget (max_map_drop)",
-         "done": "every step the goal allows ran"}  # the loop's stop reasons (policy.stop_reason), in words
+STOPS = {
+    "target_reached": "the goal was reached",
+    "map_drop": "the mAP drop passed the budget (max_map_drop)",
+    "done": "every step the goal allows ran",
+}  # the loop's stop reasons (policy.stop_reason), in words
 
 
-def _summary(unpruned: dict, ledger: list[dict], classes: list[dict] | None, shown: list[dict] | None,
-             export: dict, cpu: dict | None) -> list[str]:
+def _summary(
+    unpruned: dict,
+    ledger: list[dict],
+    classes: list[dict] | None,
+    shown: list[dict] | None,
+    export: dict,
+    cpu: dict | None,
+) -> list[str]:
     """At most eight short lines at the top, and one per alternative: what pruning did to the model, how much faster
     final.pt runs (one figure, named: runtime, precision, batch, threads, which timing; and on all cores), the file
     to deploy and whether it beats each alternative (quantization alone, the user's checkpoints, the stock model),
@@ -129,26 +159,40 @@ def _summary(unpruned: dict, ledger: list[dict], classes: list[dict] | None, sho
     final = final_step(ledger)
     o, metric = outcome(unpruned, final), named("mAP50-95", unpruned)
     kept = f" ({o['retention']:.1%} kept)" if o["retention"] is not None else ""
-    lines = [f"- **final.pt** ({_source(final)}): {o['macs_speedup']:.2f}x fewer MACs, {o['params_share']:.0%} of the "
-             f"parameters; {metric} {unpruned['map50_95']:.3f} -> {(final or unpruned)['map50_95']:.3f}{kept}."]
+    lines = [
+        f"- **final.pt** ({_source(final)}): {o['macs_speedup']:.2f}x fewer MACs, {o['params_share']:.0%} of the "
+        f"parameters; {metric} {unpruned['map50_95']:.3f} -> {(final or unpruned)['map50_95']:.3f}{kept}."
+    ]
     speed = speed_line(export, cpu)
     if speed:
         lines.append(speed)
     best = export.get("recommended")
     if best:
-        lines.append(f"- **Deploy** `{best['file']}` ({best['runtime']} {best['precision']}): "
-                     f"{best['speedup_vs_onnxruntime_fp32']:.2f}x faster than the unpruned model in onnxruntime FP32; "
-                     f"{metric} {best['map50_95']:.3f}.")
-    lines += [f"- {Verdict.of(v).sentence(metric)}" for v in export.get("alternatives") or []]
+        lines.append(
+            f"- **Deploy** `{best['file']}` ({best['runtime']} {best['precision']}): "
+            f"{best['speedup_vs_onnxruntime_fp32']:.2f}x faster than the unpruned model in onnxruntime FP32; "
+            f"{metric} {best['map50_95']:.3f}."
+        )
+    lines += against(export, unpruned)
     worst = next((r for r in classes or [] if r["change"] is not None), None)
     if worst and len(classes) > 1:
-        lines.append(f"- **Lost most**: class {worst['class'] or repr(worst['class'])} ({worst['unpruned']:.3f} -> "
-                     f"{worst['final']:.3f}).")
+        lines.append(
+            f"- **Lost most**: class {worst['class'] or repr(worst['class'])} ({worst['unpruned']:.3f} -> "
+            f"{worst['final']:.3f})."
+        )
     if shown:
         missed = sum(r["lost"].get("pruned", 0) for r in shown)
-        lines.append(f"- **detections.png**: final.pt misses {missed} of the objects the unpruned model found in "
-                     f"{len(shown)} validation images.")
+        lines.append(
+            f"- **detections.png**: final.pt misses {missed} of the objects the unpruned model found in "
+            f"{len(shown)} validation images."
+        )
     return ["## Summary\n\n" + "\n".join(lines) + "\n\n"]
+
+
+def against(export: dict, unpruned: dict) -> list[str]:
+    """The recommended file against each alternative (export.json's verdicts), a bullet each."""
+    metric = named("mAP50-95", unpruned)
+    return [f"- {Verdict.of(v).sentence(metric)}" for v in export.get("alternatives") or []]
 
 
 def speed_line(export: dict, cpu: dict | None) -> str:
@@ -161,9 +205,11 @@ def speed_line(export: dict, cpu: dict | None) -> str:
     n = next((r.get("threads") for r in export.get("latency", []) if r.get("threads")), 1)
     cores = export.get("all_cores", n)
     where = f" on {cpu.get('model', 'this CPU')}" if cpu else ""
-    text = (f"- **Speed** (onnxruntime FP32, batch 1, re-timed after the run{where}): "
-            f"{before['latency_ms'] / after['latency_ms']:.2f}x faster on {n} thread{'s' if n != 1 else ''} "
-            f"({before['latency_ms']:.1f} -> {after['latency_ms']:.1f} ms)")
+    text = (
+        f"- **Speed** (onnxruntime FP32, batch 1, re-timed after the run{where}): "
+        f"{before['latency_ms'] / after['latency_ms']:.2f}x faster on {n} thread{'s' if n != 1 else ''} "
+        f"({before['latency_ms']:.1f} -> {after['latency_ms']:.1f} ms)"
+    )
     if cores != n and before.get("all_cores_ms") and after.get("all_cores_ms"):
         text += f", {before['all_cores_ms'] / after['all_cores_ms']:.2f}x on all {cores} cores"
     return text + "."
@@ -173,26 +219,32 @@ def recommendation(export: dict, unpruned: dict) -> list[str]:
     """The file to deploy on this machine, in words (export.json's 'recommended'), and every reduced precision that
     runs slower than FP32 in its runtime, said plainly."""
     best = export.get("recommended")
-    if not export.get("deployment") or "recommended" not in export:  # not exported yet, or by an earlier kit
+    if not export.get("deployment"):  # not exported yet
         return []
     if best is None:
         return ["## Recommendation\n\nNo exported file of the pruned model is within the run's mAP budget.\n\n"]
     metric = named("mAP50-95", unpruned)
     split = ""
     if best.get("from_pruning") and best.get("from_runtime_and_precision"):
-        split = (f": {best['from_pruning']:.2f}x from pruning (against the unpruned model in {best['runtime']} "
-                 f"{best.get('pruning_precision', best['precision'])}), {best['from_runtime_and_precision']:.2f}x from "
-                 "the runtime and precision")
-    lines = [f"## Recommendation\n\nUse `{best['file']}` in {best['runtime']} at {best['precision']}: "
-             f"{best['latency_ms']:.2f} ms (batch 1), {metric} {best['map50_95']:.3f}, "
-             f"{best['speedup_vs_onnxruntime_fp32']:.2f}x faster than the unpruned model in onnxruntime FP32{split}. "
-             "It is the fastest file of the pruned model within the run's mAP budget.\n"]
+        split = (
+            f": {best['from_pruning']:.2f}x from pruning (against the unpruned model in {best['runtime']} "
+            f"{best['pruning_precision']}), {best['from_runtime_and_precision']:.2f}x from "
+            "the runtime and precision"
+        )
+    lines = [
+        f"## Recommendation\n\nUse `{best['file']}` in {best['runtime']} at {best['precision']}: "
+        f"{best['latency_ms']:.2f} ms (batch 1), {metric} {best['map50_95']:.3f}, "
+        f"{best['speedup_vs_onnxruntime_fp32']:.2f}x faster than the unpruned model in onnxruntime FP32{split}. "
+        "It is the fastest file of the pruned model within the run's mAP budget.\n"
+    ]
     fp32 = {(r["model"], r["runtime"]): r["latency_ms"] for r in export.get("latency", []) if r["precision"] == "FP32"}
     for r in export.get("latency", []):
         ref = fp32.get((r["model"], r["runtime"]))
         if r["precision"] != "FP32" and ref and r["latency_ms"] > ref:
-            lines.append(f"\n{r['precision']} runs slower than FP32 here: {r['model']} in {r['runtime']} "
-                         f"{r['latency_ms']:.2f} ms against {ref:.2f} ms.\n")
+            lines.append(
+                f"\n{r['precision']} runs slower than FP32 here: {r['model']} in {r['runtime']} "
+                f"{r['latency_ms']:.2f} ms against {ref:.2f} ms.\n"
+            )
     return lines + ["\n"]
 
 

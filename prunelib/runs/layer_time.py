@@ -48,7 +48,9 @@ def profile(model, params: dict, log=print) -> dict[int, float]:
     saved_macs = {i: macs["before"][i] - macs["after"][i] for i in layers}
     weights = policy.gain_weights(saved_ms, saved_macs)
     for i in weights:
-        log(f"layer {i} {type(model.model[i]).__name__}: {ms['before'].get(str(i), 0.0):.3f} -> "
+        log(
+            f"layer {i} {type(model.model[i]).__name__}: {ms['before'].get(str(i), 0.0):.3f} -> "
             f"{ms['after'].get(str(i), 0.0):.3f} ms for {macs['before'][i] / max(macs['after'][i], 1):.2f}x fewer "
-            f"MACs: weight {weights[i]:.2f}")  # fmt: skip
+            f"MACs: weight {weights[i]:.2f}"
+        )
     return weights

@@ -78,8 +78,9 @@ class Loop:
         export.Timer.against."""
         p = self.run.params
         if self.timer is None:
-            self.timer = exporter.Timer(self.run.unpruned_pt, p["imgsz"], p["latency_runtime"], p["latency_threads"],
-                                        p["latency_precision"])
+            self.timer = exporter.Timer(
+                self.run.unpruned_pt, p["imgsz"], p["latency_runtime"], p["latency_threads"], p["latency_precision"]
+            )
         return self.timer.against(model, longer * p["latency_runs"], p["latency_warmup"])
 
     def node_times(self, model) -> dict[str, float] | None:
@@ -107,8 +108,17 @@ def prune_loop(run: Run, log=print, on_step=None, evaluate=validate) -> list[dic
     files.remove_stale(run.dir, recursive=True)  # left by a process killed mid-write; never read as complete
     if not run.final.is_file():  # before any step, final.pt is the unpruned model
         checkpoints.publish(run.unpruned_pt, run.final)
-    loop = Loop(run, unpruned, embedded.data_yaml(params), policy.goal(params), policy.budget(params), epochs,
-                measuring.example_inputs(params["imgsz"]), evaluate, log)  # fmt: skip
+    loop = Loop(
+        run,
+        unpruned,
+        embedded.data_yaml(params),
+        policy.goal(params),
+        policy.budget(params),
+        epochs,
+        measuring.example_inputs(params["imgsz"]),
+        evaluate,
+        log,
+    )
     if params["layer_ratios"] in ("sensitivity", "latency"):
         loop.weights = layer_weights(loop)
     if epochs["sparse"] and not ledger:
@@ -160,13 +170,29 @@ def _trial(loop: Loop, model, times: dict | None) -> dict:
     """For a speed-up or latency goal: the trial it measures (see trial) on a copy of model."""
     if not isinstance(loop.goal, (policy.SpeedupGoal, policy.LatencyGoal)):
         return {}
-    measure = trial(model, loop.pruning, loop.run.params["imgsz"], loop.x, loop.gradients, loop.layer_ratios,
-                    timed=loop.timed if loop.times else None, times=times)  # fmt: skip
+    measure = trial(
+        model,
+        loop.pruning,
+        loop.run.params["imgsz"],
+        loop.x,
+        loop.gradients,
+        loop.layer_ratios,
+        timed=loop.timed if loop.times else None,
+        times=times,
+    )
     return {"trial": measure}
 
 
-def trial(model, settings: Pruning, imgsz: int, example_inputs: torch.Tensor, gradients=None,
-          layer_ratios=None, timed=None, times: dict | None = None) -> Callable:
+def trial(
+    model,
+    settings: Pruning,
+    imgsz: int,
+    example_inputs: torch.Tensor,
+    gradients=None,
+    layer_ratios=None,
+    timed=None,
+    times: dict | None = None,
+) -> Callable:
     """trial(ratio) -> {'channels', 'macs'} of a copy of model pruned at ratio (layer_ratios(ratio): the per-layer
     shares, or None; times: node times that guide the cut, pruner.TimeGuided), and its 'latency_speedup' when
     timed(model) -> export.Timer.against's measurement is given: what a speed-up or latency goal measures before it
@@ -175,8 +201,9 @@ def trial(model, settings: Pruning, imgsz: int, example_inputs: torch.Tensor, gr
 
     def measure(ratio: float) -> dict:
         m = copy.deepcopy(model)
-        pruner.prune(m, settings, ratio, example_inputs, gradients, layer_ratios(ratio) if layer_ratios else None,
-                     times)
+        pruner.prune(
+            m, settings, ratio, example_inputs, gradients, layer_ratios(ratio) if layer_ratios else None, times
+        )
         macs = measuring.macs_params(m, imgsz)[0]
         out = {"channels": pruner.prunable_channels(m, settings, example_inputs), "macs": macs}
         return out | ({"latency_speedup": timed(m)["speedup"]} if timed else {})
@@ -240,13 +267,23 @@ def prune_step(loop: Loop, model, step: int, ratio: float, times: dict | None = 
         within = _publish_if_within(loop, step, recovered)
     speedup = loop.unpruned["macs"] / macs
     record = {
-        "step": step, "kind": PRUNE, "step_ratio": round(ratio, 6), "channels": channels,
-        "channel_ratio": round(1 - channels / loop.unpruned["channels"], 6), "macs": macs, "params": n,
-        "speedup": round(speedup, 6), **(_latency_fields(measured) if measured else {}), "epochs": loop.epochs["step"],
-        **_maps(pruned, "pruned_"), **_maps(recovered), **_drop(loop, recovered, within),
+        "step": step,
+        "kind": PRUNE,
+        "step_ratio": round(ratio, 6),
+        "channels": channels,
+        "channel_ratio": round(1 - channels / loop.unpruned["channels"], 6),
+        "macs": macs,
+        "params": n,
+        "speedup": round(speedup, 6),
+        **(_latency_fields(measured) if measured else {}),
+        "epochs": loop.epochs["step"],
+        **_maps(pruned, "pruned_"),
+        **_maps(recovered),
+        **_drop(loop, recovered, within),
         "stop": policy.stop_reason(loop.goal, step, within, measured or speedup),
-        "checkpoint": run.rel(run.step_weights(step)), **clock.seconds(),
-    }  # fmt: skip
+        "checkpoint": run.rel(run.step_weights(step)),
+        **clock.seconds(),
+    }
     run.append_ledger(record)
     _log_step(loop, record)
     return record, model
@@ -263,25 +300,42 @@ def sparse_training(loop: Loop) -> dict:
     clock = Clock()
     with clock("total"):
         with clock("finetune"):
-            regularizer = partial(pruner.build_pruner, settings=loop.pruning, ratio=0.5, example_inputs=loop.x,
-                                  reg=params["sparse_reg"])  # fmt: skip
-            model = finetune(run.unpruned_pt, loop.training, loop.data, run.step_dir(SPARSE), epochs,
-                             regularizer=regularizer)[0]
+            regularizer = partial(
+                pruner.build_pruner, settings=loop.pruning, ratio=0.5, example_inputs=loop.x, reg=params["sparse_reg"]
+            )
+            model = finetune(
+                run.unpruned_pt, loop.training, loop.data, run.step_dir(SPARSE), epochs, regularizer=regularizer
+            )[0]
         with clock("validate"):
             recovered = loop.evaluate(model, loop.training, loop.data, run.step_val_dir(SPARSE, "recovered"))
         within = _publish_if_within(loop, SPARSE, recovered)
     u = loop.unpruned
     record = {
-        "step": 0, "kind": SPARSE, "step_ratio": 0.0, "channels": u["channels"], "channel_ratio": 0.0,
-        "macs": u["macs"], "params": u["params"], "speedup": 1.0, "epochs": epochs,
-        "pruned_map50_95": u["map50_95"], "pruned_map50": u["map50"], **_maps(recovered),
-        **_drop(loop, recovered, within), "stop": None, "checkpoint": run.rel(run.step_weights(SPARSE)),
-        "weak_share_before": round(before, 6), "weak_share": round(share(model), 6), **clock.seconds(),
-    }  # fmt: skip
+        "step": 0,
+        "kind": SPARSE,
+        "step_ratio": 0.0,
+        "channels": u["channels"],
+        "channel_ratio": 0.0,
+        "macs": u["macs"],
+        "params": u["params"],
+        "speedup": 1.0,
+        "epochs": epochs,
+        "pruned_map50_95": u["map50_95"],
+        "pruned_map50": u["map50"],
+        **_maps(recovered),
+        **_drop(loop, recovered, within),
+        "stop": None,
+        "checkpoint": run.rel(run.step_weights(SPARSE)),
+        "weak_share_before": round(before, 6),
+        "weak_share": round(share(model), 6),
+        **clock.seconds(),
+    }
     run.append_ledger(record)
-    loop.log(f"Sparsity training ({epochs} epochs, reg {params['sparse_reg']:g}): mAP50-95 {u['map50_95']:.4f} -> "
-             f"{recovered['map50_95']:.4f}; weaker half of each group holds {before:.1%} -> "
-             f"{record['weak_share']:.1%} of the stronger half's importance")
+    loop.log(
+        f"Sparsity training ({epochs} epochs, reg {params['sparse_reg']:g}): mAP50-95 {u['map50_95']:.4f} -> "
+        f"{recovered['map50_95']:.4f}; weaker half of each group holds {before:.1%} -> "
+        f"{record['weak_share']:.1%} of the stronger half's importance"
+    )
     return record
 
 
@@ -306,14 +360,24 @@ def final_finetune(loop: Loop) -> dict | None:
         within = _publish_if_within(loop, FINAL, recovered)
     keep = ("channels", "channel_ratio", "macs", "params", "speedup")
     record = {
-        "step": max(r["step"] for r in ledger) + 1, "kind": FINAL, "step_ratio": 0.0, **{k: start[k] for k in keep},
-        "epochs": epochs, "pruned_map50_95": start["map50_95"], "pruned_map50": start["map50"], **_maps(recovered),
-        **_drop(loop, recovered, within), "stop": ledger[-1]["stop"],
-        "checkpoint": run.rel(run.step_weights(FINAL)), **clock.seconds(),
-    }  # fmt: skip
+        "step": max(r["step"] for r in ledger) + 1,
+        "kind": FINAL,
+        "step_ratio": 0.0,
+        **{k: start[k] for k in keep},
+        "epochs": epochs,
+        "pruned_map50_95": start["map50_95"],
+        "pruned_map50": start["map50"],
+        **_maps(recovered),
+        **_drop(loop, recovered, within),
+        "stop": ledger[-1]["stop"],
+        "checkpoint": run.rel(run.step_weights(FINAL)),
+        **clock.seconds(),
+    }
     run.append_ledger(record)
-    loop.log(f"Final fine-tune of step {start['step']} ({epochs} epochs): mAP50-95 {start['map50_95']:.4f} -> "
-             f"{recovered['map50_95']:.4f}" + ("" if within else "; over the mAP budget, final.pt stays"))
+    loop.log(
+        f"Final fine-tune of step {start['step']} ({epochs} epochs): mAP50-95 {start['map50_95']:.4f} -> "
+        f"{recovered['map50_95']:.4f}" + ("" if within else "; over the mAP budget, final.pt stays")
+    )
     return record
 
 
@@ -323,8 +387,10 @@ def _publish_if_within(loop: Loop, step, recovered: dict) -> bool:
     if within:
         done = checkpoints.publish(loop.run.step_weights(step), loop.run.final)
         if done["padded_channels"] or done["kept"]:
-            loop.log(f"final.pt: {done['padded_channels']} zero channels pad unequal halves of folded blocks"
-                     + (f"; left prunable (needs prunelib): {', '.join(done['kept'])}" if done["kept"] else ""))
+            loop.log(
+                f"final.pt: {done['padded_channels']} zero channels pad unequal halves of folded blocks"
+                + (f"; left prunable (needs prunelib): {', '.join(done['kept'])}" if done["kept"] else "")
+            )
     return within
 
 
@@ -336,9 +402,15 @@ def format_step(r: dict, goal, unpruned: dict) -> str:
     """One line per step: 'Step 2/3' for a plan of 3 steps; 'Step 1/1 (up to 3 until 2.00x)' for a MACs goal, which
     steps on past its plan until reached."""
     more = f" (up to {goal.most_steps} until {goal.target:.2f}x)" if goal.most_steps > goal.steps else ""
-    timed = (f", latency {r['latency_ms']:.2f} ms in {r['latency_runtime']} {r.get('latency_precision', 'FP32')} "
-             f"({r['latency_speedup']:.2f}x, blocks "
-             f"{r['latency_low']:.2f}-{r['latency_high']:.2f}x)") if "latency_speedup" in r else ""
+    timed = (
+        (
+            f", latency {r['latency_ms']:.2f} ms in {r['latency_runtime']} {r.get('latency_precision', 'FP32')} "
+            f"({r['latency_speedup']:.2f}x, blocks "
+            f"{r['latency_low']:.2f}-{r['latency_high']:.2f}x)"
+        )
+        if "latency_speedup" in r
+        else ""
+    )
     return (
         f"Step {r['step']}/{goal.steps}{more}: params {r['params'] / 1e6:.2f}M, MACs {r['macs'] / 1e9:.3f}G "
         f"(speed-up {r['speedup']:.2f}x){timed}, channels pruned {r['channel_ratio']:.1%}, "
@@ -375,9 +447,15 @@ def _confirmed(loop: Loop, model) -> dict:
 
 def _latency_fields(measured: dict) -> dict:
     """A step's latency in the ledger: its and the unpruned model's medians, the ratio and how far it spread."""
-    return {"latency_ms": measured["ms"], "unpruned_latency_ms": measured["reference_ms"],
-            "latency_speedup": measured["speedup"], "latency_low": measured["low"], "latency_high": measured["high"],
-            "latency_runtime": measured["runtime"], "latency_precision": measured["precision"]}  # fmt: skip
+    return {
+        "latency_ms": measured["ms"],
+        "unpruned_latency_ms": measured["reference_ms"],
+        "latency_speedup": measured["speedup"],
+        "latency_low": measured["low"],
+        "latency_high": measured["high"],
+        "latency_runtime": measured["runtime"],
+        "latency_precision": measured["precision"],
+    }
 
 
 def _finetune(loop: Loop, model, pruned_path: Path, step: int):
@@ -399,5 +477,7 @@ def _log_step(loop: Loop, record: dict) -> None:
     loop.log(format_step(record, loop.goal, loop.unpruned))
     if record["stop"] == "map_drop":
         last = loop.run.final_step()
-        loop.log(f"Early stop: mAP50-95 dropped {record['map_drop']:.4f} > budget; final.pt rolled back to "
-                 f"{'step %d' % last['step'] if last else 'the unpruned model'}")
+        loop.log(
+            f"Early stop: mAP50-95 dropped {record['map_drop']:.4f} > budget; final.pt rolled back to "
+            f"{'step %d' % last['step'] if last else 'the unpruned model'}"
+        )

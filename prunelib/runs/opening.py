@@ -62,8 +62,10 @@ def model_imgsz(params: dict) -> dict:
     size = checkpoints.trained_imgsz(resolve(params["model"]))
     if size is None or size % 32:
         found = "records no training size" if size is None else f"was trained at {size}, not a multiple of 32"
-        raise UserError(f"imgsz: 0 takes the size model {params['model']!r} was trained at, but it {found}; set "
-                        "imgsz (a multiple of 32, e.g. 640)")
+        raise UserError(
+            f"imgsz: 0 takes the size model {params['model']!r} was trained at, but it {found}; set "
+            "imgsz (a multiple of 32, e.g. 640)"
+        )
     return {**params, "imgsz": size}
 
 
@@ -76,14 +78,18 @@ def check_inputs(params: dict, log=print) -> None:
     if params["model"]:
         model = checkpoints.load_model(resolve(params["model"]))
         if data and tasks.classes(model) != data["nc"]:
-            raise UserError(f"data: {params['data']!r} has {data['nc']} classes but model {params['model']!r} "
-                            f"predicts {tasks.classes(model)}; use the data set the model was trained on")
+            raise UserError(
+                f"data: {params['data']!r} has {data['nc']} classes but model {params['model']!r} "
+                f"predicts {tasks.classes(model)}; use the data set the model was trained on"
+            )
     _check_alternatives(params)
     if params["cfg"]:
         arguments.check_cfg_file(params["cfg"])
         if notes := arguments.overridden(Training.of(params)):
-            log(f"cfg: {params['cfg']} is the base of fine-tuning, but the run's parameters decide "
-                f"{len(notes)} of its keys: {'; '.join(notes)}")
+            log(
+                f"cfg: {params['cfg']} is the base of fine-tuning, but the run's parameters decide "
+                f"{len(notes)} of its keys: {'; '.join(notes)}"
+            )
 
 
 def _check_alternatives(params: dict) -> None:
@@ -111,5 +117,7 @@ def _check_device(device: str) -> None:
     missing = [i for i in device.split(",") if int(i) >= count]
     if missing:
         seen = f"torch sees {count} CUDA GPU{'s' if count != 1 else ''}" if count else "torch sees no CUDA GPU"
-        raise UserError(f"device: {device!r} is not available here ({seen}); use device: cpu"
-                        + (f" or GPU indices below {count}" if count else ""))
+        raise UserError(
+            f"device: {device!r} is not available here ({seen}); use device: cpu"
+            + (f" or GPU indices below {count}" if count else "")
+        )

@@ -66,10 +66,13 @@ def run_pipeline(params_files=(), overrides=None, stages=None, new_run=False, lo
     chosen = select_stages(stages)
     files = [str(resolve(f)) for f in params_files]
     run = open_run(files, overrides, new_run=new_run)
-    identity = {"run_name": run.name, "runs_dir": relative(run.dir.parent),
-                "params_files": [relative(f) for f in files],
-                "overrides": {k: v for k, v in (overrides or {}).items() if k != "run_name"},
-                "announce": False}  # fmt: skip
+    identity = {
+        "run_name": run.name,
+        "runs_dir": relative(run.dir.parent),
+        "params_files": [relative(f) for f in files],
+        "overrides": {k: v for k, v in (overrides or {}).items() if k != "run_name"},
+        "announce": False,
+    }
     with run.lock(), _environ(LOCK_ENV, str(run.dir.resolve())):  # the kernels work under this process's lock
         plan.announce(run, log)
         log(f"Run {run.name!r} in {run.rel(run.dir)}: stages {', '.join(chosen)}")
@@ -89,10 +92,17 @@ def execute(name: str, out: Path, parameters: dict, what: str) -> Path:
     declared = pm.inspect_notebook(str(src))
     try:
         pm.execute_notebook(
-            str(src), str(out), parameters={k: v for k, v in parameters.items() if k in declared}, kernel_name=KERNEL,
-            cwd=str(PROJECT_ROOT), progress_bar=False, log_output=True, stdout_file=sys.stdout,
-            stderr_file=sys.stderr, kernel_manager_class=LocalKernelManager,
-        )  # fmt: skip
+            str(src),
+            str(out),
+            parameters={k: v for k, v in parameters.items() if k in declared},
+            kernel_name=KERNEL,
+            cwd=str(PROJECT_ROOT),
+            progress_bar=False,
+            log_output=True,
+            stdout_file=sys.stdout,
+            stderr_file=sys.stderr,
+            kernel_manager_class=LocalKernelManager,
+        )
     except pm.PapermillExecutionError as e:
         raise UserError(
             f"{what} failed in cell {e.exec_count} ({e.ename}: {e.evalue}); "
@@ -130,9 +140,14 @@ def refresh_sources(log=print) -> None:
         for name in [*STAGES, COMPARE]:
             path = NOTEBOOKS_DIR / f"{name}.ipynb"
             nb = nbformat.read(path, as_version=4)
-            NotebookClient(nb, kernel_name=KERNEL, resources={"metadata": {"path": str(PROJECT_ROOT)}},
-                           record_timing=False, timeout=1800,
-                           kernel_manager_class=LocalKernelManager).execute()  # fmt: skip
+            NotebookClient(
+                nb,
+                kernel_name=KERNEL,
+                resources={"metadata": {"path": str(PROJECT_ROOT)}},
+                record_timing=False,
+                timeout=1800,
+                kernel_manager_class=LocalKernelManager,
+            ).execute()
             for cell in nb.cells:
                 clean_outputs(cell)
             nbformat.write(nb, path)
@@ -154,6 +169,8 @@ def clean_outputs(cell) -> None:
     for o in cell["outputs"]:
         png = o.get("data", {}).get("image/png", "")
         if len(png) > MAX_KEPT_PNG:  # a sheet of images (detections.png): the run folder holds it, not the source
-            o["data"] = {"text/plain": f"(a {len(png) * 3 // 4 // 1024} kB figure, not kept in the source notebook: "
-                                       f"the run folder holds it)"}  # fmt: skip
+            o["data"] = {
+                "text/plain": f"(a {len(png) * 3 // 4 // 1024} kB figure, not kept in the source notebook: "
+                f"the run folder holds it)"
+            }
             o.get("metadata", {}).pop("image/png", None)

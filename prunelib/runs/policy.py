@@ -185,8 +185,9 @@ class LatencyGoal:
     def reached(self, latency: dict) -> bool:
         """latency: the step's measurement (export.Timer.against). Reached when the median ratio is within half the
         tolerance of the target and no block fell more than twice the tolerance short: never on noise."""
-        return (latency["speedup"] >= self.target * (1 - LATENCY_TOLERANCE / 2)
-                and latency["low"] >= self.target * (1 - 2 * LATENCY_TOLERANCE))
+        return latency["speedup"] >= self.target * (1 - LATENCY_TOLERANCE / 2) and latency["low"] >= self.target * (
+            1 - 2 * LATENCY_TOLERANCE
+        )
 
 
 @dataclass(frozen=True)
@@ -204,8 +205,9 @@ class Budget:
 SCAN_RATIO = 0.5  # layer_ratios 'sensitivity': each layer is scanned pruned by half
 
 
-def layer_weights(scan: dict[str, dict[float, float]], unpruned_map: float,
-                  ratio: float = SCAN_RATIO) -> dict[int, float]:
+def layer_weights(
+    scan: dict[str, dict[float, float]], unpruned_map: float, ratio: float = SCAN_RATIO
+) -> dict[int, float]:
     """{layer index: weight} sharing a cut out by sensitivity: a layer's weight is its robustness (mAP50-95 after
     pruning it alone at the scanned ratio nearest ``ratio``, over the unpruned mAP, in [0, 1]) over the mean
     robustness, so the weights average 1. A layer that loses nothing takes more than the uniform share, one that

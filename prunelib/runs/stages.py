@@ -73,8 +73,11 @@ def baseline(run: Run, log=print) -> dict:
     names = info["names"]
     preview = datasets.preview_batch(Training.of(run.params), start["data"], task=embedded.synthetic_task(run.params))
     plotting.data_preview(preview, names, run.data_preview)
-    return {**start, "classes": list(names.values()) if isinstance(names, dict) else list(names),
-            "preview": run.data_preview}  # fmt: skip
+    return {
+        **start,
+        "classes": list(names.values()) if isinstance(names, dict) else list(names),
+        "preview": run.data_preview,
+    }
 
 
 @_holds_the_run
@@ -153,9 +156,13 @@ _VALIDATOR = evaluate  # replace() shares only what the real validator measured
 def _unpruned_key(params: dict, source: Path) -> str:
     """What the replaced model and its measurements depend on: the checkpoint's bytes, the data, the settings."""
     data = embedded.data_yaml(params)
-    blob = {"model": hashlib.sha256(Path(source).read_bytes()).hexdigest(), "data": str(data),
-            "data_yaml": data.read_text(), "versions": [version(p) for p in ("torch", "ultralytics", "torch-pruning")],
-            **{k: params[k] for k in ("imgsz", "batch", "ignore_layers")}}  # fmt: skip
+    blob = {
+        "model": hashlib.sha256(Path(source).read_bytes()).hexdigest(),
+        "data": str(data),
+        "data_yaml": data.read_text(),
+        "versions": [version(p) for p in ("torch", "ultralytics", "torch-pruning")],
+        **{k: params[k] for k in ("imgsz", "batch", "ignore_layers")},
+    }
     return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -183,14 +190,18 @@ def analyse(run: Run, log=print) -> dict:
     params = run.params
     unpruned = run.read_json(run.unpruned_json)
     plotting.performance(run.read_ledger(), unpruned, run.perf_png)
-    before, after = ([*measuring.layer_table(m, params["imgsz"]), *measuring.head_rows(m)]
-                     for m in map(checkpoints.load_model, (run.unpruned_pt, run.final)))
+    before, after = (
+        [*measuring.layer_table(m, params["imgsz"]), *measuring.head_rows(m)]
+        for m in map(checkpoints.load_model, (run.unpruned_pt, run.final))
+    )
     plotting.channels(before, after, run.channels_png)
     shown = analysis.pareto_runs(run)
     plotting.pareto(analysis.pareto_series(shown), run.pareto_png, "this run" if shown == [run] else "the sweep's runs")
     data, training = embedded.data_yaml(params), Training.of(params)
-    scores = [evaluate(checkpoints.load_model(path), training, data, run.val_dir(f"classes-{label}"), per_class=True)
-              for label, path in (("unpruned", run.unpruned_pt), ("final", run.final))]  # fmt: skip
+    scores = [
+        evaluate(checkpoints.load_model(path), training, data, run.val_dir(f"classes-{label}"), per_class=True)
+        for label, path in (("unpruned", run.unpruned_pt), ("final", run.final))
+    ]
     classes = analysis.per_class(*scores)
     run.write_json(run.classes_json, classes)
     plotting.classes(classes, unpruned, run.classes_png)
@@ -201,8 +212,11 @@ def analyse(run: Run, log=print) -> dict:
         scan = sensitivity.scan(run, embedded.data_yaml(params), log)
         plotting.sensitivity(scan, unpruned, run.sensitivity_png)
         figures.append(run.sensitivity_png)
-    rows = [{"layer": b["layer"], "type": b["type"], "before": b["c_out"], "after": a["c_out"]}
-            for b, a in zip(before, after) if b["c_out"]]  # fmt: skip
+    rows = [
+        {"layer": b["layer"], "type": b["type"], "before": b["c_out"], "after": a["c_out"]}
+        for b, a in zip(before, after)
+        if b["c_out"]
+    ]
     return {"figures": figures, "channels": rows, "classes": classes}
 
 
@@ -212,8 +226,13 @@ def _draw_detections(run: Run, models: dict) -> Path:
     p, task = run.params, task_of(run)
     compared = detections.compare(models, embedded.data_yaml(p), p["imgsz"], task, p["detection_images"], p["seed"])
     detections.panel(compared, run.detections_png, task)
-    run.write_json(run.detections_json, [{"image": Path(r["file"]).name, "objects": r["truth"], "found": r["found"],
-                                          "lost": r["lost"]} for r in compared["images"]])  # fmt: skip
+    run.write_json(
+        run.detections_json,
+        [
+            {"image": Path(r["file"]).name, "objects": r["truth"], "found": r["found"], "lost": r["lost"]}
+            for r in compared["images"]
+        ],
+    )
     return run.detections_png
 
 
@@ -301,7 +320,9 @@ def _exported(run: Run, alts: list[alternatives.Alternative] = ()) -> dict:
     quantized in the int8_form chosen, "int8_onnx" says which; OpenVINO by NNCF through Ultralytics' exporter).
     OpenVINO IRs are timed at FP32 and, where this CPU runs bfloat16 natively, at BF16 too."""
     p, imgsz = run.params, run.params["imgsz"]
-    models = {"unpruned": {"pt": run.unpruned_pt}, "pruned": {"pt": run.final}} | {a.label: {"pt": a.path} for a in alts}
+    models = {"unpruned": {"pt": run.unpruned_pt}, "pruned": {"pt": run.final}} | {
+        a.label: {"pt": a.path} for a in alts
+    }
     labels = list(models)
     for label in labels:
         for fmt in p["export_formats"]:
@@ -332,10 +353,16 @@ def int8_form(run: Run, fp32, calibration: quantize.Calibration) -> dict:
     pruned model's float file fp32 at latency_threads; their times in "forms")}."""
     p, asked = run.params, run.params["int8_onnx_form"]
     if asked == "fastest":
-        timed = exporter.fastest_int8_form(fp32, calibration, p["latency_runs"], p["latency_warmup"],
-                                           p["latency_threads"])  # fmt: skip
-        return {"form": timed["form"], "label": quantize.FORMS[timed["form"]].label, "chosen_by": "timing",
-                "forms": timed["forms"], "default": timed["default"]}  # fmt: skip
+        timed = exporter.fastest_int8_form(
+            fp32, calibration, p["latency_runs"], p["latency_warmup"], p["latency_threads"]
+        )
+        return {
+            "form": timed["form"],
+            "label": quantize.FORMS[timed["form"]].label,
+            "chosen_by": "timing",
+            "forms": timed["forms"],
+            "default": timed["default"],
+        }
     form = quantize.form_for_this_cpu() if asked == "auto" else asked
     return {"form": form, "label": quantize.FORMS[form].label, "chosen_by": "cpu flags" if asked == "auto" else "name"}
 
@@ -345,8 +372,9 @@ def _all_cores(run: Run, models: dict) -> list[dict]:
     p = run.params
     if threads(p["latency_threads"]) == threads(0):
         return []
-    deployed = {label: {k: v for k, v in m.items() if k != "torchscript"} | {"torch": False}
-                for label, m in models.items()}  # fmt: skip
+    deployed = {
+        label: {k: v for k, v in m.items() if k != "torchscript"} | {"torch": False} for label, m in models.items()
+    }
     rows = exporter.latency_table(deployed, p["imgsz"], p["latency_runs"], p["latency_warmup"], 0)
     return [r | {"measure": "all_cores_ms"} for r in rows]
 
@@ -361,8 +389,11 @@ def _throughput(run: Run, models: dict) -> list[dict]:
     for label in ("unpruned", "pruned"):
         pt = run.batch_dir / models[label]["pt"].name
         files.copy(models[label]["pt"], pt)
-        again[label] = {"pt": pt, "torch": False,
-                        **{k: v for k, v in models[label].items() if k == "openvino_precisions"}}  # fmt: skip
+        again[label] = {
+            "pt": pt,
+            "torch": False,
+            **{k: v for k, v in models[label].items() if k == "openvino_precisions"},
+        }
         for fmt in ("onnx", "openvino"):
             if fmt in p["export_formats"]:
                 again[label][fmt] = exporter.export(pt, fmt, p["imgsz"], p["onnx_simplify"], p["opset"], batch=batch)
@@ -401,13 +432,23 @@ def _deployment(run: Run, models: dict, latency: list[dict], also: list[dict]) -
                     score, of = scored[precision]
                 key = (name, t["runtime"], precision)
                 batch = more.get(("batch_ms", *key))
-                rows.append({"model": name, "runtime": t["runtime"], "precision": precision, "file": run.rel(m[fmt]),
-                             "map50_95": score, "map_of": of, "latency_ms": t["latency_ms"],
-                             "all_cores_ms": more.get(("all_cores_ms", *key), t)["latency_ms"],
-                             "throughput_img_s": round(batch["batch"] * 1000 / batch["latency_ms"], 1) if batch
-                             else None, "speedup_same_runtime": t["latency_speedup"], "speedup_vs_onnxruntime_fp32":
-                             t.get("vs_onnxruntime_fp32"), "file_mb": t["file_mb"],
-                             "settings": exporter.runtime_settings(fmt, precision, p["latency_threads"])})  # fmt: skip
+                rows.append(
+                    {
+                        "model": name,
+                        "runtime": t["runtime"],
+                        "precision": precision,
+                        "file": run.rel(m[fmt]),
+                        "map50_95": score,
+                        "map_of": of,
+                        "latency_ms": t["latency_ms"],
+                        "all_cores_ms": more.get(("all_cores_ms", *key), t)["latency_ms"],
+                        "throughput_img_s": round(batch["batch"] * 1000 / batch["latency_ms"], 1) if batch else None,
+                        "speedup_same_runtime": t["latency_speedup"],
+                        "speedup_vs_onnxruntime_fp32": t.get("vs_onnxruntime_fp32"),
+                        "file_mb": t["file_mb"],
+                        "settings": exporter.runtime_settings(fmt, precision, p["latency_threads"]),
+                    }
+                )
     return rows
 
 
@@ -425,13 +466,17 @@ def recommend(deployment: list[dict], latency: list[dict], unpruned_map: float, 
     before, after = ms.get(("unpruned", best["runtime"], precision)), ms.get(("pruned", best["runtime"], precision))
     pruning = round(before / after, 2) if before and after else None
     total = best["speedup_vs_onnxruntime_fp32"]
-    return {**best, "from_pruning": pruning, "pruning_precision": precision,
-            "from_runtime_and_precision": round(total / pruning, 2) if total and pruning else None}
+    return {
+        **best,
+        "from_pruning": pruning,
+        "pruning_precision": precision,
+        "from_runtime_and_precision": round(total / pruning, 2) if total and pruning else None,
+    }
 
 
 def task_of(run: Run) -> str:
-    """The run's task (unpruned.json; runs made before tasks were recorded are detection runs)."""
-    return (run.read_json(run.unpruned_json) or {}).get("task", "detect")
+    """The run's task, as stage 20 recorded it (unpruned.json)."""
+    return run.read_json(run.unpruned_json)["task"]
 
 
 STAGES = {

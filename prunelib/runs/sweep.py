@@ -100,8 +100,13 @@ class Sweep:
     def overrides(self, combo: dict) -> dict:
         """All overrides of one run: fixed, its combination, its name, where it lives, the shared cache."""
         values = {k: v for k, v in combo.items() if k != GRID_FILES}
-        return {**self.fixed, **values, "run_name": run_name(combo), "runs_dir": relative(self.root),
-                "cache_dir": relative(self.cache)}  # fmt: skip
+        return {
+            **self.fixed,
+            **values,
+            "run_name": run_name(combo),
+            "runs_dir": relative(self.root),
+            "cache_dir": relative(self.cache),
+        }
 
     def run_parameters(self, combo: dict) -> dict:
         """One run's merged and checked parameters."""
@@ -176,10 +181,18 @@ def run_name(combo: dict) -> str:
 
 def listing(sweep: Sweep) -> str:
     """One self-contained shell command per run, for a scheduler; they write where the sweep expects."""
-    python = os.path.relpath(sys.executable, PROJECT_ROOT) if sys.executable.startswith(str(PROJECT_ROOT)) \
-        else sys.executable  # the venv's own path, not where its symlink points
-    return "\n".join(f"cd {shlex.quote(str(PROJECT_ROOT))} && {shlex.join(sweep.command(c, python))}"
-                     for c in sweep.combinations()) + "\n"  # fmt: skip
+    python = (
+        os.path.relpath(sys.executable, PROJECT_ROOT)
+        if sys.executable.startswith(str(PROJECT_ROOT))
+        else sys.executable
+    )  # the venv's own path, not where its symlink points
+    return (
+        "\n".join(
+            f"cd {shlex.quote(str(PROJECT_ROOT))} && {shlex.join(sweep.command(c, python))}"
+            for c in sweep.combinations()
+        )
+        + "\n"
+    )
 
 
 def run_sweep(sweep: Sweep, jobs: int = 1, devices=(), log=print) -> dict:
@@ -198,8 +211,10 @@ def run_sweep(sweep: Sweep, jobs: int = 1, devices=(), log=print) -> dict:
     for slot in list(devices) or ["cpu"] * max(1, jobs):
         slots.put(slot)
     threads = max(1, cores() // slots.qsize())
-    log(f"Sweep {sweep.name!r}: {len(combos)} runs, {len(combos) - len(todo)} finished, {len(todo)} to run "
-        f"({slots.qsize()} at a time, {threads} threads each) in {relative(sweep.root)}")
+    log(
+        f"Sweep {sweep.name!r}: {len(combos)} runs, {len(combos) - len(todo)} finished, {len(todo)} to run "
+        f"({slots.qsize()} at a time, {threads} threads each) in {relative(sweep.root)}"
+    )
     counter, writing = itertools.count(len(combos) - len(todo) + 1), threading.Lock()
 
     def one(combo):
@@ -211,8 +226,10 @@ def run_sweep(sweep: Sweep, jobs: int = 1, devices=(), log=print) -> dict:
         with writing:  # one writer of sweep.json at a time
             status[run_name(combo)] = record
             _write_status(sweep, status)
-            log(f"[{next(counter)}/{len(combos)}] {run_name(combo)}: {record['status']} in {record['seconds']:.0f} s"
-                + (f" ({record['error']})" if record.get("error") else ""))
+            log(
+                f"[{next(counter)}/{len(combos)}] {run_name(combo)}: {record['status']} in {record['seconds']:.0f} s"
+                + (f" ({record['error']})" if record.get("error") else "")
+            )
 
     with ThreadPoolExecutor(max_workers=slots.qsize()) as pool, _stopping_children_on_exit():
         list(pool.map(one, todo))
@@ -229,8 +246,12 @@ def compare(sweep_dir=None) -> dict:
     runs = [run for run in load_runs(folder.dir) if planned is None or run.name in planned]
     varied = comparison.varied_keys([run.params for run in runs])
     statuses = folder.statuses()
-    rows = [comparison.summary_row(run, varied, statuses.get(run.name, {}).get("status") or
-                                   ("done" if finished(run.dir) else "incomplete")) for run in runs]  # fmt: skip
+    rows = [
+        comparison.summary_row(
+            run, varied, statuses.get(run.name, {}).get("status") or ("done" if finished(run.dir) else "incomplete")
+        )
+        for run in runs
+    ]
     comparison.write_csv(rows, folder.summary_csv)
     files.write_text(folder.summary_md, comparison.markdown(rows, folder.dir.name))
     figures = [comparison.pareto(rows, folder.pareto_png)]
@@ -259,14 +280,20 @@ def _refuse_other_settings(sweep: Sweep, combos: list[dict], asked: list[dict]) 
         run_dir = sweep.root / run_name(combo)
         if Run(run_dir, {}).params_yaml.is_file():
             if diff := differences(Run(run_dir, {}).stored_params(), p):
-                raise UserError(f"sweep run {run_name(combo)!r} exists with other settings ({'; '.join(diff[:3])}); "
-                                f"remove {relative(run_dir)} to make it again, or give the sweep another --name")
+                raise UserError(
+                    f"sweep run {run_name(combo)!r} exists with other settings ({'; '.join(diff[:3])}); "
+                    f"remove {relative(run_dir)} to make it again, or give the sweep another --name"
+                )
 
 
 def compare_notebook(sweep_dir: Path) -> Path:
     """Execute the comparison notebook into the sweep folder (again, when new runs finished)."""
-    return execute(COMPARE, sweep_dir / f"{COMPARE}.ipynb", {"sweep_dir": relative(sweep_dir)},
-                   f"the comparison of {relative(sweep_dir)}")
+    return execute(
+        COMPARE,
+        sweep_dir / f"{COMPARE}.ipynb",
+        {"sweep_dir": relative(sweep_dir)},
+        f"the comparison of {relative(sweep_dir)}",
+    )
 
 
 _children: set[subprocess.Popen] = set()  # the runs this process is executing now
@@ -325,8 +352,9 @@ def _execute(sweep: Sweep, combo: dict, slot: str, threads: int) -> dict:
     log = sweep.folder.log(name)
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "w") as out:
-        child = subprocess.Popen(cmd, cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                 start_new_session=True)  # its own process group: stopped whole with the sweep
+        child = subprocess.Popen(
+            cmd, cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )  # its own process group: stopped whole with the sweep
         with _children_lock:
             _children.add(child)
         try:
@@ -335,11 +363,15 @@ def _execute(sweep: Sweep, combo: dict, slot: str, threads: int) -> dict:
             with _children_lock:
                 _children.discard(child)
     stopped = code != 0 and _stopping.is_set()
-    record = {"status": "done" if code == 0 else "interrupted" if stopped else "failed",
-              "seconds": round(time.perf_counter() - t0, 1), "overrides": combo, "log": relative(log)}  # fmt: skip
+    record = {
+        "status": "done" if code == 0 else "interrupted" if stopped else "failed",
+        "seconds": round(time.perf_counter() - t0, 1),
+        "overrides": combo,
+        "log": relative(log),
+    }
     if code != 0 and not stopped:
         errors = [line for line in log.read_text().splitlines() if line.startswith("error: ")]
-        record["error"] = errors[-1][len("error: "):] if errors else f"exit code {code}"
+        record["error"] = errors[-1][len("error: ") :] if errors else f"exit code {code}"
         stage = re.search(r"stage (\S+) failed", record["error"])
         record["stage"] = stage.group(1) if stage else None
     return record

@@ -9,8 +9,14 @@ import torch
 import torch.nn as nn
 
 # (submodule, tensor, trained?) of every tensor indexed by the output channel
-OUTPUT_TENSORS = (("conv", "weight", True), ("conv", "bias", True), ("bn", "weight", True), ("bn", "bias", True),
-                  ("bn", "running_mean", False), ("bn", "running_var", False))  # fmt: skip
+OUTPUT_TENSORS = (
+    ("conv", "weight", True),
+    ("conv", "bias", True),
+    ("bn", "weight", True),
+    ("bn", "bias", True),
+    ("bn", "running_mean", False),
+    ("bn", "running_var", False),
+)
 
 
 def map_outputs(conv: nn.Module, edit: Callable[[str, torch.Tensor], torch.Tensor]) -> nn.Module:

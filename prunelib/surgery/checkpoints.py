@@ -1,10 +1,9 @@
 """Loading and saving models as Ultralytics checkpoints, with clear errors for files that are not one.
 
 The kit's own files (unpruned.pt, steps/) hold the prunable blocks and load with ``YOLO(path)`` where prunelib is
-installed (the class is pickled by its stable import path, prunelib.surgery.replacement.C3k2Prunable;
-prunelib.replacement stays an alias). What it publishes (final.pt, and so every export) is folded back into
-Ultralytics' own blocks (``publish``) and loads with ultralytics alone. Writes go to a temporary file renamed into
-place.
+installed (the class is pickled by its import path, prunelib.surgery.replacement.C3k2Prunable). What it publishes
+(final.pt, and so every export) is folded back into Ultralytics' own blocks (``publish``) and loads with ultralytics
+alone. Writes go to a temporary file renamed into place.
 """
 
 from __future__ import annotations
@@ -43,8 +42,10 @@ def load_model(path, key: str = "model") -> nn.Module:
         task = guess_model_task(getattr(model, "yaml", None) or model)
         raise UserError(f"{key}: {str(path)!r} is a {task!r} model ({type(model).__name__}); supported: {SUPPORTED}")
     if blocks := tasks.untraceable(model):
-        raise UserError(f"{key}: {str(path)!r} holds {blocks}, which the pruner cannot trace in bounded memory; "
-                        f"supported: {SUPPORTED}")  # fmt: skip
+        raise UserError(
+            f"{key}: {str(path)!r} holds {blocks}, which the pruner cannot trace in bounded memory; "
+            f"supported: {SUPPORTED}"
+        )
     if not find_blocks(model):  # original or already replaced blocks
         raise UserError(f"{key}: {str(path)!r} has no C3k2 or C2f blocks; supported: {SUPPORTED}")
     model.float().train()

@@ -109,8 +109,10 @@ def _pad_outputs(conv: nn.Module, n: int) -> None:
         return
     if conv.conv.groups != 1:
         raise NotFoldable("grouped conv")
-    map_outputs(conv, lambda name, t: torch.cat([t, (t.new_ones if name == "bn.running_var" else t.new_zeros)(
-        (n, *t.shape[1:]))]))  # fmt: skip
+    map_outputs(
+        conv,
+        lambda name, t: torch.cat([t, (t.new_ones if name == "bn.running_var" else t.new_zeros)((n, *t.shape[1:]))]),
+    )
 
 
 def _insert_inputs(conv: nn.Conv2d, at: int, n: int) -> None:

@@ -39,9 +39,15 @@ def ignored(model, settings: Pruning) -> list[dict]:
         inner = sorted({type(m).__name__ for m in layer.modules() if id(m) in mods})
         if inner:
             inside = {id(m) for m in layer.modules()}
-            cut = [what for what, ids in (("its hidden layers: prune_head", head), ("the mask prototype's hidden "
-                   "layers: prune_proto", proto), ("the attention's feed-forward: prune_attention", attention))
-                   if ids & inside]  # fmt: skip
+            cut = [
+                what
+                for what, ids in (
+                    ("its hidden layers: prune_head", head),
+                    ("the mask prototype's hidden layers: prune_proto", proto),
+                    ("the attention's feed-forward: prune_attention", attention),
+                )
+                if ids & inside
+            ]
             but = f" (but {' and '.join(cut)})" if cut else ""
             out.append({"layer": i, "type": type(layer).__name__, "ignored because of": ", ".join(inner) + but})
     return out

@@ -34,8 +34,15 @@ IMPORTANCES = {
 NEEDS_GRADIENTS = {"taylor"}
 
 
-def prune(model: nn.Module, settings: Pruning, ratio: float, example_inputs: torch.Tensor, gradients=None,
-          layer_ratios: dict[int, float] | None = None, times: dict[str, float] | None = None) -> None:
+def prune(
+    model: nn.Module,
+    settings: Pruning,
+    ratio: float,
+    example_inputs: torch.Tensor,
+    gradients=None,
+    layer_ratios: dict[int, float] | None = None,
+    times: dict[str, float] | None = None,
+) -> None:
     """Remove ``ratio`` of the current prunable channels of model, in place; layer_ratios {index into model.model:
     ratio} overrides it per layer; times (node ms by module path, export.node_times of this model) makes the cut
     time-guided (TimeGuided). gradients(model) fills the weights' gradients first, for an importance that ranks
@@ -79,9 +86,15 @@ def proto_hidden(model: nn.Module) -> set[int]:
     """ids of the modules inside a segment head's mask prototype (Proto, Proto26) before its last convolution: what
     ``prune_proto`` lets the pruner cut (the last convolution makes the masks, whose count the head relies on;
     YOLO26's training-only semantic branch keeps its class outputs)."""
-    return {id(m) for proto in model.modules() if isinstance(proto, Proto)
-            for part in proto.children() if part is not proto.cv3 for m in part.modules()
-            if id(m) not in _emitted(part)}  # fmt: skip
+    return {
+        id(m)
+        for proto in model.modules()
+        if isinstance(proto, Proto)
+        for part in proto.children()
+        if part is not proto.cv3
+        for m in part.modules()
+        if id(m) not in _emitted(part)
+    }
 
 
 def head_hidden(model: nn.Module) -> set[int]:
@@ -91,9 +104,14 @@ def head_hidden(model: nn.Module) -> set[int]:
     (4 x reg_max, the classes, the mask coefficients, keypoints, angles), which is not a Conv block, and DFL, strides
     and anchors hold no Conv block. The mask prototype is prune_proto's (proto_hidden)."""
     proto = {id(m) for p in model.modules() if isinstance(p, Proto) for m in p.modules()}
-    return {id(m) for head in model.modules() if isinstance(head, Detect)
-            for block in head.modules() if isinstance(block, Conv) and id(block) not in proto
-            for m in block.modules()}  # fmt: skip
+    return {
+        id(m)
+        for head in model.modules()
+        if isinstance(head, Detect)
+        for block in head.modules()
+        if isinstance(block, Conv) and id(block) not in proto
+        for m in block.modules()
+    }
 
 
 def attention_hidden(model: nn.Module) -> set[int]:
@@ -101,8 +119,7 @@ def attention_hidden(model: nn.Module) -> set[int]:
     with attention) before its last convolution: what ``prune_attention`` lets the pruner cut. The attention itself
     (query, key and value heads, their positional conv and projection) stays whole: its channels are reshaped into
     heads, which Torch-Pruning cannot keep consistent in these blocks."""
-    return {id(m) for block in model.modules() if isinstance(block, PSABlock)
-            for m in block.ffn[:-1].modules()}  # fmt: skip
+    return {id(m) for block in model.modules() if isinstance(block, PSABlock) for m in block.ffn[:-1].modules()}
 
 
 def kept_whole(model: nn.Module, settings: Pruning) -> list[nn.Module]:
@@ -110,9 +127,11 @@ def kept_whole(model: nn.Module, settings: Pruning) -> list[nn.Module]:
     less the mask prototype's hidden layers when settings.prune_proto, the heads' when settings.prune_head and the
     attention blocks' feed-forward hidden layers when settings.prune_attention."""
     kept = [m for layer in ignored_modules(model, settings) for m in layer.modules()]
-    hidden = ((proto_hidden(model) if settings.prune_proto else set())
-              | (head_hidden(model) if settings.prune_head else set())
-              | (attention_hidden(model) if settings.prune_attention else set()))  # fmt: skip
+    hidden = (
+        (proto_hidden(model) if settings.prune_proto else set())
+        | (head_hidden(model) if settings.prune_head else set())
+        | (attention_hidden(model) if settings.prune_attention else set())
+    )
     if hidden:
         kept = [m for m in kept if not any(id(c) in hidden for c in m.modules())]  # modules() includes m
     return kept
@@ -122,8 +141,11 @@ def prunable_layers(model: nn.Module, settings: Pruning) -> list[int]:
     """Indices into model.model of the layers whose channels the pruner may cut: they hold convolutions and neither
     are nor hold an ignored module."""
     ignored = {id(m) for m in ignored_modules(model, settings)}
-    return [i for i, layer in enumerate(model.model)
-            if any(p.dim() == 4 for p in layer.parameters()) and not any(id(m) in ignored for m in layer.modules())]
+    return [
+        i
+        for i, layer in enumerate(model.model)
+        if any(p.dim() == 4 for p in layer.parameters()) and not any(id(m) in ignored for m in layer.modules())
+    ]
 
 
 def training_branches(model: nn.Module, example_inputs: torch.Tensor) -> list[tuple[nn.Module, nn.Module]]:
@@ -153,6 +175,7 @@ def _branch_names(model: nn.Module, example_inputs: torch.Tensor) -> list[tuple[
             if args and isinstance(args[0], torch.Tensor):
                 alive.append(args[0])
                 inputs.setdefault(mode, {}).setdefault(id(args[0]), []).append(id(mod))
+
         return hook
 
     x = example_inputs.to(next(m.parameters()).device)
@@ -183,8 +206,10 @@ def trace_with(branches: list[tuple[nn.Module, nn.Module]]):
 
     def forward(model, example_inputs):
         extra = []
-        hooks = [sibling.register_forward_pre_hook(lambda _m, args, b=branch: extra.append(b(args[0])))
-                 for sibling, branch in branches]  # fmt: skip
+        hooks = [
+            sibling.register_forward_pre_hook(lambda _m, args, b=branch: extra.append(b(args[0])))
+            for sibling, branch in branches
+        ]
         try:
             out = model(example_inputs)
         finally:
@@ -202,8 +227,15 @@ def raw_outputs(out):
     return out[-1] if isinstance(out, tuple) else out
 
 
-def build_pruner(model: nn.Module, settings: Pruning, ratio: float, example_inputs: torch.Tensor, reg: float = 0.0,
-                 layer_ratios: dict[int, float] | None = None, times: dict[str, float] | None = None):
+def build_pruner(
+    model: nn.Module,
+    settings: Pruning,
+    ratio: float,
+    example_inputs: torch.Tensor,
+    reg: float = 0.0,
+    layer_ratios: dict[int, float] | None = None,
+    times: dict[str, float] | None = None,
+):
     """A Torch-Pruning GroupNormPruner (the reference's) for one step removing ``ratio`` of current channels (or
     layer_ratios[i] of layer i's, through Torch-Pruning's pruning_ratio_dict); with reg > 0 its ``regularize(model)``
     pushes the weights of the least important groups towards zero (sparsity training). With times (node ms by module
@@ -218,8 +250,11 @@ def build_pruner(model: nn.Module, settings: Pruning, ratio: float, example_inpu
     model.eval()
     importance = IMPORTANCES[settings.importance]()
     if times is not None:
-        importance = TimeGuided(importance, conv_times(model, times), most=min(settings.max_pruning_ratio,
-                                                                               ratio + (1 - ratio) * MOST_BEYOND))
+        importance = TimeGuided(
+            importance,
+            conv_times(model, times),
+            most=min(settings.max_pruning_ratio, ratio + (1 - ratio) * MOST_BEYOND),
+        )
     pruner = tp.pruner.GroupNormPruner(
         model,
         example_inputs.to(next(model.parameters()).device),
@@ -250,6 +285,7 @@ def conv_times(model: nn.Module, times: dict[str, float]) -> dict[nn.Module, tup
     module path (export.node_times): an output channel takes its share of the conv's Ultralytics block (the conv and
     its activation: both shrink with the outputs), an input channel its share of the conv alone (its activation does
     not shrink). A plain Conv2d's node time serves both."""
+
     def under(prefix: str) -> float:
         return sum(ms for path, ms in times.items() if path == prefix or path.startswith(prefix + "."))
 
@@ -305,8 +341,9 @@ def prunable_channels(model: nn.Module, settings: Pruning, example_inputs: torch
     ignored = kept_whole(model, settings)
     was_training = model.training
     model.eval()
-    graph = tp.DependencyGraph().build_dependency(model, example_inputs=example_inputs,
-                                                  forward_fn=trace_with(training_branches(model, example_inputs)))
+    graph = tp.DependencyGraph().build_dependency(
+        model, example_inputs=example_inputs, forward_fn=trace_with(training_branches(model, example_inputs))
+    )
     model.train(was_training)
     groups = graph.get_all_groups(ignored_layers=ignored, root_module_types=[nn.Conv2d, nn.Linear])
     return sum(len(group[0].idxs) for group in groups)
@@ -315,8 +352,12 @@ def prunable_channels(model: nn.Module, settings: Pruning, example_inputs: torch
 def prunable_groups(model: nn.Module, settings: Pruning, example_inputs: torch.Tensor) -> int:
     """Number of dependency groups the pruner would prune (for inspection)."""
     pruner = build_pruner(model, settings, 0.5, example_inputs)
-    return sum(1 for _ in pruner.DG.get_all_groups(ignored_layers=pruner.ignored_layers,
-                                                    root_module_types=pruner.root_module_types))
+    return sum(
+        1
+        for _ in pruner.DG.get_all_groups(
+            ignored_layers=pruner.ignored_layers, root_module_types=pruner.root_module_types
+        )
+    )
 
 
 def weak_channel_share(model: nn.Module, settings: Pruning, ratio: float, example_inputs: torch.Tensor) -> float:

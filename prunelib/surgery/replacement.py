@@ -11,6 +11,7 @@ The class lives here, at a stable import path, so checkpoints holding it load in
 from __future__ import annotations
 
 import copy
+import math
 
 import torch
 import torch.nn as nn
@@ -84,7 +85,9 @@ def block_kind(m: nn.Module) -> str:
 
 
 def max_output_difference(a: nn.Module, b: nn.Module, x: torch.Tensor, train: bool = False) -> float:
-    """max |a(x) - b(x)| over all output tensors; train=True compares train-mode outputs (batch-stat BN).
+    """max |a(x) - b(x)| over all output tensors, element by element; train=True compares train-mode outputs
+    (batch-stat BN). Infinite when the two give a different number of outputs or outputs of different shapes: a
+    missing or reshaped output is the largest difference there is, never one left out.
 
     Runs on copies, so neither model's BatchNorm statistics move.
     """
@@ -93,6 +96,8 @@ def max_output_difference(a: nn.Module, b: nn.Module, x: torch.Tensor, train: bo
         model = copy.deepcopy(model).train(train)
         with torch.no_grad():
             outs.append(_flatten(model(x)))
+    if len(outs[0]) != len(outs[1]) or any(p.shape != q.shape for p, q in zip(*outs)):
+        return math.inf
     return max((p - q).abs().max().item() for p, q in zip(*outs))
 
 

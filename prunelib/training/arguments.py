@@ -35,15 +35,31 @@ def ultralytics_args(settings: Training, purpose: str, data, **extras) -> dict:
         return {**common, "rect": False, **extras}
     training = {"seed": settings.seed, "deterministic": True, "exist_ok": True, "amp": False}
     if purpose == "train":
-        return {**common, **training, "epochs": settings.baseline_epochs, "optimizer": "AdamW",
-                "lr0": settings.baseline_lr0, "nbs": settings.baseline_nbs or settings.batch, **extras}  # fmt: skip
+        return {
+            **common,
+            **training,
+            "epochs": settings.baseline_epochs,
+            "optimizer": "AdamW",
+            "lr0": settings.baseline_lr0,
+            "nbs": settings.baseline_nbs or settings.batch,
+            **extras,
+        }
     if purpose == "finetune":
         base = read_cfg(settings.cfg)
         gpu = settings.device != "cpu"
-        return {**base, **common, **training, "optimizer": settings.optimizer, "lr0": settings.lr0,
-                "warmup_epochs": settings.warmup_epochs, "nbs": settings.nbs or settings.batch, "val": True,
-                "plots": base.get("plots", False), "amp": base.get("amp", False) if gpu else False,
-                **extras}  # fmt: skip
+        return {
+            **base,
+            **common,
+            **training,
+            "optimizer": settings.optimizer,
+            "lr0": settings.lr0,
+            "warmup_epochs": settings.warmup_epochs,
+            "nbs": settings.nbs or settings.batch,
+            "val": True,
+            "plots": base.get("plots", False),
+            "amp": base.get("amp", False) if gpu else False,
+            **extras,
+        }
     raise ValueError(f"purpose {purpose!r}: expected train, finetune, val or loader")
 
 
@@ -60,10 +76,24 @@ def read_cfg(path) -> dict:
 
 
 # the kit's parameter that decides each Ultralytics argument it sets in fine-tuning ("" where the kit fixes it)
-DECIDED_BY = {"imgsz": "imgsz", "batch": "batch", "device": "device", "workers": "workers", "seed": "seed",
-              "optimizer": "optimizer", "lr0": "lr0", "warmup_epochs": "warmup_epochs", "nbs": "nbs",
-              "epochs": "finetune_epochs", "dis": "distill_weight", "verbose": "", "deterministic": "",
-              "exist_ok": "", "val": "", "amp": ""}  # fmt: skip
+DECIDED_BY = {
+    "imgsz": "imgsz",
+    "batch": "batch",
+    "device": "device",
+    "workers": "workers",
+    "seed": "seed",
+    "optimizer": "optimizer",
+    "lr0": "lr0",
+    "warmup_epochs": "warmup_epochs",
+    "nbs": "nbs",
+    "epochs": "finetune_epochs",
+    "dis": "distill_weight",
+    "verbose": "",
+    "deterministic": "",
+    "exist_ok": "",
+    "val": "",
+    "amp": "",
+}
 
 
 def overridden(settings: Training) -> list[str]:

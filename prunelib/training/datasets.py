@@ -39,8 +39,11 @@ def check_data_yaml(path) -> dict:
         d = check_det_dataset(str(p), autodownload=False)
     except _REFUSED as e:
         reason = " ".join(str(e).replace("❌", "").split()).split(" Note dataset download directory")[0]
-        offline = "; its download: key is not followed (the kit runs offline): download the data set first" \
-            if raw.get("download") and isinstance(e, FileNotFoundError) else ""  # fmt: skip
+        offline = (
+            "; its download: key is not followed (the kit runs offline): download the data set first"
+            if raw.get("download") and isinstance(e, FileNotFoundError)
+            else ""
+        )
         raise UserError(f"data: {str(path)!r} is refused by Ultralytics' dataset check: {reason}{offline}") from None
     out = {"names": d["names"], "nc": d["nc"], **({"kpt_shape": d["kpt_shape"]} if d.get("kpt_shape") else {})}
     for split in ("train", "val"):
@@ -67,8 +70,9 @@ def _images(entry: Path) -> list[Path]:
         return sorted(i for i in entry.rglob("*") if i.suffix.lower() in IMAGE_SUFFIXES)
     if entry.suffix.lower() == ".txt":
         lines = [line.strip() for line in entry.read_text().splitlines() if line.strip()]
-        paths = [Path(line.replace("./", str(entry.parent) + os.sep, 1) if line.startswith("./") else line)
-                 for line in lines]  # fmt: skip
+        paths = [
+            Path(line.replace("./", str(entry.parent) + os.sep, 1) if line.startswith("./") else line) for line in lines
+        ]
         return [q if q.is_absolute() else entry.parent / q for q in paths if q.suffix.lower() in IMAGE_SUFFIXES]
     return [entry] if entry.suffix.lower() in IMAGE_SUFFIXES else []
 

@@ -34,8 +34,13 @@ def data_yaml(params: dict) -> Path:
     """The run's data YAML: the user's, or the synthetic set (generated on first use)."""
     if params["data"]:
         return resolve(params["data"])
-    settings = (params["synth_train"], params["synth_val"], params["synth_imgsz"], params["seed"],
-                params["synth_classes"])
+    settings = (
+        params["synth_train"],
+        params["synth_val"],
+        params["synth_imgsz"],
+        params["seed"],
+        params["synth_classes"],
+    )
     task = synthetic_task(params)
     out = _cache(params) / f"data-{synthetic.cache_key(*settings, task=task)}"
     if (out / "data.yaml").is_file():
@@ -77,8 +82,10 @@ def model_path(params: dict, train: bool = True, shipped: Path = BASELINES_DIR) 
                 shutil.copytree(shipped / name, tmp)
             return best, "shipped"
         if not train:
-            raise UserError(f"no starting model yet ({relative(best)} is missing): run stage 00-baseline first "
-                            "(python -m prunelib run --stages 00)")  # fmt: skip
+            raise UserError(
+                f"no starting model yet ({relative(best)} is missing): run stage 00-baseline first "
+                "(python -m prunelib run --stages 00)"
+            )
         train_baseline(params, out)
     return best, "trained"
 
@@ -107,8 +114,17 @@ def baseline_settings(params: dict) -> dict:
     """Everything the embedded baseline depends on (its cache key is their hash)."""
     settings = {
         k: params[k]
-        for k in ("synth_train", "synth_val", "synth_imgsz", "seed", "baseline_epochs", "baseline_cfg", "baseline_lr0",
-                  "imgsz", "batch")
+        for k in (
+            "synth_train",
+            "synth_val",
+            "synth_imgsz",
+            "seed",
+            "baseline_epochs",
+            "baseline_cfg",
+            "baseline_lr0",
+            "imgsz",
+            "batch",
+        )
     }
     for key, default in (("synth_classes", []), ("baseline_nbs", 64)):  # absent by default: shipped keys stay
         if params[key] != default:
@@ -151,11 +167,16 @@ def ensure(params: dict, log=print) -> dict:
     if params["model"]:
         log(f"Using your model {params['model']} and data {params['data']}: the embedded baseline is skipped")
         return {"data": str(data), "model": str(resolve(params["model"])), "source": "user"}
-    log(f"Synthetic data set: {params['synth_train']} train / {params['synth_val']} val images, "
-        f"{params['synth_imgsz']} px, {len(params['synth_classes'] or synthetic.CLASSES)} classes")
+    log(
+        f"Synthetic data set: {params['synth_train']} train / {params['synth_val']} val images, "
+        f"{params['synth_imgsz']} px, {len(params['synth_classes'] or synthetic.CLASSES)} classes"
+    )
     path, source = model_path(params)
-    said = {"cache": "Reused the cached baseline", "shipped": "Used the shipped baseline",
-            "trained": "Trained the baseline"}
+    said = {
+        "cache": "Reused the cached baseline",
+        "shipped": "Used the shipped baseline",
+        "trained": "Trained the baseline",
+    }
     log(f"{said[source]} ({params['baseline_cfg']}, {params['baseline_epochs']} epochs at imgsz {params['imgsz']})")
     return {"data": str(data), "model": str(path), "source": source}
 

@@ -28,8 +28,9 @@ GENERATOR_VERSION = 3  # bump when the drawing changes: it is part of every cach
 KPT_SHAPE, FLIP_IDX = [4, 3], [0, 3, 2, 1]  # pose: top, right, bottom, left (x, y, visibility)
 
 
-def generate(out_dir, n_train: int, n_val: int, imgsz: int, seed: int = 0, classes=None, n_test: int = 0,
-             task: str = "detect") -> Path:
+def generate(
+    out_dir, n_train: int, n_val: int, imgsz: int, seed: int = 0, classes=None, n_test: int = 0, task: str = "detect"
+) -> Path:
     """Write images/{train,val[,test]}, labels/… and data.yaml under out_dir; return data.yaml's path.
 
     Every split is drawn from a seed of its own. classes: names from CLASSES to draw (default all of them, in
@@ -50,12 +51,26 @@ def generate(out_dir, n_train: int, n_val: int, imgsz: int, seed: int = 0, class
     try:
         with files.atomic(out_dir) as tmp:
             _write_split_images(tmp, {"train": n_train, "val": n_val, "test": n_test}, imgsz, seed, names, task)
-            data = {"path": str(out_dir.resolve()), "train": "images/train", "val": "images/val",
-                    **({"test": "images/test"} if n_test else {}), "nc": len(names), "names": dict(enumerate(names)),
-                    **keypoints}  # fmt: skip
+            data = {
+                "path": str(out_dir.resolve()),
+                "train": "images/train",
+                "val": "images/val",
+                **({"test": "images/test"} if n_test else {}),
+                "nc": len(names),
+                "names": dict(enumerate(names)),
+                **keypoints,
+            }
             (tmp / "data.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
-            settings = dict(n_train=n_train, n_val=n_val, n_test=n_test, imgsz=imgsz, seed=seed, classes=names,
-                            version=GENERATOR_VERSION, task=task)
+            settings = dict(
+                n_train=n_train,
+                n_val=n_val,
+                n_test=n_test,
+                imgsz=imgsz,
+                seed=seed,
+                classes=names,
+                version=GENERATOR_VERSION,
+                task=task,
+            )
             (tmp / "settings.json").write_text(json.dumps(settings))
     except OSError:  # another process finished the same set first
         if not (out_dir / "data.yaml").is_file():
@@ -106,8 +121,9 @@ def draw_image(rng: np.random.Generator, size: int, names=CLASSES, task: str = "
             _draw_shape(rng, draw, names[cls], box, _contrasting_colour(rng, img, box))
             labels.append((cls, (box[0] + box[2]) / 2 / size, (box[1] + box[3]) / 2 / size, s / size, s / size))
         else:
-            labels.append((cls, *_draw_turned_shape(rng, draw, names[cls], box, _contrasting_colour(rng, img, box),
-                                                    task, size)))
+            labels.append(
+                (cls, *_draw_turned_shape(rng, draw, names[cls], box, _contrasting_colour(rng, img, box), task, size))
+            )
         boxes.append(box)
     if rng.random() < 0.3:
         img = img.filter(ImageFilter.GaussianBlur(radius=float(rng.uniform(0.3, 1.0))))
@@ -225,16 +241,22 @@ def _outline(rng, name, r: float) -> np.ndarray:
     if name == "rounded_square":
         q = 2 * r * rng.uniform(0.22, 0.35)
         arcs = [(r - q, -r + q, -np.pi / 2), (r - q, r - q, 0), (-r + q, r - q, np.pi / 2), (-r + q, -r + q, np.pi)]
-        return np.array([(x + q * np.cos(a0 + t), y + q * np.sin(a0 + t))
-                         for x, y, a0 in arcs for t in np.linspace(0, np.pi / 2, 5)])  # fmt: skip
+        return np.array(
+            [
+                (x + q * np.cos(a0 + t), y + q * np.sin(a0 + t))
+                for x, y, a0 in arcs
+                for t in np.linspace(0, np.pi / 2, 5)
+            ]
+        )
     if name.startswith("circle"):
         t = np.linspace(0, 2 * np.pi, 32, endpoint=False)
         return np.stack([r * np.cos(t), r * np.sin(t)], 1)
     if name.startswith("triangle"):
         return np.array([(0, -r), (r, r), (-r, r)])
     h = r * rng.uniform(0.2, 0.32)  # cross: half the bar's thickness
-    return np.array([(-h, -r), (h, -r), (h, -h), (r, -h), (r, h), (h, h), (h, r), (-h, r), (-h, h), (-r, h), (-r, -h),
-                     (-h, -h)])  # fmt: skip
+    return np.array(
+        [(-h, -r), (h, -r), (h, -h), (r, -h), (r, h), (h, h), (h, r), (-h, r), (-h, h), (-r, h), (-r, -h), (-h, -h)]
+    )
 
 
 def _contrasting_colour(rng, img, box):

@@ -13,8 +13,9 @@ from prunelib.offline import use_all_cores
 from prunelib.training.arguments import ultralytics_args
 
 
-def evaluate(model: nn.Module | str | Path, settings: Training, data: str, save_dir, task: str = "",
-             per_class: bool = False) -> dict:
+def evaluate(
+    model: nn.Module | str | Path, settings: Training, data: str, save_dir, task: str = "", per_class: bool = False
+) -> dict:
     """{'map50_95', 'map50'} of model's task metric (box, mask, pose or OBB) on data's val split at settings.imgsz;
     plots off, all cores. model: a module, or an exported file (.onnx, _openvino_model/, ...) that Ultralytics'
     AutoBackend runs, with its task's name (a module's task is its class). per_class adds 'classes': {class name:
@@ -32,6 +33,11 @@ def evaluate(model: nn.Module | str | Path, settings: Training, data: str, save_
     if per_class:
         ap = {int(c): float(metric.ap[i]) for i, c in enumerate(metric.ap_class_index)}
         counts = validator.metrics.nt_per_class
-        out["classes"] = {name: {"instances": int(counts[c]) if counts is not None and c < len(counts) else 0,
-                                 "map50_95": ap.get(int(c))} for c, name in validator.names.items()}  # fmt: skip
+        out["classes"] = {
+            name: {
+                "instances": int(counts[c]) if counts is not None and c < len(counts) else 0,
+                "map50_95": ap.get(int(c)),
+            }
+            for c, name in validator.names.items()
+        }
     return out
