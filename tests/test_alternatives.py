@@ -1,6 +1,7 @@
 """Alternatives: what a user would deploy instead of the pruned model, checked, exported and timed beside it, and
 whether the recommended file beats each (prunelib.deployment.alternatives, prunelib.runs.stock)."""
 
+import dataclasses
 import json
 
 import pytest
@@ -9,6 +10,7 @@ from ultralytics.nn.tasks import DetectionModel, SegmentationModel
 from conftest import SMOKE, cli
 from prunelib.deployment import alternatives
 from prunelib.deployment.alternatives import Verdict
+from prunelib.deployment.records import Deployed
 from prunelib.errors import UserError
 from prunelib.runs import stock
 from prunelib.surgery import checkpoints
@@ -58,8 +60,7 @@ def test_the_cli_refuses_a_wrong_alternative_before_writing_anything(made, runs_
 
 
 def _row(model, runtime, precision, ms, score):
-    return {"model": model, "runtime": runtime, "precision": precision, "latency_ms": ms, "map50_95": score,
-            "file": f"{model}-{runtime}-{precision}"}  # fmt: skip
+    return Deployed(model, runtime, precision, f"{model}-{runtime}-{precision}", score, ms, ms, None, None, None, 1.0)
 
 
 ROWS = [
@@ -96,7 +97,8 @@ def test_verdicts_compare_in_the_recommended_files_runtime_and_precision():
 
 
 def test_an_alternative_with_no_file_in_the_runtime_is_compared_by_its_fastest():
-    (v, _) = alternatives.verdicts(ROWS, {**ROWS[3], "runtime": "openvino", "precision": "BF16"}, {"small": "yours"})
+    best = dataclasses.replace(ROWS[3], runtime="openvino", precision="BF16")
+    (v, _) = alternatives.verdicts(ROWS, best, {"small": "yours"})
     assert (v.runtime, v.precision, v.latency_ms) == ("openvino", "INT8", 2.0) and not (v.dominates or v.dominated)
 
 

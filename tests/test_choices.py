@@ -5,6 +5,7 @@ recorded; whether the choice made from them is right is checked here, where the 
 import pytest
 
 from prunelib.deployment import export
+from prunelib.deployment.records import Deployed, Recommended
 from prunelib.runs.stages import recommend
 
 
@@ -56,8 +57,7 @@ def test_speed_ups_are_against_the_unpruned_model_in_the_same_runtime_and_precis
 
 
 def _deployed(model, runtime, precision, ms, score, total):
-    return {"model": model, "runtime": runtime, "precision": precision, "latency_ms": ms, "map50_95": score,
-            "file": f"{model}.{runtime}.{precision}", "speedup_vs_onnxruntime_fp32": total}  # fmt: skip
+    return Deployed(model, runtime, precision, f"{model}.{runtime}.{precision}", score, ms, ms, None, None, total, 1.0)
 
 
 DEPLOYED = [
@@ -68,21 +68,22 @@ DEPLOYED = [
     _deployed("pruned", "openvino", "INT8", 2.0, 0.30, 6.0),  # fastest, but 0.4 below the unpruned model
     _deployed("small", "onnxruntime", "FP32", 1.0, 0.65, 12.0),  # an alternative: never recommended
 ]
-TIMED = [{k: r[k] for k in ("model", "runtime", "precision", "latency_ms")} for r in DEPLOYED]
+TIMED = [{k: getattr(r, k) for k in ("model", "runtime", "precision", "latency_ms")} for r in DEPLOYED]
 
 
 def test_the_recommended_file_is_the_pruned_models_fastest_within_the_budget_its_speed_up_split():
     best = recommend(DEPLOYED, TIMED, unpruned_map=0.70, max_drop=0.2)
-    assert best["file"] == "pruned.openvino.FP32"
-    assert best["from_pruning"] == 2.0  # the unpruned model in openvino FP32 (8 ms) over the pruned one (4 ms)
-    assert best["pruning_precision"] == "FP32"
-    assert best["from_runtime_and_precision"] == 1.5  # the rest of 3.0x
-    assert recommend(DEPLOYED, TIMED, unpruned_map=0.70, max_drop=0.5)["file"] == "pruned.openvino.INT8"
+    assert isinstance(best, Recommended) and best.file == "pruned.openvino.FP32"
+    assert Recommended.of(best.record()) == best  # as export.json holds it
+    assert best.from_pruning == 2.0  # the unpruned model in openvino FP32 (8 ms) over the pruned one (4 ms)
+    assert best.pruning_precision == "FP32"
+    assert best.from_runtime_and_precision == 1.5  # the rest of 3.0x
+    assert recommend(DEPLOYED, TIMED, unpruned_map=0.70, max_drop=0.5).file == "pruned.openvino.INT8"
     assert recommend(DEPLOYED, TIMED, unpruned_map=0.95, max_drop=0.2) is None  # nothing within the budget
 
 
 def test_a_precision_the_unpruned_model_was_not_timed_in_splits_against_its_fp32_file():
     best = recommend(DEPLOYED, TIMED, unpruned_map=0.70, max_drop=0.5)
-    assert best["file"] == "pruned.openvino.INT8" and best["pruning_precision"] == "FP32"
-    assert best["from_pruning"] == 2.0  # the two models' FP32 files in openvino: 8 ms over 4 ms
-    assert best["from_runtime_and_precision"] == 3.0  # the rest of 6.0x: openvino at INT8
+    assert best.file == "pruned.openvino.INT8" and best.pruning_precision == "FP32"
+    assert best.from_pruning == 2.0  # the two models' FP32 files in openvino: 8 ms over 4 ms
+    assert best.from_runtime_and_precision == 3.0  # the rest of 6.0x: openvino at INT8

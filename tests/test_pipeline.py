@@ -75,11 +75,10 @@ def test_detections_show_each_model_beside_the_ground_truth(smoke_run):
     from PIL import Image
 
     from prunelib.presentation import detections
-    from prunelib.runs.stages import recommended_label
-
     run_dir, _ = smoke_run
     best = json.loads((run_dir / "export.json").read_text())["recommended"]
-    labels = {"unpruned", "pruned"} | ({recommended_label(best)} if best and best["precision"] != "FP32" else set())
+    reduced = best and best["precision"] != "FP32"  # the recommended file's column: 'openvino INT8'
+    labels = {"unpruned", "pruned"} | ({f"{best['runtime']} {best['precision']}"} if reduced else set())
     shown = json.loads((run_dir / "detections.json").read_text())
     assert len(shown) == 6 and all(r["objects"] > 0 and set(r["found"]) == labels for r in shown)
     lost = [max(r["lost"].values()) for r in shown]

@@ -50,3 +50,15 @@ def test_a_gpu_run_is_told_that_the_latency_goal_is_timed_on_this_cpu(device, sa
     assert (note is not None) == said
     if said:
         assert "timed on this machine's CPU" in note and "target_speedup" in note
+
+
+def test_the_first_line_counts_the_alternatives_and_the_stock_models_training(smoke_start, monkeypatch):
+    monkeypatch.setattr(plan, "_training_seconds_per_image", lambda *_: 0.01)  # a fixed time: known estimates
+    base = runs.open_run([SMOKE], {"run_name": "plan-alternatives"})
+    stocked = runs.open_run([SMOKE], {"run_name": "plan-alternatives", "stock_alternative": True,
+                                      "alternatives": [str(smoke_start["model"])]})  # fmt: skip
+    assert plan.budget(base.params) == "fine-tuning 2 steps x 1 epoch"
+    assert plan.budget(stocked.params) == "fine-tuning 2 steps x 1 epoch, beside 2 alternatives"
+    # 2 epochs x (96 + 24 / 3) images x 0.01 s + 2 models x (75 + 0.25 x 24 x 0.01) s = 152 s; with the stock model
+    # (the baseline's 200 epochs + 2) and 4 models: 204 x 104 x 0.01 + 4 x 75.06 = 512 s
+    assert [plan.estimate(r) for r in (base, stocked)] == ["about 3 min here", "about 9 min here"]

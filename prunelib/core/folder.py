@@ -204,7 +204,6 @@ def runs_root(params: dict | None = None) -> Path:
     return resolve(runs_dir)
 
 
-
 SWEEP_STATUS = "sweep.json"  # beside the runs of a sweep: what each run of it did (prunelib.runs.sweep)
 
 

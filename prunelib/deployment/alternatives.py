@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from prunelib import tasks
+from prunelib.deployment.records import Deployed
 from prunelib.errors import UserError
 from prunelib.paths import resolve
 from prunelib.surgery import checkpoints
@@ -123,32 +124,32 @@ class Verdict:
         return cls(**record)
 
 
-def verdicts(rows: list[dict], best: dict | None, kinds: dict[str, str]) -> list[Verdict]:
-    """The recommended pruned file (best, a deployment row) against each alternative (kinds: label -> kind) and
-    against quantization alone (the unpruned model's fastest INT8 file); [] without a recommendation."""
+def verdicts(rows: list[Deployed], best: Deployed | None, kinds: dict[str, str]) -> list[Verdict]:
+    """The recommended pruned file (best) against each alternative (kinds: label -> kind) and against quantization
+    alone (the unpruned model's fastest INT8 file); [] without a recommendation."""
     if best is None:
         return []
-    chosen: list[tuple[str, str, dict]] = []
+    chosen: list[tuple[str, str, Deployed]] = []
     for label, kind in kinds.items():
-        own = [r for r in rows if r["model"] == label]
-        same = [r for r in own if (r["runtime"], r["precision"]) == (best["runtime"], best["precision"])]
+        own = [r for r in rows if r.model == label]
+        same = [r for r in own if r.kind == best.kind]
         if own:
-            chosen.append((label, kind, min(same or own, key=lambda r: r["latency_ms"])))
-    int8 = [r for r in rows if r["model"] == "unpruned" and r["precision"] == "INT8"]
+            chosen.append((label, kind, min(same or own, key=lambda r: r.latency_ms)))
+    int8 = [r for r in rows if r.model == "unpruned" and r.precision == "INT8"]
     if int8:
-        chosen.append((QUANTIZATION_ALONE, "quantization alone", min(int8, key=lambda r: r["latency_ms"])))
+        chosen.append((QUANTIZATION_ALONE, "quantization alone", min(int8, key=lambda r: r.latency_ms)))
     return [
         Verdict(
             label,
             kind,
-            r["file"],
-            r["runtime"],
-            r["precision"],
-            r["map50_95"],
-            r["latency_ms"],
-            best["file"],
-            best["map50_95"],
-            best["latency_ms"],
+            r.file,
+            r.runtime,
+            r.precision,
+            r.map50_95,
+            r.latency_ms,
+            best.file,
+            best.map50_95,
+            best.latency_ms,
         )
         for label, kind, r in chosen
     ]

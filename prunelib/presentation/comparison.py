@@ -9,7 +9,7 @@ from pathlib import Path
 
 from prunelib import files
 from prunelib.presentation.plotting import plt, save
-from prunelib.presentation.report import markdown_table
+from prunelib.presentation.report import markdown_table, recommended
 from prunelib.core import parameters
 from prunelib.core.folder import Run, outcome
 
@@ -45,11 +45,8 @@ def summary_row(run: Run, varied: list[str], status: str) -> dict:
             "latency ms": latency.get("latency_ms"),
             "latency speed-up": latency.get("latency_speedup"),
         }
-        if best := export.get("recommended"):
-            row |= {
-                "deployed as": f"{best['runtime']} {best['precision']}",
-                "deployed speed-up": best.get("speedup_vs_onnxruntime_fp32"),
-            }
+        if best := recommended(export):
+            row |= {"deployed as": best.label, "deployed speed-up": best.speedup_vs_onnxruntime_fp32}
     return row
 
 

@@ -10,6 +10,7 @@ from ultralytics.utils.plotting import plot_images
 
 from prunelib import files
 from prunelib.core.folder import prune_steps
+from prunelib.deployment.records import Deployed
 from prunelib.tasks import named
 
 if not matplotlib.get_backend().lower().startswith(("module://matplotlib_inline", "inline", "nbagg", "widget")):
@@ -140,28 +141,24 @@ def classes(rows: list[dict], unpruned: dict, path) -> plt.Figure:
     return save(fig, path)
 
 
-def deployment(rows: list[dict], best: dict | None, unpruned: dict, n_threads: int, path) -> plt.Figure:
-    """Accuracy against batch-1 latency of every exported file (export.json's deployment rows): one marker per
-    runtime and precision, one colour per model (the unpruned model hollow, the pruned one filled, each alternative
-    in its own colour and named), the recommended file ringed."""
+def deployment(rows: list[Deployed], best: Deployed | None, unpruned: dict, n_threads: int, path) -> plt.Figure:
+    """Accuracy against batch-1 latency of every exported file: one marker per runtime and precision, one colour per
+    model (the unpruned model hollow, the pruned one filled, each alternative in its own colour and named), the
+    recommended file ringed."""
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
-    kinds = list(dict.fromkeys((r["runtime"], r["precision"]) for r in rows))
-    models = list(dict.fromkeys(r["model"] for r in rows))
+    kinds = list(dict.fromkeys(r.kind for r in rows))
+    models = list(dict.fromkeys(r.model for r in rows))
     markers = "osD^vP*X"
     for (runtime, precision), marker in zip(kinds, markers * 2):  # the legend's marker key, in grey
         ax.scatter([], [], marker=marker, color="grey", label=f"{runtime} {precision}")
     for i, model in enumerate(models):
-        pts = [r for r in rows if r["model"] == model]
-        color = f"C{i}"
-        for r in pts:
-            marker = markers[kinds.index((r["runtime"], r["precision"])) % len(markers)]
-            face = "none" if model == "unpruned" else color
-            ax.scatter([r["latency_ms"]], [r["map50_95"]], marker=marker, s=50, color=color, facecolors=face)
-        ax.scatter([], [], marker="s", color=color, facecolors="none" if model == "unpruned" else color, label=model)
+        color, face = f"C{i}", "none" if model == "unpruned" else f"C{i}"
+        for r in (r for r in rows if r.model == model):
+            marker = markers[kinds.index(r.kind) % len(markers)]
+            ax.scatter([r.latency_ms], [r.map50_95], marker=marker, s=50, color=color, facecolors=face)
+        ax.scatter([], [], marker="s", color=color, facecolors=face, label=model)
     if best:
-        ax.scatter(
-            [best["latency_ms"]], [best["map50_95"]], s=260, facecolors="none", edgecolors="red", label="recommended"
-        )
+        ax.scatter([best.latency_ms], [best.map50_95], s=260, facecolors="none", edgecolors="red", label="recommended")
     ax.set_xlabel(f"latency (ms, batch 1, {n_threads} thread{'s' if n_threads != 1 else ''})")
     ax.set_ylabel(named("mAP50-95", unpruned))
     ax.set_title("Each exported file: accuracy against latency")

@@ -8,6 +8,7 @@ import yaml
 from prunelib import files
 from prunelib.core.folder import FINAL, PRUNE, Run, final_step, outcome
 from prunelib.deployment.alternatives import Verdict
+from prunelib.deployment.records import Deployed, Recommended
 from prunelib.tasks import named
 
 STEP_COLUMNS = [
@@ -166,12 +167,11 @@ def _summary(
     speed = speed_line(export, cpu)
     if speed:
         lines.append(speed)
-    best = export.get("recommended")
+    best = recommended(export)
     if best:
         lines.append(
-            f"- **Deploy** `{best['file']}` ({best['runtime']} {best['precision']}): "
-            f"{best['speedup_vs_onnxruntime_fp32']:.2f}x faster than the unpruned model in onnxruntime FP32; "
-            f"{metric} {best['map50_95']:.3f}."
+            f"- **Deploy** `{best.file}` ({best.label}): {best.speedup_vs_onnxruntime_fp32:.2f}x faster than the "
+            f"unpruned model in onnxruntime FP32; {metric} {best.map50_95:.3f}."
         )
     lines += against(export, unpruned)
     worst = next((r for r in classes or [] if r["change"] is not None), None)
@@ -189,6 +189,16 @@ def _summary(
     return ["## Summary\n\n" + "\n".join(lines) + "\n\n"]
 
 
+def deployed(export: dict) -> list[Deployed]:
+    """export.json's deployment rows, as records."""
+    return [Deployed.of(r) for r in export.get("deployment") or []]
+
+
+def recommended(export: dict) -> Recommended | None:
+    """export.json's recommendation, as a record (None: none within the budget, or not exported yet)."""
+    return Recommended.of(export["recommended"]) if export.get("recommended") else None
+
+
 def against(export: dict, unpruned: dict) -> list[str]:
     """The recommended file against each alternative (export.json's verdicts), a bullet each."""
     metric = named("mAP50-95", unpruned)
@@ -198,7 +208,7 @@ def against(export: dict, unpruned: dict) -> list[str]:
 def speed_line(export: dict, cpu: dict | None) -> str:
     """final.pt's speed-up over the unpruned model in onnxruntime FP32 at batch 1 as the export stage re-timed it: on
     the run's threads and on all cores ('' before the export stage)."""
-    rows = {(r["model"], r["runtime"], r["precision"]): r for r in export.get("deployment", [])}
+    rows = {(r.model, *r.kind): r for r in deployed(export)}
     before, after = rows.get(("unpruned", "onnxruntime", "FP32")), rows.get(("pruned", "onnxruntime", "FP32"))
     if not (before and after):
         return ""
@@ -207,34 +217,33 @@ def speed_line(export: dict, cpu: dict | None) -> str:
     where = f" on {cpu.get('model', 'this CPU')}" if cpu else ""
     text = (
         f"- **Speed** (onnxruntime FP32, batch 1, re-timed after the run{where}): "
-        f"{before['latency_ms'] / after['latency_ms']:.2f}x faster on {n} thread{'s' if n != 1 else ''} "
-        f"({before['latency_ms']:.1f} -> {after['latency_ms']:.1f} ms)"
+        f"{before.latency_ms / after.latency_ms:.2f}x faster on {n} thread{'s' if n != 1 else ''} "
+        f"({before.latency_ms:.1f} -> {after.latency_ms:.1f} ms)"
     )
-    if cores != n and before.get("all_cores_ms") and after.get("all_cores_ms"):
-        text += f", {before['all_cores_ms'] / after['all_cores_ms']:.2f}x on all {cores} cores"
+    if cores != n and before.all_cores_ms and after.all_cores_ms:
+        text += f", {before.all_cores_ms / after.all_cores_ms:.2f}x on all {cores} cores"
     return text + "."
 
 
 def recommendation(export: dict, unpruned: dict) -> list[str]:
     """The file to deploy on this machine, in words (export.json's 'recommended'), and every reduced precision that
     runs slower than FP32 in its runtime, said plainly."""
-    best = export.get("recommended")
+    best = recommended(export)
     if not export.get("deployment"):  # not exported yet
         return []
     if best is None:
         return ["## Recommendation\n\nNo exported file of the pruned model is within the run's mAP budget.\n\n"]
     metric = named("mAP50-95", unpruned)
     split = ""
-    if best.get("from_pruning") and best.get("from_runtime_and_precision"):
+    if best.from_pruning and best.from_runtime_and_precision:
         split = (
-            f": {best['from_pruning']:.2f}x from pruning (against the unpruned model in {best['runtime']} "
-            f"{best['pruning_precision']}), {best['from_runtime_and_precision']:.2f}x from "
-            "the runtime and precision"
+            f": {best.from_pruning:.2f}x from pruning (against the unpruned model in {best.runtime} "
+            f"{best.pruning_precision}), {best.from_runtime_and_precision:.2f}x from the runtime and precision"
         )
     lines = [
-        f"## Recommendation\n\nUse `{best['file']}` in {best['runtime']} at {best['precision']}: "
-        f"{best['latency_ms']:.2f} ms (batch 1), {metric} {best['map50_95']:.3f}, "
-        f"{best['speedup_vs_onnxruntime_fp32']:.2f}x faster than the unpruned model in onnxruntime FP32{split}. "
+        f"## Recommendation\n\nUse `{best.file}` in {best.runtime} at {best.precision}: "
+        f"{best.latency_ms:.2f} ms (batch 1), {metric} {best.map50_95:.3f}, "
+        f"{best.speedup_vs_onnxruntime_fp32:.2f}x faster than the unpruned model in onnxruntime FP32{split}. "
         "It is the fastest file of the pruned model within the run's mAP budget.\n"
     ]
     fp32 = {(r["model"], r["runtime"]): r["latency_ms"] for r in export.get("latency", []) if r["precision"] == "FP32"}
@@ -248,20 +257,8 @@ def recommendation(export: dict, unpruned: dict) -> list[str]:
     return lines + ["\n"]
 
 
-# Display columns of the export stage's tables: (key in export.json, title, format); None cells show as "-"
-DEPLOYMENT_COLUMNS = (
-    ("model", "model", "{}"),
-    ("runtime", "runtime", "{}"),
-    ("precision", "precision", "{}"),
-    ("file", "file", "`{}`"),
-    ("map50_95", "mAP50-95", "{:.3f}"),
-    ("latency_ms", "ms ({threads})", "{:.2f}"),
-    ("all_cores_ms", "ms (all cores)", "{:.2f}"),
-    ("throughput_img_s", "images/s (batch {batch})", "{:.0f}"),
-    ("speedup_same_runtime", "vs unpruned, same runtime", "{:.2f}x"),
-    ("speedup_vs_onnxruntime_fp32", "vs unpruned in onnxruntime FP32", "{:.2f}x"),
-    ("file_mb", "size (MB)", "{:.1f}"),
-)
+# Display columns of the export stage's other tables (the deployment rows' are their record's, records.Deployed):
+# (key in export.json, title, format); None cells show as "-"
 LATENCY_COLUMNS = (
     ("model", "model", "{}"),
     ("runtime", "runtime", "{}"),
@@ -411,7 +408,7 @@ def deployment_section(export: dict) -> str:
         "\n## Deployment\n\nEach file's mAP50-95 through Ultralytics' validator in the precision it ran in; median "
         "latency at batch 1 on the run's threads and on all cores; throughput of the float files on all cores. The "
         "runtime settings of each row are in export.json.\n\n",
-        markdown_table(display_rows(export["deployment"], DEPLOYMENT_COLUMNS, **names)),
+        markdown_table(display_rows([r.record() for r in deployed(export)], Deployed.columns(), **names)),
         _int8_form(export.get("int8_onnx")),
     ]
     if export.get("latency"):

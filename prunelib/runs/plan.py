@@ -14,6 +14,7 @@ from prunelib.core.folder import Run
 from prunelib.errors import UserError
 from prunelib.offline import threads
 from prunelib.surgery import checkpoints
+from prunelib.runs import stock
 from prunelib.training import datasets, embedded
 
 # What decides how a run cuts and recovers: the recipe. The built-in defaults are the measured best (README, bench/).
@@ -83,7 +84,9 @@ def budget(p: dict) -> str:
         return "no fine-tuning"
     steps = p["iterative_steps"]
     epochs = p["finetune_epochs"]
-    return f"fine-tuning {steps} step{'s' if steps > 1 else ''} x {epochs} epoch{'s' if epochs != 1 else ''}"
+    said = f"fine-tuning {steps} step{'s' if steps > 1 else ''} x {epochs} epoch{'s' if epochs != 1 else ''}"
+    n = len(p["alternatives"]) + p["stock_alternative"]
+    return said + (f", beside {n} alternative{'s' if n > 1 else ''}" if n else "")
 
 
 def estimate(run: Run) -> str:
@@ -96,9 +99,13 @@ def estimate(run: Run) -> str:
         return "the embedded baseline is trained first"
     n_train, n_val = _images(p)
     per_image = _training_seconds_per_image(source, p["imgsz"])
-    fine_tuning = parameters.epochs(p)["budget"] * (n_train + n_val / 3) * per_image
+    epochs = parameters.epochs(p)["budget"]
+    if p["stock_alternative"]:  # trained from scratch: at most the unpruned model's time per image
+        epochs += stock.planned_epochs(p, stock.train_args(source))[0]
+    fine_tuning = epochs * (n_train + n_val / 3) * per_image
     timing = 90 if p["target_latency_speedup"] else 0  # each candidate exported and timed against the unpruned model
-    export = 150 + 0.5 * n_val * per_image  # both models exported, quantized, validated and timed
+    models = 2 + len(p["alternatives"]) + p["stock_alternative"]
+    export = (75 + 0.25 * n_val * per_image) * models  # each model exported, quantized, validated and timed
     minutes = (fine_tuning + timing + export) / 60
     return f"about {max(1, round(minutes))} min here"
 

@@ -32,6 +32,7 @@ from prunelib.core.folder import Run
 from prunelib.core.settings import Pruning, Training
 from prunelib.offline import threads
 from prunelib.deployment import alternatives, quantize
+from prunelib.deployment.records import Deployed, Recommended
 from prunelib.deployment import export as exporter
 from prunelib.presentation import analysis, detections, plotting, report
 from prunelib.runs import loop, sensitivity, stock
@@ -236,11 +237,6 @@ def _draw_detections(run: Run, models: dict) -> Path:
     return run.detections_png
 
 
-def recommended_label(best: dict) -> str:
-    """The recommended file's column in detections.png: 'openvino INT8'."""
-    return f"{best['runtime']} {best['precision']}"
-
-
 @_holds_the_run
 @_then_report
 def export(run: Run, log=print) -> dict:
@@ -275,8 +271,8 @@ def export(run: Run, log=print) -> dict:
         "onnx_max_abs_diff": parity["onnx"]["max_abs_diff"],
         "padding_macs": padding,
         "latency": latency,
-        "deployment": deployment,
-        "recommended": best,
+        "deployment": [r.record() for r in deployment],
+        "recommended": best.record() if best else None,
         "alternatives": [v.record() for v in verdicts],
         "layers": exporter.layer_rows(*tables, *times),
         "throughput_batch": p["throughput_batch"],
@@ -286,11 +282,9 @@ def export(run: Run, log=print) -> dict:
     run.write_json(run.export_json, result)
     unpruned = run.read_json(run.unpruned_json) or {}
     plotting.deployment(deployment, best, unpruned, threads(p["latency_threads"]), run.deployment_png)
-    if p["detection_images"] and best and best["precision"] != "FP32":  # its predictions may differ from final.pt's
-        path = next(
-            m[f] for m in models.values() for f in exporter.RUNTIMES if m.get(f) and run.rel(m[f]) == best["file"]
-        )
-        _draw_detections(run, {"unpruned": run.unpruned_pt, "pruned": run.final, recommended_label(best): path})
+    if p["detection_images"] and best and best.precision != "FP32":  # its predictions may differ from final.pt's
+        path = next(m[f] for m in models.values() for f in exporter.RUNTIMES if m.get(f) and run.rel(m[f]) == best.file)
+        _draw_detections(run, {"unpruned": run.unpruned_pt, "pruned": run.final, best.label: path})
     written = [run.rel(m[f]) for m in models.values() for f in exporter.RUNTIMES if f in m and m["pt"] == run.final]
     diffs = ", ".join(f"{f} {d['max_rel_diff']:.1e} ({d['precision']})" for f, d in parity.items())
     log(f"Exported {', '.join(written)} (max relative |diff| vs torch: {diffs}); {run.rel(run.report_md)}")
@@ -401,7 +395,7 @@ def _throughput(run: Run, models: dict) -> list[dict]:
     return [r | {"measure": "batch_ms"} for r in rows]
 
 
-def _deployment(run: Run, models: dict, latency: list[dict], also: list[dict]) -> list[dict]:
+def _deployment(run: Run, models: dict, latency: list[dict], also: list[dict]) -> list[Deployed]:
     """Each exported ONNX file and OpenVINO IR: its mAP50-95 through Ultralytics' validator (the run's val split) in
     the precision the runtime ran it in there (OpenVINO's own choice: BF16 on a CPU with bfloat16 units), that
     precision's latency on the run's threads and on all cores (also: _all_cores), its throughput at
@@ -433,45 +427,47 @@ def _deployment(run: Run, models: dict, latency: list[dict], also: list[dict]) -
                 key = (name, t["runtime"], precision)
                 batch = more.get(("batch_ms", *key))
                 rows.append(
-                    {
-                        "model": name,
-                        "runtime": t["runtime"],
-                        "precision": precision,
-                        "file": run.rel(m[fmt]),
-                        "map50_95": score,
-                        "map_of": of,
-                        "latency_ms": t["latency_ms"],
-                        "all_cores_ms": more.get(("all_cores_ms", *key), t)["latency_ms"],
-                        "throughput_img_s": round(batch["batch"] * 1000 / batch["latency_ms"], 1) if batch else None,
-                        "speedup_same_runtime": t["latency_speedup"],
-                        "speedup_vs_onnxruntime_fp32": t.get("vs_onnxruntime_fp32"),
-                        "file_mb": t["file_mb"],
-                        "settings": exporter.runtime_settings(fmt, precision, p["latency_threads"]),
-                    }
+                    Deployed(
+                        model=name,
+                        runtime=t["runtime"],
+                        precision=precision,
+                        file=run.rel(m[fmt]),
+                        map50_95=score,
+                        map_of=of,
+                        latency_ms=t["latency_ms"],
+                        all_cores_ms=more.get(("all_cores_ms", *key), t)["latency_ms"],
+                        throughput_img_s=round(batch["batch"] * 1000 / batch["latency_ms"], 1) if batch else None,
+                        speedup_same_runtime=t["latency_speedup"],
+                        speedup_vs_onnxruntime_fp32=t.get("vs_onnxruntime_fp32"),
+                        file_mb=t["file_mb"],
+                        settings=exporter.runtime_settings(fmt, precision, p["latency_threads"]),
+                    )
                 )
     return rows
 
 
-def recommend(deployment: list[dict], latency: list[dict], unpruned_map: float, max_drop: float) -> dict | None:
+def recommend(
+    deployment: list[Deployed], latency: list[dict], unpruned_map: float, max_drop: float
+) -> Recommended | None:
     """The deployment row to use: the fastest file of the pruned model whose mAP50-95 is within the run's budget
     (max_map_drop below the unpruned model's); None when none is. Its speed-up over the unpruned model in onnxruntime
     at FP32, split into what pruning bought (the unpruned over the pruned model in the same runtime and precision,
     'pruning_precision'; FP32 when the unpruned model was not timed in it) and what the runtime and precision did."""
-    fits = [r for r in deployment if r["model"] == "pruned" and unpruned_map - r["map50_95"] <= max_drop]
+    fits = [r for r in deployment if r.model == "pruned" and unpruned_map - r.map50_95 <= max_drop]
     if not fits:
         return None
-    best = min(fits, key=lambda r: r["latency_ms"])
+    best = min(fits, key=lambda r: r.latency_ms)
     ms = {(r["model"], r["runtime"], r["precision"]): r["latency_ms"] for r in latency}
-    precision = best["precision"] if ("unpruned", best["runtime"], best["precision"]) in ms else "FP32"
-    before, after = ms.get(("unpruned", best["runtime"], precision)), ms.get(("pruned", best["runtime"], precision))
+    precision = best.precision if ("unpruned", best.runtime, best.precision) in ms else "FP32"
+    before, after = ms.get(("unpruned", best.runtime, precision)), ms.get(("pruned", best.runtime, precision))
     pruning = round(before / after, 2) if before and after else None
-    total = best["speedup_vs_onnxruntime_fp32"]
-    return {
-        **best,
-        "from_pruning": pruning,
-        "pruning_precision": precision,
-        "from_runtime_and_precision": round(total / pruning, 2) if total and pruning else None,
-    }
+    total = best.speedup_vs_onnxruntime_fp32
+    return Recommended(
+        **vars(best),
+        from_pruning=pruning,
+        pruning_precision=precision,
+        from_runtime_and_precision=round(total / pruning, 2) if total and pruning else None,
+    )
 
 
 def task_of(run: Run) -> str:

@@ -88,8 +88,8 @@ def make(run: Run, log=print, out=None, distill: bool | None = None, epochs: int
     out = out or run.stock_dir
     distill = p["stock_distill"] if distill is None else distill
     source, _ = embedded.model_path(p, train=False)
-    args = _train_args(source)
-    n_epochs, said = _epochs(p, args, epochs)
+    args = train_args(source)
+    n_epochs, said = planned_epochs(p, args, epochs)
     key = _key(run, distill, n_epochs)
     best = out / "weights" / "best.pt"
     stored = run.read_json(out / "stock.json")
@@ -194,7 +194,8 @@ def _family(arch: dict) -> str:
     return str(arch.get("yaml_file") or "the checkpoint's architecture")
 
 
-def _train_args(source) -> dict:
+def train_args(source) -> dict:
+    """The Ultralytics arguments a checkpoint was trained with ({} when it records none)."""
     args = torch.load(source, map_location="cpu", weights_only=False).get("train_args") or {}
     return vars(args) if hasattr(args, "__dict__") else dict(args)
 
@@ -204,7 +205,7 @@ def _pretrained(args: dict) -> bool:
     return bool(args.get("pretrained")) and str(args.get("model", "")).endswith(".pt")
 
 
-def _epochs(p: dict, args: dict, asked: int | None) -> tuple[int, str]:
+def planned_epochs(p: dict, args: dict, asked: int | None = None) -> tuple[int, str]:
     """The stock model's epochs and how they were chosen, in words."""
     asked = p["stock_epochs"] if asked is None else asked
     if asked:

@@ -1,0 +1,74 @@
+"""The export stage's records: one row per deployed file and the recommendation, each a frozen dataclass that knows
+its display titles and formats (``shown``), written to export.json as plain fields and read back by ``of``.
+
+A field shown in tables carries its title and format in its metadata; ``{threads}`` and ``{batch}`` in a title are
+filled by whoever renders it (the run's timing threads, the throughput batch). Fields without a title (which file was
+validated, the runtime settings) are kept in export.json for people who run the file, not shown.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+
+
+def shown(title: str, fmt: str = "{}", **kwargs):
+    """A field shown in tables: its title and its format (None shows as '-')."""
+    return field(metadata={"title": title, "format": fmt}, **kwargs)
+
+
+class _Record:
+    def record(self) -> dict:
+        """As export.json holds it."""
+        return asdict(self)
+
+    @classmethod
+    def of(cls, record: dict):
+        """From export.json (fields it does not know are left out: a later kit may add some)."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in record.items() if k in names})
+
+    @classmethod
+    def columns(cls) -> list[tuple[str, str, str]]:
+        """(field, title, format) of each field shown in tables, in order."""
+        return [(f.name, f.metadata["title"], f.metadata["format"]) for f in fields(cls) if "title" in f.metadata]
+
+
+@dataclass(frozen=True)
+class Deployed(_Record):
+    """An exported file of a model (the unpruned one, the pruned one, an alternative) as deployed: its accuracy in
+    the precision its runtime ran it in, its latency and throughput, its speed-ups, its size."""
+
+    model: str = shown("model")
+    runtime: str = shown("runtime")
+    precision: str = shown("precision")
+    file: str = shown("file", "`{}`")
+    map50_95: float = shown("mAP50-95", "{:.3f}")
+    latency_ms: float = shown("ms ({threads})", "{:.2f}")
+    all_cores_ms: float = shown("ms (all cores)", "{:.2f}")
+    throughput_img_s: float | None = shown("images/s (batch {batch})", "{:.0f}")
+    speedup_same_runtime: float | None = shown("vs unpruned, same runtime", "{:.2f}x")
+    speedup_vs_onnxruntime_fp32: float | None = shown("vs unpruned in onnxruntime FP32", "{:.2f}x")
+    file_mb: float = shown("size (MB)", "{:.1f}")
+    map_of: str = ""  # the file whose validation gave map50_95 (an IR at FP32 takes its ONNX FP32 file's)
+    settings: dict = field(default_factory=dict)  # what the runtime was given: run the file the same way
+
+    @property
+    def kind(self) -> tuple[str, str]:
+        """(runtime, precision): how it runs."""
+        return self.runtime, self.precision
+
+
+@dataclass(frozen=True)
+class Recommended(Deployed):
+    """The file to deploy: the pruned model's fastest within the mAP budget, its speed-up over the unpruned model in
+    onnxruntime FP32 split into what pruning bought (the unpruned over the pruned model in the same runtime, at
+    pruning_precision) and what the runtime and precision bought."""
+
+    from_pruning: float | None = None
+    pruning_precision: str = "FP32"
+    from_runtime_and_precision: float | None = None
+
+    @property
+    def label(self) -> str:
+        """Its column in detections.png: 'openvino INT8'."""
+        return f"{self.runtime} {self.precision}"
