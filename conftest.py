@@ -18,7 +18,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent
 LONGEST = ["test_tasks.py", "test_sweep.py", "test_pipeline.py", "test_notebooks.py", "test_interruption.py",
-           "test_engine.py"]
+           "test_engine.py", "test_alternatives.py"]
 WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")  # gw0, gw1, ... under xdist
 if WORKER and hasattr(os, "sched_setaffinity"):
     _cores = sorted(os.sched_getaffinity(0))
