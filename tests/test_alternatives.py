@@ -85,10 +85,13 @@ def test_verdicts_compare_in_the_recommended_files_runtime_and_precision():
     assert small.more_accurate == pytest.approx(0.02)
     assert got["better"].dominated and not got["better"].dominates
     assert not got["mixed"].dominates and not got["mixed"].dominated
-    alone = got[alternatives.QUANTIZATION_ALONE]  # the unpruned model's fastest INT8 file, in any runtime
+    alone = got["unpruned INT8"]  # the unpruned model's fastest file at a lower precision, in any runtime
     assert (alone.runtime, alone.precision, alone.latency_ms, alone.kind) == ("openvino", "INT8", 5.0,
-                                                                               "quantization alone")  # fmt: skip
-    assert alone.dominated and not alone.dominates  # as fast and more accurate: quantization alone wins here
+                                                                               alternatives.LOWER_PRECISION)  # fmt: skip
+    assert alone.dominated and not alone.dominates  # as fast and more accurate: the unpruned INT8 file wins here
+    bf16 = [*ROWS, _row("unpruned", "openvino", "BF16", 4.5, 0.69)]  # a faster BF16 file: that is the one
+    lower = next(v for v in alternatives.verdicts(bf16, best, {}) if v.kind == alternatives.LOWER_PRECISION)
+    assert (lower.alternative, lower.latency_ms) == ("unpruned BF16", 4.5)
     assert got["small"].sentence().startswith("**Beats small (yours, onnxruntime FP32)**: 1.10x faster")
     assert got["better"].sentence().startswith("**Loses to better (stock, onnxruntime FP32)**: 1.25x slower")
     assert "neither is both faster and as accurate" in got["mixed"].sentence()
@@ -126,7 +129,7 @@ def test_a_run_exports_and_times_its_alternatives_and_says_which_it_beats(made, 
     assert all(d["map50_95"] >= 0 and d["latency_ms"] > 0 for d in export["deployment"])
     assert export["recommended"]["model"] == "pruned"
     said = {v["alternative"]: Verdict.of(v) for v in export["alternatives"]}
-    assert set(said) == {"scale", "stock", alternatives.QUANTIZATION_ALONE}
+    assert set(said) - {"scale", "stock"} in ({"unpruned INT8"}, {"unpruned BF16"})
     report = (run_dir / "report.md").read_text()
     summary = report.split("## Summary\n\n")[1].split("\n## ")[0]
     for v in said.values():

@@ -3,7 +3,8 @@
 An alternative is a checkpoint of the same task and classes as the run's model: another scale or architecture the
 user trained on the same data (the ``alternatives`` parameter), or the stock model the kit trains at matched latency
 (``stock_alternative``, prunelib.runs.stock). The export stage exports, validates and times each like the pruned
-model; the unpruned model in INT8 is the third alternative every run has (quantization alone). A ``Verdict`` says
+model; the unpruned model at a lower precision is the third alternative every run has (its fastest INT8 or BF16
+file: quantization or bfloat16 alone, no pruning). A ``Verdict`` says
 whether the recommended pruned file dominates one of them: at least as accurate at equal or lower measured latency.
 """
 
@@ -19,7 +20,7 @@ from prunelib.paths import resolve
 from prunelib.surgery import checkpoints
 
 RESERVED = ("unpruned", "pruned")  # the run's own models' names in the deployment rows
-QUANTIZATION_ALONE = "unpruned INT8"
+LOWER_PRECISION = "lower precision alone"  # the kind of the unpruned model's fastest INT8 or BF16 file
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,7 @@ class Verdict:
     precision (the same conditions), else the alternative's fastest."""
 
     alternative: str
-    kind: str  # "yours", "stock" or "quantization alone"
+    kind: str  # "yours", "stock" or LOWER_PRECISION
     file: str
     runtime: str
     precision: str
@@ -125,8 +126,9 @@ class Verdict:
 
 
 def verdicts(rows: list[Deployed], best: Deployed | None, kinds: dict[str, str]) -> list[Verdict]:
-    """The recommended pruned file (best) against each alternative (kinds: label -> kind) and against quantization
-    alone (the unpruned model's fastest INT8 file); [] without a recommendation."""
+    """The recommended pruned file (best) against each alternative (kinds: label -> kind) and against the unpruned
+    model at a lower precision alone (its fastest INT8 or BF16 file, named 'unpruned INT8' or 'unpruned BF16'); []
+    without a recommendation."""
     if best is None:
         return []
     chosen: list[tuple[str, str, Deployed]] = []
@@ -135,9 +137,10 @@ def verdicts(rows: list[Deployed], best: Deployed | None, kinds: dict[str, str])
         same = [r for r in own if r.kind == best.kind]
         if own:
             chosen.append((label, kind, min(same or own, key=lambda r: r.latency_ms)))
-    int8 = [r for r in rows if r.model == "unpruned" and r.precision == "INT8"]
-    if int8:
-        chosen.append((QUANTIZATION_ALONE, "quantization alone", min(int8, key=lambda r: r.latency_ms)))
+    lower = [r for r in rows if r.model == "unpruned" and r.precision != "FP32"]
+    if lower:
+        fastest = min(lower, key=lambda r: r.latency_ms)
+        chosen.append((f"unpruned {fastest.precision}", LOWER_PRECISION, fastest))
     return [
         Verdict(
             label,

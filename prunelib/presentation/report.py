@@ -153,8 +153,8 @@ def _summary(
 ) -> list[str]:
     """At most eight short lines at the top, and one per alternative: what pruning did to the model, how much faster
     final.pt runs (one figure, named: runtime, precision, batch, threads, which timing; and on all cores), the file
-    to deploy and whether it beats each alternative (quantization alone, the user's checkpoints, the stock model),
-    and what was lost most."""
+    to deploy and whether it beats each alternative (the unpruned model at a lower precision alone, the user's
+    checkpoints, the stock model), and what was lost most."""
     if not (unpruned and ledger):
         return []
     final = final_step(ledger)
