@@ -111,7 +111,9 @@ def test_the_stock_family_changes_width_only():
     channels = [[m.out_channels for m in model.modules() if type(m).__name__ == "Conv2d"] for model in (narrow, wide)]
     assert len(channels[0]) == len(channels[1])  # the same layers: depth kept
     assert channels[0][0] == 8 and channels[1][0] == 32  # yolo11n's first conv, 16 channels, at half and twice
-    legacy = {**{k: v for k, v in arch.items() if k not in ("scales", "scale")}, "width_multiple": 0.25}
+    assert stock.family(arch, {}) == "yolo11n.yaml"
+    legacy = {**{k: v for k, v in arch.items() if k not in ("scales", "scale", "yaml_file")}, "width_multiple": 0.25}
+    assert stock.family(legacy, {"model": "yolov8n.pt"}) == "yolov8n"  # an older checkpoint names no YAML
     assert stock.at_width_yaml(legacy, 0.5)["width_multiple"] == pytest.approx(0.125)  # a YOLOv8 checkpoint's YAML
 
 

@@ -20,6 +20,7 @@ import hashlib
 import math
 import time
 from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 
 import torch
 import torch.nn as nn
@@ -104,7 +105,7 @@ def make(run: Run, log=print, out=None, distill: bool | None = None, epochs: int
     macs, n = measuring.macs_params(model, p["imgsz"])
     recipe = {k: args[k] for k in RECIPE if k in args}
     log(
-        f"Stock alternative: {_family(arch)} at {factor:.3f}x its width ({macs / 1e9:.2f} G MACs, "
+        f"Stock alternative: {family(arch, args)} at {factor:.3f}x its width ({macs / 1e9:.2f} G MACs, "
         f"{timing['speedup'] ** -1:.2f}x final.pt's latency), trained from scratch for {n_epochs} epochs ({said})"
         + (", distilled from the unpruned model" if distill else "")
     )
@@ -117,7 +118,7 @@ def make(run: Run, log=print, out=None, distill: bool | None = None, epochs: int
     )
     depth, width = _multiples(at_width_yaml(arch, factor))
     record = Stock(
-        family=_family(arch),
+        family=family(arch, args),
         width_factor=round(factor, 4),
         depth=depth,
         width=round(width, 4),
@@ -190,8 +191,11 @@ def _multiples(d: dict) -> tuple[float, float]:
     return d.get("depth_multiple", 1.0), d.get("width_multiple", 1.0)
 
 
-def _family(arch: dict) -> str:
-    return str(arch.get("yaml_file") or "the checkpoint's architecture")
+def family(arch: dict, args: dict) -> str:
+    """The architecture's name: its YAML file, else the model its training started from (a checkpoint saved by an
+    older Ultralytics keeps no YAML name: 'yolov8n' from train_args' 'yolov8n.pt'), else what it is."""
+    started = Path(str(args.get("model") or "")).stem
+    return str(arch.get("yaml_file") or started or "the checkpoint's architecture")
 
 
 def train_args(source) -> dict:
