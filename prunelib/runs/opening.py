@@ -75,14 +75,13 @@ def check_inputs(params: dict, log=print) -> None:
     the keys the kit's parameters decide instead are said in one line)."""
     _check_device(params["device"])
     data = datasets.check_data_yaml(resolve(params["data"])) if params["data"] else None
-    if params["model"]:
-        model = checkpoints.load_model(resolve(params["model"]))
-        if data and tasks.classes(model) != data["nc"]:
-            raise UserError(
-                f"data: {params['data']!r} has {data['nc']} classes but model {params['model']!r} "
-                f"predicts {tasks.classes(model)}; use the data set the model was trained on"
-            )
-    _check_alternatives(params)
+    model = checkpoints.load_model(resolve(params["model"])) if params["model"] else None
+    if model is not None and data and tasks.classes(model) != data["nc"]:
+        raise UserError(
+            f"data: {params['data']!r} has {data['nc']} classes but model {params['model']!r} "
+            f"predicts {tasks.classes(model)}; use the data set the model was trained on"
+        )
+    _check_alternatives(params, model)
     if params["cfg"]:
         arguments.check_cfg_file(params["cfg"])
         if notes := arguments.overridden(Training.of(params)):
@@ -92,16 +91,16 @@ def check_inputs(params: dict, log=print) -> None:
             )
 
 
-def _check_alternatives(params: dict) -> None:
-    """The alternatives are checkpoints of the run's task and class count: the user's model's, or the synthetic set's
-    (the embedded default)."""
+def _check_alternatives(params: dict, model=None) -> None:
+    """The alternatives are checkpoints of the run's task and class count: the user's model's (model: it loaded
+    already, else loaded here), or the synthetic set's (the embedded default)."""
     if not params["alternatives"]:
         return
     if params["model"]:
-        model = checkpoints.load_model(resolve(params["model"]))
+        model = model if model is not None else checkpoints.load_model(resolve(params["model"]))
         task, nc = tasks.of(model).name, tasks.classes(model)
     else:
-        task, nc = embedded.synthetic_task(params), len(params["synth_classes"] or synthetic.CLASSES)
+        task, nc = embedded.synthetic_task(params), len(synthetic.class_names(params["synth_classes"]))
     alternatives.read(params["alternatives"], task, nc)
 
 

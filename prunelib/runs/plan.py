@@ -101,7 +101,7 @@ def estimate(run: Run) -> str:
     per_image = _training_seconds_per_image(source, p["imgsz"])
     epochs = parameters.epochs(p)["budget"]
     if p["stock_alternative"]:  # trained from scratch: at most the unpruned model's time per image
-        epochs += stock.planned_epochs(p, stock.train_args(source))[0]
+        epochs += stock.planned_epochs(p, checkpoints.train_args(source))[0]
     fine_tuning = epochs * (n_train + n_val / 3) * per_image
     timing = 90 if p["target_latency_speedup"] else 0  # each candidate exported and timed against the unpruned model
     models = 2 + len(p["alternatives"]) + p["stock_alternative"]

@@ -257,8 +257,8 @@ def export(run: Run, log=print) -> dict:
     step = run.final_step()  # final.pt is folded into Ultralytics' blocks: unequal halves cost zero channels
     padding = next(r["macs"] for r in latency if r["model"] == "pruned") - step["macs"] if step else 0
     deployment = _deployment(run, models, latency, also)
-    unpruned_map = (run.read_json(run.unpruned_json) or {}).get("map50_95", 0.0)
-    best = recommend(deployment, latency, unpruned_map, p["max_map_drop"])
+    unpruned = run.read_json(run.unpruned_json)
+    best = recommend(deployment, latency, unpruned["map50_95"], p["max_map_drop"])
     verdicts = alternatives.verdicts(deployment, best, {a.label: a.kind for a in alts})
     formats = {
         fmt: {"unpruned": run.rel(models["unpruned"][fmt]), "pruned": run.rel(models["pruned"][fmt]), **parity[fmt]}
@@ -280,7 +280,6 @@ def export(run: Run, log=print) -> dict:
         "int8_onnx": models.get("pruned-int8", {}).get("int8_onnx"),
     }
     run.write_json(run.export_json, result)
-    unpruned = run.read_json(run.unpruned_json) or {}
     plotting.deployment(deployment, best, unpruned, threads(p["latency_threads"]), run.deployment_png)
     if p["detection_images"] and best and best.precision != "FP32":  # its predictions may differ from final.pt's
         path = next(m[f] for m in models.values() for f in exporter.RUNTIMES if m.get(f) and run.rel(m[f]) == best.file)

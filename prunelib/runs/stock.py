@@ -89,7 +89,7 @@ def make(run: Run, log=print, out=None, distill: bool | None = None, epochs: int
     out = out or run.stock_dir
     distill = p["stock_distill"] if distill is None else distill
     source, _ = embedded.model_path(p, train=False)
-    args = train_args(source)
+    args = checkpoints.train_args(source)
     n_epochs, said = planned_epochs(p, args, epochs)
     key = _key(run, distill, n_epochs)
     best = out / "weights" / "best.pt"
@@ -104,8 +104,9 @@ def make(run: Run, log=print, out=None, distill: bool | None = None, epochs: int
     model = at_width(arch, factor, task, nc)
     macs, n = measuring.macs_params(model, p["imgsz"])
     recipe = {k: args[k] for k in RECIPE if k in args}
+    name = family(arch, args)
     log(
-        f"Stock alternative: {family(arch, args)} at {factor:.3f}x its width ({macs / 1e9:.2f} G MACs, "
+        f"Stock alternative: {name} at {factor:.3f}x its width ({macs / 1e9:.2f} G MACs, "
         f"{timing['speedup'] ** -1:.2f}x final.pt's latency), trained from scratch for {n_epochs} epochs ({said})"
         + (", distilled from the unpruned model" if distill else "")
     )
@@ -116,9 +117,9 @@ def make(run: Run, log=print, out=None, distill: bool | None = None, epochs: int
     finetune(
         model, settings, embedded.data_yaml(p), out, n_epochs, teacher=run.unpruned_pt if distill else None, **recipe
     )
-    depth, width = _multiples(at_width_yaml(arch, factor))
+    depth, width = _multiples(model.yaml)
     record = Stock(
-        family=family(arch, args),
+        family=name,
         width_factor=round(factor, 4),
         depth=depth,
         width=round(width, 4),
@@ -196,12 +197,6 @@ def family(arch: dict, args: dict) -> str:
     older Ultralytics keeps no YAML name: 'yolov8n' from train_args' 'yolov8n.pt'), else what it is."""
     started = Path(str(args.get("model") or "")).stem
     return str(arch.get("yaml_file") or started or "the checkpoint's architecture")
-
-
-def train_args(source) -> dict:
-    """The Ultralytics arguments a checkpoint was trained with ({} when it records none)."""
-    args = torch.load(source, map_location="cpu", weights_only=False).get("train_args") or {}
-    return vars(args) if hasattr(args, "__dict__") else dict(args)
 
 
 def _pretrained(args: dict) -> bool:

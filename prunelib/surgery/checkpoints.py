@@ -58,11 +58,16 @@ def trained_imgsz(path) -> int | None:
     """The image size a checkpoint was trained at (its train_args' imgsz, the larger side of a pair), or None.
     Read from the file: a loaded model's args hold Ultralytics' defaults (640) where the checkpoint says nothing."""
     load_model(path)  # a checkpoint of a supported model, or one clear line
-    args = torch.load(path, map_location="cpu", weights_only=False).get("train_args") or {}
-    size = (vars(args) if hasattr(args, "__dict__") else dict(args)).get("imgsz")
+    size = train_args(path).get("imgsz")
     if isinstance(size, (list, tuple)) and size:
         size = max(size)
     return size if isinstance(size, int) and not isinstance(size, bool) and size > 0 else None
+
+
+def train_args(path) -> dict:
+    """The Ultralytics arguments a checkpoint was trained with, as its file records them ({} when it records none)."""
+    args = torch.load(path, map_location="cpu", weights_only=False).get("train_args") or {}
+    return vars(args) if hasattr(args, "__dict__") else dict(args)
 
 
 def save_model(model: nn.Module, path, train_args: dict | None = None) -> Path:

@@ -169,7 +169,7 @@ def ensure(params: dict, log=print) -> dict:
         return {"data": str(data), "model": str(resolve(params["model"])), "source": "user"}
     log(
         f"Synthetic data set: {params['synth_train']} train / {params['synth_val']} val images, "
-        f"{params['synth_imgsz']} px, {len(params['synth_classes'] or synthetic.CLASSES)} classes"
+        f"{params['synth_imgsz']} px, {len(synthetic.class_names(params['synth_classes']))} classes"
     )
     path, source = model_path(params)
     said = {

@@ -39,7 +39,7 @@ def generate(
     """
     if task not in tasks.TASKS:
         raise ValueError(f"task {task!r}: the generator draws {', '.join(tasks.TASKS)}")
-    names = tuple(classes or CLASSES)
+    names = class_names(classes)
     unknown = [c for c in names if c not in CLASSES]
     if unknown:
         raise ValueError(f"classes: {unknown} are not drawn by the generator; it draws {', '.join(CLASSES)}")
@@ -91,6 +91,11 @@ def _write_split_images(folder: Path, counts: dict, imgsz: int, seed: int, names
             img.save(folder / "images" / split / f"{i:05d}.png")
             lines = [" ".join([str(c), *(f"{v:.6f}" for v in values)]) for c, *values in labels]
             (folder / "labels" / split / f"{i:05d}.txt").write_text("\n".join(lines) + ("\n" if lines else ""))
+
+
+def class_names(classes=()) -> tuple:
+    """The shapes the set draws: those chosen (the synth_classes parameter), or every one of CLASSES."""
+    return tuple(classes or CLASSES)
 
 
 def cache_key(n_train: int, n_val: int, imgsz: int, seed: int, classes=(), task: str = "detect") -> str:
