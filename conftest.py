@@ -65,10 +65,12 @@ def smoke_params():
 @pytest.fixture(scope="session")
 def smoke_start(smoke_params):
     """The smoke data set and its embedded baseline (cached for the whole session)."""
+    from prunelib.core.settings import Settings
     from prunelib.training import embedded
 
-    data = embedded.data_yaml(smoke_params)
-    model, _ = embedded.model_path(smoke_params)
+    settings = Settings.of(smoke_params)
+    data = embedded.data_yaml(settings.source)
+    model, _ = embedded.model_path(settings)
     return {"data": data, "model": model}
 
 

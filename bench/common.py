@@ -15,7 +15,7 @@ from prunelib import machine
 from prunelib.presentation.report import markdown_table
 from prunelib.core import parameters
 from prunelib.core.folder import runs_root
-from prunelib.core.settings import Training
+from prunelib.core.settings import Settings
 from prunelib.training import embedded
 from prunelib.training.finetuning import finetune
 from prunelib.training.validation import evaluate
@@ -34,7 +34,7 @@ HEAD_WHOLE = {"prune_head": False, "round_to": 0, "optimizer": "auto", "lr0": pa
 
 def baseline_model(params: dict) -> Path:
     """The embedded default's baseline checkpoint (trained once, then cached)."""
-    return embedded.model_path(params)[0]
+    return embedded.model_path(Settings.of(params))[0]
 
 
 def control(case: str, run, epochs: int) -> dict:
@@ -48,7 +48,7 @@ def control(case: str, run, epochs: int) -> dict:
     done = out / "control.json"
     if done.is_file():
         return json.loads(done.read_text())
-    training, data = Training.of(run.params), embedded.data_yaml(run.params)
+    training, data = run.settings.training, embedded.data_yaml(run.settings.source)
     model = finetune(run.unpruned_pt, training, data, out, epochs)[0]
     result = {"val": evaluate(model, training, data, out / "val")["map50_95"]}
     if case == "user":

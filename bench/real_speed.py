@@ -30,7 +30,7 @@ from pathlib import Path
 import user_case
 from common import HEAD_WHOLE, baseline_model, control, default_params, publish
 from prunelib.core.folder import outcome, prune_steps
-from prunelib.core.settings import Pruning, Training
+from prunelib.core.settings import Pruning, Timing, Training
 from prunelib.deployment import export
 from prunelib.offline import cores
 from prunelib.runs import layer_time, load_run, loop, policy, sweep
@@ -66,7 +66,7 @@ def cut(model, params: dict, goal: tuple[str, float]):
     """A copy of model cut to goal in one step, sized as the loop sizes it: pruned trial copies measured (MACs) or
     exported and timed against model (latency) until one lands."""
     imgsz, x, settings = params["imgsz"], measuring.example_inputs(params["imgsz"]), Pruning.of(params)
-    times = layer_time.node_times(model, params) if params["layer_ratios"] == "time" else None
+    times = layer_time.node_times(model, imgsz, Timing.of(params)) if params["layer_ratios"] == "time" else None
     unpruned = {"channels": pruner.prunable_channels(model, settings, x), "macs": measuring.macs_params(model, imgsz)[0]}
     kind, target = goal
     timed = None

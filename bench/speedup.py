@@ -19,7 +19,7 @@ from pathlib import Path
 
 import user_case
 from common import HEAD_WHOLE, baseline_model, default_params, publish
-from prunelib.core.settings import Pruning
+from prunelib.core.settings import Pruning, Timing
 from prunelib.deployment import export
 from prunelib.offline import cores
 from prunelib.runs import layer_time, loop, policy
@@ -39,7 +39,11 @@ VARIANTS = {  # label -> parameter overrides of the defaults
 def cut(model, params: dict, target: float):
     """A copy of model cut to target x fewer MACs in one step, as the loop's speed-up goal cuts it."""
     x = measuring.example_inputs(params["imgsz"])
-    weights = layer_time.profile(model, params, log=lambda _: None) if params["layer_ratios"] == "latency" else None
+    weights = (
+        layer_time.profile(model, params["imgsz"], Pruning.of(params), Timing.of(params), log=lambda _: None)
+        if params["layer_ratios"] == "latency"
+        else None
+    )
     shares = partial(policy.layer_ratios, weights, most=0.9)
     settings = Pruning.of(params)
     unpruned = {"channels": pruner.prunable_channels(model, settings, x),

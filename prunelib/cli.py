@@ -17,6 +17,7 @@ import sys
 from prunelib import console
 from prunelib.core import parameters
 from prunelib.core.folder import next_free, runs_root
+from prunelib.core.settings import Settings
 from prunelib.errors import UserError
 from prunelib.paths import relative, resolve
 
@@ -215,11 +216,11 @@ def cmd_finetune(args) -> int:
     params = finetune_parameters(args)
     if params["finetune_epochs"] < 1:
         raise UserError(f"--epochs: {params['finetune_epochs']} is not allowed; expected 1 or more")
-    check_inputs(params)
+    check_inputs(Settings.of(params))
     if args.teacher:
         load_model(resolve(args.teacher), "--teacher")
-    out = next_free(runs_root(params) / "finetune" / (args.name or resolve(args.model).stem))
-    best, last = continue_training(params, out, teacher=resolve(args.teacher) if args.teacher else None)
+    out = next_free(runs_root(params["runs_dir"]) / "finetune" / (args.name or resolve(args.model).stem))
+    best, last = continue_training(Settings.of(params), out, teacher=resolve(args.teacher) if args.teacher else None)
     print(f"done: {relative(best)}, {relative(last)} (load with YOLO(path); no prunelib needed)")
     return 0
 
@@ -254,7 +255,7 @@ def cmd_baseline(args) -> int:
     params = parameters.load([resolve(f) for f in args.params], parameters.parse_set(args.set))
     if params["model"]:
         raise UserError(f"model: {params['model']!r} is set; the embedded baseline is only for runs without one")
-    embedded.ship(params)
+    embedded.ship(Settings.of(params))
     return 0
 
 

@@ -10,6 +10,8 @@ import pytest
 from ultralytics.nn.tasks import DetectionModel, SegmentationModel
 
 from conftest import SMOKE, cli
+from prunelib.core import parameters
+from prunelib.core.settings import Settings
 from prunelib.deployment import alternatives
 from prunelib.deployment.alternatives import Verdict
 from prunelib.deployment.records import Deployed
@@ -136,9 +138,8 @@ def test_the_stock_width_is_bisected_to_the_try_that_runs_as_fast_as_final_pt(mo
     keeps the try whose time is nearest final.pt's."""
     arch = DetectionModel("yolo11n.yaml", nc=2, verbose=False).yaml
     final = checkpoints.save_model(stock.at_width(arch, 0.5, "detect", 2), tmp_path / "final.pt")
-    run = types.SimpleNamespace(final=final, params={"imgsz": 64, "latency_runtime": "onnxruntime",
-                                "latency_threads": 1, "latency_precision": "FP32", "latency_runs": 1,
-                                "latency_warmup": 0})  # fmt: skip
+    given = {"imgsz": 64, "latency_threads": 1, "latency_runs": 1, "latency_warmup": 0}
+    run = types.SimpleNamespace(final=final, settings=Settings.of(parameters.load(overrides=given)))
     monkeypatch.setattr(stock.exporter, "Timer", _WidthTimer)
     factor, timing = stock.matched_width(run, arch, "detect", 2, log=lambda *_: None)
     size = measuring.n_params(checkpoints.load_model(final))

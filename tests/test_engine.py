@@ -204,11 +204,12 @@ def test_speedup_goal_is_reached_in_its_steps(smoke_start):
 def test_a_shipped_baseline_is_used_instead_of_training(smoke_start, smoke_params, tmp_path):
     import shutil
 
+    from prunelib.core.settings import Settings
     from prunelib.errors import UserError
     from prunelib.training import embedded
 
-    params = {**smoke_params, "cache_dir": str(tmp_path / "empty-cache")}
-    name = f"baseline-{embedded.baseline_key(params)}"
+    params = Settings.of({**smoke_params, "cache_dir": str(tmp_path / "empty-cache")})
+    name = f"baseline-{embedded.baseline_key(params.source)}"
     with pytest.raises(UserError, match="no starting model yet"):
         embedded.model_path(params, train=False, shipped=tmp_path / "shipped")
     shutil.copytree(smoke_start["model"].parent.parent, tmp_path / "shipped" / name)

@@ -194,7 +194,7 @@ def test_the_goal_named_last_decides(tmp_path):
 
 
 def test_cfg_keys_the_parameters_decide_are_said(tmp_path):
-    from prunelib.core.settings import Training
+    from prunelib.core.settings import Settings, Training
     from prunelib.runs.opening import check_inputs
     from prunelib.training import arguments
 
@@ -205,7 +205,7 @@ def test_cfg_keys_the_parameters_decide_are_said(tmp_path):
     assert notes == ["lr0 0.001 -> 0.01 (set lr0)", "optimizer 'SGD' -> 'auto' (set optimizer)",
                      "epochs 300 (set finetune_epochs)"]  # fmt: skip
     said = []
-    check_inputs(params, log=said.append)
+    check_inputs(Settings.of(params), log=said.append)
     assert len(said) == 1 and said[0].startswith("cfg: ") and "decide 3 of its keys" in said[0]
     matching = load(overrides={"cfg": str(cfg), "optimizer": "SGD", "lr0": 0.001})
     assert len(arguments.overridden(Training.of(matching))) == 1  # only epochs now; mosaic, batch 16 hold
@@ -228,3 +228,20 @@ def test_round_to_auto_is_the_channel_block_measured_on_this_machine():
         assert block == 16
     elif "avx2" in flags:
         assert block == 8
+
+
+def test_every_parameter_reaches_the_run_as_a_typed_setting():
+    """Settings.of holds every parameter of the table, under its own name, in some concern; no field is invented."""
+    from dataclasses import FrozenInstanceError, fields
+
+    from prunelib.core.settings import CONCERNS, Settings
+
+    named = {f.name for concern in CONCERNS.values() for f in fields(concern)}
+    assert named == set(parameters.BY_NAME)
+    params = load(overrides={"ignore_layers": ["Detect", 7], "round_to": 8, "alternatives": []})
+    settings = Settings.of(params)
+    assert settings.pruning.ignore_layers == ("Detect", 7) and settings.pruning.round_to == 8  # lists frozen as tuples
+    assert settings.goal.target_latency_speedup == params["target_latency_speedup"] == 2.0
+    assert settings.schedule.epochs() == {"budget": 10, "sparse": 0, "step": 10, "final": 0}
+    with pytest.raises(FrozenInstanceError):
+        settings.training.lr0 = 0.5

@@ -6,6 +6,7 @@ import pytest
 
 from prunelib import machine, runs
 from prunelib.core import parameters
+from prunelib.core.settings import Settings
 from prunelib.runs import plan
 
 from conftest import SMOKE
@@ -38,15 +39,15 @@ def test_the_recipe_line_says_the_kits_recipe_when_nothing_is_changed():
     p = parameters.load(overrides={"run_name": "x"})
     block = machine.channel_block()
     expected = f"the kit's recipe: head pruned, whole blocks of {block} channels, Ultralytics' optimizer rule"
-    assert plan.recipe(p) == expected
-    assert plan.goal(p) == "Goal: 2x faster, timed in onnxruntime FP32, batch 1, 1 thread, on this machine"
-    assert plan.goal(parameters.load(["params/reference.yaml"])) == "Goal: 50% of the prunable channels removed"
+    assert plan.recipe(Settings.of(p), parameters.changed(p, plan.RECIPE)) == expected
+    assert plan.goal(Settings.of(p)) == "Goal: 2x faster, timed in onnxruntime FP32, batch 1, 1 thread, on this machine"
+    assert plan.goal(Settings.of(parameters.load(["params/reference.yaml"]))) == "Goal: 50% of the prunable channels removed"
 
 
 @pytest.mark.parametrize("device, said", [("cpu", False), ("0", True)])
 def test_a_gpu_run_is_told_that_the_latency_goal_is_timed_on_this_cpu(device, said):
     p = {**parameters.load(), "device": device}
-    note = plan.device_note(p)
+    note = plan.device_note(Settings.of(p))
     assert (note is not None) == said
     if said:
         assert "timed on this machine's CPU" in note and "target_speedup" in note
@@ -57,8 +58,8 @@ def test_the_first_line_counts_the_alternatives_and_the_stock_models_training(sm
     base = runs.open_run([SMOKE], {"run_name": "plan-alternatives"})
     stocked = runs.open_run([SMOKE], {"run_name": "plan-alternatives", "stock_alternative": True,
                                       "alternatives": [str(smoke_start["model"])]})  # fmt: skip
-    assert plan.budget(base.params) == "fine-tuning 2 steps x 1 epoch"
-    assert plan.budget(stocked.params) == "fine-tuning 2 steps x 1 epoch, beside 2 alternatives"
+    assert plan.budget(base.settings) == "fine-tuning 2 steps x 1 epoch"
+    assert plan.budget(stocked.settings) == "fine-tuning 2 steps x 1 epoch, beside 2 alternatives"
     # 2 epochs x (96 + 24 / 3) images x 0.01 s + 2 models x (75 + 0.25 x 24 x 0.01) s = 152 s; with the stock model
     # (the baseline's 200 epochs + 2) and 4 models: 204 x 104 x 0.01 + 4 x 75.06 = 512 s
     assert [plan.estimate(r) for r in (base, stocked)] == ["about 3 min here", "about 9 min here"]

@@ -10,7 +10,7 @@ from ultralytics.nn.modules import C2PSA, Detect
 from ultralytics.nn.tasks import DetectionModel
 
 from prunelib.core import parameters
-from prunelib.core.settings import Pruning, Training
+from prunelib.core.settings import Goal, Pruning, Timing, Training
 from prunelib.errors import UserError
 from prunelib.deployment import export
 from prunelib.runs import policy
@@ -77,15 +77,15 @@ def test_speedup_goal_reaches_its_target_in_its_steps_whatever_does_not_shrink(t
 
 
 def test_goal_and_budget_decide_when_to_stop():
-    rate = policy.goal(params(target_prune_rate=0.5, iterative_steps=3))
+    rate = policy.goal(Goal.of(params(target_prune_rate=0.5, iterative_steps=3)))
     unpruned = {"channels": 1000, "macs": 1e9}
     assert rate.most_steps == 3 and rate.ratio(1, unpruned, unpruned) == pytest.approx(step_ratio(0.5, 3))
     assert [policy.stop_reason(rate, s, True, 9.0) for s in (1, 2, 3)] == [None, None, "done"]
-    speed = policy.goal(params(target_speedup=2.0, iterative_steps=2))
+    speed = policy.goal(Goal.of(params(target_speedup=2.0, iterative_steps=2)))
     assert speed.most_steps == 6 and speed.ratio(1, unpruned, unpruned) == pytest.approx(1 - 2 ** (-1 / 4))
     assert policy.stop_reason(speed, 1, True, 1.9) is None and policy.stop_reason(speed, 2, True, 2.0) == "target_reached"
     assert policy.stop_reason(speed, 6, True, 1.5) == "done" and policy.stop_reason(speed, 1, False, 3.0) == "map_drop"
-    budget = policy.budget(params(max_map_drop=0.1, max_map_drop_rel=0.1))
+    budget = policy.budget(Goal.of(params(max_map_drop=0.1, max_map_drop_rel=0.1)))
     assert budget.within(0.5, 0.45) and not budget.within(0.5, 0.44) and not budget.within(0.9, 0.8)
 
 
@@ -109,7 +109,7 @@ def test_speedup_mode_reaches_the_macs_goal_in_its_planned_steps(replaced):
     import torch_pruning as tp
 
     model, p = copy.deepcopy(replaced), params(target_speedup=2.0, iterative_steps=2)
-    x, settings, goal = measuring.example_inputs(IMGSZ), Pruning.of(p), policy.goal(p)
+    x, settings, goal = measuring.example_inputs(IMGSZ), Pruning.of(p), policy.goal(Goal.of(p))
 
     def size(m):
         return {"macs": measuring.macs_params(m, IMGSZ)[0], "channels": pruner.prunable_channels(m, settings, x)}
@@ -327,7 +327,7 @@ def test_node_times_name_the_modules_that_ran(smoke_start, smoke_params):
 
     model = checkpoints.load_model(smoke_start["model"])
     replace_c3k2(model)
-    times = layer_time.node_times(model, smoke_params)
+    times = layer_time.node_times(model, smoke_params["imgsz"], Timing.of(smoke_params))
     names = {n for n, _ in model.named_modules()}
     # a path is a module, or one's shared activation ('.act': Ultralytics' Conv blocks share one SiLU object) or repeated
     # call ('model.9.m_1': SPPF's pool, run thrice)

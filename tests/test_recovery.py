@@ -9,7 +9,7 @@ import torch
 from prunelib import runs
 from prunelib.errors import UserError
 from prunelib.core import parameters
-from prunelib.core.settings import Pruning, Training
+from prunelib.core.settings import Pruning, Schedule, Training
 from prunelib.runs import stages
 from prunelib.surgery import checkpoints, measuring, pruner
 from prunelib.surgery.replacement import replace_c3k2
@@ -50,7 +50,7 @@ def pruned_copy(replaced, params, ratio=0.3):
 ])  # fmt: skip
 def test_sparse_and_final_epochs_come_out_of_the_budget(given, split):
     p = parameters.load([SMOKE], given)
-    assert parameters.epochs(p) == split
+    assert Schedule.of(p).epochs() == split
     assert split["sparse"] + split["step"] * p["iterative_steps"] + split["final"] <= split["budget"]
     assert split["step"] >= 1 or not split["budget"]
 

@@ -21,7 +21,7 @@ from conftest import MECHANICS, ROOT, cli
 from prunelib import tasks
 from prunelib.core import parameters
 from prunelib.deployment import export as exporter
-from prunelib.core.settings import Pruning
+from prunelib.core.settings import Pruning, Settings, Timing
 from prunelib.surgery import measuring, pruner
 from prunelib.surgery.replacement import replace_c3k2
 from prunelib.training import synthetic
@@ -70,10 +70,10 @@ def task_run(request, runs_root, tmp_path_factory):
 
     name = request.param
     task, _, _, distill, layout, command = RUNS[name]
-    smoke = parameters.load([ROOT / "params" / f"{name}.yaml"])
+    smoke = Settings.of(parameters.load([ROOT / "params" / f"{name}.yaml"]))
     model, _ = embedded.model_path(smoke)
     tmp = tmp_path_factory.mktemp(name)
-    data = user_data(embedded.data_yaml(smoke), layout, tmp / "data")
+    data = user_data(embedded.data_yaml(smoke.source), layout, tmp / "data")
     cfg = tmp / "train.yaml"
     cfg.write_text("mosaic: 0.0\nfliplr: 0.0\nlr0: 0.005\n")  # two applied, one the parameters decide
     user = {"model": str(model), "data": str(data), "cfg": str(cfg), "iterative_steps": 1, "target_prune_rate": 0.3,
@@ -398,7 +398,7 @@ def test_time_guided_cuts_see_every_layer_of_every_family_and_task(cfg):
                                         "latency_threads": 1})  # fmt: skip
     settings, x = Pruning.of(params), measuring.example_inputs(64)
     guided, uniform = model(), model()
-    times = layer_time.node_times(guided, params)
+    times = layer_time.node_times(guided, 64, Timing.of(params))
     convs = pruner.conv_times(guided, times)
     head = {id(m) for m in guided.model[-1].modules()}
     branches = {id(m) for _, b in pruner.training_branches(guided, x) for m in b.modules()}

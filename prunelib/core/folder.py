@@ -17,6 +17,7 @@ import subprocess
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -24,6 +25,7 @@ import yaml
 
 from prunelib import files, machine
 from prunelib.core import parameters
+from prunelib.core.settings import Place, Settings, Source
 from prunelib.errors import UserError
 from prunelib.offline import cores
 from prunelib.paths import PROJECT_ROOT, relative, resolve
@@ -41,6 +43,11 @@ class Run:
     @property
     def name(self) -> str:
         return self.dir.name
+
+    @cached_property
+    def settings(self) -> Settings:
+        """The run's parameters, typed and frozen, built on first use."""
+        return Settings.of(self.params)
 
     # --- what a run holds: every name in the run folder is spelled here ---
     params_yaml = property(lambda self: self.dir / "params.yaml")
@@ -72,11 +79,7 @@ class Run:
     stock_pt = property(lambda self: self.dir / "stock" / "weights" / "best.pt")
 
     lock_file = property(lambda self: self.dir / ".lock")
-    cache = property(
-        lambda self: (
-            resolve(self.params["cache_dir"]) if self.params["cache_dir"] else runs_root(self.params) / ".cache"
-        )
-    )
+    cache = property(lambda self: cache_dir(self.settings.place))
 
     def notebook(self, stage: str) -> Path:
         return self.dir / f"{stage}.ipynb"
@@ -196,12 +199,16 @@ def outcome(unpruned: dict, final: dict | None) -> dict:
     }
 
 
-def runs_root(params: dict | None = None) -> Path:
+def runs_root(runs_dir: str = parameters.DEFAULTS["runs_dir"]) -> Path:
     """The runs folder: the runs_dir parameter under the project root; $PRUNELIB_RUNS replaces its default."""
-    runs_dir = (params or parameters.DEFAULTS)["runs_dir"]
     if os.environ.get(RUNS_ENV) and runs_dir == parameters.DEFAULTS["runs_dir"]:
         return resolve(os.environ[RUNS_ENV])
     return resolve(runs_dir)
+
+
+def cache_dir(place: Place | Source) -> Path:
+    """The cache of the embedded data, baseline and unpruned measurements: cache_dir, else <runs>/.cache."""
+    return resolve(place.cache_dir) if place.cache_dir else runs_root(place.runs_dir) / ".cache"
 
 
 SWEEP_STATUS = "sweep.json"  # beside the runs of a sweep: what each run of it did (prunelib.runs.sweep)
@@ -236,7 +243,8 @@ def differences(old: dict, new: dict, keys=None) -> list[str]:
     return [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys if old.get(k) != new.get(k)]
 
 
-def manifest(params: dict) -> dict:
+def manifest(place: Place) -> dict:
+    """What a run was made with: where it lives, its seed, the Python, library versions and the machine."""
 
     def v(pkg):
         try:
@@ -245,10 +253,10 @@ def manifest(params: dict) -> dict:
             return None
 
     return {
-        "run_name": params["run_name"],
-        "seed": params["seed"],
-        "runs_root": str(runs_root(params)),
-        "runs_root_from": f"${RUNS_ENV}" if runs_root(params) != resolve(params["runs_dir"]) else "runs_dir",
+        "run_name": place.run_name,
+        "seed": place.seed,
+        "runs_root": str(runs_root(place.runs_dir)),
+        "runs_root_from": f"${RUNS_ENV}" if runs_root(place.runs_dir) != resolve(place.runs_dir) else "runs_dir",
         "python": platform.python_version(),
         "versions": {
             p: v(p)

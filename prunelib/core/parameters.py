@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 import yaml
 
+from prunelib.core import settings
 from prunelib.errors import UserError
 from prunelib.paths import resolve
 
@@ -314,22 +315,9 @@ def parse_value(text: str):
     return value
 
 
-def epochs(params: dict) -> dict:
-    """How the run spends its fine-tuning budget of iterative_steps x finetune_epochs epochs: {'budget', 'sparse',
-    'step', 'final'}. Sparsity training and the final fine-tune (final_share of the budget, rounded, leaving each step
-    at least one epoch) come out of the budget and the steps share the rest equally, so neither ever trains longer.
-    Without fine-tuning (finetune_epochs 0) there is no budget."""
-    steps, per_step, sparse = params["iterative_steps"], params["finetune_epochs"], params["sparse_epochs"]
-    budget = steps * per_step
-    if per_step == 0:
-        return {"budget": 0, "sparse": 0, "step": 0, "final": 0}
-    if budget - sparse < steps:
-        raise UserError(
-            f"sparse_epochs: {sparse} leaves fewer than one epoch per step of the budget iterative_steps "
-            f"x finetune_epochs = {steps} x {per_step} = {budget}; expected at most {budget - steps}"
-        )
-    final = min(round(params["final_share"] * budget), budget - sparse - steps)
-    return {"budget": budget, "sparse": sparse, "step": (budget - sparse - final) // steps, "final": final}
+def changed(params: dict, keys) -> list[str]:
+    """Which of keys the merged parameters set away from their defaults, in the order given."""
+    return [k for k in keys if params[k] != DEFAULTS[k]]
 
 
 def read_yaml(path) -> dict:
@@ -359,7 +347,7 @@ def check(params: dict) -> dict:
     _check_combinations(out)
     _check_paths(out)
     _check_ignore_names(out["ignore_layers"])
-    epochs(out)
+    settings.Schedule.of(out).epochs()  # the fine-tuning budget shares out
     return out
 
 

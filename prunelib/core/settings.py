@@ -1,12 +1,14 @@
-"""Settings as they cross from the parameter table into model surgery and training: a small frozen dataclass per
-concern, built from a run's merged parameters in one place (``of``), so that a function's signature says what it
-reads. Each field is the parameter of the same name (prunelib.core.parameters: its meaning, default and checks)."""
+"""A run's parameters as they reach every layer: typed, frozen settings built once per run (``Settings.of``; a run
+holds them as ``Run.settings``), a small dataclass per concern, so that a function's signature says what it reads.
+Each field is the parameter of the same name: prunelib.core.parameters holds its meaning, default and checks, and
+tests/test_parameters.py checks that every parameter is a field of some concern and every field a parameter."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
 
 from prunelib import machine
+from prunelib.errors import UserError
 
 
 class _FromParameters:
@@ -14,6 +16,87 @@ class _FromParameters:
     def of(cls, params: dict):
         """The settings from a run's merged parameters (lists as tuples: settings are frozen)."""
         return cls(**{f.name: tuple(v) if isinstance(v := params[f.name], list) else v for f in fields(cls)})
+
+
+@dataclass(frozen=True)
+class Place(_FromParameters):
+    """Where a run lives and what it runs on (prunelib.core.folder, prunelib.runs.opening)."""
+
+    run_name: str
+    runs_dir: str
+    cache_dir: str  # '' = <runs>/.cache
+    device: str
+    threads: int
+    seed: int
+
+
+@dataclass(frozen=True)
+class Source(_FromParameters):
+    """The run's starting model and data: the user's, or the embedded baseline and synthetic set
+    (prunelib.training.embedded)."""
+
+    model: str  # '' = the embedded baseline
+    data: str  # '' = the synthetic set
+    imgsz: int
+    seed: int
+    threads: int
+    run_name: str
+    runs_dir: str
+    cache_dir: str
+    synth_train: int
+    synth_val: int
+    synth_imgsz: int
+    synth_classes: tuple
+    baseline_cfg: str
+    baseline_epochs: int
+    baseline_lr0: float
+    baseline_nbs: int
+    batch: int
+
+
+@dataclass(frozen=True)
+class Goal(_FromParameters):
+    """What the prune loop aims at and when it stops (prunelib.runs.policy)."""
+
+    iterative_steps: int
+    target_prune_rate: float
+    target_speedup: float  # 0 = off
+    target_latency_speedup: float  # 0 = off; the first of the three set decides (parameters.GOALS)
+    latency_runtime: str
+    latency_precision: str
+    max_steps: int  # 0 = 3 x iterative_steps
+    max_map_drop: float
+    max_map_drop_rel: float  # 0 = off
+
+
+@dataclass(frozen=True)
+class Schedule(_FromParameters):
+    """How each step of the loop cuts and recovers (prunelib.runs.loop)."""
+
+    iterative_steps: int
+    finetune_epochs: int
+    final_share: float
+    sparse_epochs: int
+    sparse_reg: float
+    layer_ratios: str
+    bn_recalibration: int  # training images; 0 = off
+
+    def epochs(self) -> dict:
+        """How the run spends its fine-tuning budget of iterative_steps x finetune_epochs epochs: {'budget',
+        'sparse', 'step', 'final'}. Sparsity training and the final fine-tune (final_share of the budget, rounded,
+        leaving each step at least one epoch) come out of the budget and the steps share the rest equally, so neither
+        ever trains longer. Without fine-tuning (finetune_epochs 0) there is no budget."""
+        steps, per_step, sparse = self.iterative_steps, self.finetune_epochs, self.sparse_epochs
+        budget = steps * per_step
+        if per_step == 0:
+            return {"budget": 0, "sparse": 0, "step": 0, "final": 0}
+        if budget - sparse < steps:
+            raise UserError(
+                f"sparse_epochs: {sparse} leaves fewer than one epoch per step of the budget iterative_steps "
+                f"x finetune_epochs = {steps} x {per_step} = {budget}; expected at most {budget - steps}"
+            )
+        final = min(round(self.final_share * budget), budget - sparse - steps)
+        return {"budget": budget, "sparse": sparse, "step": (budget - sparse - final) // steps, "final": final}
 
 
 @dataclass(frozen=True)
@@ -56,3 +139,84 @@ class Training(_FromParameters):
     baseline_epochs: int
     baseline_lr0: float
     baseline_nbs: int
+
+
+@dataclass(frozen=True)
+class Timing(_FromParameters):
+    """How every latency is measured (prunelib.deployment.export's timers)."""
+
+    latency_runs: int
+    latency_warmup: int
+    latency_threads: int  # 0 = all cores
+    throughput_batch: int
+
+    @property
+    def batch1(self) -> tuple[int, int, int]:
+        """(runs, warm-up runs, threads) of a batch-1 timing, in the order the timers take them."""
+        return self.latency_runs, self.latency_warmup, self.latency_threads
+
+
+@dataclass(frozen=True)
+class Export(_FromParameters):
+    """Which files the export stage writes (prunelib.deployment)."""
+
+    export_formats: tuple
+    onnx_simplify: bool
+    opset: int  # 0 = Ultralytics' default
+    int8: bool
+    int8_onnx_form: str
+    int8_fraction: float
+
+
+@dataclass(frozen=True)
+class Shown(_FromParameters):
+    """What the analysis stage measures and draws beside the loop (prunelib.runs.sensitivity, detections)."""
+
+    sensitivity: bool
+    sensitivity_ratios: tuple
+    sensitivity_layers: int  # 0 = all prunable layers
+    detection_images: int
+
+
+@dataclass(frozen=True)
+class Alternatives(_FromParameters):
+    """What the pruned model is compared with at export (prunelib.deployment.alternatives, prunelib.runs.stock)."""
+
+    alternatives: tuple
+    stock_alternative: bool
+    stock_epochs: int  # 0 = the model's training epochs plus the run's fine-tuning budget
+    stock_distill: bool
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every parameter of a run, by concern; built once per run (Run.settings)."""
+
+    place: Place
+    source: Source
+    goal: Goal
+    schedule: Schedule
+    pruning: Pruning
+    training: Training
+    timing: Timing
+    export: Export
+    shown: Shown
+    alternatives: Alternatives
+
+    @classmethod
+    def of(cls, params: dict) -> Settings:
+        return cls(**{f.name: CONCERNS[f.name].of(params) for f in fields(cls)})
+
+
+CONCERNS = {
+    "place": Place,
+    "source": Source,
+    "goal": Goal,
+    "schedule": Schedule,
+    "pruning": Pruning,
+    "training": Training,
+    "timing": Timing,
+    "export": Export,
+    "shown": Shown,
+    "alternatives": Alternatives,
+}

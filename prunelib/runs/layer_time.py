@@ -15,7 +15,7 @@ import copy
 import tempfile
 from pathlib import Path
 
-from prunelib.core.settings import Pruning
+from prunelib.core.settings import Pruning, Timing
 from prunelib.deployment import export
 from prunelib.runs import policy
 from prunelib.surgery import checkpoints, measuring, pruner
@@ -23,26 +23,24 @@ from prunelib.surgery import checkpoints, measuring, pruner
 WARMUP = 5  # untimed runs before the profiled ones
 
 
-def node_times(model, params: dict) -> dict[str, float]:
+def node_times(model, imgsz: int, timing: Timing) -> dict[str, float]:
     """ms per run of each of model's exported nodes, by module path (export.node_times): the model exported to ONNX
     through Ultralytics' exporter and run in onnxruntime's profiler on the run's latency_threads."""
     with tempfile.TemporaryDirectory(prefix="node-time-") as tmp:
-        onnx = export.export(checkpoints.save_model(model, Path(tmp) / "model.pt"), "onnx", params["imgsz"])
-        return export.node_times(onnx, params["imgsz"], params["latency_runs"], WARMUP, params["latency_threads"])
+        onnx = export.export(checkpoints.save_model(model, Path(tmp) / "model.pt"), "onnx", imgsz)
+        return export.node_times(onnx, imgsz, timing.latency_runs, WARMUP, timing.latency_threads)
 
 
-def profile(model, params: dict, log=print) -> dict[int, float]:
+def profile(model, imgsz: int, settings: Pruning, timing: Timing, log=print) -> dict[int, float]:
     """{layer index: weight} of model's prunable layers from one timed trial cut of it (model is left as it was)."""
-    imgsz = params["imgsz"]
     trial = copy.deepcopy(model)
-    settings = Pruning.of(params)
     pruner.prune(trial, settings, policy.TRIAL_RATIO, measuring.example_inputs(imgsz))
     layers = pruner.prunable_layers(model, settings)
     ms, macs = {}, {}
     with tempfile.TemporaryDirectory(prefix="layer-time-") as tmp:
         for label, m in (("before", model), ("after", trial)):
             onnx = export.export(checkpoints.save_model(m, Path(tmp) / f"{label}.pt"), "onnx", imgsz)
-            ms[label] = export.layer_times(onnx, imgsz, params["latency_runs"], WARMUP, params["latency_threads"])
+            ms[label] = export.layer_times(onnx, imgsz, timing.latency_runs, WARMUP, timing.latency_threads)
             macs[label] = {row["layer"]: row["macs"] for row in measuring.layer_table(m, imgsz)}
     saved_ms = {i: ms["before"].get(str(i), 0.0) - ms["after"].get(str(i), 0.0) for i in layers}
     saved_macs = {i: macs["before"][i] - macs["after"][i] for i in layers}

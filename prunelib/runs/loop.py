@@ -6,7 +6,7 @@ files and only then appends its line to the ledger; a row without a ledger line 
 on the next run. ``final.pt`` follows the last row within the mAP budget (the replaced, unpruned model before any;
 rollback = it stays where it was), published in Ultralytics' own blocks (checkpoints.publish). What each step prunes,
 when the loop stops and how the epochs are shared is the policy's and the parameters' (prunelib.runs.policy,
-parameters.epochs); this module measures."""
+Schedule.epochs); this module measures."""
 
 from __future__ import annotations
 
@@ -22,7 +22,6 @@ from typing import Callable
 import torch
 
 from prunelib import files
-from prunelib.core import parameters
 from prunelib.core.folder import FINAL, PRUNE, SPARSE, Run, final_step, prune_steps
 from prunelib.core.settings import Pruning, Training
 from prunelib.deployment import export as exporter
@@ -45,7 +44,7 @@ class Loop:
     data: Path
     goal: policy.ChannelGoal | policy.SpeedupGoal | policy.LatencyGoal
     budget: policy.Budget
-    epochs: dict  # the fine-tuning budget shared out: parameters.epochs ({'budget', 'sparse', 'step', 'final'})
+    epochs: dict  # the fine-tuning budget shared out: Schedule.epochs ({'budget', 'sparse', 'step', 'final'})
     x: torch.Tensor  # example inputs for tracing and counting
     evaluate: Callable = validate  # (model, Training, data, save_dir) -> {'map50_95', 'map50'}
     log: Callable = print
@@ -54,11 +53,11 @@ class Loop:
 
     @property
     def pruning(self) -> Pruning:
-        return Pruning.of(self.run.params)
+        return self.run.settings.pruning
 
     @property
     def training(self) -> Training:
-        return Training.of(self.run.params)
+        return self.run.settings.training
 
     @property
     def gradients(self):
@@ -66,7 +65,7 @@ class Loop:
         return training_gradients.for_pruning(self.training, self.data)
 
     def layer_ratios(self, ratio: float) -> dict[int, float] | None:
-        return policy.layer_ratios(self.weights, ratio, min(self.run.params["max_pruning_ratio"], 0.9))
+        return policy.layer_ratios(self.weights, ratio, min(self.pruning.max_pruning_ratio, 0.9))
 
     @property
     def times(self) -> bool:
@@ -76,27 +75,33 @@ class Loop:
     def timed(self, model, longer: int = 1) -> dict:
         """model against the unpruned one in the run's latency runtime (longer x latency_runs timed runs each):
         export.Timer.against."""
-        p = self.run.params
+        goal, timing = self.run.settings.goal, self.run.settings.timing
         if self.timer is None:
             self.timer = exporter.Timer(
-                self.run.unpruned_pt, p["imgsz"], p["latency_runtime"], p["latency_threads"], p["latency_precision"]
+                self.run.unpruned_pt,
+                self.training.imgsz,
+                goal.latency_runtime,
+                timing.latency_threads,
+                goal.latency_precision,
             )
-        return self.timer.against(model, longer * p["latency_runs"], p["latency_warmup"])
+        return self.timer.against(model, longer * timing.latency_runs, timing.latency_warmup)
 
     def node_times(self, model) -> dict[str, float] | None:
         """layer_ratios 'time': where model spends its time, node by node (layer_time.node_times), which the step's
         cut and its trials rank channels by; None otherwise."""
-        return layer_time.node_times(model, self.run.params) if self.run.params["layer_ratios"] == "time" else None
+        if self.run.settings.schedule.layer_ratios != "time":
+            return None
+        return layer_time.node_times(model, self.training.imgsz, self.run.settings.timing)
 
 
 def prune_loop(run: Run, log=print, on_step=None, evaluate=validate) -> list[dict]:
     """Run (or resume) the loop of run, then its final fine-tune; return the ledger. on_step(record) is called after
     each row."""
-    params = run.params
+    settings = run.settings
     unpruned = run.read_json(run.unpruned_json)
     if not (unpruned and run.unpruned_pt.is_file()):
         raise UserError(f"run {run.name!r} has no replaced model yet: run stage 20-replace-c3k2 first")
-    ledger, epochs = run.read_ledger(), parameters.epochs(params)
+    ledger, epochs = run.read_ledger(), settings.schedule.epochs()
     if _complete(ledger, epochs):
         if not run.final.is_file():  # removed after the run (a broken copy, say): made again from what it was
             final = final_step(ledger)
@@ -111,15 +116,15 @@ def prune_loop(run: Run, log=print, on_step=None, evaluate=validate) -> list[dic
     loop = Loop(
         run,
         unpruned,
-        embedded.data_yaml(params),
-        policy.goal(params),
-        policy.budget(params),
+        embedded.data_yaml(settings.source),
+        policy.goal(settings.goal),
+        policy.budget(settings.goal),
         epochs,
-        measuring.example_inputs(params["imgsz"]),
+        measuring.example_inputs(settings.training.imgsz),
         evaluate,
         log,
     )
-    if params["layer_ratios"] in ("sensitivity", "latency"):
+    if settings.schedule.layer_ratios in ("sensitivity", "latency"):
         loop.weights = layer_weights(loop)
     if epochs["sparse"] and not ledger:
         _report(ledger, sparse_training(loop), on_step)
@@ -173,7 +178,7 @@ def _trial(loop: Loop, model, times: dict | None) -> dict:
     measure = trial(
         model,
         loop.pruning,
-        loop.run.params["imgsz"],
+        loop.training.imgsz,
         loop.x,
         loop.gradients,
         loop.layer_ratios,
@@ -218,9 +223,10 @@ def layer_weights(loop: Loop) -> dict[int, float]:
     run = loop.run
     stored = run.read_json(run.layer_weights_json)
     if stored is None:
-        if run.params["layer_ratios"] == "latency":
+        if run.settings.schedule.layer_ratios == "latency":
             loop.log("Timing every layer before and after a trial cut to share the cut (layer_ratios: latency)")
-            stored = layer_time.profile(checkpoints.load_model(run.unpruned_pt), run.params, loop.log)
+            model = checkpoints.load_model(run.unpruned_pt)
+            stored = layer_time.profile(model, loop.training.imgsz, loop.pruning, run.settings.timing, loop.log)
         else:
             loop.log("Scanning every layer's sensitivity to share the cut (layer_ratios: sensitivity)")
             scan = sensitivity.scan(run, loop.data, loop.log, every_layer=True, ratios=[policy.SCAN_RATIO])
@@ -245,16 +251,16 @@ def _final_start(ledger: list[dict]) -> dict | None:
 def prune_step(loop: Loop, model, step: int, ratio: float, times: dict | None = None):
     """One step; returns (ledger record, model to carry on with). Appends the record after its files are written.
     times: node times of model that guide the cut (layer_ratios 'time')."""
-    run, params = loop.run, loop.run.params
+    run, schedule = loop.run, loop.run.settings.schedule
     shutil.rmtree(run.step_dir(step), ignore_errors=True)  # a step without a ledger line was interrupted: redo it
     clock = Clock()
     with clock("total"):
         with clock("prune"):
             pruner.prune(model, loop.pruning, ratio, loop.x, loop.gradients, loop.layer_ratios(ratio), times)
         with clock("recalibrate"):
-            recalibrate_batchnorm(model, loop.training, loop.data, params["bn_recalibration"])
+            recalibrate_batchnorm(model, loop.training, loop.data, schedule.bn_recalibration)
         with clock("measure"):
-            macs, n = measuring.macs_params(model, params["imgsz"])
+            macs, n = measuring.macs_params(model, loop.training.imgsz)
             channels = pruner.prunable_channels(model, loop.pruning, loop.x)
             measured = _confirmed(loop, model) if loop.times else None
         pruned_path = checkpoints.save_model(model, run.pruned_checkpoint(step))
@@ -292,7 +298,7 @@ def prune_step(loop: Loop, model, step: int, ratio: float, times: dict | None = 
 def sparse_training(loop: Loop) -> dict:
     """Train the unpruned model with Torch-Pruning's group regularisation for sparse_epochs, so the groups the first
     step removes hold little; its ledger row (kind 'sparse', step 0). The first step starts from its last epoch."""
-    run, params = loop.run, loop.run.params
+    run, reg = loop.run, loop.run.settings.schedule.sparse_reg
     shutil.rmtree(run.step_dir(SPARSE), ignore_errors=True)  # no ledger row yet: interrupted, redo it
     epochs = loop.epochs["sparse"]
     share = partial(pruner.weak_channel_share, settings=loop.pruning, ratio=0.5, example_inputs=loop.x)
@@ -300,9 +306,7 @@ def sparse_training(loop: Loop) -> dict:
     clock = Clock()
     with clock("total"):
         with clock("finetune"):
-            regularizer = partial(
-                pruner.build_pruner, settings=loop.pruning, ratio=0.5, example_inputs=loop.x, reg=params["sparse_reg"]
-            )
+            regularizer = partial(pruner.build_pruner, settings=loop.pruning, ratio=0.5, example_inputs=loop.x, reg=reg)
             model = finetune(
                 run.unpruned_pt, loop.training, loop.data, run.step_dir(SPARSE), epochs, regularizer=regularizer
             )[0]
@@ -332,7 +336,7 @@ def sparse_training(loop: Loop) -> dict:
     }
     run.append_ledger(record)
     loop.log(
-        f"Sparsity training ({epochs} epochs, reg {params['sparse_reg']:g}): mAP50-95 {u['map50_95']:.4f} -> "
+        f"Sparsity training ({epochs} epochs, reg {reg:g}): mAP50-95 {u['map50_95']:.4f} -> "
         f"{recovered['map50_95']:.4f}; weaker half of each group holds {before:.1%} -> "
         f"{record['weak_share']:.1%} of the stronger half's importance"
     )

@@ -9,7 +9,7 @@ import yaml
 
 from prunelib import files, tasks
 from prunelib.core import parameters
-from prunelib.core.settings import Training
+from prunelib.core.settings import Settings
 from prunelib.core.folder import Run, differences, manifest, next_free, runs_root
 from prunelib.errors import UserError
 from prunelib.paths import relative, resolve
@@ -24,7 +24,7 @@ def open_run(params_files=(), overrides: dict | None = None, run_name: str | Non
     if run_name:
         overrides["run_name"] = run_name
     params = model_imgsz(parameters.load([resolve(f) for f in params_files], overrides))
-    run_dir = runs_root(params) / params["run_name"]
+    run_dir = runs_root(params["runs_dir"]) / params["run_name"]
     if new_run:
         run_dir = next_free(run_dir)
         params["run_name"] = run_dir.name
@@ -39,16 +39,16 @@ def open_run(params_files=(), overrides: dict | None = None, run_name: str | Non
             )
         _check_device(params["device"])  # keys a run may change: checked again when it resumes
         if params["alternatives"] != stored.get("alternatives", []):
-            _check_alternatives(params)
+            _check_alternatives(run.settings)
         if parameters.check(stored) != params:  # may_change keys only
             files.write_text(run.params_yaml, yaml.safe_dump(params, sort_keys=False))  # the stages read them here
         return run
     if run_dir.exists() and any(run_dir.iterdir()):
         raise UserError(f"run folder {relative(run_dir)!r} exists but holds no params.yaml; choose another run_name")
-    check_inputs(params)
+    check_inputs(run.settings)
     try:
         files.write_text(run.params_yaml, yaml.safe_dump(params, sort_keys=False))
-        run.write_json(run.manifest, manifest(params))
+        run.write_json(run.manifest, manifest(run.settings.place))
     except OSError as e:
         raise UserError(f"runs_dir: cannot write the run folder {str(run_dir)!r} ({e.strerror or e})") from None
     return run
@@ -69,39 +69,41 @@ def model_imgsz(params: dict) -> dict:
     return {**params, "imgsz": size}
 
 
-def check_inputs(params: dict, log=print) -> None:
+def check_inputs(settings: Settings, log=print) -> None:
     """Everything the user points at, checked before anything is written: the model (loadable, supported), the data
     YAML (and that the model predicts its classes), the fine-tuning cfg YAML (against Ultralytics' own arguments;
     the keys the kit's parameters decide instead are said in one line)."""
-    _check_device(params["device"])
-    data = datasets.check_data_yaml(resolve(params["data"])) if params["data"] else None
-    model = checkpoints.load_model(resolve(params["model"])) if params["model"] else None
+    source, training = settings.source, settings.training
+    _check_device(training.device)
+    data = datasets.check_data_yaml(resolve(source.data)) if source.data else None
+    model = checkpoints.load_model(resolve(source.model)) if source.model else None
     if model is not None and data and tasks.classes(model) != data["nc"]:
         raise UserError(
-            f"data: {params['data']!r} has {data['nc']} classes but model {params['model']!r} "
+            f"data: {source.data!r} has {data['nc']} classes but model {source.model!r} "
             f"predicts {tasks.classes(model)}; use the data set the model was trained on"
         )
-    _check_alternatives(params, model)
-    if params["cfg"]:
-        arguments.check_cfg_file(params["cfg"])
-        if notes := arguments.overridden(Training.of(params)):
+    _check_alternatives(settings, model)
+    if training.cfg:
+        arguments.check_cfg_file(training.cfg)
+        if notes := arguments.overridden(training):
             log(
-                f"cfg: {params['cfg']} is the base of fine-tuning, but the run's parameters decide "
+                f"cfg: {training.cfg} is the base of fine-tuning, but the run's parameters decide "
                 f"{len(notes)} of its keys: {'; '.join(notes)}"
             )
 
 
-def _check_alternatives(params: dict, model=None) -> None:
+def _check_alternatives(settings: Settings, model=None) -> None:
     """The alternatives are checkpoints of the run's task and class count: the user's model's (model: it loaded
     already, else loaded here), or the synthetic set's (the embedded default)."""
-    if not params["alternatives"]:
+    source = settings.source
+    if not settings.alternatives.alternatives:
         return
-    if params["model"]:
-        model = model if model is not None else checkpoints.load_model(resolve(params["model"]))
+    if source.model:
+        model = model if model is not None else checkpoints.load_model(resolve(source.model))
         task, nc = tasks.of(model).name, tasks.classes(model)
     else:
-        task, nc = embedded.synthetic_task(params), len(synthetic.class_names(params["synth_classes"]))
-    alternatives.read(params["alternatives"], task, nc)
+        task, nc = embedded.synthetic_task(source), len(synthetic.class_names(source.synth_classes))
+    alternatives.read(list(settings.alternatives.alternatives), task, nc)
 
 
 def _check_device(device: str) -> None:

@@ -11,6 +11,7 @@ import torch
 from prunelib import machine
 from prunelib.core import parameters
 from prunelib.core.folder import Run
+from prunelib.core.settings import Settings, Source, Timing
 from prunelib.errors import UserError
 from prunelib.offline import threads
 from prunelib.surgery import checkpoints
@@ -42,88 +43,99 @@ def announce(run: Run, log=print, when: bool = True) -> None:
     if not when:
         return
     log(first_line(run))
-    if note := device_note(run.params):
+    if note := device_note(run.settings):
         log(note)
 
 
 def first_line(run: Run) -> str:
     """One plain line: goal; recipe; budget; where the goal is timed; the estimate."""
-    p = run.params
-    return f"{goal(p)}; {recipe(p)}; {budget(p)}; {estimate(run)}"
+    s = run.settings
+    return f"{goal(s)}; {recipe(s, parameters.changed(run.params, RECIPE))}; {budget(s)}; {estimate(run)}"
 
 
-def goal(p: dict) -> str:
-    if p["target_latency_speedup"]:
-        where = f"{p['latency_runtime']} {p['latency_precision']}, batch 1, {timing_threads(p)}"
-        return f"Goal: {p['target_latency_speedup']:g}x faster, timed in {where}, on this machine"
-    if p["target_speedup"]:
-        return f"Goal: {p['target_speedup']:g}x fewer MACs (counted, not timed)"
-    return f"Goal: {p['target_prune_rate']:.0%} of the prunable channels removed"
+def goal(settings: Settings) -> str:
+    g = settings.goal
+    if g.target_latency_speedup:
+        where = f"{g.latency_runtime} {g.latency_precision}, batch 1, {timing_threads(settings.timing)}"
+        return f"Goal: {g.target_latency_speedup:g}x faster, timed in {where}, on this machine"
+    if g.target_speedup:
+        return f"Goal: {g.target_speedup:g}x fewer MACs (counted, not timed)"
+    return f"Goal: {g.target_prune_rate:.0%} of the prunable channels removed"
 
 
-def timing_threads(p: dict) -> str:
-    n = p["latency_threads"] or threads(0)
-    every = " (all cores)" if not p["latency_threads"] else ""
+def timing_threads(timing: Timing) -> str:
+    n = timing.latency_threads or threads(0)
+    every = " (all cores)" if not timing.latency_threads else ""
     return f"{n} thread{'s' if n != 1 else ''}{every}"
 
 
-def recipe(p: dict) -> str:
-    changed = [k for k in RECIPE if p[k] != parameters.DEFAULTS[k]]
-    head = "head pruned" if p["prune_head"] else "head whole"
-    block = {"auto": f"whole blocks of {machine.channel_block()} channels", 0: "any channel count"}.get(
-        p["round_to"], f"multiples of {p['round_to']} channels"
-    )
-    lr = "Ultralytics' optimizer rule" if p["optimizer"] == "auto" else f"{p['optimizer']} lr0 {p['lr0']:g}"
+def recipe(settings: Settings, changed: list[str]) -> str:
+    """The recipe in words; changed: the RECIPE parameters the user set away from the built-in defaults."""
+    pruning, training = settings.pruning, settings.training
+    head = "head pruned" if pruning.prune_head else "head whole"
+    if pruning.round_to == 0:
+        block = "any channel count"
+    elif pruning.round_to == machine.channel_block():
+        block = f"whole blocks of {pruning.round_to} channels"
+    else:
+        block = f"multiples of {pruning.round_to} channels"
+    lr = "Ultralytics' optimizer rule" if training.optimizer == "auto" else f"{training.optimizer} lr0 {training.lr0:g}"
     which = "the kit's recipe" if not changed else f"your recipe ({', '.join(changed)} changed)"
-    frozen = ", BatchNorm statistics frozen" if p["freeze_bn_stats"] else ""
+    frozen = ", BatchNorm statistics frozen" if training.freeze_bn_stats else ""
     return f"{which}: {head}, {block}, {lr}{frozen}"
 
 
-def budget(p: dict) -> str:
-    if not parameters.epochs(p)["budget"]:
+def budget(settings: Settings) -> str:
+    schedule = settings.schedule
+    if not schedule.epochs()["budget"]:
         return "no fine-tuning"
-    steps = p["iterative_steps"]
-    epochs = p["finetune_epochs"]
+    steps, epochs = schedule.iterative_steps, schedule.finetune_epochs
     said = f"fine-tuning {steps} step{'s' if steps > 1 else ''} x {epochs} epoch{'s' if epochs != 1 else ''}"
-    n = len(p["alternatives"]) + p["stock_alternative"]
+    n = _alternatives(settings)
     return said + (f", beside {n} alternative{'s' if n > 1 else ''}" if n else "")
+
+
+def _alternatives(settings: Settings) -> int:
+    """How many alternatives the export stage exports beside the pruned model (the stock model counts)."""
+    return len(settings.alternatives.alternatives) + settings.alternatives.stock_alternative
 
 
 def estimate(run: Run) -> str:
     """About how long the run takes: fine-tuning timed from one training batch of the model here, plus the overheads
     of a run (validation, latency timing, export); or that the embedded baseline is trained first."""
-    p = run.params
+    s = run.settings
     try:
-        source, _ = embedded.model_path(p, train=False)
+        source, _ = embedded.model_path(s, train=False)
     except UserError:  # the embedded baseline is not made yet: stage 00 trains it (its time is its own)
         return "the embedded baseline is trained first"
-    n_train, n_val = _images(p)
-    per_image = _training_seconds_per_image(source, p["imgsz"])
-    epochs = parameters.epochs(p)["budget"]
-    if p["stock_alternative"]:  # trained from scratch: at most the unpruned model's time per image
-        epochs += stock.planned_epochs(p, checkpoints.train_args(source))[0]
+    n_train, n_val = _images(s.source)
+    per_image = _training_seconds_per_image(source, s.training.imgsz)
+    epochs = s.schedule.epochs()["budget"]
+    if s.alternatives.stock_alternative:  # trained from scratch: at most the unpruned model's time per image
+        epochs += stock.planned_epochs(s, checkpoints.train_args(source))[0]
     fine_tuning = epochs * (n_train + n_val / 3) * per_image
-    timing = 90 if p["target_latency_speedup"] else 0  # each candidate exported and timed against the unpruned model
-    models = 2 + len(p["alternatives"]) + p["stock_alternative"]
+    timing = 90 if s.goal.target_latency_speedup else 0  # each candidate exported and timed against the unpruned one
+    models = 2 + _alternatives(s)
     export = (75 + 0.25 * n_val * per_image) * models  # each model exported, quantized, validated and timed
     minutes = (fine_tuning + timing + export) / 60
     return f"about {max(1, round(minutes))} min here"
 
 
-def device_note(p: dict) -> str | None:
+def device_note(settings: Settings) -> str | None:
     """Said when fine-tuning runs on a GPU while the latency goal is timed on this machine's CPU."""
-    if p["device"] == "cpu" or not p["target_latency_speedup"]:
+    device = settings.training.device
+    if device == "cpu" or not settings.goal.target_latency_speedup:
         return None
     return (
         f"Note: the latency goal is timed on this machine's CPU ({machine.describe()}), not on device "
-        f"{p['device']}; to prune for another device, run there or use target_speedup (MACs)"
+        f"{device}; to prune for another device, run there or use target_speedup (MACs)"
     )
 
 
-def _images(p: dict) -> tuple[int, int]:
-    if not p["data"]:
-        return p["synth_train"], p["synth_val"]
-    info = datasets.check_data_yaml(parameters.resolve(p["data"]))
+def _images(source: Source) -> tuple[int, int]:
+    if not source.data:
+        return source.synth_train, source.synth_val
+    info = datasets.check_data_yaml(parameters.resolve(source.data))
     return len(info["train"]), len(info["val"])
 
 

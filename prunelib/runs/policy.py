@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from prunelib.core import settings as settings_
+
 
 def corrected_step_ratio(target: float, steps: int, step: int, base_channels: int, current_channels: int) -> float:
     """The share of the current channels that brings the total to its schedule after ``step`` of ``steps``.
@@ -244,17 +246,17 @@ def layer_ratios(weights: dict[int, float] | None, ratio: float, most: float = 0
     return {i: min(ratio * w, most) for i, w in weights.items()}
 
 
-def goal(params: dict) -> ChannelGoal | SpeedupGoal | LatencyGoal:
-    n = params["iterative_steps"]
-    if params["target_latency_speedup"]:
-        return LatencyGoal(params["target_latency_speedup"], n, params["max_steps"] or 3 * n)
-    if params["target_speedup"]:
-        return SpeedupGoal(params["target_speedup"], n, params["max_steps"] or 3 * n)
-    return ChannelGoal(params["target_prune_rate"], n)
+def goal(settings: settings_.Goal) -> ChannelGoal | SpeedupGoal | LatencyGoal:
+    n = settings.iterative_steps
+    if settings.target_latency_speedup:
+        return LatencyGoal(settings.target_latency_speedup, n, settings.max_steps or 3 * n)
+    if settings.target_speedup:
+        return SpeedupGoal(settings.target_speedup, n, settings.max_steps or 3 * n)
+    return ChannelGoal(settings.target_prune_rate, n)
 
 
-def budget(params: dict) -> Budget:
-    return Budget(params["max_map_drop"], params["max_map_drop_rel"])
+def budget(settings: settings_.Goal) -> Budget:
+    return Budget(settings.max_map_drop, settings.max_map_drop_rel)
 
 
 def stop_reason(goal_, step: int, within: bool, speedup) -> str | None:

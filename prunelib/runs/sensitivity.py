@@ -11,7 +11,6 @@ import copy
 import dataclasses
 
 from prunelib.core.folder import Run
-from prunelib.core.settings import Pruning, Training
 from prunelib.surgery import checkpoints, measuring, pruner
 from prunelib.training import gradients
 from prunelib.training.recalibration import recalibrate_batchnorm
@@ -23,19 +22,18 @@ def scan(run: Run, data, log=print, every_layer: bool = False, ratios=None) -> d
     BatchNorm recalibration when the run uses it). Layers: every prunable one, or the first sensitivity_layers of them
     unless every_layer. Other layers are kept (their output channels are ignored); the scanned layer's consumers lose
     the matching input channels, as in real pruning. Saved to the run's sensitivity.json (merged with what is there)."""
-    params = run.params
+    settings, training, shown = run.settings.pruning, run.settings.training, run.settings.shown
     model = checkpoints.load_model(run.unpruned_pt)
-    x = measuring.example_inputs(params["imgsz"])
-    settings, training = Pruning.of(params), Training.of(params)
+    x = measuring.example_inputs(training.imgsz)
     layers = pruner.prunable_layers(model, settings)
-    if params["sensitivity_layers"] and not every_layer:
-        layers = layers[: params["sensitivity_layers"]]
+    if shown.sensitivity_layers and not every_layer:
+        layers = layers[: shown.sensitivity_layers]
     stored = {k: {float(r): v for r, v in d.items()} for k, d in (run.read_json(run.sensitivity_json) or {}).items()}
     results = {}
     for i in layers:
         key = f"{i} {type(model.model[i]).__name__}"
         results[key] = {}
-        for ratio in ratios or params["sensitivity_ratios"]:
+        for ratio in ratios or shown.sensitivity_ratios:
             if ratio in stored.get(key, {}):
                 results[key][ratio] = stored[key][ratio]
                 continue
@@ -43,7 +41,9 @@ def scan(run: Run, data, log=print, every_layer: bool = False, ratios=None) -> d
             others = [j for j in range(len(m.model)) if j != i]
             scanned = dataclasses.replace(settings, ignore_layers=settings.ignore_layers + tuple(others))
             pruner.prune(m, scanned, ratio, x, gradients.for_pruning(training, data))
-            recalibrate_batchnorm(m, training, data, params["bn_recalibration"])  # as the loop does (0: off)
+            recalibrate_batchnorm(
+                m, training, data, run.settings.schedule.bn_recalibration
+            )  # as the loop does (0: off)
             results[key][ratio] = round(evaluate(m, training, data, run.val_dir("sensitivity"))["map50_95"], 6)
         log(f"layer {key}: " + ", ".join(f"{r}: {v:.4f}" for r, v in results[key].items()))
     merged = {**stored, **results}

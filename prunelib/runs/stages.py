@@ -29,7 +29,7 @@ from pathlib import Path
 
 from prunelib import console, files, tasks
 from prunelib.core.folder import Run
-from prunelib.core.settings import Pruning, Training
+from prunelib.core.settings import Settings
 from prunelib.offline import threads
 from prunelib.deployment import alternatives, quantize
 from prunelib.deployment.records import Deployed, Recommended
@@ -69,10 +69,12 @@ def _then_report(stage):
 @_holds_the_run
 def baseline(run: Run, log=print) -> dict:
     """The run's data and starting model (the embedded baseline is made or taken from the cache), and a preview."""
-    start = embedded.ensure(run.params, log)
+    settings = run.settings
+    start = embedded.ensure(settings, log)
     info = datasets.check_data_yaml(start["data"])
     names = info["names"]
-    preview = datasets.preview_batch(Training.of(run.params), start["data"], task=embedded.synthetic_task(run.params))
+    task = embedded.synthetic_task(settings.source)
+    preview = datasets.preview_batch(settings.training, start["data"], task=task)
     plotting.data_preview(preview, names, run.data_preview)
     return {
         **start,
@@ -84,14 +86,14 @@ def baseline(run: Run, log=print) -> dict:
 @_holds_the_run
 def inspect_model(run: Run, log=print) -> dict:
     """What the starting model is made of, as the pruner will see it."""
-    params = run.params
-    model = checkpoints.load_model(embedded.model_path(params, train=False)[0])
+    settings, imgsz = run.settings, run.settings.training.imgsz
+    model = checkpoints.load_model(embedded.model_path(settings, train=False)[0])
     return {
-        "summary": inspection.summary(model, params["imgsz"]),
-        "layers": measuring.layer_table(model, params["imgsz"]),
+        "summary": inspection.summary(model, imgsz),
+        "layers": measuring.layer_table(model, imgsz),
         "blocks": inspection.blocks(model),
-        "ignored": inspection.ignored(model, Pruning.of(params)),
-        "groups": inspection.dependency_groups(model, Pruning.of(params), params["imgsz"]),
+        "ignored": inspection.ignored(model, settings.pruning),
+        "groups": inspection.dependency_groups(model, settings.pruning, imgsz),
     }
 
 
@@ -103,9 +105,8 @@ def replace(run: Run, log=print, evaluate=evaluate) -> dict:
     info = run.read_json(run.unpruned_json)
     if info and run.unpruned_pt.is_file():
         return info
-    params = run.params
-    source, _ = embedded.model_path(params, train=False)
-    shared = Run(run.cache / f"unpruned-{_unpruned_key(params, source)}", params)
+    source, _ = embedded.model_path(run.settings, train=False)
+    shared = Run(run.cache / f"unpruned-{_unpruned_key(run.settings, source)}", run.params)
     if evaluate is not _VALIDATOR:  # scripted measurements (tests) are never shared
         return _replace_and_measure(run, source, evaluate, log)
     with files.exclusive(shared.dir.with_name(f".{shared.dir.name}.lock")):  # parallel runs measure it once
@@ -120,29 +121,29 @@ def replace(run: Run, log=print, evaluate=evaluate) -> dict:
 
 
 def _replace_and_measure(run: Run, source: Path, evaluate, log) -> dict:
-    params = run.params
+    settings, imgsz = run.settings, run.settings.training.imgsz
     original = checkpoints.load_model(source)
     model = copy.deepcopy(original)
     replaced = replace_c3k2(model)
-    x = measuring.example_inputs(params["imgsz"])
+    x = measuring.example_inputs(imgsz)
     diff, diff_train = (max_output_difference(original, model, x, train=t) for t in (False, True))
     log(f"Replaced {len(replaced)} C3k2/C2f blocks; max |output difference| {diff:.2e}")
     checkpoints.save_model(model, run.unpruned_pt)
-    macs, n = measuring.macs_params(model, params["imgsz"])
+    macs, n = measuring.macs_params(model, imgsz)
     t0 = time.perf_counter()
-    metrics = evaluate(model, Training.of(params), embedded.data_yaml(params), run.val_dir("unpruned"))
+    metrics = evaluate(model, settings.training, embedded.data_yaml(settings.source), run.val_dir("unpruned"))
     task = tasks.of(model)
     info = {
-        "source": params["model"] or run.rel(source),
+        "source": settings.source.model or run.rel(source),
         "task": task.name,
         "metric": task.label,  # what every map50_95 of the run measures
-        "data": params["data"] or "synthetic",
+        "data": settings.source.data or "synthetic",
         "replaced_blocks": [list(r) for r in replaced],
         "max_abs_diff": diff,
         "max_abs_diff_train": diff_train,
         "macs": macs,
         "params": n,
-        "channels": pruner.prunable_channels(model, Pruning.of(params), x),
+        "channels": pruner.prunable_channels(model, settings.pruning, x),
         "seconds_validate": round(time.perf_counter() - t0, 2),
         **metrics,
     }
@@ -154,15 +155,17 @@ def _replace_and_measure(run: Run, source: Path, evaluate, log) -> dict:
 _VALIDATOR = evaluate  # replace() shares only what the real validator measured
 
 
-def _unpruned_key(params: dict, source: Path) -> str:
+def _unpruned_key(settings: Settings, source: Path) -> str:
     """What the replaced model and its measurements depend on: the checkpoint's bytes, the data, the settings."""
-    data = embedded.data_yaml(params)
+    data = embedded.data_yaml(settings.source)
     blob = {
         "model": hashlib.sha256(Path(source).read_bytes()).hexdigest(),
         "data": str(data),
         "data_yaml": data.read_text(),
         "versions": [version(p) for p in ("torch", "ultralytics", "torch-pruning")],
-        **{k: params[k] for k in ("imgsz", "batch", "ignore_layers")},
+        "imgsz": settings.training.imgsz,
+        "batch": settings.training.batch,
+        "ignore_layers": list(settings.pruning.ignore_layers),
     }
     return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:12]
 
@@ -188,17 +191,17 @@ def prune(run: Run, log=print, on_step=None, evaluate=evaluate) -> list[dict]:
 @_then_report
 def analyse(run: Run, log=print) -> dict:
     """The figures of the run (and the sensitivity scan when on); returns their paths and the channel table."""
-    params = run.params
+    settings = run.settings
     unpruned = run.read_json(run.unpruned_json)
     plotting.performance(run.read_ledger(), unpruned, run.perf_png)
     before, after = (
-        [*measuring.layer_table(m, params["imgsz"]), *measuring.head_rows(m)]
+        [*measuring.layer_table(m, settings.training.imgsz), *measuring.head_rows(m)]
         for m in map(checkpoints.load_model, (run.unpruned_pt, run.final))
     )
     plotting.channels(before, after, run.channels_png)
     shown = analysis.pareto_runs(run)
     plotting.pareto(analysis.pareto_series(shown), run.pareto_png, "this run" if shown == [run] else "the sweep's runs")
-    data, training = embedded.data_yaml(params), Training.of(params)
+    data, training = embedded.data_yaml(settings.source), settings.training
     scores = [
         evaluate(checkpoints.load_model(path), training, data, run.val_dir(f"classes-{label}"), per_class=True)
         for label, path in (("unpruned", run.unpruned_pt), ("final", run.final))
@@ -207,10 +210,10 @@ def analyse(run: Run, log=print) -> dict:
     run.write_json(run.classes_json, classes)
     plotting.classes(classes, unpruned, run.classes_png)
     figures = [run.perf_png, run.channels_png, run.pareto_png, run.classes_png]
-    if params["detection_images"]:
+    if settings.shown.detection_images:
         figures.append(_draw_detections(run, {"unpruned": run.unpruned_pt, "pruned": run.final}))
-    if params["sensitivity"]:
-        scan = sensitivity.scan(run, embedded.data_yaml(params), log)
+    if settings.shown.sensitivity:
+        scan = sensitivity.scan(run, data, log)
         plotting.sensitivity(scan, unpruned, run.sensitivity_png)
         figures.append(run.sensitivity_png)
     rows = [
@@ -224,8 +227,9 @@ def analyse(run: Run, log=print) -> dict:
 def _draw_detections(run: Run, models: dict) -> Path:
     """detections.png and detections.json: the run's validation images drawn with the ground truth and each model's
     predictions ({label: checkpoint or exported file}, the unpruned model first)."""
-    p, task = run.params, task_of(run)
-    compared = detections.compare(models, embedded.data_yaml(p), p["imgsz"], task, p["detection_images"], p["seed"])
+    s, task = run.settings, task_of(run)
+    data = embedded.data_yaml(s.source)
+    compared = detections.compare(models, data, s.training.imgsz, task, s.shown.detection_images, s.training.seed)
     detections.panel(compared, run.detections_png, task)
     run.write_json(
         run.detections_json,
@@ -245,11 +249,11 @@ def export(run: Run, log=print) -> dict:
     the same way; their latency, each file's mAP50-95, the file to deploy and whether it beats each alternative
     (detections.png drawn again with its predictions when it runs at a reduced precision), where the time goes layer
     by layer; then report.md."""
-    p, imgsz = run.params, run.params["imgsz"]
+    s, imgsz = run.settings, run.settings.training.imgsz
     alts = _alternatives(run, log)
     models = _exported(run, alts)
-    parity = exporter.parity(run.final, {fmt: models["pruned"][fmt] for fmt in p["export_formats"]}, imgsz)
-    timing = (p["latency_runs"], p["latency_warmup"], p["latency_threads"])
+    parity = exporter.parity(run.final, {fmt: models["pruned"][fmt] for fmt in s.export.export_formats}, imgsz)
+    timing = s.timing.batch1
     latency = exporter.with_speedups(exporter.latency_table(models, imgsz, *timing), "unpruned")
     also = _all_cores(run, models) + _throughput(run, models)
     tables = [measuring.layer_table(checkpoints.load_model(models[k]["pt"]), imgsz) for k in ("unpruned", "pruned")]
@@ -258,11 +262,11 @@ def export(run: Run, log=print) -> dict:
     padding = next(r["macs"] for r in latency if r["model"] == "pruned") - step["macs"] if step else 0
     deployment = _deployment(run, models, latency, also)
     unpruned = run.read_json(run.unpruned_json)
-    best = recommend(deployment, latency, unpruned["map50_95"], p["max_map_drop"])
+    best = recommend(deployment, latency, unpruned["map50_95"], s.goal.max_map_drop)
     verdicts = alternatives.verdicts(deployment, best, {a.label: a.kind for a in alts})
     formats = {
         fmt: {"unpruned": run.rel(models["unpruned"][fmt]), "pruned": run.rel(models["pruned"][fmt]), **parity[fmt]}
-        for fmt in p["export_formats"]
+        for fmt in s.export.export_formats
     }
     result = {
         "formats": formats,
@@ -275,13 +279,13 @@ def export(run: Run, log=print) -> dict:
         "recommended": best.record() if best else None,
         "alternatives": [v.record() for v in verdicts],
         "layers": exporter.layer_rows(*tables, *times),
-        "throughput_batch": p["throughput_batch"],
+        "throughput_batch": s.timing.throughput_batch,
         "all_cores": threads(0),
         "int8_onnx": models.get("pruned-int8", {}).get("int8_onnx"),
     }
     run.write_json(run.export_json, result)
-    plotting.deployment(deployment, best, unpruned, threads(p["latency_threads"]), run.deployment_png)
-    if p["detection_images"] and best and best.precision != "FP32":  # its predictions may differ from final.pt's
+    plotting.deployment(deployment, best, unpruned, threads(s.timing.latency_threads), run.deployment_png)
+    if s.shown.detection_images and best and best.precision != "FP32":  # its predictions may differ from final.pt's
         path = next(m[f] for m in models.values() for f in exporter.RUNTIMES if m.get(f) and run.rel(m[f]) == best.file)
         _draw_detections(run, {"unpruned": run.unpruned_pt, "pruned": run.final, best.label: path})
     written = [run.rel(m[f]) for m in models.values() for f in exporter.RUNTIMES if f in m and m["pt"] == run.final]
@@ -295,14 +299,14 @@ def export(run: Run, log=print) -> dict:
 def _alternatives(run: Run, log=print) -> list[alternatives.Alternative]:
     """The run's alternatives, checked against its model (same task and classes) before anything is exported, each
     copied into the run (its exports land beside the copy); the stock model trained when stock_alternative asks."""
-    p = run.params
+    asked = run.settings.alternatives
     unpruned = checkpoints.load_model(run.unpruned_pt)
-    alts = alternatives.read(p["alternatives"], task_of(run), tasks.classes(unpruned))
+    alts = alternatives.read(list(asked.alternatives), task_of(run), tasks.classes(unpruned))
     copied = [
         alternatives.Alternative(a.label, files.copy(a.path, run.alternatives_dir / f"{a.label}.pt"), a.kind)
         for a in alts
     ]
-    if p["stock_alternative"]:
+    if asked.stock_alternative:
         copied.append(alternatives.Alternative("stock", stock.make(run, log), "stock"))
     return copied
 
@@ -312,18 +316,21 @@ def _exported(run: Run, alts: list[alternatives.Alternative] = ()) -> dict:
     alternative, and each in INT8 ('<label>-int8': "model" names the model in the tables, "precision" is INT8; ONNX
     quantized in the int8_form chosen, "int8_onnx" says which; OpenVINO by NNCF through Ultralytics' exporter).
     OpenVINO IRs are timed at FP32 and, where this CPU runs bfloat16 natively, at BF16 too."""
-    p, imgsz = run.params, run.params["imgsz"]
+    s, imgsz = run.settings, run.settings.training.imgsz
     models = {"unpruned": {"pt": run.unpruned_pt}, "pruned": {"pt": run.final}} | {
         a.label: {"pt": a.path} for a in alts
     }
     labels = list(models)
     for label in labels:
-        for fmt in p["export_formats"]:
-            models[label][fmt] = exporter.export(models[label]["pt"], fmt, imgsz, p["onnx_simplify"], p["opset"])
+        for fmt in s.export.export_formats:
+            models[label][fmt] = exporter.export(
+                models[label]["pt"], fmt, imgsz, s.export.onnx_simplify, s.export.opset
+            )
             if fmt == "openvino" and exporter.openvino_offers("BF16"):
                 models[label]["openvino_precisions"] = ["FP32", "BF16"]
-    if p["int8"]:
-        calibration = quantize.Calibration(embedded.data_yaml(p), Training.of(p), p["int8_fraction"], task_of(run))
+    if s.export.int8:
+        data = embedded.data_yaml(s.source)
+        calibration = quantize.Calibration(data, s.training, s.export.int8_fraction, task_of(run))
         form = int8_form(run, models["pruned"]["onnx"], calibration)
         for label in labels:  # ONNX: the float file just exported, quantized
             m = models[label]
@@ -335,7 +342,7 @@ def _exported(run: Run, alts: list[alternatives.Alternative] = ()) -> dict:
                 "onnx": exporter.int8_onnx(m["onnx"], calibration, form["form"]),
                 "int8_onnx": form,
             }
-            if "openvino" in p["export_formats"]:
+            if "openvino" in s.export.export_formats:
                 models[f"{label}-int8"]["openvino"] = exporter.export(m["pt"], "openvino", imgsz, int8=calibration)
     return models
 
@@ -344,11 +351,9 @@ def int8_form(run: Run, fp32, calibration: quantize.Calibration) -> dict:
     """The quantize.FORMS form of the run's INT8 ONNX files (int8_onnx_form), as export.json's "int8_onnx": {"form",
     "label", "chosen_by": "name" (the one named), "cpu flags" (auto) or "timing" (fastest: every form timed on the
     pruned model's float file fp32 at latency_threads; their times in "forms")}."""
-    p, asked = run.params, run.params["int8_onnx_form"]
+    asked = run.settings.export.int8_onnx_form
     if asked == "fastest":
-        timed = exporter.fastest_int8_form(
-            fp32, calibration, p["latency_runs"], p["latency_warmup"], p["latency_threads"]
-        )
+        timed = exporter.fastest_int8_form(fp32, calibration, *run.settings.timing.batch1)
         return {
             "form": timed["form"],
             "label": quantize.FORMS[timed["form"]].label,
@@ -362,20 +367,21 @@ def int8_form(run: Run, fp32, calibration: quantize.Calibration) -> dict:
 
 def _all_cores(run: Run, models: dict) -> list[dict]:
     """Batch-1 latency of the ONNX files and OpenVINO IRs on all cores, when the run times on fewer."""
-    p = run.params
-    if threads(p["latency_threads"]) == threads(0):
+    s = run.settings
+    if threads(s.timing.latency_threads) == threads(0):
         return []
     deployed = {
         label: {k: v for k, v in m.items() if k != "torchscript"} | {"torch": False} for label, m in models.items()
     }
-    rows = exporter.latency_table(deployed, p["imgsz"], p["latency_runs"], p["latency_warmup"], 0)
+    timing = s.timing
+    rows = exporter.latency_table(deployed, s.training.imgsz, timing.latency_runs, timing.latency_warmup, 0)
     return [r | {"measure": "all_cores_ms"} for r in rows]
 
 
 def _throughput(run: Run, models: dict) -> list[dict]:
     """The unpruned and the pruned model's float files exported again at throughput_batch (into run.batch_dir) and
     timed on all cores: a batch's ms, for the deployment table's images per second."""
-    p, batch = run.params, run.params["throughput_batch"]
+    s, batch = run.settings, run.settings.timing.throughput_batch
     if batch <= 1:
         return []
     again = {}
@@ -388,9 +394,12 @@ def _throughput(run: Run, models: dict) -> list[dict]:
             **{k: v for k, v in models[label].items() if k == "openvino_precisions"},
         }
         for fmt in ("onnx", "openvino"):
-            if fmt in p["export_formats"]:
-                again[label][fmt] = exporter.export(pt, fmt, p["imgsz"], p["onnx_simplify"], p["opset"], batch=batch)
-    rows = exporter.latency_table(again, p["imgsz"], p["latency_runs"], p["latency_warmup"], 0, batch)
+            if fmt in s.export.export_formats:
+                again[label][fmt] = exporter.export(
+                    pt, fmt, s.training.imgsz, s.export.onnx_simplify, s.export.opset, batch=batch
+                )
+    timing = s.timing
+    rows = exporter.latency_table(again, s.training.imgsz, timing.latency_runs, timing.latency_warmup, 0, batch)
     return [r | {"measure": "batch_ms"} for r in rows]
 
 
@@ -401,8 +410,8 @@ def _deployment(run: Run, models: dict, latency: list[dict], also: list[dict]) -
     throughput_batch (also: _throughput; float files only), its speed-ups, size and the runtime settings that run
     it as timed. Where OpenVINO's own choice is not FP32, the IR at FP32 has a row too, its mAP50-95 the ONNX FP32
     file's (the same arithmetic: both match torch within the parity tolerance); "map_of" names the file validated."""
-    p = run.params
-    data, task, training = embedded.data_yaml(p), task_of(run), Training.of(p)
+    s = run.settings
+    data, task, training = embedded.data_yaml(s.source), task_of(run), s.training
     timed = {(r["model"], r["runtime"], r["precision"]): r for r in latency}
     more = {(r["measure"], r["model"], r["runtime"], r["precision"]): r for r in also}
     rows = []
@@ -439,7 +448,7 @@ def _deployment(run: Run, models: dict, latency: list[dict], also: list[dict]) -
                         speedup_same_runtime=t["latency_speedup"],
                         speedup_vs_onnxruntime_fp32=t.get("vs_onnxruntime_fp32"),
                         file_mb=t["file_mb"],
-                        settings=exporter.runtime_settings(fmt, precision, p["latency_threads"]),
+                        settings=exporter.runtime_settings(fmt, precision, s.timing.latency_threads),
                     )
                 )
     return rows

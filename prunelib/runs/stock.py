@@ -27,9 +27,8 @@ import torch.nn as nn
 from ultralytics.nn import tasks as ultralytics_tasks
 
 from prunelib import tasks
-from prunelib.core import parameters
 from prunelib.core.folder import Run
-from prunelib.core.settings import Training
+from prunelib.core.settings import Settings
 from prunelib.deployment import export as exporter
 from prunelib.surgery import checkpoints, measuring
 from prunelib.training import embedded
@@ -85,12 +84,12 @@ class Stock:
 def make(run: Run, log=print, out=None, distill: bool | None = None, epochs: int | None = None):
     """The stock alternative's checkpoint (out: the run's stock folder unless given; distill and epochs: the run's
     stock_distill and stock_epochs unless given); made when missing or out of date, else reused."""
-    p = run.params
+    s = run.settings
     out = out or run.stock_dir
-    distill = p["stock_distill"] if distill is None else distill
-    source, _ = embedded.model_path(p, train=False)
+    distill = s.alternatives.stock_distill if distill is None else distill
+    source, _ = embedded.model_path(s, train=False)
     args = checkpoints.train_args(source)
-    n_epochs, said = planned_epochs(p, args, epochs)
+    n_epochs, said = planned_epochs(s, args, epochs)
     key = _key(run, distill, n_epochs)
     best = out / "weights" / "best.pt"
     stored = run.read_json(out / "stock.json")
@@ -102,7 +101,7 @@ def make(run: Run, log=print, out=None, distill: bool | None = None, epochs: int
     arch = original.yaml
     factor, timing = matched_width(run, arch, task, nc, log)
     model = at_width(arch, factor, task, nc)
-    macs, n = measuring.macs_params(model, p["imgsz"])
+    macs, n = measuring.macs_params(model, s.training.imgsz)
     recipe = {k: args[k] for k in RECIPE if k in args}
     name = family(arch, args)
     log(
@@ -110,13 +109,12 @@ def make(run: Run, log=print, out=None, distill: bool | None = None, epochs: int
         f"{timing['speedup'] ** -1:.2f}x final.pt's latency), trained from scratch for {n_epochs} epochs ({said})"
         + (", distilled from the unpruned model" if distill else "")
     )
-    settings = Training.of(p)
+    training = s.training
     if distill:
-        settings = replace(settings, distill_weight=p["distill_weight"] or 1.0)
+        training = replace(training, distill_weight=training.distill_weight or 1.0)
     t0 = time.perf_counter()
-    finetune(
-        model, settings, embedded.data_yaml(p), out, n_epochs, teacher=run.unpruned_pt if distill else None, **recipe
-    )
+    teacher = run.unpruned_pt if distill else None
+    finetune(model, training, embedded.data_yaml(s.source), out, n_epochs, teacher=teacher, **recipe)
     depth, width = _multiples(model.yaml)
     record = Stock(
         family=name,
@@ -148,21 +146,23 @@ def matched_width(run: Run, arch: dict, task: str, nc: int, log=print) -> tuple[
     """The width factor whose model runs as fast as final.pt (the latency goal's runtime, precision and threads), by
     bisection in log-width over SEARCH; the try closest to a ratio of 1 wins. Returns (factor, its timing with every
     try as (factor, latency ratio) in "tries")."""
-    p = run.params
-    timer = exporter.Timer(run.final, p["imgsz"], p["latency_runtime"], p["latency_threads"], p["latency_precision"])
+    goal, timing = run.settings.goal, run.settings.timing
+    timer = exporter.Timer(
+        run.final, run.settings.training.imgsz, goal.latency_runtime, timing.latency_threads, goal.latency_precision
+    )
     lo, hi = (math.log(f) for f in SEARCH)
     tries = []
     for _ in range(TRIES):
         factor = math.exp((lo + hi) / 2)
-        timing = timer.against(at_width(arch, factor, task, nc), p["latency_runs"], p["latency_warmup"])
-        tries.append((factor, timing))
-        log(f"  width {factor:.3f}x: {1 / timing['speedup']:.2f}x final.pt's latency")
-        if timing["speedup"] < 1:  # slower than final.pt: narrower
+        measured = timer.against(at_width(arch, factor, task, nc), timing.latency_runs, timing.latency_warmup)
+        tries.append((factor, measured))
+        log(f"  width {factor:.3f}x: {1 / measured['speedup']:.2f}x final.pt's latency")
+        if measured["speedup"] < 1:  # slower than final.pt: narrower
             hi = math.log(factor)
         else:
             lo = math.log(factor)
-    factor, timing = min(tries, key=lambda t: abs(math.log(t[1]["speedup"])))
-    return factor, {**timing, "tries": [(round(f, 4), round(1 / t["speedup"], 4)) for f, t in tries]}
+    factor, measured = min(tries, key=lambda t: abs(math.log(t[1]["speedup"])))
+    return factor, {**measured, "tries": [(round(f, 4), round(1 / t["speedup"], 4)) for f, t in tries]}
 
 
 def at_width_yaml(arch: dict, factor: float) -> dict:
@@ -204,12 +204,12 @@ def _pretrained(args: dict) -> bool:
     return bool(args.get("pretrained")) and str(args.get("model", "")).endswith(".pt")
 
 
-def planned_epochs(p: dict, args: dict, asked: int | None = None) -> tuple[int, str]:
+def planned_epochs(settings: Settings, args: dict, asked: int | None = None) -> tuple[int, str]:
     """The stock model's epochs and how they were chosen, in words."""
-    asked = p["stock_epochs"] if asked is None else asked
+    asked = settings.alternatives.stock_epochs if asked is None else asked
     if asked:
         return asked, "stock_epochs"
-    budget = parameters.epochs(p)["budget"]
+    budget = settings.schedule.epochs()["budget"]
     own = args.get("epochs")
     if not own:
         return max(budget, 1), "the run's fine-tuning budget (the checkpoint records no training epochs)"
@@ -217,12 +217,17 @@ def planned_epochs(p: dict, args: dict, asked: int | None = None) -> tuple[int, 
 
 
 def _key(run: Run, distill: bool, epochs: int) -> str:
-    p = run.params
+    s = run.settings
     blob = [
         hashlib.sha256(run.final.read_bytes()).hexdigest(),
-        str(embedded.data_yaml(p)),
+        str(embedded.data_yaml(s.source)),
         distill,
         epochs,
-        *(p[k] for k in ("imgsz", "batch", "seed", "latency_runtime", "latency_precision", "latency_threads")),
+        s.training.imgsz,
+        s.training.batch,
+        s.training.seed,
+        s.goal.latency_runtime,
+        s.goal.latency_precision,
+        s.timing.latency_threads,
     ]
     return hashlib.sha256(repr(blob).encode()).hexdigest()[:12]

@@ -36,6 +36,7 @@ import yaml
 from prunelib import files
 from prunelib.core import parameters
 from prunelib.core.folder import SWEEP_STATUS, Run, differences, load_runs, runs_root, sweep_runs
+from prunelib.core.settings import Settings
 from prunelib.errors import UserError
 from prunelib.offline import cores
 from prunelib.paths import PROJECT_ROOT, relative, resolve
@@ -85,7 +86,7 @@ class Sweep:
     cache: Path = field(init=False)
 
     def __post_init__(self):
-        base = runs_root(parameters.load([resolve(f) for f in self.params_files], self.fixed))
+        base = runs_root(parameters.load([resolve(f) for f in self.params_files], self.fixed)["runs_dir"])
         object.__setattr__(self, "root", base / self.name)
         object.__setattr__(self, "cache", base / ".cache")  # shared with every run outside the sweep
 
@@ -167,7 +168,7 @@ def check(sweep: Sweep) -> list[dict]:
         seen[p["run_name"]] = combo
         checked.append(p)
     for inputs in {(p["model"], p["data"], p["cfg"]): p for p in checked}.values():
-        check_inputs(inputs)
+        check_inputs(Settings.of(inputs))
     return checked
 
 

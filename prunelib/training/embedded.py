@@ -20,8 +20,8 @@ from ultralytics import YOLO
 
 from prunelib import files, tasks
 from prunelib.core import parameters
-from prunelib.core.settings import Training
-from prunelib.core.folder import Run, runs_root
+from prunelib.core.folder import cache_dir
+from prunelib.core.settings import Settings, Source
 from prunelib.errors import UserError
 from prunelib.offline import use_all_cores
 from prunelib.paths import BASELINES_DIR, PROJECT_ROOT, relative, resolve
@@ -30,31 +30,25 @@ from prunelib.training import synthetic
 from prunelib.training.arguments import ultralytics_args
 
 
-def data_yaml(params: dict) -> Path:
+def data_yaml(source: Source) -> Path:
     """The run's data YAML: the user's, or the synthetic set (generated on first use)."""
-    if params["data"]:
-        return resolve(params["data"])
-    settings = (
-        params["synth_train"],
-        params["synth_val"],
-        params["synth_imgsz"],
-        params["seed"],
-        params["synth_classes"],
-    )
-    task = synthetic_task(params)
-    out = _cache(params) / f"data-{synthetic.cache_key(*settings, task=task)}"
+    if source.data:
+        return resolve(source.data)
+    settings = (source.synth_train, source.synth_val, source.synth_imgsz, source.seed, list(source.synth_classes))
+    task = synthetic_task(source)
+    out = cache_dir(source) / f"data-{synthetic.cache_key(*settings, task=task)}"
     if (out / "data.yaml").is_file():
         return out / "data.yaml"
     with files.exclusive(out.with_name(f".{out.name}.lock")):  # parallel runs make it once
         return synthetic.generate(out, *settings, task=task)
 
 
-def synthetic_task(params: dict) -> str:
+def synthetic_task(source: Source) -> str:
     """The task the synthetic set is drawn for: the user's model's, else the embedded baseline's (baseline_cfg)."""
-    if params["model"]:
-        path = resolve(params["model"])
+    if source.model:
+        path = resolve(source.model)
         return _checkpoint_task(str(path), path.stat().st_mtime if path.is_file() else 0.0)
-    return tasks.of_cfg(params["baseline_cfg"]).name
+    return tasks.of_cfg(source.baseline_cfg).name
 
 
 @functools.lru_cache(maxsize=8)
@@ -63,14 +57,14 @@ def _checkpoint_task(path: str, mtime: float) -> str:
     return tasks.of(load_model(path)).name
 
 
-def model_path(params: dict, train: bool = True, shipped: Path = BASELINES_DIR) -> tuple[Path, str]:
+def model_path(settings: Settings, train: bool = True, shipped: Path = BASELINES_DIR) -> tuple[Path, str]:
     """(the run's starting checkpoint, where it came from: 'user', 'cache', 'shipped' or 'trained'). The embedded
     baseline comes from the cache, else from the shipped copy with the same key, else it is trained (when train is
     set; otherwise a missing baseline is a UserError naming the stage that makes it)."""
-    if params["model"]:
-        return resolve(params["model"]), "user"
-    name = f"baseline-{baseline_key(params)}"
-    out = _cache(params) / name
+    if settings.source.model:
+        return resolve(settings.source.model), "user"
+    name = f"baseline-{baseline_key(settings.source)}"
+    out = cache_dir(settings.source) / name
     best = out / "weights" / "best.pt"
     if best.is_file():
         return best, "cache"
@@ -86,19 +80,19 @@ def model_path(params: dict, train: bool = True, shipped: Path = BASELINES_DIR) 
                 f"no starting model yet ({relative(best)} is missing): run stage 00-baseline first "
                 "(python -m prunelib run --stages 00)"
             )
-        train_baseline(params, out)
+        train_baseline(settings, out)
     return best, "trained"
 
 
-def ship(params: dict, shipped: Path = BASELINES_DIR, log=print) -> Path:
+def ship(settings: Settings, shipped: Path = BASELINES_DIR, log=print) -> Path:
     """Train the embedded baseline again from scratch (whatever is cached or shipped) and put it in shipped, removing
     shipped baselines that no parameter file in params/ uses any more: what `make baseline` does; commit the folder
     it returns."""
-    name = f"baseline-{baseline_key(params)}"
-    out = _cache(params) / name
+    name = f"baseline-{baseline_key(settings.source)}"
+    out = cache_dir(settings.source) / name
     with files.exclusive(out.with_name(f".{name}.lock")):
         shutil.rmtree(out, ignore_errors=True)
-        train_baseline(params, out)
+        train_baseline(settings, out)
     for old in shipped.glob("baseline-*"):
         if old.name not in used_baselines():
             shutil.rmtree(old)
@@ -110,10 +104,10 @@ def ship(params: dict, shipped: Path = BASELINES_DIR, log=print) -> Path:
     return shipped / name
 
 
-def baseline_settings(params: dict) -> dict:
+def baseline_settings(source: Source) -> dict:
     """Everything the embedded baseline depends on (its cache key is their hash)."""
     settings = {
-        k: params[k]
+        k: getattr(source, k)
         for k in (
             "synth_train",
             "synth_val",
@@ -126,9 +120,9 @@ def baseline_settings(params: dict) -> dict:
             "batch",
         )
     }
-    for key, default in (("synth_classes", []), ("baseline_nbs", 64)):  # absent by default: shipped keys stay
-        if params[key] != default:
-            settings[key] = params[key]
+    for key, default in (("synth_classes", ()), ("baseline_nbs", 64)):  # absent by default: shipped keys stay
+        if (value := getattr(source, key)) != default:
+            settings[key] = list(value) if isinstance(value, tuple) else value
     settings["generator"] = synthetic.GENERATOR_VERSION
     settings["versions"] = [version(p) for p in ("torch", "ultralytics")]
     return settings
@@ -139,48 +133,45 @@ def used_baselines(params_dir: Path = PROJECT_ROOT / "params") -> set[str]:
     used = set()
     for path in params_dir.glob("*.yaml"):
         if not parameters.read_yaml(path).get("model"):  # a user's model: no baseline
-            used.add(f"baseline-{baseline_key(parameters.load([path]))}")
+            used.add(f"baseline-{baseline_key(Source.of(parameters.load([path])))}")
     return used
 
 
-def baseline_key(params: dict) -> str:
-    return hashlib.sha256(json.dumps(baseline_settings(params), sort_keys=True).encode()).hexdigest()[:12]
+def baseline_key(source: Source) -> str:
+    return hashlib.sha256(json.dumps(baseline_settings(source), sort_keys=True).encode()).hexdigest()[:12]
 
 
-def train_baseline(params: dict, out: Path) -> Path:
-    """Train params['baseline_cfg'] from scratch on the synthetic data into out (atomically renamed into place)."""
-    data = data_yaml(params)
+def train_baseline(settings: Settings, out: Path) -> Path:
+    """Train baseline_cfg from scratch on the synthetic data into out (atomically renamed into place)."""
+    source = settings.source
+    data = data_yaml(source)
     files.remove_stale(out.parent)
     with files.atomic(out) as tmp:
-        model = YOLO(params["baseline_cfg"])
+        model = YOLO(source.baseline_cfg)
         for event in ("on_train_start", "on_val_start"):
-            model.add_callback(event, use_all_cores(params["threads"]))
-        model.train(**ultralytics_args(Training.of(params), "train", data, project=str(tmp.parent), name=tmp.name))
-        (tmp / "key.json").write_text(json.dumps({"key": out.name, "settings": baseline_settings(params)}, indent=2))
+            model.add_callback(event, use_all_cores(source.threads))
+        model.train(**ultralytics_args(settings.training, "train", data, project=str(tmp.parent), name=tmp.name))
+        (tmp / "key.json").write_text(json.dumps({"key": out.name, "settings": baseline_settings(source)}, indent=2))
     return out / "weights" / "best.pt"
 
 
-def ensure(params: dict, log=print) -> dict:
+def ensure(settings: Settings, log=print) -> dict:
     """The run's data and starting model, made (or found in the cache) when they are the embedded default."""
-    files.remove_stale(_cache(params))  # what killed trainings and generators left behind
-    data = data_yaml(params)
-    if params["model"]:
-        log(f"Using your model {params['model']} and data {params['data']}: the embedded baseline is skipped")
-        return {"data": str(data), "model": str(resolve(params["model"])), "source": "user"}
+    s = settings.source
+    files.remove_stale(cache_dir(s))  # what killed trainings and generators left behind
+    data = data_yaml(s)
+    if s.model:
+        log(f"Using your model {s.model} and data {s.data}: the embedded baseline is skipped")
+        return {"data": str(data), "model": str(resolve(s.model)), "source": "user"}
     log(
-        f"Synthetic data set: {params['synth_train']} train / {params['synth_val']} val images, "
-        f"{params['synth_imgsz']} px, {len(synthetic.class_names(params['synth_classes']))} classes"
+        f"Synthetic data set: {s.synth_train} train / {s.synth_val} val images, "
+        f"{s.synth_imgsz} px, {len(synthetic.class_names(s.synth_classes))} classes"
     )
-    path, source = model_path(params)
+    path, source = model_path(settings)
     said = {
         "cache": "Reused the cached baseline",
         "shipped": "Used the shipped baseline",
         "trained": "Trained the baseline",
     }
-    log(f"{said[source]} ({params['baseline_cfg']}, {params['baseline_epochs']} epochs at imgsz {params['imgsz']})")
+    log(f"{said[source]} ({s.baseline_cfg}, {s.baseline_epochs} epochs at imgsz {s.imgsz})")
     return {"data": str(data), "model": str(path), "source": source}
-
-
-def _cache(params: dict) -> Path:
-
-    return Run(runs_root(params) / params["run_name"], params).cache

@@ -18,7 +18,7 @@ from ultralytics.cfg import DEFAULT_CFG
 from ultralytics.utils.torch_utils import unwrap_model
 
 from prunelib import console, tasks
-from prunelib.core.settings import Training
+from prunelib.core.settings import Settings, Training
 from prunelib.offline import use_all_cores
 from prunelib.paths import resolve
 from prunelib.surgery.checkpoints import load_model
@@ -148,15 +148,14 @@ def finetune(
     return best, trainer
 
 
-def continue_training(params: dict, out_dir, teacher=None) -> tuple[Path, Path]:
-    """Train params['model'], a pruned checkpoint, further on params['data'] for params['finetune_epochs'] with its
+def continue_training(settings: Settings, out_dir, teacher=None) -> tuple[Path, Path]:
+    """Train the model parameter, a pruned checkpoint, further on data for finetune_epochs with its
     structure kept (plain ``YOLO(path).train()`` rebuilds it from its YAML). The model is folded into Ultralytics'
     own blocks first, so the checkpoints Ultralytics writes, out_dir/weights/{best,last}.pt, load without prunelib.
-    With a teacher checkpoint, Ultralytics' distillation learns from it (weight params['distill_weight']).
+    With a teacher checkpoint, Ultralytics' distillation learns from it (weight distill_weight).
     Returns (best, last)."""
-    model = load_model(resolve(params["model"]), "model")
+    model = load_model(resolve(settings.source.model), "model")
     fold(model)
-    _, trainer = finetune(
-        model, Training.of(params), data_yaml(params), out_dir, params["finetune_epochs"], teacher=teacher
-    )
+    data = data_yaml(settings.source)
+    _, trainer = finetune(model, settings.training, data, out_dir, settings.schedule.finetune_epochs, teacher=teacher)
     return Path(trainer.best), Path(trainer.last)
