@@ -18,8 +18,8 @@ import json
 
 import real_case
 from common import publish
-from prunelib.core.folder import prune_steps, runs_root
-from prunelib.core.settings import Training
+from prunelib.core.folder import runs_root
+from prunelib.core.ledger import prune_steps
 from prunelib.runs import open_run, stages
 from prunelib.surgery import checkpoints
 from prunelib.training import embedded
@@ -69,19 +69,19 @@ def measure(case: str, recipe: str) -> dict:
     stages.run_stages(run, STAGES)
     unpruned, ledger = run.read_json(run.unpruned_json), run.read_ledger()
     cut = prune_steps(ledger)[-1]  # the last cut, fine-tuned: what the recipe recovered, within the budget or not
-    training = Training.of(run.params)
-    epochs = sum(r.get("epochs", 0) for r in ledger)
+    training = run.settings.training
+    epochs = sum(r.epochs for r in ledger)
     row = {
         "case": case,
         "recipe": label,
         "lr0 used": _lr_used(run),
         "epochs": epochs,
-        "MACs ratio": round(unpruned["macs"] / cut["macs"], 2),
-        "latency ratio (loop)": cut.get("latency_speedup"),
+        "MACs ratio": round(unpruned["macs"] / cut.macs, 2),
+        "latency ratio (loop)": cut.latency_speedup,
         "unpruned": round(unpruned["map50_95"], 4),
-        "pruned (no fine-tune)": round(cut["pruned_map50_95"], 4),
-        "recovered": round(cut["map50_95"], 4),
-        "retention": f"{cut['map50_95'] / unpruned['map50_95']:.1%}",
+        "pruned (no fine-tune)": round(cut.pruned_map50_95, 4),
+        "recovered": round(cut.map50_95, 4),
+        "retention": f"{cut.map50_95 / unpruned['map50_95']:.1%}",
     }
     control = _control(run, epochs)
     row["control"] = round(control["val"], 4)
@@ -89,12 +89,12 @@ def measure(case: str, recipe: str) -> dict:
     if holdout(case):
         scores = {
             label: evaluate(checkpoints.load_model(path), training, holdout(case), run.dir / f"holdout-{label}")
-            for label, path in (("unpruned", run.unpruned_pt), ("recovered", run.step_weights(cut["step"])))
+            for label, path in (("unpruned", run.unpruned_pt), ("recovered", run.step_weights(cut.step)))
         }
         before = scores["unpruned"]["map50_95"]
         row["held-out retention"] = f"{scores['recovered']['map50_95'] / before:.1%}"
         row["control held-out retention"] = f"{control['held-out'] / before:.1%}"
-    row["loop minutes"] = round(sum(r.get("seconds_total", 0) for r in ledger) / 60, 1)
+    row["loop minutes"] = round(sum(r.seconds_total for r in ledger) / 60, 1)
     done.write_text(json.dumps(row))
     return row
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from common import publish
 
-from prunelib.core.folder import outcome
+from prunelib.core.ledger import outcome
 from prunelib.paths import PROJECT_ROOT
 from prunelib.runs import load_run
 
@@ -72,11 +72,11 @@ def tabulate(seen: dict) -> None:
     best, o = export["recommended"], outcome(unpruned, final)
     cores = export["all_cores"]
     table = [
-        _row("GMACs", unpruned["macs"] / 1e9, final["macs"] / 1e9, f"{o['macs_speedup']:.2f}x"),
+        _row("GMACs", unpruned["macs"] / 1e9, final.macs / 1e9, f"{o['macs_speedup']:.2f}x"),
         _row("ms, onnxruntime FP32, batch 1, 1 thread", before["latency_ms"], after["latency_ms"]),
         _row(f"ms, onnxruntime FP32, batch 1, all {cores} cores", before["all_cores_ms"], after["all_cores_ms"]),
-        _row("latency ratio the loop measured for its goal (1 thread)", None, None, f"{final['latency_speedup']:.2f}x"),
-        _row("mAP50-95 (val)", unpruned["map50_95"], final["map50_95"], f"{o['retention']:.1%} kept"),
+        _row("latency ratio the loop measured for its goal (1 thread)", None, None, f"{final.latency_speedup:.2f}x"),
+        _row("mAP50-95 (val)", unpruned["map50_95"], final.map50_95, f"{o['retention']:.1%} kept"),
         _row(
             f"recommended file: {Path(best['file']).name} ({best['runtime']} {best['precision']}), ms",
             before["latency_ms"],

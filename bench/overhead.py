@@ -46,12 +46,12 @@ def main():
     run = load_run(resolve(args.run))
     rows = []
     for r in run.read_ledger():
-        total = r.get("seconds_total") or (r["seconds_prune"] + r["seconds_finetune"] + r["seconds_validate"])
-        other = total - r["seconds_finetune"] - r["seconds_validate"]
-        rows.append({"step": r["step"], "total s": round(total, 1), "fine-tune s": round(r["seconds_finetune"], 1),
-                     "validate s": round(r["seconds_validate"], 1), "graph+prune s": round(r["seconds_prune"], 2),
-                     "count MACs/channels s": round(r.get("seconds_measure", 0), 2),
-                     "saving and rest s": round(other - r["seconds_prune"] - r.get("seconds_measure", 0), 2),
+        total = r.seconds_total or (r.seconds_prune + r.seconds_finetune + r.seconds_validate)
+        other = total - r.seconds_finetune - r.seconds_validate
+        rows.append({"step": r.label, "total s": round(total, 1), "fine-tune s": round(r.seconds_finetune, 1),
+                     "validate s": round(r.seconds_validate, 1), "graph+prune s": round(r.seconds_prune, 2),
+                     "count MACs/channels s": round(r.seconds_measure, 2),
+                     "saving and rest s": round(other - r.seconds_prune - r.seconds_measure, 2),
                      "overhead share": f"{other / total:.1%}"})  # fmt: skip
     timings = run.read_json(run.timings_json) or {}
     start = kernel_start_seconds()

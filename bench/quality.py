@@ -29,9 +29,9 @@ def main():
             last = run.read_ledger()[-1]
             rows.append({"sweep": plan.name, "importance": run.params["importance"],
                          "target": f"{run.params['target_speedup']:g}x",
-                         "MACs cut": f"{row['MACs speed-up']:.2f}x", "steps": last["step"],
+                         "MACs cut": f"{row['MACs speed-up']:.2f}x", "steps": last.step,
                          "unpruned mAP50-95": f"{row['unpruned mAP50-95']:.4f}",
-                         "pruned mAP50-95": f"{last['pruned_map50_95']:.4f}",
+                         "pruned mAP50-95": f"{last.pruned_map50_95:.4f}",
                          "recovered mAP50-95": f"{row['final mAP50-95']:.4f}",
                          "retention": f"{row['retention']:.1%}"})  # fmt: skip
     publish("quality", "Quality on the embedded default (3 steps, 3 fine-tuning epochs each)", rows)

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import user_case
 from common import HEAD_WHOLE, baseline_model, control, default_params, publish
-from prunelib.core.folder import outcome, prune_steps
+from prunelib.core.ledger import outcome, prune_steps
 from prunelib.core.settings import Pruning, Timing, Training
 from prunelib.deployment import export
 from prunelib.offline import cores
@@ -170,11 +170,11 @@ def accuracy_rows(case: str, runs: int, grids: dict) -> list[dict]:
                    "optimizer": f"{run.params['optimizer']} {run.params['lr0']:g}" if run.params["optimizer"] != "auto"
                    else "auto",
                    "MACs ratio": round(achieved["macs_speedup"], 2),
-                   "latency ratio (loop)": step.get("latency_speedup", "-"),
+                   "latency ratio (loop)": step.latency_speedup or "-",
                    "latency ratio (re-timed)": timed["speedup"], "blocks": f"{timed['low']:.2f}-{timed['high']:.2f}",
                    "ms": timed["ms"], "unpruned mAP50-95": round(unpruned["map50_95"], 4),
-                   "pruned (no fine-tune)": round(step["pruned_map50_95"], 4),
-                   "final": round((final or unpruned)["map50_95"], 4), "retention": f"{achieved['retention']:.1%}",
+                   "pruned (no fine-tune)": round(step.pruned_map50_95, 4),
+                   "final": round(achieved["map50_95"], 4), "retention": f"{achieved['retention']:.1%}",
                    "held-out retention": "-"}  # every row has every column (the table takes the first row's)
             if case == "user":
                 holdout = user_case.holdout_yaml()

@@ -22,7 +22,7 @@ import json
 import user_case
 from common import control, publish
 from prunelib import tasks
-from prunelib.core.folder import outcome, prune_steps
+from prunelib.core.ledger import outcome, prune_steps
 from prunelib.core.settings import Training
 from prunelib.runs import load_run, sweep
 from prunelib.surgery import checkpoints
@@ -76,9 +76,9 @@ def rows_of(case: str, plan: sweep.Sweep) -> list[dict]:
                **{k: v for k, v in combo.items() if k not in ("params", "target_speedup")},  # further grid keys
                "target": f"{run.params['target_speedup']:g}x",
                "MACs cut": f"{achieved['macs_speedup']:.2f}x",
-               "epochs": sum(r.get("epochs", 0) for r in ledger),
-               "unpruned": f"{unpruned['map50_95']:.4f}", "pruned (step 1)": f"{steps[0]['pruned_map50_95']:.4f}",
-               "recovered": f"{(final or unpruned)['map50_95']:.4f}",
+               "epochs": sum(r.epochs for r in ledger),
+               "unpruned": f"{unpruned['map50_95']:.4f}", "pruned (step 1)": f"{steps[0].pruned_map50_95:.4f}",
+               "recovered": f"{achieved['map50_95']:.4f}",
                "retention": f"{achieved['retention']:.1%}"}  # fmt: skip
         if holdout:  # the same models on images nothing trained or selected on
             if unpruned_test is None:

@@ -2,6 +2,7 @@
 checkpoints load in a fresh process."""
 
 import hashlib
+import json
 from pathlib import Path
 import subprocess
 import sys
@@ -77,10 +78,10 @@ def test_early_stop_rolls_back_to_the_last_step_within_budget(smoke_start):
     run = open_smoke("early-stop", iterative_steps=3, max_map_drop=0.1)
     stages.replace(run, log=quiet, evaluate=evaluate)
     ledger = stages.prune(run, log=quiet, evaluate=evaluate)
-    assert [r["step"] for r in ledger] == [1, 2]
-    assert [r["within_budget"] for r in ledger] == [True, False] and ledger[-1]["stop"] == "map_drop"
+    assert [r.step for r in ledger] == [1, 2]
+    assert [r.within_budget for r in ledger] == [True, False] and ledger[-1].stop == "map_drop"
     assert published_from(run.final, run.step_dir(1) / "weights" / "best.pt")
-    assert run.final_step()["step"] == 1
+    assert run.final_step().step == 1
     # a run that is complete stays complete
     assert stages.prune(run, log=quiet) == run.read_ledger() == ledger
 
@@ -91,7 +92,7 @@ def test_relative_budget_stops_too(smoke_start):
     run = open_smoke("early-stop-rel", iterative_steps=2, max_map_drop=1.0, max_map_drop_rel=0.1, finetune_epochs=0)
     stages.replace(run, log=quiet, evaluate=evaluate)
     ledger = stages.prune(run, log=quiet, evaluate=evaluate)
-    assert ledger[0]["within_budget"] is False and ledger[0]["stop"] == "map_drop"
+    assert ledger[0].within_budget is False and ledger[0].stop == "map_drop"
     assert published_from(run.final, run.unpruned_pt)  # no step within budget: the unpruned baseline
 
 
@@ -113,10 +114,10 @@ def test_resume_skips_completed_steps(smoke_start):
     ledger = stages.prune(runs.open_run([SMOKE], {"run_name": "resume", "iterative_steps": 3,
                                                   "target_prune_rate": 0.5}), log=lines.append)  # fmt: skip
     assert any("Resuming run 'resume' after step 1" in line for line in lines)
-    assert [r["step"] for r in ledger] == [1, 2, 3] and ledger[0] == first[1][0]
+    assert [r.step for r in ledger] == [1, 2, 3] and ledger[0] == first[1][0]
     assert sha(run.step_dir(1) / "weights" / "best.pt") == first[0]
-    assert ledger[-1]["channel_ratio"] == pytest.approx(0.5, abs=0.02)
-    assert ledger[-1]["macs"] < ledger[0]["macs"]
+    assert ledger[-1].channel_ratio == pytest.approx(0.5, abs=0.02)
+    assert ledger[-1].macs < ledger[0].macs
 
 
 def test_the_loop_needs_the_replace_stage_and_says_so(smoke_start):
@@ -197,8 +198,18 @@ def test_speedup_goal_is_reached_in_its_steps(smoke_start):
     run = open_smoke("speedup-goal", target_speedup=1.6, iterative_steps=2, finetune_epochs=0, max_map_drop=1.0)
     stages.replace(run, log=quiet)
     ledger = stages.prune(run, log=quiet)
-    assert ledger[-1]["stop"] == "target_reached" and 1.6 <= ledger[-1]["speedup"] < 1.6 * 1.05
-    assert len(ledger) == 2 and ledger[0]["speedup"] < 1.6
+    assert ledger[-1].stop == "target_reached" and 1.6 <= ledger[-1].speedup < 1.6 * 1.05
+    assert len(ledger) == 2 and ledger[0].speedup < 1.6
+
+
+def _row(**given):
+    """A ledger row of a prune step with the figures given, the others plain."""
+    from prunelib.core.ledger import PRUNE, Step
+
+    plain = dict(step=1, kind=PRUNE, step_ratio=0.5, channels=10, channel_ratio=0.5, macs=1e9, params=1)
+    plain |= dict(speedup=2.0, epochs=1, pruned_map50_95=0.3, map50_95=0.4, map50=0.6, within_budget=True)
+    plain |= dict(pruned_map50=0.5, map_drop=0.1, stop=None, checkpoint="step.pt")
+    return Step(**{**plain, **given})
 
 
 def test_a_shipped_baseline_is_used_instead_of_training(smoke_start, smoke_params, tmp_path):
@@ -231,15 +242,15 @@ def test_a_latency_goal_times_each_step_and_cuts_where_time_goes(smoke_start, mo
     stages.replace(run, log=quiet)
     lines = []
     ledger = stages.prune(run, log=lines.append)
-    steps = [r for r in ledger if r["kind"] == "prune"]
+    steps = [r for r in ledger if r.kind == "prune"]
     assert steps and exported.count("reference.pt") == 1  # the unpruned model: exported once for the whole loop
     assert exported.count("model.pt") == len(steps)  # each step's model profiled once (layer_ratios: time)
     for r in steps:  # timed and recorded (whether the goal stops the loop, from given times: the test below)
-        assert r["latency_runtime"] == "onnxruntime" and r["latency_low"] <= r["latency_speedup"] <= r["latency_high"]
-        assert r["latency_ms"] > 0 and r["unpruned_latency_ms"] > 0
+        assert r.latency_runtime == "onnxruntime" and r.latency_low <= r.latency_speedup <= r.latency_high
+        assert r.latency_ms > 0 and r.unpruned_latency_ms > 0
     assert any("latency" in line and "ms in onnxruntime" in line for line in lines)
     table = run.report_md.read_text()
-    assert "The loop's measurement of step " in table and "onnxruntime batch 1" in table and "latency speed-up" in table and f"{steps[0]['latency_speedup']:.2f}x ({steps[0]['latency_low']:.2f}-" in table
+    assert "The loop's measurement of step " in table and "onnxruntime batch 1" in table and "latency speed-up" in table and f"{steps[0].latency_speedup:.2f}x ({steps[0].latency_low:.2f}-" in table
     figure = plotting.performance(ledger, run.read_json(run.unpruned_json), tmp_path / "perf.png")
     assert [a.get_ylabel() for a in figure.axes][-1] == "latency (ms)"  # a third axis: the time measured per step
     before, after = conv_channels(checkpoints.load_model(run.unpruned_pt)), conv_channels(checkpoints.load_model(
@@ -263,7 +274,7 @@ def test_sensitivity_shares_the_cut_and_is_kept_for_resume(smoke_start):
     weakest, strongest = min(convs, key=weights.get), max(convs, key=weights.get)
     kept = {i: after[f"model.{i}.conv"] / before[f"model.{i}.conv"] for i in (weakest, strongest)}
     assert kept[weakest] > kept[strongest], (kept, weights)  # the robust layer gave more
-    assert ledger[-1]["stop"] == "target_reached" and ledger[-1]["speedup"] >= 1.4 * 0.995
+    assert ledger[-1].stop == "target_reached" and ledger[-1].speedup >= 1.4 * 0.995
     run.layer_weights_json.write_text('{"0": 1.0}')  # a resumed run reads the weights it began with, no new scan
     assert loop.layer_weights(loop.Loop(run, {}, None, None, None, {}, None, log=None)) == {0: 1.0}
 
@@ -292,7 +303,7 @@ def test_latency_shares_the_cut_by_measured_time(smoke_start, monkeypatch):
     before, after = conv_channels(replaced), conv_channels(checkpoints.load_model(run.final))
     kept = {i: after[f"model.{i}.conv"] / before[f"model.{i}.conv"] for i in (1, 3)}
     assert kept[1] > kept[3], (kept, weights)  # layer 3 gave more
-    assert ledger[-1]["stop"] == "target_reached" and ledger[-1]["speedup"] >= 1.4 * 0.995
+    assert ledger[-1].stop == "target_reached" and ledger[-1].speedup >= 1.4 * 0.995
 
 
 def test_a_runs_pareto_shows_itself_or_its_sweep_never_its_neighbours(tmp_path):
@@ -306,7 +317,7 @@ def test_a_runs_pareto_shows_itself_or_its_sweep_never_its_neighbours(tmp_path):
         run.dir.mkdir(parents=True)
         run.params_yaml.write_text(f"run_name: {name}\n")
         run.write_json(run.unpruned_json, {"macs": 2e9, "map50_95": 0.5, "params": 1})
-        run.ledger.write_text(json.dumps({"step": 1, "macs": macs, "map50_95": 0.4}) + "\n")
+        run.append_ledger(_row(step=1, macs=macs, map50_95=0.4))
         return run
 
     alone, neighbour = made(tmp_path / "runs", "a", 1e9), made(tmp_path / "runs", "b", 1.5e9)
@@ -348,14 +359,38 @@ def test_a_latency_goal_stops_on_the_step_whose_time_reaches_it(monkeypatch):
     run = open_smoke("latency-goal-scripted", target_latency_speedup=1.5, iterative_steps=2, max_steps=4,
                      finetune_epochs=0)  # fmt: skip
     stages.replace(run, log=quiet)
-    steps = [r for r in stages.prune(run, log=quiet) if r["kind"] == "prune"]
+    steps = [r for r in stages.prune(run, log=quiet) if r.kind == "prune"]
     unpruned = run.read_json(run.unpruned_json)
 
     def scripted(r):  # the speed-up ScriptedTimer gives a step's model, from its MACs
-        return (unpruned["macs"] / r["macs"]) ** 0.7
+        return (unpruned["macs"] / r.macs) ** 0.7
 
     for r in steps:  # the ledger holds the scripted times of each step's model
-        assert r["latency_speedup"] == pytest.approx(scripted(r), rel=1e-3)
-    assert [r["stop"] for r in steps[:-1]] == [None] * (len(steps) - 1) and steps[-1]["stop"] == "target_reached"
+        assert r.latency_speedup == pytest.approx(scripted(r), rel=1e-3)
+    assert [r.stop for r in steps[:-1]] == [None] * (len(steps) - 1) and steps[-1].stop == "target_reached"
     reached = 1.5 * (1 - loop.policy.LATENCY_TOLERANCE / 2)  # the goal's own rule (tests/test_pruner.py)
     assert scripted(steps[-1]) >= reached and all(scripted(r) < reached for r in steps[:-1])
+
+
+def test_a_ledger_row_is_written_and_read_back_as_the_same_step(tmp_path):
+    """ledger.jsonl holds each Step's fields (what was not timed left out) and reads back equal; the per-step table
+    shows its label, units and verdict; a row that lacks a field is refused, not read with a gap."""
+    from prunelib.core.folder import Run
+    from prunelib.core.ledger import FINAL, Step
+
+    run = Run(tmp_path / "r", parameters.load())
+    run.dir.mkdir()
+    timed = _row(step=2, latency_ms=4.0, unpruned_latency_ms=8.0, latency_speedup=2.0, latency_low=1.9,
+                 latency_high=2.1, latency_runtime="onnxruntime", latency_precision="FP32")  # fmt: skip
+    rows = [_row(), timed, _row(step=3, kind=FINAL, within_budget=False, macs=2.5e8)]
+    for r in rows:
+        run.append_ledger(r)
+    assert run.read_ledger() == rows
+    stored = [json.loads(line) for line in run.ledger.read_text().splitlines()]
+    assert "latency_ms" not in stored[0] and stored[1]["latency_ms"] == 4.0 and stored[0]["stop"] is None
+    cells = rows[2].cells()
+    assert (cells["step"], cells["GMACs"], cells["pruned channels"], cells["within budget"]) == ("final", 0.25, "50.0%", "no")
+    assert rows[1].timed and not rows[0].timed and run.final_step() == rows[1]
+    del stored[0]["map50_95"]
+    with pytest.raises(TypeError, match="map50_95"):
+        Step.of(stored[0])

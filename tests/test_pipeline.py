@@ -5,7 +5,7 @@ import json
 import pytest
 
 from conftest import SMOKE, cli
-from prunelib.core.folder import final_step
+from prunelib.core.ledger import Step, final_step
 from prunelib.deployment import export as exporter
 from prunelib.deployment import quantize
 
@@ -188,7 +188,7 @@ def test_every_format_matches_torch_and_int8_keeps_detecting(smoke_run):
     run_dir, _ = smoke_run
     export = json.loads((run_dir / "export.json").read_text())
     base = json.loads((run_dir / "unpruned.json").read_text())
-    final = final_step([json.loads(line) for line in (run_dir / "ledger.jsonl").read_text().splitlines()])
+    final = final_step([Step.of(json.loads(line)) for line in (run_dir / "ledger.jsonl").read_text().splitlines()])
     assert sorted(export["formats"]) == ["onnx", "openvino", "torchscript"]
     for fmt, f in export["formats"].items():
         assert f["matches"] and f["max_rel_diff"] <= export["parity_tolerance"], (fmt, f)

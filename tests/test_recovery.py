@@ -142,9 +142,9 @@ def test_final_finetune_has_its_own_row_and_becomes_final(smoke_start):
                                   "final_share": 0.5, "max_map_drop": 1.0})  # fmt: skip
     stages.replace(run, log=quiet)
     ledger = stages.prune(run, log=quiet)
-    assert [(r["step"], r["kind"], r["epochs"]) for r in ledger] == [(1, "prune", 1), (2, "prune", 1), (3, "final", 2)]
+    assert [(r.step, r.kind, r.epochs) for r in ledger] == [(1, "prune", 1), (2, "prune", 1), (3, "final", 2)]
     final = ledger[-1]
-    assert final["macs"] == ledger[1]["macs"] and final["pruned_map50_95"] == ledger[1]["map50_95"]
+    assert final.macs == ledger[1].macs and final.pruned_map50_95 == ledger[1].map50_95
     assert published_from(run.final, run.step_weights("final")) and run.final_step() == final
     assert stages.prune(run, log=quiet) == ledger  # complete: nothing more to do
     from prunelib.presentation.report import write_report

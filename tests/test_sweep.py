@@ -140,7 +140,7 @@ def test_a_failed_run_fixed_runs_again_to_done(swept):
     assert {row["status"] for row in csv.DictReader((root / "summary.csv").open())} == {"done"}
     run = load_run(fixed)
     final = run.final_step()
-    assert published_from(run.final, run.step_weights(final["step"]) if final else run.unpruned_pt)
+    assert published_from(run.final, run.step_weights(final.step) if final else run.unpruned_pt)
 
 
 def test_a_listed_command_runs_and_a_killed_run_resumes_in_the_sweep(swept, runs_root):

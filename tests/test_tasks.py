@@ -200,10 +200,11 @@ def test_each_task_prunes_validates_and_exports_in_its_own_terms(task_run, tmp_p
         assert f"'task': '{task}'" in inspect or f'\\"task\\": \\"{task}\\"' in inspect
 
 
-def final_row(ledger):
-    from prunelib.core.folder import final_step
+def final_row(ledger: list[dict]) -> dict:
+    """final.pt's ledger row, as ledger.jsonl holds it."""
+    from prunelib.core.ledger import Step, final_step
 
-    return final_step(ledger)
+    return final_step([Step.of(r) for r in ledger]).record()
 
 
 @pytest.mark.parametrize("task", ["segment", "pose", "obb"])

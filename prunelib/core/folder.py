@@ -4,7 +4,7 @@ A run folder is created (prunelib.runs.opening) with its merged ``params.yaml`` 
 cores, git commit, where the runs folder came from). Reopening a run with other parameters is refused, so nothing is
 silently overwritten (keys marked ``may_change`` in the parameter table excepted); ``new_run=True`` picks the next free
 name instead. Every file is written atomically (prunelib.files); the ledger is rewritten whole on each append for the
-same reason. ``final_step`` is the rule for what ``final.pt`` is: the last step within the mAP budget.
+same reason; its rows are prunelib.core.ledger's.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import yaml
 
 from prunelib import files, machine
 from prunelib.core import parameters
+from prunelib.core.ledger import FINAL, SPARSE, Step, final_step
 from prunelib.core.settings import Place, Settings, Source
 from prunelib.errors import UserError
 from prunelib.offline import cores
@@ -116,14 +117,14 @@ class Run:
         return relative(path, self.dir.parent.parent)
 
     # --- reading and writing ---
-    def read_ledger(self) -> list[dict]:
-        return read_jsonl(self.ledger)
+    def read_ledger(self) -> list[Step]:
+        return [Step.of(r) for r in read_jsonl(self.ledger)]
 
-    def append_ledger(self, record: dict) -> None:
-        rows = self.read_ledger() + [record]
-        files.write_text(self.ledger, "".join(json.dumps(r) + "\n" for r in rows))
+    def append_ledger(self, step: Step) -> None:
+        rows = self.read_ledger() + [step]
+        files.write_text(self.ledger, "".join(json.dumps(r.record()) + "\n" for r in rows))
 
-    def final_step(self) -> dict | None:
+    def final_step(self) -> Step | None:
         return final_step(self.read_ledger())
 
     def stored_params(self) -> dict:
@@ -168,35 +169,6 @@ class Run:
         timings = self.read_json(self.timings_json) or {}
         timings[stage] = round(seconds, 2)
         self.write_json(self.timings_json, timings)
-
-
-SPARSE, FINAL = "sparse", "final"  # ledger 'kind' and folder of sparsity training and of the final fine-tune
-PRUNE = "prune"  # the kind of a prune step's row
-
-
-def prune_steps(ledger: list[dict]) -> list[dict]:
-    """The ledger's prune steps (without sparsity training and the final fine-tune)."""
-    return [r for r in ledger if r.get("kind", PRUNE) == PRUNE]
-
-
-def final_step(ledger: list[dict]) -> dict | None:
-    """The record final.pt comes from: the last row (step or final fine-tune) within the mAP budget (None: the
-    unpruned model)."""
-    ok = [r for r in ledger if r["within_budget"]]
-    return ok[-1] if ok else None
-
-
-def outcome(unpruned: dict, final: dict | None) -> dict:
-    """What a run achieved, the one rule for every table: final (a ledger row; None: no step within budget, so the
-    unpruned model) against the unpruned model: MACs speed-up, parameters kept, the metric's change, and retention
-    (final / unpruned mAP50-95; None when the unpruned model scores 0)."""
-    f = final or unpruned
-    return {
-        "macs_speedup": unpruned["macs"] / f["macs"],
-        "params_share": f["params"] / unpruned["params"],
-        "map_change": f["map50_95"] - unpruned["map50_95"],
-        "retention": f["map50_95"] / unpruned["map50_95"] if unpruned["map50_95"] else None,
-    }
 
 
 def runs_root(runs_dir: str = parameters.DEFAULTS["runs_dir"]) -> Path:

@@ -1,5 +1,5 @@
 """The export stage's records: one row per deployed file and the recommendation, each a frozen dataclass that knows
-its display titles and formats (``shown``), written to export.json as plain fields and read back by ``of``.
+its display titles and formats (prunelib.core.records), written to export.json as plain fields and read back by ``of``.
 
 A field shown in tables carries its title and format in its metadata; ``{threads}`` and ``{batch}`` in a title are
 filled by whoever renders it (the run's timing threads, the throughput batch). Fields without a title (which file was
@@ -8,33 +8,13 @@ validated, the runtime settings) are kept in export.json for people who run the 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 
-
-def shown(title: str, fmt: str = "{}", **kwargs):
-    """A field shown in tables: its title and its format (None shows as '-')."""
-    return field(metadata={"title": title, "format": fmt}, **kwargs)
-
-
-class _Record:
-    def record(self) -> dict:
-        """As export.json holds it."""
-        return asdict(self)
-
-    @classmethod
-    def of(cls, record: dict):
-        """From export.json (fields it does not know are left out: a later kit may add some)."""
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in record.items() if k in names})
-
-    @classmethod
-    def columns(cls) -> list[tuple[str, str, str]]:
-        """(field, title, format) of each field shown in tables, in order."""
-        return [(f.name, f.metadata["title"], f.metadata["format"]) for f in fields(cls) if "title" in f.metadata]
+from prunelib.core.records import Record, shown
 
 
 @dataclass(frozen=True)
-class Deployed(_Record):
+class Deployed(Record):
     """An exported file of a model (the unpruned one, the pruned one, an alternative) as deployed: its accuracy in
     the precision its runtime ran it in, its latency and throughput, its speed-ups, its size."""
 

@@ -22,7 +22,7 @@ def pareto_series(runs: list[Run]) -> dict[str, list[tuple[float, float]]]:
         if not unpruned or not run.ledger.is_file():
             continue
         pts = [(unpruned["macs"] / 1e9, unpruned["map50_95"])]
-        pts += [(r["macs"] / 1e9, r["map50_95"]) for r in run.read_ledger()]
+        pts += [(r.macs / 1e9, r.map50_95) for r in run.read_ledger()]
         out[run.name] = pts
     return out
 

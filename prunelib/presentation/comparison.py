@@ -11,7 +11,8 @@ from prunelib import files
 from prunelib.presentation.plotting import plt, save
 from prunelib.presentation.report import markdown_table, recommended
 from prunelib.core import parameters
-from prunelib.core.folder import Run, outcome
+from prunelib.core.folder import Run
+from prunelib.core.ledger import outcome
 
 # keys that always differ between runs or only say where and how fast: never "what varies"
 _NOT_VARIED = {"run_name", "runs_dir"} | {p.name for p in parameters.PARAMS if p.may_change}
@@ -35,12 +36,12 @@ def summary_row(run: Run, varied: list[str], status: str) -> dict:
         ("pruned", "onnxruntime", "FP32"), {}
     )
     if unpruned:
-        f, o = final or unpruned, outcome(unpruned, final)
+        o = outcome(unpruned, final)
         row |= {
             "MACs speed-up": round(o["macs_speedup"], 3),
-            "params (M)": round(f["params"] / 1e6, 3),
+            "params (M)": round(o["params"] / 1e6, 3),
             "unpruned mAP50-95": round(unpruned["map50_95"], 4),
-            "final mAP50-95": round(f["map50_95"], 4),
+            "final mAP50-95": round(o["map50_95"], 4),
             "retention": round(o["retention"], 4) if o["retention"] is not None else None,
             "latency ms": latency.get("latency_ms"),
             "latency speed-up": latency.get("latency_speedup"),

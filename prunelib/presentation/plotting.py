@@ -9,7 +9,7 @@ from PIL import Image
 from ultralytics.utils.plotting import plot_images
 
 from prunelib import files
-from prunelib.core.folder import prune_steps
+from prunelib.core.ledger import Step, prune_steps
 from prunelib.deployment.records import Deployed
 from prunelib.tasks import named
 
@@ -18,14 +18,14 @@ if not matplotlib.get_backend().lower().startswith(("module://matplotlib_inline"
 import matplotlib.pyplot as plt  # noqa: E402
 
 
-def performance(ledger: list[dict], unpruned: dict, path) -> plt.Figure:
+def performance(ledger: list[Step], unpruned: dict, path) -> plt.Figure:
     """The reference script's graph: recovered and pruned mAP against pruning ratio, MACs on a second axis; sparsity
     training and the final fine-tune as markers of their own."""
     steps = prune_steps(ledger)
-    ratio = [0.0] + [r["channel_ratio"] for r in steps]
-    recovered = [unpruned["map50_95"]] + [r["map50_95"] for r in steps]
-    pruned = [unpruned["map50_95"]] + [r["pruned_map50_95"] for r in steps]
-    macs = [unpruned["macs"] / 1e9] + [r["macs"] / 1e9 for r in steps]
+    ratio = [0.0] + [r.channel_ratio for r in steps]
+    recovered = [unpruned["map50_95"]] + [r.map50_95 for r in steps]
+    pruned = [unpruned["map50_95"]] + [r.pruned_map50_95 for r in steps]
+    macs = [unpruned["macs"] / 1e9] + [r.macs / 1e9 for r in steps]
     fig, ax = plt.subplots(figsize=(8, 4.5))
     joined = len(steps) > 1  # one cut: two points, before and after, that no line between them describes
     line, dashed = ("-", "--") if joined else ("", "")
@@ -38,11 +38,11 @@ def performance(ledger: list[dict], unpruned: dict, path) -> plt.Figure:
             ax.annotate(f"{y:.3f}", (x, y), textcoords="offset points", xytext=(6, 4), fontsize=8)
     marks = (("sparse", "D", "after sparsity training"), ("final", "*", "after the final fine-tune"))
     for kind, marker, label in marks:
-        for r in (r for r in ledger if r.get("kind") == kind):
-            ax.plot([r["channel_ratio"]], [r["map50_95"]], marker, color="tab:purple", ms=12, label=label)
+        for r in (r for r in ledger if r.kind == kind):
+            ax.plot([r.channel_ratio], [r.map50_95], marker, color="tab:purple", ms=12, label=label)
     for r in ledger:
-        if not r["within_budget"]:
-            ax.plot([r["channel_ratio"]], [r["map50_95"]], "x", color="red", ms=12, mew=2, label="over mAP budget")
+        if not r.within_budget:
+            ax.plot([r.channel_ratio], [r.map50_95], "x", color="red", ms=12, mew=2, label="over mAP budget")
     ax.set_xlabel("channel pruning ratio")
     ax.set_ylabel(named("mAP50-95", unpruned))
     ax.set_ylim(bottom=0)
@@ -51,13 +51,13 @@ def performance(ledger: list[dict], unpruned: dict, path) -> plt.Figure:
     ax2.set_ylabel("MACs (G)")
     ax2.set_ylim(bottom=0)
     axes = [ax, ax2]
-    timed = [r for r in steps if "latency_ms" in r]  # a latency goal timed every step: its time on a third axis
+    timed = [r for r in steps if r.timed]  # a latency goal timed every step: its time on a third axis
     if timed:
         ax3 = ax.twinx()
         ax3.spines["right"].set_position(("axes", 1.12))
         ax3.plot(
-            [0.0] + [r["channel_ratio"] for r in timed],
-            [timed[0]["unpruned_latency_ms"]] + [r["latency_ms"] for r in timed],
+            [0.0] + [r.channel_ratio for r in timed],
+            [timed[0].unpruned_latency_ms] + [r.latency_ms for r in timed],
             "^" + line,
             color="tab:brown",
             label=f"latency (ms, {timed[0]['latency_runtime']}, batch 1)",

@@ -6,61 +6,33 @@ from __future__ import annotations
 import yaml
 
 from prunelib import files
-from prunelib.core.folder import FINAL, PRUNE, Run, final_step, outcome
+from prunelib.core.folder import Run
+from prunelib.core.ledger import FINAL, Step, final_step, outcome
 from prunelib.deployment.alternatives import Verdict
 from prunelib.deployment.records import Deployed, Recommended
 from prunelib.tasks import named
 
-STEP_COLUMNS = [
-    ("step", "step", "{}"),
-    ("channel_ratio", "pruned channels", "{:.1%}"),
-    ("macs", "GMACs", None),
-    ("params", "params (M)", None),
-    ("speedup", "MACs speed-up", "{:.2f}x"),
-    ("epochs", "epochs", "{}"),
-    ("pruned_map50_95", "mAP50-95 pruned", "{:.4f}"),
-    ("map50_95", "mAP50-95 recovered", "{:.4f}"),
-    ("map50", "mAP50 recovered", "{:.4f}"),
-    ("within_budget", "within budget", "{}"),
-]
 
-
-def step_rows(ledger: list[dict], unpruned: dict) -> list[dict]:
-    """The per-step table as display rows (the unpruned model as step 0), rounded for people and for nbval."""
-    rows = [
-        {
-            "step": 0,
-            "pruned channels": "0.0%",
-            "GMACs": round(unpruned["macs"] / 1e9, 3),
-            "params (M)": round(unpruned["params"] / 1e6, 3),
-            "MACs speed-up": "1.00x",
-            "epochs": "",
-            "mAP50-95 pruned": "",
-            "mAP50-95 recovered": f"{unpruned['map50_95']:.4f}",
-            "mAP50 recovered": f"{unpruned['map50']:.4f}",
-            "within budget": "unpruned",
-        }
-    ]
-    timed = next((r for r in ledger if "latency_speedup" in r), None)  # a latency goal times every step
-    cells = [{"latency (ms)": timed["unpruned_latency_ms"], "latency speed-up": "1.00x"}] if timed else []
-    for r in ledger:
-        row = {}
-        for key, title, fmt in STEP_COLUMNS:
-            v = r.get(key, "")
-            if key == "step":
-                row[title] = step_label(r)
-            elif key == "macs":
-                row[title] = round(v / 1e9, 3)
-            elif key == "params":
-                row[title] = round(v / 1e6, 3)
-            elif key == "within_budget":
-                row[title] = "yes" if v else "no"
-            else:
-                row[title] = fmt.format(v)
-        rows.append(row)
-        if timed:
-            cells.append(latency_cells(r))
+def step_rows(ledger: list[Step], unpruned: dict) -> list[dict]:
+    """The per-step table as display rows (the unpruned model as step 0, then each Step's cells), rounded for people
+    and for nbval; a latency goal's measured time beside the MACs."""
+    first = {
+        "step": 0,
+        "pruned channels": "0.0%",
+        "GMACs": round(unpruned["macs"] / 1e9, 3),
+        "params (M)": round(unpruned["params"] / 1e6, 3),
+        "MACs speed-up": "1.00x",
+        "epochs": "",
+        "mAP50-95 pruned": "",
+        "mAP50-95 recovered": f"{unpruned['map50_95']:.4f}",
+        "mAP50 recovered": f"{unpruned['map50']:.4f}",
+        "within budget": "unpruned",
+    }
+    rows = [first] + [r.cells() for r in ledger]
+    timed = next((r for r in ledger if r.timed), None)  # a latency goal times every step
     if timed:  # the measured time beside the MACs
+        cells = [{"latency (ms)": timed.unpruned_latency_ms, "latency speed-up": "1.00x"}]
+        cells += [latency_cells(r) for r in ledger]
         rows = [_after(row, "MACs speed-up", c) for row, c in zip(rows, cells)]
     return [{named(k, unpruned): v for k, v in row.items()} for row in rows]  # titles in the run's metric
 
@@ -92,13 +64,13 @@ def class_rows(classes: list[dict]) -> list[dict]:
     ]
 
 
-def latency_cells(r: dict) -> dict:
+def latency_cells(r: Step) -> dict:
     """A step's measured latency (its runtime, batch 1) and speed-up with the range of its timed blocks."""
-    if "latency_speedup" not in r:
+    if not r.timed:
         return {"latency (ms)": "", "latency speed-up": ""}
     return {
-        "latency (ms)": r["latency_ms"],
-        "latency speed-up": f"{r['latency_speedup']:.2f}x ({r['latency_low']:.2f}-{r['latency_high']:.2f})",
+        "latency (ms)": r.latency_ms,
+        "latency speed-up": f"{r.latency_speedup:.2f}x ({r.latency_low:.2f}-{r.latency_high:.2f})",
     }
 
 
@@ -121,12 +93,6 @@ def table(rows: list[dict]) -> Shown:
     return Shown(markdown_table(rows))
 
 
-def step_label(record: dict) -> str:
-    """'3' for a prune step; 'sparse' and 'final' for sparsity training and the final fine-tune."""
-    kind = record.get("kind", PRUNE)
-    return str(record["step"]) if kind == PRUNE else kind
-
-
 def markdown_table(rows: list[dict]) -> str:
     if not rows:
         return "(none)\n"
@@ -145,7 +111,7 @@ STOPS = {
 
 def _summary(
     unpruned: dict,
-    ledger: list[dict],
+    ledger: list[Step],
     classes: list[dict] | None,
     shown: list[dict] | None,
     export: dict,
@@ -162,7 +128,7 @@ def _summary(
     kept = f" ({o['retention']:.1%} kept)" if o["retention"] is not None else ""
     lines = [
         f"- **final.pt** ({_source(final)}): {o['macs_speedup']:.2f}x fewer MACs, {o['params_share']:.0%} of the "
-        f"parameters; {metric} {unpruned['map50_95']:.3f} -> {(final or unpruned)['map50_95']:.3f}{kept}."
+        f"parameters; {metric} {unpruned['map50_95']:.3f} -> {o['map50_95']:.3f}{kept}."
     ]
     speed = speed_line(export, cpu)
     if speed:
@@ -431,39 +397,42 @@ def deployment_section(export: dict) -> str:
     return "".join(parts)
 
 
-def stop_reason(ledger: list[dict]) -> str:
+def stop_reason(ledger: list[Step]) -> str:
     """Why the loop stopped, in words ('' while it has not)."""
-    stop = ledger[-1].get("stop") if ledger else None
+    stop = ledger[-1].stop if ledger else None
     return STOPS.get(stop, stop) if stop else ""
 
 
-def _result(unpruned: dict, final: dict | None, ledger: list[dict]) -> list[str]:
+def _result(unpruned: dict, final: Step | None, ledger: list[Step]) -> list[str]:
     """The result table (unpruned vs final.pt), what the loop measured and why it stopped."""
-    f = final or unpruned
-    rows = [{"": "unpruned", **_numbers(unpruned)}, {"": f"final ({_source(final)})", **_numbers(f)}]
+    rows = [
+        {"": "unpruned", **_numbers(unpruned)},
+        {"": f"final ({_source(final)})", **_numbers(outcome(unpruned, final))},
+    ]
     rows = [{named(k, unpruned): v for k, v in row.items()} for row in rows]
     out = [markdown_table(rows)]
-    if final and "latency_speedup" in final:
+    if final and final.timed:
         out.append(
-            f"\nThe loop's measurement of {_source(final)} (what decides the goal), {final['latency_runtime']} "
-            f"batch 1: {final['unpruned_latency_ms']:.1f} -> {final['latency_ms']:.1f} ms, "
-            f"{final['latency_speedup']:.2f}x (timed blocks {final['latency_low']:.2f}-{final['latency_high']:.2f}x)."
+            f"\nThe loop's measurement of {_source(final)} (what decides the goal), {final.latency_runtime} "
+            f"batch 1: {final.unpruned_latency_ms:.1f} -> {final.latency_ms:.1f} ms, "
+            f"{final.latency_speedup:.2f}x (timed blocks {final.latency_low:.2f}-{final.latency_high:.2f}x)."
             "\n"
         )
     if stop_reason(ledger):
         out.append(f"\nStopped: {stop_reason(ledger)}.\n")
-    epochs = sum(r.get("epochs", 0) for r in ledger)
+    epochs = sum(r.epochs for r in ledger)
     out.append(f"\nFine-tuning epochs in all: {epochs}.\n")
     return out
 
 
-def _source(final: dict | None) -> str:
+def _source(final: Step | None) -> str:
     if final is None:
         return "no step within budget"
-    return "final fine-tune" if final.get("kind") == FINAL else f"step {final['step']}"
+    return "final fine-tune" if final.kind == FINAL else f"step {final.step}"
 
 
 def _numbers(r: dict) -> dict:
+    """A model's figures (unpruned.json's, or an outcome's) as the result table shows them."""
     return {
         "mAP50-95": f"{r['map50_95']:.3f}",
         "mAP50": f"{r['map50']:.3f}",

@@ -22,7 +22,8 @@ from typing import Callable
 import torch
 
 from prunelib import files
-from prunelib.core.folder import FINAL, PRUNE, SPARSE, Run, final_step, prune_steps
+from prunelib.core.folder import Run
+from prunelib.core.ledger import FINAL, PRUNE, SPARSE, Step, final_step, prune_steps
 from prunelib.core.settings import Pruning, Training
 from prunelib.deployment import export as exporter
 from prunelib.errors import UserError
@@ -94,7 +95,7 @@ class Loop:
         return layer_time.node_times(model, self.training.imgsz, self.run.settings.timing)
 
 
-def prune_loop(run: Run, log=print, on_step=None, evaluate=validate) -> list[dict]:
+def prune_loop(run: Run, log=print, on_step=None, evaluate=validate) -> list[Step]:
     """Run (or resume) the loop of run, then its final fine-tune; return the ledger. on_step(record) is called after
     each row."""
     settings = run.settings
@@ -105,10 +106,10 @@ def prune_loop(run: Run, log=print, on_step=None, evaluate=validate) -> list[dic
     if _complete(ledger, epochs):
         if not run.final.is_file():  # removed after the run (a broken copy, say): made again from what it was
             final = final_step(ledger)
-            src = run.step_weights(final["step"] if final.get("kind", PRUNE) == PRUNE else FINAL) if final else None
+            src = run.step_weights(final.step if final.kind == PRUNE else FINAL) if final else None
             checkpoints.publish(src or run.unpruned_pt, run.final)
             log(f"final.pt published again from {run.rel(src or run.unpruned_pt)}")
-        log(f"Run {run.name!r} is complete ({ledger[-1]['stop']}); nothing to do")
+        log(f"Run {run.name!r} is complete ({ledger[-1].stop}); nothing to do")
         return ledger
     files.remove_stale(run.dir, recursive=True)  # left by a process killed mid-write; never read as complete
     if not run.final.is_file():  # before any step, final.pt is the unpruned model
@@ -128,7 +129,7 @@ def prune_loop(run: Run, log=print, on_step=None, evaluate=validate) -> list[dic
         loop.weights = layer_weights(loop)
     if epochs["sparse"] and not ledger:
         _report(ledger, sparse_training(loop), on_step)
-    if not (ledger and ledger[-1]["stop"]):
+    if not (ledger and ledger[-1].stop):
         for record in _steps(loop, ledger):
             _report(ledger, record, on_step)
     if epochs["final"]:
@@ -136,14 +137,14 @@ def prune_loop(run: Run, log=print, on_step=None, evaluate=validate) -> list[dic
     return ledger
 
 
-def _report(ledger: list[dict], record: dict | None, on_step) -> None:
+def _report(ledger: list[Step], record: Step | None, on_step) -> None:
     if record is not None:
         ledger.append(record)
         if on_step:
             on_step(record)
 
 
-def _steps(loop: Loop, ledger: list[dict]):
+def _steps(loop: Loop, ledger: list[Step]):
     """The prune steps still to do, one ledger record at a time (each already appended)."""
     run, unpruned = loop.run, loop.unpruned
     done = len(prune_steps(ledger))
@@ -161,14 +162,15 @@ def _steps(loop: Loop, ledger: list[dict]):
         record, model = prune_step(loop, model, step, ratio, times)
         current = _now(record)
         yield record
-        if record["stop"]:
+        if record.stop:
             return
 
 
-def _now(record: dict) -> dict:
-    """What a step hands the next one: its prunable channels, MACs and (when timed) its latency speed-up."""
-    keys = ("channels", "macs") + (("latency_speedup",) if "latency_speedup" in record else ())
-    return {k: record[k] for k in keys}
+def _now(record: Step) -> dict:
+    """What a step hands the next one (as the goal reads it, like the unpruned model's): its prunable channels, MACs
+    and (when timed) its latency speed-up."""
+    timed = {"latency_speedup": record.latency_speedup} if record.timed else {}
+    return {"channels": record.channels, "macs": record.macs, **timed}
 
 
 def _trial(loop: Loop, model, times: dict | None) -> dict:
@@ -235,17 +237,17 @@ def layer_weights(loop: Loop) -> dict[int, float]:
     return {int(i): w for i, w in stored.items()}
 
 
-def _complete(ledger: list[dict], epochs: dict) -> bool:
+def _complete(ledger: list[Step], epochs: dict) -> bool:
     """The loop stopped, and the final fine-tune (when asked for, and possible) has its row."""
-    if not (ledger and ledger[-1]["stop"]):
+    if not (ledger and ledger[-1].stop):
         return False
-    return ledger[-1].get("kind") == FINAL or not epochs["final"] or _final_start(ledger) is None
+    return ledger[-1].kind == FINAL or not epochs["final"] or _final_start(ledger) is None
 
 
-def _final_start(ledger: list[dict]) -> dict | None:
+def _final_start(ledger: list[Step]) -> Step | None:
     """The row the final fine-tune starts from: final.pt's, when it is a pruned step."""
     start = final_step(ledger)
-    return start if start and start.get("kind", PRUNE) == PRUNE else None
+    return start if start and start.kind == PRUNE else None
 
 
 def prune_step(loop: Loop, model, step: int, ratio: float, times: dict | None = None):
@@ -272,30 +274,30 @@ def prune_step(loop: Loop, model, step: int, ratio: float, times: dict | None = 
             recovered = loop.evaluate(model, loop.training, loop.data, run.step_val_dir(step, "recovered"))
         within = _publish_if_within(loop, step, recovered)
     speedup = loop.unpruned["macs"] / macs
-    record = {
-        "step": step,
-        "kind": PRUNE,
-        "step_ratio": round(ratio, 6),
-        "channels": channels,
-        "channel_ratio": round(1 - channels / loop.unpruned["channels"], 6),
-        "macs": macs,
-        "params": n,
-        "speedup": round(speedup, 6),
+    record = Step(
+        step=step,
+        kind=PRUNE,
+        step_ratio=round(ratio, 6),
+        channels=channels,
+        channel_ratio=round(1 - channels / loop.unpruned["channels"], 6),
+        macs=macs,
+        params=n,
+        speedup=round(speedup, 6),
         **(_latency_fields(measured) if measured else {}),
-        "epochs": loop.epochs["step"],
+        epochs=loop.epochs["step"],
         **_maps(pruned, "pruned_"),
         **_maps(recovered),
         **_drop(loop, recovered, within),
-        "stop": policy.stop_reason(loop.goal, step, within, measured or speedup),
-        "checkpoint": run.rel(run.step_weights(step)),
+        stop=policy.stop_reason(loop.goal, step, within, measured or speedup),
+        checkpoint=run.rel(run.step_weights(step)),
         **clock.seconds(),
-    }
+    )
     run.append_ledger(record)
     _log_step(loop, record)
     return record, model
 
 
-def sparse_training(loop: Loop) -> dict:
+def sparse_training(loop: Loop) -> Step:
     """Train the unpruned model with Torch-Pruning's group regularisation for sparse_epochs, so the groups the first
     step removes hold little; its ledger row (kind 'sparse', step 0). The first step starts from its last epoch."""
     run, reg = loop.run, loop.run.settings.schedule.sparse_reg
@@ -314,36 +316,36 @@ def sparse_training(loop: Loop) -> dict:
             recovered = loop.evaluate(model, loop.training, loop.data, run.step_val_dir(SPARSE, "recovered"))
         within = _publish_if_within(loop, SPARSE, recovered)
     u = loop.unpruned
-    record = {
-        "step": 0,
-        "kind": SPARSE,
-        "step_ratio": 0.0,
-        "channels": u["channels"],
-        "channel_ratio": 0.0,
-        "macs": u["macs"],
-        "params": u["params"],
-        "speedup": 1.0,
-        "epochs": epochs,
-        "pruned_map50_95": u["map50_95"],
-        "pruned_map50": u["map50"],
+    record = Step(
+        step=0,
+        kind=SPARSE,
+        step_ratio=0.0,
+        channels=u["channels"],
+        channel_ratio=0.0,
+        macs=u["macs"],
+        params=u["params"],
+        speedup=1.0,
+        epochs=epochs,
+        pruned_map50_95=u["map50_95"],
+        pruned_map50=u["map50"],
         **_maps(recovered),
         **_drop(loop, recovered, within),
-        "stop": None,
-        "checkpoint": run.rel(run.step_weights(SPARSE)),
-        "weak_share_before": round(before, 6),
-        "weak_share": round(share(model), 6),
+        stop=None,
+        checkpoint=run.rel(run.step_weights(SPARSE)),
+        weak_share_before=round(before, 6),
+        weak_share=round(share(model), 6),
         **clock.seconds(),
-    }
+    )
     run.append_ledger(record)
     loop.log(
         f"Sparsity training ({epochs} epochs, reg {reg:g}): mAP50-95 {u['map50_95']:.4f} -> "
         f"{recovered['map50_95']:.4f}; weaker half of each group holds {before:.1%} -> "
-        f"{record['weak_share']:.1%} of the stronger half's importance"
+        f"{record.weak_share:.1%} of the stronger half's importance"
     )
     return record
 
 
-def final_finetune(loop: Loop) -> dict | None:
+def final_finetune(loop: Loop) -> Step | None:
     """Fine-tune final.pt (the last row within budget) once more; its ledger row, or None when no step is within
     budget. Budget and rollback as for a step: final.pt follows it only when it is within budget."""
     run = loop.run
@@ -357,29 +359,32 @@ def final_finetune(loop: Loop) -> dict | None:
     with clock("total"):
         with clock("finetune"):
             epochs = loop.epochs["final"]
-            src = run.step_weights(start["step"])  # what final.pt was published from
+            src = run.step_weights(start.step)  # what final.pt was published from
             model = finetune(src, loop.training, loop.data, run.step_dir(FINAL), epochs, teacher=run.unpruned_pt)[0]
         with clock("validate"):
             recovered = loop.evaluate(model, loop.training, loop.data, run.step_val_dir(FINAL, "recovered"))
         within = _publish_if_within(loop, FINAL, recovered)
-    keep = ("channels", "channel_ratio", "macs", "params", "speedup")
-    record = {
-        "step": max(r["step"] for r in ledger) + 1,
-        "kind": FINAL,
-        "step_ratio": 0.0,
-        **{k: start[k] for k in keep},
-        "epochs": epochs,
-        "pruned_map50_95": start["map50_95"],
-        "pruned_map50": start["map50"],
+    record = Step(
+        step=max(r.step for r in ledger) + 1,
+        kind=FINAL,
+        step_ratio=0.0,
+        channels=start.channels,
+        channel_ratio=start.channel_ratio,
+        macs=start.macs,
+        params=start.params,
+        speedup=start.speedup,
+        epochs=epochs,
+        pruned_map50_95=start.map50_95,
+        pruned_map50=start.map50,
         **_maps(recovered),
         **_drop(loop, recovered, within),
-        "stop": ledger[-1]["stop"],
-        "checkpoint": run.rel(run.step_weights(FINAL)),
+        stop=ledger[-1].stop,
+        checkpoint=run.rel(run.step_weights(FINAL)),
         **clock.seconds(),
-    }
+    )
     run.append_ledger(record)
     loop.log(
-        f"Final fine-tune of step {start['step']} ({epochs} epochs): mAP50-95 {start['map50_95']:.4f} -> "
+        f"Final fine-tune of step {start.step} ({epochs} epochs): mAP50-95 {start.map50_95:.4f} -> "
         f"{recovered['map50_95']:.4f}" + ("" if within else "; over the mAP budget, final.pt stays")
     )
     return record
@@ -402,23 +407,23 @@ def _drop(loop: Loop, recovered: dict, within: bool) -> dict:
     return {"map_drop": round(loop.unpruned["map50_95"] - recovered["map50_95"], 6), "within_budget": within}
 
 
-def format_step(r: dict, goal, unpruned: dict) -> str:
+def format_step(r: Step, goal, unpruned: dict) -> str:
     """One line per step: 'Step 2/3' for a plan of 3 steps; 'Step 1/1 (up to 3 until 2.00x)' for a MACs goal, which
     steps on past its plan until reached."""
     more = f" (up to {goal.most_steps} until {goal.target:.2f}x)" if goal.most_steps > goal.steps else ""
     timed = (
         (
-            f", latency {r['latency_ms']:.2f} ms in {r['latency_runtime']} {r.get('latency_precision', 'FP32')} "
-            f"({r['latency_speedup']:.2f}x, blocks "
-            f"{r['latency_low']:.2f}-{r['latency_high']:.2f}x)"
+            f", latency {r.latency_ms:.2f} ms in {r.latency_runtime} {r.latency_precision} "
+            f"({r.latency_speedup:.2f}x, blocks "
+            f"{r.latency_low:.2f}-{r.latency_high:.2f}x)"
         )
-        if "latency_speedup" in r
+        if r.timed
         else ""
     )
     return (
-        f"Step {r['step']}/{goal.steps}{more}: params {r['params'] / 1e6:.2f}M, MACs {r['macs'] / 1e9:.3f}G "
-        f"(speed-up {r['speedup']:.2f}x){timed}, channels pruned {r['channel_ratio']:.1%}, "
-        f"mAP50-95 {unpruned['map50_95']:.4f} -> pruned {r['pruned_map50_95']:.4f} -> recovered {r['map50_95']:.4f}"
+        f"Step {r.step}/{goal.steps}{more}: params {r.params / 1e6:.2f}M, MACs {r.macs / 1e9:.3f}G "
+        f"(speed-up {r.speedup:.2f}x){timed}, channels pruned {r.channel_ratio:.1%}, "
+        f"mAP50-95 {unpruned['map50_95']:.4f} -> pruned {r.pruned_map50_95:.4f} -> recovered {r.map50_95:.4f}"
     )
 
 
@@ -477,11 +482,11 @@ def _maps(metrics: dict, prefix: str = "") -> dict:
     return {f"{prefix}map50_95": round(metrics["map50_95"], 6), f"{prefix}map50": round(metrics["map50"], 6)}
 
 
-def _log_step(loop: Loop, record: dict) -> None:
+def _log_step(loop: Loop, record: Step) -> None:
     loop.log(format_step(record, loop.goal, loop.unpruned))
-    if record["stop"] == "map_drop":
+    if record.stop == "map_drop":
         last = loop.run.final_step()
         loop.log(
-            f"Early stop: mAP50-95 dropped {record['map_drop']:.4f} > budget; final.pt rolled back to "
-            f"{'step %d' % last['step'] if last else 'the unpruned model'}"
+            f"Early stop: mAP50-95 dropped {record.map_drop:.4f} > budget; final.pt rolled back to "
+            f"{'step %d' % last.step if last else 'the unpruned model'}"
         )

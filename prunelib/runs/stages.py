@@ -29,6 +29,7 @@ from pathlib import Path
 
 from prunelib import console, files, tasks
 from prunelib.core.folder import Run
+from prunelib.core.ledger import Step
 from prunelib.core.settings import Settings
 from prunelib.offline import threads
 from prunelib.deployment import alternatives, quantize
@@ -182,7 +183,7 @@ def _share(run: Run, shared: Run) -> None:
 
 @_holds_the_run
 @_then_report
-def prune(run: Run, log=print, on_step=None, evaluate=evaluate) -> list[dict]:
+def prune(run: Run, log=print, on_step=None, evaluate=evaluate) -> list[Step]:
     """The prune -> fine-tune loop (resumed where it stopped); returns the ledger."""
     return loop.prune_loop(run, log=log, on_step=on_step, evaluate=evaluate)
 
@@ -259,7 +260,7 @@ def export(run: Run, log=print) -> dict:
     tables = [measuring.layer_table(checkpoints.load_model(models[k]["pt"]), imgsz) for k in ("unpruned", "pruned")]
     times = [exporter.layer_times(models[k]["onnx"], imgsz, *timing) for k in ("unpruned", "pruned")]
     step = run.final_step()  # final.pt is folded into Ultralytics' blocks: unequal halves cost zero channels
-    padding = next(r["macs"] for r in latency if r["model"] == "pruned") - step["macs"] if step else 0
+    padding = next(r["macs"] for r in latency if r["model"] == "pruned") - step.macs if step else 0
     deployment = _deployment(run, models, latency, also)
     unpruned = run.read_json(run.unpruned_json)
     best = recommend(deployment, latency, unpruned["map50_95"], s.goal.max_map_drop)
