@@ -7,10 +7,12 @@ fastest INT8 or BF16 file).
 
 Cases: embedded (the kit's YOLO11n on its synthetic set, 320 px), user (a YOLO11n trained with plain Ultralytics on
 another synthetic set, bench/user_case.py), real (a YOLOv8n trained by others on real molecule drawings, 640 px,
-147 classes, bench/real_case.py). Accuracy: mAP50-95 on val (nothing trains on it; every model's best epoch is
+147 classes, bench/real_case.py). embedded-long: the embedded case fine-tuned as long as its stock models train
+(110 epochs), against the same stock models (the embedded case's, not trained again): does a longer recovery make
+the pruned model win? Accuracy: mAP50-95 on val (nothing trains on it; every model's best epoch is
 chosen on it alike) and, where the case has one, on held-out images nothing trained or selected on.
 
-    .venv/bin/python bench/alternatives.py [--cases embedded real] [--stock scratch distilled]
+    .venv/bin/python bench/alternatives.py [--cases embedded embedded-long real] [--stock scratch distilled]
 
 Made once per case under runs/bench-alternatives-<case>/, then reused when it holds the stock asked.
 """
@@ -25,7 +27,7 @@ import user_case
 from common import publish
 
 from prunelib.core.folder import Run, runs_root
-from prunelib.core.settings import Training
+from prunelib.deployment import alternatives
 from prunelib.deployment.alternatives import LOWER_PRECISION, Verdict
 from prunelib.runs import open_run, stages, stock
 from prunelib.training.validation import evaluate
@@ -34,7 +36,10 @@ LOOP = ["00-baseline", "20-replace-c3k2", "30-prune-loop"]
 STOCK = {"scratch": False, "distilled": True}  # the stock alternatives: name -> distilled from the unpruned model
 # which each case makes unless --stock says: the real case's stock models train 55 epochs from scratch at 640 px,
 # about 1.3 minutes an epoch on 2 cores (measured 2026-12-05): they wait for a session of their own
-VARIANTS = {"embedded": ["scratch", "distilled"], "user": ["scratch", "distilled"], "real": []}
+VARIANTS = {"embedded": ["scratch", "distilled"], "embedded-long": [], "user": ["scratch", "distilled"], "real": ["scratch"]}
+CASES = list(VARIANTS)
+REUSES = {"embedded-long": "embedded"}  # a case compared with another case's stock models (not trained again)
+LONG_EPOCHS = 110  # embedded-long's fine-tuning: as many epochs as the stock models train (100 + 10)
 COLUMNS = ("case", "model", "made by", "file", "GMACs", "ms (1 thread)", "ms (all cores)", "mAP50-95 val",
            "mAP50-95 held-out", "the pruned file against it")  # fmt: skip
 
@@ -43,6 +48,8 @@ def case_settings(case: str) -> dict:
     """The case as a user gives it: the embedded default (nothing), or a model with its data."""
     if case == "embedded":
         return {}
+    if case == "embedded-long":
+        return {"finetune_epochs": LONG_EPOCHS}
     if case == "user":
         return {"model": str(user_case.model(converged=True)), "data": str(user_case.data_yaml())}
     # max_map_drop 1: final.pt is the 2x cut whatever it keeps (the default budget would keep the unpruned model)
@@ -63,12 +70,15 @@ def measure(case: str, variants: list[str], again: bool = False) -> list[dict]:
     again when asked), then its rows."""
     name = f"bench-alternatives-{case}"
     folder = runs_root() / name
+    reused = [runs_root() / f"bench-alternatives-{REUSES[case]}" / f"stock-{v}" for v in STOCK] if case in REUSES else []
     wanted = [str(folder / f"stock-{v}" / "weights" / "best.pt") for v in variants]
+    wanted += [str(f / "weights" / "best.pt") for f in reused if (f / "weights" / "best.pt").is_file()]
     stored = Run(folder, {}).stored_params().get("alternatives", [])  # before open_run rewrites what may change
     if again or not ((folder / "export.json").is_file() and set(wanted) <= set(stored)):
         run = open_run([], {"run_name": name, **case_settings(case)})
         stages.run_stages(run, LOOP)
         made = [stock.make(run, out=run.dir / f"stock-{v}", distill=STOCK[v]) for v in variants]
+        made += [Path(p) for p in wanted[len(made) :]]
         run = open_run([], {"run_name": name, **case_settings(case), "alternatives": [str(p) for p in made]})
         stages.run_stages(run, ["50-export"])
     else:
@@ -95,9 +105,10 @@ def _rows(case: str, run) -> list[dict]:
     chosen.append(("pruned", "the kit (final.pt)", fp32["pruned"], None))
     if best:
         chosen.append(("pruned", "the kit (recommended file)", best, None))
+    trained = {alternatives.label_of(p): Path(p).parent.parent for p in run.settings.alternatives.alternatives}
     for label, v in verdicts.items():
-        if v.kind == "yours":  # the stock models, passed as alternatives
-            record = run.read_json(run.dir / label / "stock.json")
+        if v.kind == "yours":  # the stock models, passed as alternatives: stock.json beside their weights
+            record = run.read_json(trained[label] / "stock.json")
             how = f"stock, {record['width_factor']:.2f}x width, {record['epochs']} epochs from scratch"
             how += ", distilled" if record["distilled"] else ""
             chosen.append((label, how, fp32[label], None))
@@ -121,7 +132,7 @@ def _held_out(case: str, run, file: str):
     scores = run.read_json(run.dir / "holdout.json") or {}
     if file not in scores:
         out = run.dir / "holdout" / Path(file).name
-        scores[file] = round(evaluate(run.dir.parent.parent / file, Training.of(run.params), held, out,
+        scores[file] = round(evaluate(run.dir.parent.parent / file, run.settings.training, held, out,
                                       stages.task_of(run))["map50_95"], 4)  # fmt: skip
         run.write_json(run.dir / "holdout.json", scores)
     return scores[file]
@@ -129,7 +140,7 @@ def _held_out(case: str, run, file: str):
 
 if __name__ == "__main__":
     cli = argparse.ArgumentParser()
-    cli.add_argument("--cases", nargs="+", default=["embedded", "user", "real"], choices=["embedded", "user", "real"])
+    cli.add_argument("--cases", nargs="+", default=CASES, choices=CASES)
     cli.add_argument("--stock", nargs="*", choices=list(STOCK), help="default: the case's VARIANTS")
     cli.add_argument("--again", action="store_true", help="do the export stage again (time every file anew)")
     args = cli.parse_args()
