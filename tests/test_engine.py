@@ -254,7 +254,7 @@ def test_a_latency_goal_times_each_step_and_cuts_where_time_goes(smoke_start, mo
     figure = plotting.performance(ledger, run.read_json(run.unpruned_json), tmp_path / "perf.png")
     assert [a.get_ylabel() for a in figure.axes][-1] == "latency (ms)"  # a third axis: the time measured per step
     before, after = conv_channels(checkpoints.load_model(run.unpruned_pt)), conv_channels(checkpoints.load_model(
-        run.step_weights(steps[0]["step"])))  # fmt: skip
+        run.step_weights(steps[0].step)))  # fmt: skip
     assert after != before
 
 

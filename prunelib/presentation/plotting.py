@@ -60,7 +60,7 @@ def performance(ledger: list[Step], unpruned: dict, path) -> plt.Figure:
             [timed[0].unpruned_latency_ms] + [r.latency_ms for r in timed],
             "^" + line,
             color="tab:brown",
-            label=f"latency (ms, {timed[0]['latency_runtime']}, batch 1)",
+            label=f"latency (ms, {timed[0].latency_runtime}, batch 1)",
         )
         ax3.set_ylabel("latency (ms)")
         ax3.set_ylim(bottom=0)
