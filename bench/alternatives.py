@@ -24,6 +24,7 @@ from pathlib import Path
 
 import real_case
 import user_case
+import common
 from common import publish
 
 from prunelib.core.folder import Run, runs_root
@@ -38,7 +39,10 @@ STOCK = {"scratch": False, "distilled": True}  # the stock alternatives: name ->
 # about 1.3 minutes an epoch on 2 cores (measured 2026-12-05): they wait for a session of their own
 VARIANTS = {"embedded": ["scratch", "distilled"], "embedded-long": [], "user": ["scratch", "distilled"], "real": ["scratch"]}
 CASES = list(VARIANTS)
-REUSES = {"embedded-long": "embedded"}  # a case compared with another case's stock models (not trained again)
+REUSES = {"embedded-long": "embedded"}
+# cases shown beside their control (the unpruned model fine-tuned as long as the pruned one: what training alone
+# adds); the real case's is in results/defaults.md (5 epochs)
+CONTROLLED = ("embedded", "embedded-long")  # a case compared with another case's stock models (not trained again)
 LONG_EPOCHS = 110  # embedded-long's fine-tuning: as many epochs as the stock models train (100 + 10)
 COLUMNS = ("case", "model", "made by", "file", "GMACs", "ms (1 thread)", "ms (all cores)", "mAP50-95 val",
            "mAP50-95 held-out", "the pruned file against it")  # fmt: skip
@@ -105,11 +109,18 @@ def _rows(case: str, run) -> list[dict]:
     chosen.append(("pruned", "the kit (final.pt)", fp32["pruned"], None))
     if best:
         chosen.append(("pruned", "the kit (recommended file)", best, None))
+    if case in CONTROLLED:
+        epochs = sum(r.epochs for r in run.read_ledger())
+        control = common.control(case, run, epochs)["val"]
+        chosen.append(("control", f"the original + {epochs} epochs of fine-tuning alike (torch)", None, control))
     trained = {alternatives.label_of(p): Path(p).parent.parent for p in run.settings.alternatives.alternatives}
     for label, v in verdicts.items():
         if v.kind == "yours":  # the stock models, passed as alternatives: stock.json beside their weights
             record = run.read_json(trained[label] / "stock.json")
-            how = f"stock, {record['width_factor']:.2f}x width, {record['epochs']} epochs from scratch"
+            how = (
+                f"stock, {record['width_factor']:.2f}x width ({record['latency_ratio']:.2f}x final.pt's latency when "
+                f"sized), {record['epochs']} epochs from scratch"
+            )
             how += ", distilled" if record["distilled"] else ""
             chosen.append((label, how, fp32[label], None))
             if by_file[(v.file, v.runtime, v.precision)] is not fp32[label]:
@@ -117,6 +128,10 @@ def _rows(case: str, run) -> list[dict]:
     macs = {r["model"]: r["macs"] for r in export["latency"]}
     rows = []
     for model, how, r, verdict in chosen:
+        if r is None:  # the control: validated in torch, not deployed
+            cells = (case, model, how, "", round(macs["unpruned"] / 1e9, 2), "", "", round(verdict, 4), "", "")
+            rows.append(dict(zip(COLUMNS, cells)))
+            continue
         said = f"{verdict.outcome} it: {verdict.figures()}" if verdict else ""
         cells = (case, model, how, f"{r['runtime']} {r['precision']}", round(macs[r["model"]] / 1e9, 2),
                  r["latency_ms"], r["all_cores_ms"], r["map50_95"], _held_out(case, run, r["file"]), said)  # fmt: skip
@@ -156,7 +171,9 @@ if __name__ == "__main__":
         "at the width whose measured latency matches final.pt's (bisected, prunelib.runs.stock), trained from "
         "scratch on the case's data with the original's recipe (its checkpoint's train_args) for the original's "
         "epochs plus the run's fine-tuning epochs; distilled: the same with Ultralytics' distillation from the "
-        "unpruned model. Lower precision alone: the unpruned model's fastest INT8 or BF16 file. The last column: the pruned "
+        "unpruned model. embedded-long: the embedded case fine-tuned for 110 epochs against the same stock models. "
+        "Control: the unpruned model fine-tuned as long as the pruned one (validated in torch): what training alone "
+        "adds. Lower precision alone: the unpruned model's fastest INT8 or BF16 file. The last column: the pruned "
         "model's recommended file against that contender (beats = at least as accurate at equal or lower latency; "
         "loses to = the contender is; trades with = neither), from the run's export.json.",
     )
