@@ -85,9 +85,9 @@ def test_a_second_process_on_a_run_in_progress_is_refused(runs_root):
 
 def test_ctrl_c_stops_cleanly_saying_how_to_resume(runs_root):
     run = runs_root / "interrupted"
-    proc = start("interrupted")
+    proc = start("interrupted", "--set", "finetune_epochs=50")  # long enough that no press comes after its end
     wait_for(run / "steps" / "step_01" / "args.yaml", proc)
-    for _ in range(30):  # as a user would press Ctrl-C again: Ultralytics' TryExcept blocks swallow one that lands there
+    for _ in range(60):  # as a user would press Ctrl-C again: Ultralytics' TryExcept blocks swallow one that lands there
         proc.send_signal(signal.SIGINT)
         try:
             out, err = proc.communicate(timeout=4)
