@@ -69,7 +69,7 @@ def smoke_start(smoke_params):
     from prunelib.training import embedded
 
     settings = Settings.of(smoke_params)
-    data = embedded.data_yaml(settings.source)
+    data = embedded.data_yaml(settings)
     model, _ = embedded.model_path(settings)
     return {"data": data, "model": model}
 

@@ -48,7 +48,7 @@ def control(case: str, run, epochs: int) -> dict:
     done = out / "control.json"
     if done.is_file():
         return json.loads(done.read_text())
-    training, data = run.settings.training, embedded.data_yaml(run.settings.source)
+    training, data = run.settings.training, embedded.data_yaml(run.settings)
     model = finetune(run.unpruned_pt, training, data, out, epochs)[0]
     result = {"val": evaluate(model, training, data, out / "val")["map50_95"]}
     if case == "user":

@@ -122,7 +122,7 @@ def _control(run, epochs: int) -> dict:
     done = out / "control.json"
     if done.is_file():
         return json.loads(done.read_text())
-    training, data = run.settings.training, embedded.data_yaml(run.settings.source)
+    training, data = run.settings.training, embedded.data_yaml(run.settings)
     teacher = run.unpruned_pt if training.distill_weight else None  # distilled as the pruned model was
     model = finetune(run.unpruned_pt, training, data, out, epochs, teacher=teacher)[0]
     result = {"val": evaluate(model, training, data, out / "val")["map50_95"]}

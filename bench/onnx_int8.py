@@ -41,7 +41,7 @@ def main():
     args = ap.parse_args()
     run = load_run(args.run)
     p = run.params
-    imgsz, data, task, training = p["imgsz"], embedded.data_yaml(run.settings.source), task_of(run), Training.of(p)
+    imgsz, data, task, training = p["imgsz"], embedded.data_yaml(run.settings), task_of(run), Training.of(p)
     train = check_data_yaml(data)["train"]
     calibration = quantize.Calibration(data, training, min(1.0, args.calibration / len(train)), task)
     x = measuring.example_inputs(imgsz)

@@ -42,7 +42,7 @@ SCRIPT = textwrap.dedent(
     p = parameters.load(["params/smoke.yaml"], {"runs_dir": out, "synth_train": 8, "synth_val": 4, "batch": 4,
                                                   "baseline_epochs": 1, "imgsz": 64, "synth_imgsz": 64})
     os.environ.pop("PRUNELIB_RUNS", None)
-    data = embedded.data_yaml(Settings.of(p).source)
+    data = embedded.data_yaml(Settings.of(p))
     model_path, _ = embedded.model_path(Settings.of(p))             # trains 1 epoch from yolo11n.yaml
     model = checkpoints.load_model(model_path)
     replace_c3k2(model)
@@ -59,7 +59,7 @@ SCRIPT = textwrap.dedent(
     evaluate(str(int8), Training.of(p), data, out + "/val-int8", "detect")  # a file: its task named
     # INT8 held to an accuracy bound on a model that has some (the shipped smoke baseline: copied, not trained)
     shipped = parameters.load(["params/smoke.yaml"], {"runs_dir": out})
-    ship_data = embedded.data_yaml(Settings.of(shipped).source)
+    ship_data = embedded.data_yaml(Settings.of(shipped))
     ship_model, source = embedded.model_path(Settings.of(shipped), train=False)
     quantized = export.export(ship_model, "onnx", 64, int8=quantize.Calibration(ship_data, Training.of(shipped)))
     maps = [evaluate(str(f), Training.of(shipped), ship_data, out + f"/val-{i}", "detect")["map50_95"]

@@ -220,8 +220,11 @@ def test_round_to_auto_is_the_channel_block_measured_on_this_machine():
     p = load(overrides={"round_to": "auto"})
     assert p["round_to"] == "auto"  # the run's parameters keep what was asked; the machine that prunes sizes it
     block = machine.channel_block()
-    assert Pruning.of(p).round_to == block and Pruning.of(load(overrides={"round_to": 0})).round_to == 0
-    assert Pruning.of(load()).round_to == block  # the built-in default
+    assert Pruning.of(p).round_to == "auto"  # settings keep it too; the cut resolves it where it is planned or made
+    assert Pruning.of(p).channel_multiple == block
+    assert Pruning.of(load(overrides={"round_to": 0})).channel_multiple == 0
+    assert Pruning.of(load(overrides={"round_to": 8})).channel_multiple == 8
+    assert Pruning.of(load()).channel_multiple == block  # the built-in default
     assert block in (1, 4, 8, 16, 32)
     flags = machine.cpu()["flags"]
     if "avx512f" in flags:  # onnxruntime's kernels block channels by vector width: 16 floats in AVX-512, 8 in AVX2

@@ -73,7 +73,7 @@ def task_run(request, runs_root, tmp_path_factory):
     smoke = Settings.of(parameters.load([ROOT / "params" / f"{name}.yaml"]))
     model, _ = embedded.model_path(smoke)
     tmp = tmp_path_factory.mktemp(name)
-    data = user_data(embedded.data_yaml(smoke.source), layout, tmp / "data")
+    data = user_data(embedded.data_yaml(smoke), layout, tmp / "data")
     cfg = tmp / "train.yaml"
     cfg.write_text("mosaic: 0.0\nfliplr: 0.0\nlr0: 0.005\n")  # two applied, one the parameters decide
     user = {"model": str(model), "data": str(data), "cfg": str(cfg), "iterative_steps": 1, "target_prune_rate": 0.3,

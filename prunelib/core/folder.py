@@ -26,7 +26,7 @@ import yaml
 from prunelib import files, machine
 from prunelib.core import parameters
 from prunelib.core.ledger import FINAL, SPARSE, Step, final_step
-from prunelib.core.settings import Place, Settings, Source
+from prunelib.core.settings import Place, Settings
 from prunelib.errors import UserError
 from prunelib.offline import cores
 from prunelib.paths import PROJECT_ROOT, relative, resolve
@@ -178,7 +178,7 @@ def runs_root(runs_dir: str = parameters.DEFAULTS["runs_dir"]) -> Path:
     return resolve(runs_dir)
 
 
-def cache_dir(place: Place | Source) -> Path:
+def cache_dir(place: Place) -> Path:
     """The cache of the embedded data, baseline and unpruned measurements: cache_dir, else <runs>/.cache."""
     return resolve(place.cache_dir) if place.cache_dir else runs_root(place.runs_dir) / ".cache"
 
@@ -224,11 +224,12 @@ def manifest(place: Place) -> dict:
         except PackageNotFoundError:
             return None
 
+    root = runs_root(place.runs_dir)
     return {
         "run_name": place.run_name,
         "seed": place.seed,
-        "runs_root": str(runs_root(place.runs_dir)),
-        "runs_root_from": f"${RUNS_ENV}" if runs_root(place.runs_dir) != resolve(place.runs_dir) else "runs_dir",
+        "runs_root": str(root),
+        "runs_root_from": f"${RUNS_ENV}" if root != resolve(place.runs_dir) else "runs_dir",
         "python": platform.python_version(),
         "versions": {
             p: v(p)

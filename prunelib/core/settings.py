@@ -5,7 +5,8 @@ tests/test_parameters.py checks that every parameter is a field of some concern 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
+from typing import get_type_hints
 
 from prunelib import machine
 from prunelib.errors import UserError
@@ -39,10 +40,6 @@ class Source(_FromParameters):
     data: str  # '' = the synthetic set
     imgsz: int
     seed: int
-    threads: int
-    run_name: str
-    runs_dir: str
-    cache_dir: str
     synth_train: int
     synth_val: int
     synth_imgsz: int
@@ -111,12 +108,13 @@ class Pruning(_FromParameters):
     global_pruning: bool
     isomorphic: bool
     max_pruning_ratio: float
-    round_to: int  # round_to: auto is the channel block measured on this machine
+    round_to: int | str  # as asked: a multiple, 0 = any channel count, or 'auto'
 
-    @classmethod
-    def of(cls, params: dict):
-        settings = super().of(params)
-        return replace(settings, round_to=machine.channel_block()) if settings.round_to == "auto" else settings
+    @property
+    def channel_multiple(self) -> int:
+        """What the cut rounds every channel count to (0 = any count): round_to, with auto resolved to the channel
+        block measured on this machine (an onnxruntime probe, paid only where a cut is planned or made)."""
+        return machine.channel_block() if self.round_to == "auto" else self.round_to
 
 
 @dataclass(frozen=True)
@@ -205,18 +203,7 @@ class Settings:
 
     @classmethod
     def of(cls, params: dict) -> Settings:
-        return cls(**{f.name: CONCERNS[f.name].of(params) for f in fields(cls)})
+        return cls(**{name: concern.of(params) for name, concern in CONCERNS.items()})
 
 
-CONCERNS = {
-    "place": Place,
-    "source": Source,
-    "goal": Goal,
-    "schedule": Schedule,
-    "pruning": Pruning,
-    "training": Training,
-    "timing": Timing,
-    "export": Export,
-    "shown": Shown,
-    "alternatives": Alternatives,
-}
+CONCERNS = get_type_hints(Settings)  # field name -> its concern's class

@@ -117,7 +117,7 @@ def prune_loop(run: Run, log=print, on_step=None, evaluate=validate) -> list[Ste
     loop = Loop(
         run,
         unpruned,
-        embedded.data_yaml(settings.source),
+        embedded.data_yaml(settings),
         policy.goal(settings.goal),
         policy.budget(settings.goal),
         epochs,

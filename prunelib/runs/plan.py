@@ -73,12 +73,13 @@ def recipe(settings: Settings, changed: list[str]) -> str:
     """The recipe in words; changed: the RECIPE parameters the user set away from the built-in defaults."""
     pruning, training = settings.pruning, settings.training
     head = "head pruned" if pruning.prune_head else "head whole"
-    if pruning.round_to == 0:
+    multiple = pruning.channel_multiple
+    if multiple == 0:
         block = "any channel count"
-    elif pruning.round_to == machine.channel_block():
-        block = f"whole blocks of {pruning.round_to} channels"
+    elif multiple == machine.channel_block():
+        block = f"whole blocks of {multiple} channels"
     else:
-        block = f"multiples of {pruning.round_to} channels"
+        block = f"multiples of {multiple} channels"
     lr = "Ultralytics' optimizer rule" if training.optimizer == "auto" else f"{training.optimizer} lr0 {training.lr0:g}"
     which = "the kit's recipe" if not changed else f"your recipe ({', '.join(changed)} changed)"
     frozen = ", BatchNorm statistics frozen" if training.freeze_bn_stats else ""

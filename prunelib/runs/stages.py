@@ -132,7 +132,7 @@ def _replace_and_measure(run: Run, source: Path, evaluate, log) -> dict:
     checkpoints.save_model(model, run.unpruned_pt)
     macs, n = measuring.macs_params(model, imgsz)
     t0 = time.perf_counter()
-    metrics = evaluate(model, settings.training, embedded.data_yaml(settings.source), run.val_dir("unpruned"))
+    metrics = evaluate(model, settings.training, embedded.data_yaml(settings), run.val_dir("unpruned"))
     task = tasks.of(model)
     info = {
         "source": settings.source.model or run.rel(source),
@@ -158,7 +158,7 @@ _VALIDATOR = evaluate  # replace() shares only what the real validator measured
 
 def _unpruned_key(settings: Settings, source: Path) -> str:
     """What the replaced model and its measurements depend on: the checkpoint's bytes, the data, the settings."""
-    data = embedded.data_yaml(settings.source)
+    data = embedded.data_yaml(settings)
     blob = {
         "model": hashlib.sha256(Path(source).read_bytes()).hexdigest(),
         "data": str(data),
@@ -202,7 +202,7 @@ def analyse(run: Run, log=print) -> dict:
     plotting.channels(before, after, run.channels_png)
     shown = analysis.pareto_runs(run)
     plotting.pareto(analysis.pareto_series(shown), run.pareto_png, "this run" if shown == [run] else "the sweep's runs")
-    data, training = embedded.data_yaml(settings.source), settings.training
+    data, training = embedded.data_yaml(settings), settings.training
     scores = [
         evaluate(checkpoints.load_model(path), training, data, run.val_dir(f"classes-{label}"), per_class=True)
         for label, path in (("unpruned", run.unpruned_pt), ("final", run.final))
@@ -229,7 +229,7 @@ def _draw_detections(run: Run, models: dict) -> Path:
     """detections.png and detections.json: the run's validation images drawn with the ground truth and each model's
     predictions ({label: checkpoint or exported file}, the unpruned model first)."""
     s, task = run.settings, task_of(run)
-    data = embedded.data_yaml(s.source)
+    data = embedded.data_yaml(s)
     compared = detections.compare(models, data, s.training.imgsz, task, s.shown.detection_images, s.training.seed)
     detections.panel(compared, run.detections_png, task)
     run.write_json(
@@ -330,7 +330,7 @@ def _exported(run: Run, alts: list[alternatives.Alternative] = ()) -> dict:
             if fmt == "openvino" and exporter.openvino_offers("BF16"):
                 models[label]["openvino_precisions"] = ["FP32", "BF16"]
     if s.export.int8:
-        data = embedded.data_yaml(s.source)
+        data = embedded.data_yaml(s)
         calibration = quantize.Calibration(data, s.training, s.export.int8_fraction, task_of(run))
         form = int8_form(run, models["pruned"]["onnx"], calibration)
         for label in labels:  # ONNX: the float file just exported, quantized
@@ -412,7 +412,7 @@ def _deployment(run: Run, models: dict, latency: list[dict], also: list[dict]) -
     it as timed. Where OpenVINO's own choice is not FP32, the IR at FP32 has a row too, its mAP50-95 the ONNX FP32
     file's (the same arithmetic: both match torch within the parity tolerance); "map_of" names the file validated."""
     s = run.settings
-    data, task, training = embedded.data_yaml(s.source), task_of(run), s.training
+    data, task, training = embedded.data_yaml(s), task_of(run), s.training
     timed = {(r["model"], r["runtime"], r["precision"]): r for r in latency}
     more = {(r["measure"], r["model"], r["runtime"], r["precision"]): r for r in also}
     rows = []

@@ -114,7 +114,7 @@ def make(run: Run, log=print, out=None, distill: bool | None = None, epochs: int
         training = replace(training, distill_weight=training.distill_weight or 1.0)
     t0 = time.perf_counter()
     teacher = run.unpruned_pt if distill else None
-    finetune(model, training, embedded.data_yaml(s.source), out, n_epochs, teacher=teacher, **recipe)
+    finetune(model, training, embedded.data_yaml(s), out, n_epochs, teacher=teacher, **recipe)
     depth, width = _multiples(model.yaml)
     record = Stock(
         family=name,
@@ -220,7 +220,7 @@ def _key(run: Run, distill: bool, epochs: int) -> str:
     s = run.settings
     blob = [
         hashlib.sha256(run.final.read_bytes()).hexdigest(),
-        str(embedded.data_yaml(s.source)),
+        str(embedded.data_yaml(s)),
         distill,
         epochs,
         s.training.imgsz,

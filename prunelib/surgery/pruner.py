@@ -268,7 +268,7 @@ def build_pruner(
         # prune_proto, prune_head): kept
         global_pruning=settings.global_pruning or times is not None,  # rank channels across layers
         max_pruning_ratio=settings.max_pruning_ratio,  # most any one layer may lose
-        round_to=settings.round_to or None,  # channel alignment
+        round_to=settings.channel_multiple or None,  # channel alignment
         isomorphic=settings.isomorphic,  # with global_pruning: rank only within groups of the same structure
         # advanced
         reg=reg,  # sparsity regularisation strength; 0 when the pruner only removes channels

@@ -30,17 +30,18 @@ from prunelib.training import synthetic
 from prunelib.training.arguments import ultralytics_args
 
 
-def data_yaml(source: Source) -> Path:
-    """The run's data YAML: the user's, or the synthetic set (generated on first use)."""
+def data_yaml(settings: Settings) -> Path:
+    """The run's data YAML: the user's, or the synthetic set (generated on first use, in the run's cache)."""
+    source = settings.source
     if source.data:
         return resolve(source.data)
-    settings = (source.synth_train, source.synth_val, source.synth_imgsz, source.seed, list(source.synth_classes))
+    drawn = (source.synth_train, source.synth_val, source.synth_imgsz, source.seed, list(source.synth_classes))
     task = synthetic_task(source)
-    out = cache_dir(source) / f"data-{synthetic.cache_key(*settings, task=task)}"
+    out = cache_dir(settings.place) / f"data-{synthetic.cache_key(*drawn, task=task)}"
     if (out / "data.yaml").is_file():
         return out / "data.yaml"
     with files.exclusive(out.with_name(f".{out.name}.lock")):  # parallel runs make it once
-        return synthetic.generate(out, *settings, task=task)
+        return synthetic.generate(out, *drawn, task=task)
 
 
 def synthetic_task(source: Source) -> str:
@@ -64,7 +65,7 @@ def model_path(settings: Settings, train: bool = True, shipped: Path = BASELINES
     if settings.source.model:
         return resolve(settings.source.model), "user"
     name = f"baseline-{baseline_key(settings.source)}"
-    out = cache_dir(settings.source) / name
+    out = cache_dir(settings.place) / name
     best = out / "weights" / "best.pt"
     if best.is_file():
         return best, "cache"
@@ -89,7 +90,7 @@ def ship(settings: Settings, shipped: Path = BASELINES_DIR, log=print) -> Path:
     shipped baselines that no parameter file in params/ uses any more: what `make baseline` does; commit the folder
     it returns."""
     name = f"baseline-{baseline_key(settings.source)}"
-    out = cache_dir(settings.source) / name
+    out = cache_dir(settings.place) / name
     with files.exclusive(out.with_name(f".{name}.lock")):
         shutil.rmtree(out, ignore_errors=True)
         train_baseline(settings, out)
@@ -144,12 +145,12 @@ def baseline_key(source: Source) -> str:
 def train_baseline(settings: Settings, out: Path) -> Path:
     """Train baseline_cfg from scratch on the synthetic data into out (atomically renamed into place)."""
     source = settings.source
-    data = data_yaml(source)
+    data = data_yaml(settings)
     files.remove_stale(out.parent)
     with files.atomic(out) as tmp:
         model = YOLO(source.baseline_cfg)
         for event in ("on_train_start", "on_val_start"):
-            model.add_callback(event, use_all_cores(source.threads))
+            model.add_callback(event, use_all_cores(settings.place.threads))
         model.train(**ultralytics_args(settings.training, "train", data, project=str(tmp.parent), name=tmp.name))
         (tmp / "key.json").write_text(json.dumps({"key": out.name, "settings": baseline_settings(source)}, indent=2))
     return out / "weights" / "best.pt"
@@ -158,8 +159,8 @@ def train_baseline(settings: Settings, out: Path) -> Path:
 def ensure(settings: Settings, log=print) -> dict:
     """The run's data and starting model, made (or found in the cache) when they are the embedded default."""
     s = settings.source
-    files.remove_stale(cache_dir(s))  # what killed trainings and generators left behind
-    data = data_yaml(s)
+    files.remove_stale(cache_dir(settings.place))  # what killed trainings and generators left behind
+    data = data_yaml(settings)
     if s.model:
         log(f"Using your model {s.model} and data {s.data}: the embedded baseline is skipped")
         return {"data": str(data), "model": str(resolve(s.model)), "source": "user"}

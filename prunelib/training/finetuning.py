@@ -156,6 +156,6 @@ def continue_training(settings: Settings, out_dir, teacher=None) -> tuple[Path, 
     Returns (best, last)."""
     model = load_model(resolve(settings.source.model), "model")
     fold(model)
-    data = data_yaml(settings.source)
+    data = data_yaml(settings)
     _, trainer = finetune(model, settings.training, data, out_dir, settings.schedule.finetune_epochs, teacher=teacher)
     return Path(trainer.best), Path(trainer.last)
