@@ -12,7 +12,10 @@ another synthetic set, bench/user_case.py), real (a YOLOv8n trained by others on
 the pruned model win? Accuracy: mAP50-95 on val (nothing trains on it; every model's best epoch is
 chosen on it alike) and, where the case has one, on held-out images nothing trained or selected on.
 
-    .venv/bin/python bench/alternatives.py [--cases embedded embedded-long real] [--stock scratch distilled]
+    .venv/bin/python bench/alternatives.py [--cases embedded embedded-long real] [--stock scratch distilled] [--table NAME]
+
+One table per invocation (bench/results/<NAME>.md, alternatives by default): each case's figures come from one run, so
+cases measured in different sessions go to tables of their own (results/alternatives-user.md: the user-style case).
 
 Made once per case under runs/bench-alternatives-<case>/, then reused when it holds the stock asked.
 """
@@ -42,7 +45,7 @@ CASES = list(VARIANTS)
 REUSES = {"embedded-long": "embedded"}
 # cases shown beside their control (the unpruned model fine-tuned as long as the pruned one: what training alone
 # adds); the real case's is in results/defaults.md (5 epochs)
-CONTROLLED = ("embedded", "embedded-long")  # a case compared with another case's stock models (not trained again)
+CONTROLLED = ("embedded", "embedded-long", "user")
 LONG_EPOCHS = 110  # embedded-long's fine-tuning: as many epochs as the stock models train (100 + 10)
 COLUMNS = ("case", "model", "made by", "file", "GMACs", "ms (1 thread)", "ms (all cores)", "mAP50-95 val",
            "mAP50-95 held-out", "the pruned file against it")  # fmt: skip
@@ -111,7 +114,7 @@ def _rows(case: str, run) -> list[dict]:
         chosen.append(("pruned", "the kit (recommended file)", best, None))
     if case in CONTROLLED:
         epochs = sum(r.epochs for r in run.read_ledger())
-        control = common.control(case, run, epochs)["val"]
+        control = common.control(case, run, epochs)
         chosen.append(("control", f"the original + {epochs} epochs of fine-tuning alike (torch)", None, control))
     trained = {alternatives.label_of(p): Path(p).parent.parent for p in run.settings.alternatives.alternatives}
     for label, v in verdicts.items():
@@ -129,7 +132,8 @@ def _rows(case: str, run) -> list[dict]:
     rows = []
     for model, how, r, verdict in chosen:
         if r is None:  # the control: validated in torch, not deployed
-            cells = (case, model, how, "", round(macs["unpruned"] / 1e9, 2), "", "", round(verdict, 4), "", "")
+            held = round(verdict["held-out"], 4) if "held-out" in verdict else ""
+            cells = (case, model, how, "", round(macs["unpruned"] / 1e9, 2), "", "", round(verdict["val"], 4), held, "")
             rows.append(dict(zip(COLUMNS, cells)))
             continue
         said = f"{verdict.outcome} it: {verdict.figures()}" if verdict else ""
@@ -158,12 +162,13 @@ if __name__ == "__main__":
     cli.add_argument("--cases", nargs="+", default=CASES, choices=CASES)
     cli.add_argument("--stock", nargs="*", choices=list(STOCK), help="default: the case's VARIANTS")
     cli.add_argument("--again", action="store_true", help="do the export stage again (time every file anew)")
+    cli.add_argument("--table", default="alternatives", help="the table's name under bench/results/")
     args = cli.parse_args()
     table = []
     for case in args.cases:
         table += measure(case, VARIANTS[case] if args.stock is None else args.stock, args.again)
     publish(
-        "alternatives",
+        args.table,
         "Pruned or stock: the pruned model beside what a user would deploy instead",
         table,
         "Each case: the user's command (the built-in defaults: a 2x latency goal in onnxruntime FP32 on one thread), "
