@@ -349,3 +349,17 @@ def test_round_to_keeps_every_cut_layer_a_multiple_with_the_head_pruned(replaced
     cut = {n: c for n, c in after.items() if c != before[n]}
     assert any(n.startswith("model.23.") for n in cut) and len(cut) > 20
     assert all(c % 16 == 0 for c in cut.values()), {n: c for n, c in cut.items() if c % 16}
+
+
+@pytest.mark.parametrize("round_to", [0, 16])
+def test_the_sensitivity_scan_cuts_the_scanned_layer_alone(replaced, round_to):
+    """A scan's cut of one layer narrows that layer's convolutions only, even where the run prunes the head, the
+    attention blocks and rounds to whole blocks (before, the head's hidden convolutions lost a block in every scan)."""
+    from prunelib.runs.sensitivity import alone
+
+    model = copy.deepcopy(replaced)
+    settings = Pruning.of(params(prune_head=True, prune_attention=True, round_to=round_to))
+    before = conv_channels(model)
+    pruner.prune(model, alone(settings, len(model.model), 7), 0.25, measuring.example_inputs(IMGSZ))
+    cut = {n for n, c in conv_channels(model).items() if c != before[n]}
+    assert cut and all(n.startswith("model.7.") for n in cut), cut

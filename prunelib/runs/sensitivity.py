@@ -11,10 +11,25 @@ import copy
 import dataclasses
 
 from prunelib.core.folder import Run
+from prunelib.core.settings import Pruning
 from prunelib.surgery import checkpoints, measuring, pruner
 from prunelib.training import gradients
 from prunelib.training.recalibration import recalibrate_batchnorm
 from prunelib.training.validation import evaluate
+
+
+def alone(settings: Pruning, layers: int, i: int) -> Pruning:
+    """The pruning settings that cut layer i of a model of that many layers and nothing else: every other layer
+    ignored, and no hidden layers carved out of the ignored ones (prune_head, prune_proto, prune_attention would
+    cut the head's, the mask prototype's and the attention blocks' hidden convolutions in every scan)."""
+    others = tuple(j for j in range(layers) if j != i)
+    return dataclasses.replace(
+        settings,
+        ignore_layers=settings.ignore_layers + others,
+        prune_head=False,
+        prune_proto=False,
+        prune_attention=False,
+    )
 
 
 def scan(run: Run, data, log=print, every_layer: bool = False, ratios=None) -> dict[str, dict[float, float]]:
@@ -38,9 +53,7 @@ def scan(run: Run, data, log=print, every_layer: bool = False, ratios=None) -> d
                 results[key][ratio] = stored[key][ratio]
                 continue
             m = copy.deepcopy(model)
-            others = [j for j in range(len(m.model)) if j != i]
-            scanned = dataclasses.replace(settings, ignore_layers=settings.ignore_layers + tuple(others))
-            pruner.prune(m, scanned, ratio, x, gradients.for_pruning(training, data))
+            pruner.prune(m, alone(settings, len(m.model), i), ratio, x, gradients.for_pruning(training, data))
             recalibrate_batchnorm(
                 m, training, data, run.settings.schedule.bn_recalibration
             )  # as the loop does (0: off)
