@@ -8,12 +8,13 @@ fastest INT8 or BF16 file).
 Cases: embedded (the kit's YOLO11n on its synthetic set, 320 px), user (a YOLO11n trained with plain Ultralytics on
 another synthetic set, bench/user_case.py), real (a YOLOv8n trained by others on real molecule drawings, 640 px,
 147 classes, bench/real_case.py); real-gentle*: the real case with a 1.3x latency goal, fine-tuned as the defaults do
-or as-is (no fine-tuning, no BatchNorm re-estimation), the head pruned or whole. embedded-long: the embedded case fine-tuned as long as its stock models train
-(110 epochs), against the same stock models (the embedded case's, not trained again): does a longer recovery make
-the pruned model win? Accuracy: mAP50-95 on val (nothing trains on it; every model's best epoch is
-chosen on it alike) and, where the case has one, on held-out images nothing trained or selected on.
+or as-is (no fine-tuning, no BatchNorm re-estimation), the head pruned or whole. embedded-long: the embedded case
+fine-tuned as long as its stock models train (110 epochs), against the same stock models (the embedded case's, not
+trained again): does a longer recovery make the pruned model win? Accuracy: mAP50-95 on val (nothing trains on it;
+every model's best epoch is chosen on it alike) and, where the case has one, on held-out images nothing trained or
+selected on.
 
-    .venv/bin/python bench/alternatives.py [--cases embedded embedded-long real] [--stock scratch distilled] [--table NAME]
+    .venv/bin/python bench/alternatives.py [--cases embedded real ...] [--stock scratch distilled] [--table NAME]
 
 One table per invocation (bench/results/<NAME>.md, alternatives by default): each case's figures come from one run, so
 cases measured in different sessions go to tables of their own (results/alternatives-user.md: the user-style case).
@@ -122,27 +123,39 @@ def measure(case: str, variants: list[str], again: bool = False) -> list[dict]:
 
 def _rows(case: str, run) -> list[dict]:
     """A row per contender and file: the unpruned model (onnxruntime FP32), at a lower precision alone (its fastest
-    INT8 or BF16 file), the pruned model (final.pt in onnxruntime FP32, where the goal was timed, and the recommended file) and
-    each stock alternative (in onnxruntime FP32, where its width was matched, and in the recommended file's runtime
-    and precision, the file the verdict compares)."""
+    INT8 or BF16 file), the pruned model (final.pt in onnxruntime FP32, where the goal was timed, and the recommended
+    file), its control where the case has one (validated in torch, not deployed) and each stock alternative (in
+    onnxruntime FP32, where its width was matched, and in the recommended file's runtime and precision, the file the
+    verdict compares)."""
     export = run.read_json(run.export_json)
     best = export["recommended"]
     verdicts = {v["alternative"]: Verdict.of(v) for v in export["alternatives"]}
     by_file = {(r["file"], r["runtime"], r["precision"]): r for r in export["deployment"]}  # an IR has FP32 and BF16
     fp32 = {r["model"]: r for r in export["deployment"] if (r["runtime"], r["precision"]) == ("onnxruntime", "FP32")}
-    chosen = [("unpruned", "the original", fp32["unpruned"], None)]
+    macs = {r["model"]: round(r["macs"] / 1e9, 2) for r in export["latency"]}
+    rows = []
+
+    def deployed(model: str, how: str, r: dict, verdict: Verdict | None = None) -> None:
+        said = f"{verdict.outcome} it: {verdict.figures()}" if verdict else ""
+        cells = (case, model, how, f"{r['runtime']} {r['precision']}", macs[r["model"]], r["latency_ms"],
+                 r["all_cores_ms"], r["map50_95"], _held_out(case, run, r["file"]), said)  # fmt: skip
+        rows.append(dict(zip(COLUMNS, cells)))
+
+    deployed("unpruned", "the original", fp32["unpruned"])
     for v in verdicts.values():
         if v.kind == LOWER_PRECISION:
-            chosen.append(
-                (v.alternative, "the original at a lower precision alone", by_file[(v.file, v.runtime, v.precision)], v)
-            )
-    chosen.append(("pruned", "the kit (final.pt)", fp32["pruned"], None))
+            file = by_file[(v.file, v.runtime, v.precision)]
+            deployed(v.alternative, "the original at a lower precision alone", file, v)
+    deployed("pruned", "the kit (final.pt)", fp32["pruned"])
     if best:
-        chosen.append(("pruned", "the kit (recommended file)", best, None))
+        deployed("pruned", "the kit (recommended file)", best)
     if case in CONTROLLED:
         epochs = sum(r.epochs for r in run.read_ledger())
         control = common.control(case, run, epochs)
-        chosen.append(("control", f"the original + {epochs} epochs of fine-tuning alike (torch)", None, control))
+        held = round(control["held-out"], 4) if "held-out" in control else ""
+        how = f"the original + {epochs} epochs of fine-tuning alike (torch)"
+        cells = (case, "control", how, "", macs["unpruned"], "", "", round(control["val"], 4), held, "")
+        rows.append(dict(zip(COLUMNS, cells)))
     trained = {alternatives.label_of(p): Path(p).parent.parent for p in run.settings.alternatives.alternatives}
     for label, v in verdicts.items():
         if v.kind == "yours":  # the stock models, passed as alternatives: stock.json beside their weights
@@ -152,21 +165,9 @@ def _rows(case: str, run) -> list[dict]:
                 f"sized), {record['epochs']} epochs from scratch"
             )
             how += ", distilled" if record["distilled"] else ""
-            chosen.append((label, how, fp32[label], None))
+            deployed(label, how, fp32[label])
             if by_file[(v.file, v.runtime, v.precision)] is not fp32[label]:
-                chosen.append((label, how, by_file[(v.file, v.runtime, v.precision)], v))
-    macs = {r["model"]: r["macs"] for r in export["latency"]}
-    rows = []
-    for model, how, r, verdict in chosen:
-        if r is None:  # the control: validated in torch, not deployed
-            held = round(verdict["held-out"], 4) if "held-out" in verdict else ""
-            cells = (case, model, how, "", round(macs["unpruned"] / 1e9, 2), "", "", round(verdict["val"], 4), held, "")
-            rows.append(dict(zip(COLUMNS, cells)))
-            continue
-        said = f"{verdict.outcome} it: {verdict.figures()}" if verdict else ""
-        cells = (case, model, how, f"{r['runtime']} {r['precision']}", round(macs[r["model"]] / 1e9, 2),
-                 r["latency_ms"], r["all_cores_ms"], r["map50_95"], _held_out(case, run, r["file"]), said)  # fmt: skip
-        rows.append(dict(zip(COLUMNS, cells)))
+                deployed(label, how, by_file[(v.file, v.runtime, v.precision)], v)
     return rows
 
 

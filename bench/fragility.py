@@ -5,7 +5,8 @@ then every prunable layer cut alone by LAYER_SHARE (the kit's sensitivity scan).
 the defaults do (round_to: auto, whole blocks of this CPU's channel block) and not rounded (round_to: 0):
 Torch-Pruning rounds what a layer keeps down to a multiple, so on a nano model's narrow layers a small share can
 become a whole block. Where even a 1.3x latency cut of the real model leaves nothing
-(results/alternatives-real-gentle.md), this says whether it breaks at any cut, at one layer, and how much of it is the rounding.
+(results/alternatives-real-gentle.md), this says whether it breaks at any cut, at one layer, and how much of it is
+the rounding.
 
     .venv/bin/python bench/fragility.py
 
@@ -18,7 +19,8 @@ import real_case
 import user_case
 from common import publish
 
-from prunelib.core.ledger import prune_steps
+from prunelib.core.folder import Run
+from prunelib.core.ledger import Step, prune_steps
 from prunelib.runs import open_run, sensitivity, stages
 
 SHARES = (0.05, 0.1, 0.2)  # of the prunable channels, in one step
@@ -33,9 +35,10 @@ LOOP = ["00-baseline", "20-replace-c3k2", "30-prune-loop"]
 
 def settings(case: str, share: float, head: bool, round_to) -> dict:
     rounded = "" if round_to == "auto" else f"-round{round_to}"
+    named = "" if case == "real" else f"{case}-"
     model, data = CASES[case]()
     return {
-        "run_name": f"bench-fragility-{'' if case == 'real' else case + '-'}{share}-{'head' if head else 'whole'}{rounded}",
+        "run_name": f"bench-fragility-{named}{share}-{'head' if head else 'whole'}{rounded}",
         "round_to": round_to,
         "model": str(model),
         "data": str(data),
@@ -49,43 +52,45 @@ def settings(case: str, share: float, head: bool, round_to) -> dict:
     }
 
 
-def cut(case: str, share: float, head: bool, round_to) -> dict:
+def cut(case: str, share: float, head: bool, round_to) -> Run:
+    """The case cut once by share of its prunable channels (stages 00-30, made once, then reused)."""
     run = open_run([], settings(case, share, head, round_to))
     stages.run_stages(run, LOOP)
-    unpruned = run.read_json(run.unpruned_json)["map50_95"]
-    step = prune_steps(run.read_ledger())[-1]
-    row = {
+    return run
+
+
+def row(case: str, round_to, what: str, unpruned: float, score: float, step: Step | None = None) -> dict:
+    return {
         "case": case,
         "round_to": round_to,
-        "what is cut": f"{share:.0%} of the prunable channels, head {'pruned' if head else 'whole'}",
-        "channels pruned": f"{step.channel_ratio:.1%}",
-        "MACs speed-up": round(step.speedup, 2),
+        "what is cut": what,
+        "channels pruned": f"{step.channel_ratio:.1%}" if step else "",
+        "MACs speed-up": round(step.speedup, 2) if step else "",
         "mAP50-95 unpruned": round(unpruned, 4),
-        "mAP50-95 as cut": round(step.pruned_map50_95, 4),
-        "kept": f"{step.pruned_map50_95 / unpruned:.1%}",
+        "mAP50-95 as cut": round(score, 4),
+        "kept": f"{score / unpruned:.1%}",
     }
-    return row
 
 
 def rows_of(case: str, round_to) -> list[dict]:
-    """The case's cuts at round_to, head whole, then pruned; then each prunable layer cut alone by LAYER_SHARE."""
-    rows = [cut(case, share, head, round_to) for head in (False, True) for share in SHARES]
-    run = open_run([], settings(case, SHARES[0], True, round_to))
-    unpruned = run.read_json(run.unpruned_json)["map50_95"]
-    for layer, scores in sensitivity.scan(run, CASES[case]()[1], every_layer=True, ratios=[LAYER_SHARE]).items():
-        rows.append(
-            {
-                "case": case,
-                "round_to": round_to,
-                "what is cut": f"{LAYER_SHARE:.0%} of layer {layer} alone",
-                "channels pruned": "",
-                "MACs speed-up": "",
-                "mAP50-95 unpruned": round(unpruned, 4),
-                "mAP50-95 as cut": round(scores[LAYER_SHARE], 4),
-                "kept": f"{scores[LAYER_SHARE] / unpruned:.1%}",
-            }
-        )
+    """The case's cuts at round_to, head whole, then pruned; then each prunable layer cut alone by LAYER_SHARE, in
+    the smallest head-pruned cut's run."""
+    rows, runs = [], {}
+    for head in (False, True):
+        for share in SHARES:
+            run = runs[share, head] = cut(case, share, head, round_to)
+            step = prune_steps(run.read_ledger())[-1]
+            what = f"{share:.0%} of the prunable channels, head {'pruned' if head else 'whole'}"
+            rows.append(row(case, round_to, what, _unpruned(run), step.pruned_map50_95, step))
+    scanned = runs[SHARES[0], True]
+    for layer, scores in sensitivity.scan(scanned, CASES[case]()[1], every_layer=True, ratios=[LAYER_SHARE]).items():
+        what = f"{LAYER_SHARE:.0%} of layer {layer} alone"
+        rows.append(row(case, round_to, what, _unpruned(scanned), scores[LAYER_SHARE]))
     return rows
+
+
+def _unpruned(run: Run) -> float:
+    return run.read_json(run.unpruned_json)["map50_95"]
 
 
 if __name__ == "__main__":
