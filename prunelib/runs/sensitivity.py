@@ -20,16 +20,10 @@ from prunelib.training.validation import evaluate
 
 def alone(settings: Pruning, layers: int, i: int) -> Pruning:
     """The pruning settings that cut layer i of a model of that many layers and nothing else: every other layer
-    ignored, and no hidden layers carved out of the ignored ones (prune_head, prune_proto, prune_attention would
-    cut the head's, the mask prototype's and the attention blocks' hidden convolutions in every scan)."""
+    named by index, so kept whole, the hidden layers prune_head, prune_proto and prune_attention would carve out of
+    the head, the mask prototype and the attention blocks included (pruner.pinned_layers)."""
     others = tuple(j for j in range(layers) if j != i)
-    return dataclasses.replace(
-        settings,
-        ignore_layers=settings.ignore_layers + others,
-        prune_head=False,
-        prune_proto=False,
-        prune_attention=False,
-    )
+    return dataclasses.replace(settings, ignore_layers=settings.ignore_layers + others)
 
 
 def scan(run: Run, data, log=print, every_layer: bool = False, ratios=None) -> dict[str, dict[float, float]]:

@@ -34,11 +34,12 @@ def ignored(model, settings: Pruning) -> list[dict]:
     proto = pruner.proto_hidden(model) if settings.prune_proto else set()
     head = pruner.head_hidden(model) if settings.prune_head else set()
     attention = pruner.attention_hidden(model) if settings.prune_attention else set()
+    pinned = {id(m) for layer in pruner.pinned_layers(model, settings) for m in layer.modules()}
     out = []
     for i, layer in enumerate(model.model):
         inner = sorted({type(m).__name__ for m in layer.modules() if id(m) in mods})
         if inner:
-            inside = {id(m) for m in layer.modules()}
+            inside = {id(m) for m in layer.modules()} - pinned
             cut = [
                 what
                 for what, ids in (

@@ -60,18 +60,33 @@ def ignored_modules(model: nn.Module, settings: Pruning) -> list[nn.Module]:
     """The layers settings.ignore_layers names, whose output channels are never pruned: by class name (every instance
     of it or of a subclass, with all it holds: ``Detect`` keeps Segment, Pose and OBB heads whole) or by layer index
     into model.model (``22``)."""
+    by_name = [
+        m
+        for item in settings.ignore_layers
+        if not _is_index(item)
+        for m in model.modules()
+        if item in {c.__name__ for c in type(m).__mro__}
+    ]
+    return by_name + pinned_layers(model, settings)
+
+
+def pinned_layers(model: nn.Module, settings: Pruning) -> list[nn.Module]:
+    """The layers settings.ignore_layers names by index into model.model: kept whole, hidden layers and all
+    (prune_head, prune_proto and prune_attention carve theirs out of the layers named by class only)."""
     layers = getattr(model, "model", None)
     out = []
     for item in settings.ignore_layers:
-        if isinstance(item, int) or str(item).isdigit():
+        if _is_index(item):
             i = int(item)
             if layers is None or not 0 <= i < len(layers):
                 n = len(layers) if layers is not None else 0
                 raise UserError(f"ignore_layers: layer index {i} is out of range; this model has layers 0-{n - 1}")
             out.append(layers[i])
-        else:
-            out.extend(m for m in model.modules() if item in {c.__name__ for c in type(m).__mro__})
     return out
+
+
+def _is_index(item) -> bool:
+    return isinstance(item, int) or str(item).isdigit()
 
 
 def _emitted(module: nn.Module) -> set[int]:
@@ -125,13 +140,15 @@ def attention_hidden(model: nn.Module) -> set[int]:
 def kept_whole(model: nn.Module, settings: Pruning) -> list[nn.Module]:
     """Every module whose output channels stay, as Torch-Pruning's ``ignored_layers``: all the ignored layers hold,
     less the mask prototype's hidden layers when settings.prune_proto, the heads' when settings.prune_head and the
-    attention blocks' feed-forward hidden layers when settings.prune_attention."""
+    attention blocks' feed-forward hidden layers when settings.prune_attention, except in layers named by index
+    (pinned_layers), which stay whole."""
     kept = [m for layer in ignored_modules(model, settings) for m in layer.modules()]
     hidden = (
         (proto_hidden(model) if settings.prune_proto else set())
         | (head_hidden(model) if settings.prune_head else set())
         | (attention_hidden(model) if settings.prune_attention else set())
     )
+    hidden -= {id(m) for layer in pinned_layers(model, settings) for m in layer.modules()}
     if hidden:
         kept = [m for m in kept if not any(id(c) in hidden for c in m.modules())]  # modules() includes m
     return kept
