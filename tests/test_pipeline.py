@@ -245,6 +245,24 @@ def test_every_format_matches_torch_and_int8_keeps_detecting(smoke_run):
     assert len(timings) == 6
 
 
+def test_the_unpruned_channel_count_is_the_runs_own(smoke_run):
+    """unpruned.json's prunable channels (the loop's 100 %) count what this run may cut: runs that differ in prune_head
+    do not share one count (before, a run with the head whole reused a head-pruned run's count, and its ledger read
+    23.9 % of the channels pruned for a 5 % cut)."""
+    from prunelib import runs
+    from prunelib.runs import open_run, stages
+    from prunelib.surgery import checkpoints, measuring, pruner
+
+    smoke = runs.load_run("cli-smoke")
+    flipped = {"run_name": "cli-smoke-prune-head", "prune_head": not smoke.settings.pruning.prune_head}
+    other = open_run([SMOKE], flipped)
+    stages.baseline(other, log=lambda line: None)
+    counted = stages.replace(other, log=lambda line: None)["channels"]
+    model, x = checkpoints.load_model(other.unpruned_pt), measuring.example_inputs(other.settings.training.imgsz)
+    assert counted == pruner.prunable_channels(model, other.settings.pruning, x)
+    assert counted != smoke.read_json(smoke.unpruned_json)["channels"]
+
+
 def test_second_run_reuses_the_baseline_and_completed_steps(smoke_run):
     # the stage functions the notebooks call, on the finished run, in this process
     from prunelib import runs

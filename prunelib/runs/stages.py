@@ -166,7 +166,11 @@ def _unpruned_key(settings: Settings, source: Path) -> str:
         "versions": [version(p) for p in ("torch", "ultralytics", "torch-pruning")],
         "imgsz": settings.training.imgsz,
         "batch": settings.training.batch,
+        # what pruner.kept_whole keeps, so the prunable channels unpruned.json counts (the loop's 100 %)
         "ignore_layers": list(settings.pruning.ignore_layers),
+        "prune_head": settings.pruning.prune_head,
+        "prune_proto": settings.pruning.prune_proto,
+        "prune_attention": settings.pruning.prune_attention,
     }
     return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:12]
 
