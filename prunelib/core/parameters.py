@@ -193,8 +193,7 @@ PARAMS = [
     Param("isomorphic", False, bool, "with global_pruning: rank channels only against groups of the same structure "
           "(Torch-Pruning's isomorphic pruning)"),
     Param("layer_ratios", "uniform", str, "how a step's cut is shared: uniform, sensitivity (robust layers more), "
-          "latency (ms per MAC), time (importance per ms)",
-          _choice(*LAYER_RATIOS)),
+          "latency (ms per MAC), time (importance per ms)", _choice(*LAYER_RATIOS)),
     Param("max_pruning_ratio", 1.0, float, "most any one layer may lose", _range(0, 1, True)),
     Param("bn_recalibration", 256, int, "training images to re-estimate BatchNorm statistics on after each prune "
           "(0 = off)", _range(0)),
@@ -229,7 +228,8 @@ PARAMS = [
     # --- analysis ---
     Param("sensitivity", False, bool, "measure per-layer sensitivity (mAP after pruning one layer alone)",
           may_change=True),
-    Param("sensitivity_ratios", [0.25, 0.5, 0.75], list, "ratios for the sensitivity scan", _ratios,
+    Param("sensitivity_ratios", [0.25, 0.5, 0.75], list, "ratios of the sensitivity scan; layer_ratios sensitivity "
+          "shares a cut by each layer's mean over them", _ratios,
           may_change=True),
     Param("detection_images", 6, int, "validation images drawn in detections.png with the ground truth and each "
           "model's predictions (0 = none)", _range(0), may_change=True),

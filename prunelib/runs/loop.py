@@ -219,9 +219,9 @@ def trial(
 
 
 def layer_weights(loop: Loop) -> dict[int, float]:
-    """The run's {layer index: weight}: by the sensitivity scan of every prunable layer pruned by half, or by the
-    time each layer saves per MAC in a timed trial cut (measured once; kept in the run folder, so a resumed run shares
-    its cuts as it began)."""
+    """The run's {layer index: weight}: by the sensitivity scan of every prunable layer at the run's
+    sensitivity_ratios, or by the time each layer saves per MAC in a timed trial cut (measured once; kept in the run
+    folder, so a resumed run shares its cuts as it began)."""
     run = loop.run
     stored = run.read_json(run.layer_weights_json)
     if stored is None:
@@ -231,7 +231,7 @@ def layer_weights(loop: Loop) -> dict[int, float]:
             stored = layer_time.profile(model, loop.training.imgsz, loop.pruning, run.settings.timing, loop.log)
         else:
             loop.log("Scanning every layer's sensitivity to share the cut (layer_ratios: sensitivity)")
-            scan = sensitivity.scan(run, loop.data, loop.log, every_layer=True, ratios=[policy.SCAN_RATIO])
+            scan = sensitivity.scan(run, loop.data, loop.log, every_layer=True)
             stored = policy.layer_weights(scan, loop.unpruned["map50_95"])
         run.write_json(run.layer_weights_json, {str(i): round(w, 6) for i, w in stored.items()})
     return {int(i): w for i, w in stored.items()}

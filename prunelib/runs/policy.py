@@ -204,20 +204,15 @@ class Budget:
         return drop <= self.max_drop and (not self.max_drop_rel or drop <= self.max_drop_rel * unpruned_map)
 
 
-SCAN_RATIO = 0.5  # layer_ratios 'sensitivity': each layer is scanned pruned by half
-
-
-def layer_weights(
-    scan: dict[str, dict[float, float]], unpruned_map: float, ratio: float = SCAN_RATIO
-) -> dict[int, float]:
+def layer_weights(scan: dict[str, dict[float, float]], unpruned_map: float) -> dict[int, float]:
     """{layer index: weight} sharing a cut out by sensitivity: a layer's weight is its robustness (mAP50-95 after
-    pruning it alone at the scanned ratio nearest ``ratio``, over the unpruned mAP, in [0, 1]) over the mean
-    robustness, so the weights average 1. A layer that loses nothing takes more than the uniform share, one that
-    collapses takes almost none."""
+    pruning it alone, over the unpruned mAP, in [0, 1], averaged over the scanned ratios) over the mean robustness,
+    so the weights average 1. A layer that loses nothing takes more than the uniform share, one that collapses takes
+    almost none; where every layer collapses at every ratio, the cut is shared uniformly (scan gentler ratios)."""
     robust = {}
     for key, by_ratio in scan.items():
-        nearest = min(by_ratio, key=lambda r: abs(float(r) - ratio))
-        robust[int(key.split()[0])] = min(max(by_ratio[nearest] / unpruned_map, 0.0), 1.0) if unpruned_map > 0 else 1.0
+        kept = [min(max(m / unpruned_map, 0.0), 1.0) if unpruned_map > 0 else 1.0 for m in by_ratio.values()]
+        robust[int(key.split()[0])] = sum(kept) / len(kept)
     mean = sum(robust.values()) / len(robust) if robust else 0.0
     return {i: r / mean for i, r in robust.items()} if mean > 0 else {i: 1.0 for i in robust}
 
