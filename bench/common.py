@@ -37,35 +37,60 @@ def baseline_model(params: dict) -> Path:
     return embedded.model_path(Settings.of(params))[0]
 
 
-def control(case: str, run, epochs: int) -> dict:
-    """A run's unpruned model fine-tuned for epochs as its pruned one was (the run's training settings): its mAP50-95
-    on val and, for the user case, on its held-out images ("held-out"); what training alone adds. Made once per case,
-    epochs and optimizer (Ultralytics' choice, or the one the run names with its lr0), then read back."""
+def control(case: str, run, epochs: int, out: Path | None = None) -> dict:
+    """A run's unpruned model fine-tuned for epochs as its pruned one was (the run's training settings, distilled from
+    itself when the run distils): its mAP50-95 on val and, for the cases that have them (user, real), on held-out
+    images ("held-out"); what training alone adds. Made once, in out (by default one folder per case, epochs,
+    optimizer and distillation weight), then read back from its control.json."""
+    import real_case
     import user_case
 
-    optimizer = "" if run.params["optimizer"] == "auto" else f"-{run.params['optimizer']}-{run.params['lr0']:g}"
-    out = runs_root() / f"bench-control-{case}-{epochs}{optimizer}"
+    training = run.settings.training
+    if out is None:
+        optimizer = "" if training.optimizer == "auto" else f"-{training.optimizer}-{training.lr0:g}"
+        distilled = f"-distill-{training.distill_weight:g}" if training.distill_weight else ""
+        out = runs_root() / f"bench-control-{case}-{epochs}{optimizer}{distilled}"
     done = out / "control.json"
     if done.is_file():
         return json.loads(done.read_text())
-    training, data = run.settings.training, embedded.data_yaml(run.settings)
-    model = finetune(run.unpruned_pt, training, data, out, epochs)[0]
+    data = embedded.data_yaml(run.settings)
+    teacher = run.unpruned_pt if training.distill_weight else None
+    model = finetune(run.unpruned_pt, training, data, out, epochs, teacher=teacher)[0]
     result = {"val": evaluate(model, training, data, out / "val")["map50_95"]}
-    if case == "user":
-        result["held-out"] = evaluate(model, training, user_case.holdout_yaml(), out / "holdout")["map50_95"]
+    holdout = {"user": user_case.holdout_yaml, "real": real_case.holdout_yaml}.get(case)
+    if holdout:
+        result["held-out"] = evaluate(model, training, holdout(), out / "holdout")["map50_95"]
     done.write_text(json.dumps(result))
     return result
 
 
+RESULT = "Result (written after the run):"  # a table's hand-written reading, appended under its notes
+
+
 def publish(name: str, title: str, rows: list[dict], notes: str = "") -> str:
-    """Print the table and write it to bench/results/<name>.md with the machine it was measured on."""
+    """Print the table and write it to bench/results/<name>.md with the machine it was measured on. A reading written
+    after an earlier run (the section from RESULT on) is kept; when the table's rows changed, it is marked as written
+    for that run, and a warning says to read it again."""
     import torch
 
+    table = markdown_table(rows)
     text = (f"# {title}\n\nMeasured {date.today()} on {machine.describe()}, {platform.machine()}, "
             f"{os.cpu_count()} cores, python {platform.python_version()}, torch {torch.__version__}.\n"
             f"Reproduce: `.venv/bin/python bench/{Path(sys.argv[0]).name} {' '.join(sys.argv[1:])}`.\n\n"
-            + markdown_table(rows) + (f"\n{notes}\n" if notes else ""))  # fmt: skip
+            + table + (f"\n{notes}\n" if notes else ""))  # fmt: skip
+    path = RESULTS / f"{name}.md"
+    old = path.read_text() if path.is_file() else ""
+    if RESULT in old:
+        reading = old[old.index(RESULT) :]
+        if table not in old:
+            measured = next((line for line in old.splitlines() if line.startswith("Measured ")), "Measured before")
+            when = measured.split(" on ")[0].lower()
+            stale = f"(Written for an earlier run, {when}: its figures may differ from the table's.)"
+            if not reading.startswith(f"{RESULT}\n(Written for"):
+                reading = reading.replace(RESULT, f"{RESULT}\n{stale}", 1)
+            print(f"warning: the rows of {path.name} changed; read its '{RESULT}' section again", file=sys.stderr)
+        text += f"\n{reading}"
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{name}.md").write_text(text)
+    path.write_text(text)
     print(text)
     return text

@@ -17,13 +17,11 @@ import argparse
 import json
 
 import real_case
-from common import publish
+from common import control, publish
 from prunelib.core.folder import runs_root
 from prunelib.core.ledger import prune_steps
 from prunelib.runs import open_run, stages
 from prunelib.surgery import checkpoints
-from prunelib.training import embedded
-from prunelib.training.finetuning import finetune
 from prunelib.training.validation import evaluate
 
 RECIPES = {  # name -> (what the table calls it, the parameters it sets over the built-in defaults)
@@ -83,9 +81,9 @@ def measure(case: str, recipe: str) -> dict:
         "recovered": round(cut.map50_95, 4),
         "retention": f"{cut.map50_95 / unpruned['map50_95']:.1%}",
     }
-    control = _control(run, epochs)
-    row["control"] = round(control["val"], 4)
-    row["control retention"] = f"{control['val'] / unpruned['map50_95']:.1%}"
+    tuned = control(case, run, epochs, runs_root() / f"{run.name}-control")
+    row["control"] = round(tuned["val"], 4)
+    row["control retention"] = f"{tuned['val'] / unpruned['map50_95']:.1%}"
     if holdout(case):
         scores = {
             label: evaluate(checkpoints.load_model(path), training, holdout(case), run.dir / f"holdout-{label}")
@@ -93,7 +91,7 @@ def measure(case: str, recipe: str) -> dict:
         }
         before = scores["unpruned"]["map50_95"]
         row["held-out retention"] = f"{scores['recovered']['map50_95'] / before:.1%}"
-        row["control held-out retention"] = f"{control['held-out'] / before:.1%}"
+        row["control held-out retention"] = f"{tuned['held-out'] / before:.1%}"
     row["loop minutes"] = round(sum(r.seconds_total for r in ledger) / 60, 1)
     done.write_text(json.dumps(row))
     return row
@@ -114,23 +112,6 @@ def _lr_used(run) -> str:
         return ""
     first = next(csv.DictReader(log.open()))
     return f"{float(first['lr/pg0']):.2g} (epoch 1)"
-
-
-def _control(run, epochs: int) -> dict:
-    """The run's unpruned model fine-tuned for epochs with the run's training settings (cached beside the run)."""
-    out = runs_root() / f"{run.name}-control"
-    done = out / "control.json"
-    if done.is_file():
-        return json.loads(done.read_text())
-    training, data = run.settings.training, embedded.data_yaml(run.settings)
-    teacher = run.unpruned_pt if training.distill_weight else None  # distilled as the pruned model was
-    model = finetune(run.unpruned_pt, training, data, out, epochs, teacher=teacher)[0]
-    result = {"val": evaluate(model, training, data, out / "val")["map50_95"]}
-    case = "real" if run.params["model"] else "embedded"
-    if holdout(case):
-        result["held-out"] = evaluate(model, training, holdout(case), out / "holdout")["map50_95"]
-    done.write_text(json.dumps(result))
-    return result
 
 
 # The recipes measured on each case (the real case's AdamW 0.002 without frozen statistics was measured by the issue
