@@ -9,6 +9,10 @@ times files, which retention does not need). Retention = final / unpruned mAP50-
 held-out drawings nothing trained or selected on.
 
     .venv/bin/python bench/defaults.py [--cases embedded real] [--recipes auto adamw-0.002]
+
+The smaller goal, whole channel blocks or not, on the embedded and the user-style case (bench/user_case.py, a YOLO11n
+trained with plain Ultralytics, held-out images): `--cases embedded user --recipes goal-1.3x goal-1.3x-round0 --table
+defaults-small-goal`.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import argparse
 import json
 
 import real_case
+import user_case
 from common import control, publish
 from prunelib.core.folder import runs_root
 from prunelib.core.ledger import prune_steps
@@ -42,19 +47,29 @@ RECIPES = {  # name -> (what the table calls it, the parameters it sets over the
         "AdamW lr0 0.002, BatchNorm statistics frozen",
         {"optimizer": "AdamW", "lr0": 0.002, "freeze_bn_stats": True},
     ),
+    # a smaller goal, where whole blocks make a small cut coarse on nano widths (results/fragility.md): does the
+    # default round_to auto cost accuracy there, after fine-tuning? (--table defaults-small-goal)
+    "goal-1.3x": ("a 1.3x latency goal, whole channel blocks (round_to auto)", {"target_latency_speedup": 1.3}),
+    "goal-1.3x-round0": (
+        "a 1.3x latency goal, any channel count (round_to 0)",
+        {"target_latency_speedup": 1.3, "round_to": 0},
+    ),
 }
 STAGES = ["00-baseline", "20-replace-c3k2", "30-prune-loop"]
 
 
 def case_settings(case: str) -> dict:
-    """The case as a user gives it: the embedded default (nothing) or the real model with its data (5 epochs)."""
+    """The case as a user gives it: the embedded default (nothing), the user-style YOLO11n with its data, or the real
+    model with its data (5 epochs)."""
     if case == "embedded":
         return {}
+    if case == "user":
+        return {"model": str(user_case.model(converged=True)), "data": str(user_case.data_yaml())}
     return {"model": str(real_case.model()), "data": str(real_case.data_yaml()), "finetune_epochs": 5}
 
 
 def holdout(case: str):
-    return real_case.holdout_yaml() if case == "real" else None
+    return {"real": real_case.holdout_yaml, "user": user_case.holdout_yaml}.get(case, lambda: None)()
 
 
 def measure(case: str, recipe: str) -> dict:
@@ -81,7 +96,7 @@ def measure(case: str, recipe: str) -> dict:
         "recovered": round(cut.map50_95, 4),
         "retention": f"{cut.map50_95 / unpruned['map50_95']:.1%}",
     }
-    tuned = control(case, run, epochs, runs_root() / f"{run.name}-control")
+    tuned = control(case, run, epochs)  # shared by the case's recipes of one optimizer: it has no goal
     row["control"] = round(tuned["val"], 4)
     row["control retention"] = f"{tuned['val'] / unpruned['map50_95']:.1%}"
     if holdout(case):
@@ -119,19 +134,25 @@ def _lr_used(run) -> str:
 MEASURED = {
     "embedded": ["auto", "adamw-0.002", "adamw-0.002-frozen-bn"],
     "real": ["auto", "adamw-0.0005", "adamw-0.0005-distill", "adamw-0.002-frozen-bn"],
+    "user": [],
 }
 
 if __name__ == "__main__":
     cli = argparse.ArgumentParser()
-    cli.add_argument("--cases", nargs="+", default=list(MEASURED), choices=list(MEASURED))
+    cli.add_argument("--cases", nargs="+", default=["embedded", "real"], choices=list(MEASURED))
     cli.add_argument("--recipes", nargs="+", choices=list(RECIPES), help="default: the case's MEASURED recipes")
+    cli.add_argument("--table", default="defaults", help="the table's name under bench/results/ (defaults: every row "
+                     "measured so far; another: this invocation's rows)")  # fmt: skip
     args = cli.parse_args()
-    for case in args.cases:
-        for recipe in args.recipes or MEASURED[case]:
-            measure(case, recipe)
-    rows = [row for case in MEASURED for recipe in RECIPES if (row := measured(case, recipe))]
+    asked = [(case, recipe) for case in args.cases for recipe in args.recipes or MEASURED[case]]
+    for case, recipe in asked:
+        measure(case, recipe)
+    everything = [(case, recipe) for case in MEASURED for recipe in RECIPES]
+    rows = [
+        row for case, recipe in (everything if args.table == "defaults" else asked) if (row := measured(case, recipe))
+    ]
     publish(
-        "defaults",
+        args.table,
         "The recipe of the built-in defaults: the user's command on the embedded default and a real model, beside "
         "controls",
         rows,
