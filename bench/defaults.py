@@ -73,7 +73,7 @@ def holdout(case: str):
 
 
 def measure(case: str, recipe: str) -> dict:
-    """One run of the user's command with the recipe, and its control; cached in the run folder."""
+    """One run of the user's command with the recipe (its row cached in the run folder), beside its control."""
     label, sets = RECIPES[recipe]
     run = open_run([], {"run_name": f"bench-defaults-{case}-{recipe}", **case_settings(case), **sets})
     done = run.dir / "bench.json"
