@@ -160,7 +160,7 @@ def _rows(case: str, run) -> list[dict]:
         deployed("pruned", "the kit (recommended file)", best)
     if case in CONTROLLED:
         epochs = sum(r.epochs for r in run.read_ledger())
-        control = common.control(case, run, epochs)
+        control = common.control(case, run, epochs, holdout(case))
         held = round(control["held-out"], 4) if "held-out" in control else ""
         how = f"the original + {epochs} epochs of fine-tuning alike (torch)"
         cells = (case, "control", how, "", macs["unpruned"], "", "", round(control["val"], 4), held, "")

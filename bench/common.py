@@ -37,19 +37,15 @@ def baseline_model(params: dict) -> Path:
     return embedded.model_path(Settings.of(params))[0]
 
 
-def control(case: str, run, epochs: int, out: Path | None = None) -> dict:
+def control(case: str, run, epochs: int, holdout: Path | None = None) -> dict:
     """A run's unpruned model fine-tuned for epochs as its pruned one was (the run's training settings, distilled from
-    itself when the run distils): its mAP50-95 on val and, for the cases that have them (user, real), on held-out
-    images ("held-out"); what training alone adds. Made once, in out (by default one folder per case, epochs,
-    optimizer and distillation weight), then read back from its control.json."""
-    import real_case
-    import user_case
-
+    itself when the run distils): its mAP50-95 on val and, given the case's held-out images, on them ("held-out");
+    what training alone adds. Made once per case, epochs, optimizer and distillation weight, then read back from its
+    control.json."""
     training = run.settings.training
-    if out is None:
-        optimizer = "" if training.optimizer == "auto" else f"-{training.optimizer}-{training.lr0:g}"
-        distilled = f"-distill-{training.distill_weight:g}" if training.distill_weight else ""
-        out = runs_root() / f"bench-control-{case}-{epochs}{optimizer}{distilled}"
+    optimizer = "" if training.optimizer == "auto" else f"-{training.optimizer}-{training.lr0:g}"
+    distilled = f"-distill-{training.distill_weight:g}" if training.distill_weight else ""
+    out = runs_root() / f"bench-control-{case}-{epochs}{optimizer}{distilled}"
     done = out / "control.json"
     if done.is_file():
         return json.loads(done.read_text())
@@ -57,9 +53,8 @@ def control(case: str, run, epochs: int, out: Path | None = None) -> dict:
     teacher = run.unpruned_pt if training.distill_weight else None
     model = finetune(run.unpruned_pt, training, data, out, epochs, teacher=teacher)[0]
     result = {"val": evaluate(model, training, data, out / "val")["map50_95"]}
-    holdout = {"user": user_case.holdout_yaml, "real": real_case.holdout_yaml}.get(case)
     if holdout:
-        result["held-out"] = evaluate(model, training, holdout(), out / "holdout")["map50_95"]
+        result["held-out"] = evaluate(model, training, holdout, out / "holdout")["map50_95"]
     done.write_text(json.dumps(result))
     return result
 

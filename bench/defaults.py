@@ -96,7 +96,7 @@ def measure(case: str, recipe: str) -> dict:
         "recovered": round(cut.map50_95, 4),
         "retention": f"{cut.map50_95 / unpruned['map50_95']:.1%}",
     }
-    tuned = control(case, run, epochs)  # shared by the case's recipes of one optimizer: it has no goal
+    tuned = control(case, run, epochs, holdout(case))  # shared by the case's recipes of one optimizer: it has no goal
     row["control"] = round(tuned["val"], 4)
     row["control retention"] = f"{tuned['val'] / unpruned['map50_95']:.1%}"
     if holdout(case):

@@ -184,7 +184,7 @@ def accuracy_rows(case: str, runs: int, grids: dict) -> list[dict]:
                 row |= {"held-out retention": f"{test['map50_95'] / base['map50_95']:.1%}"}
             rows.append(row)
     if first is not None:
-        c = control(case, first, ACCURACY["finetune_epochs"])
+        c = control(case, first, ACCURACY["finetune_epochs"], user_case.holdout_yaml() if case == "user" else None)
         unpruned = first.read_json(first.unpruned_json)
         row = {"case": case, "goal": "control", "cut": "none (unpruned, fine-tuned 10 epochs)", "head": "whole",
                "MACs ratio": 1.0, "final": round(c["val"], 4), "unpruned mAP50-95": round(unpruned["map50_95"], 4),

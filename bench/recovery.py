@@ -108,7 +108,7 @@ def deep(cases: list[str], recipes: list[str]) -> None:
         rows += measured
         if measured:
             run = load_run(deep_sweep(case, DEEP).root / sweep.run_name(deep_sweep(case, DEEP).combinations()[0]))
-            c = control(case, run, 10)
+            c = control(case, run, 10, user_case.holdout_yaml() if case == "user" else None)
             unpruned = run.read_json(run.unpruned_json)["map50_95"]
             row = {"case": case, "recipe": "control (unpruned, fine-tuned 10 epochs)", "prune_head": "-",
                    "target": "-", "MACs cut": "1.00x", "epochs": 10, "unpruned": f"{unpruned:.4f}",
