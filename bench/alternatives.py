@@ -42,7 +42,8 @@ from prunelib.training.validation import evaluate
 LOOP = ["00-baseline", "20-replace-c3k2", "30-prune-loop"]
 STOCK = {"scratch": False, "distilled": True}  # the stock alternatives: name -> distilled from the unpruned model
 # which each case makes unless --stock says: the real case's stock models train 55 epochs from scratch at 640 px,
-# about 1.3 minutes an epoch on 2 cores (measured 2026-12-05): they wait for a session of their own
+# about 1.3 minutes an epoch on 2 cores (measured 2026-12-05), so each was made in a run of its own (the distilled
+# one: --cases real --stock distilled --table alternatives-real-distilled)
 VARIANTS = {
     "embedded": ["scratch", "distilled"],
     "embedded-long": [],
