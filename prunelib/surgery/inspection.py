@@ -31,23 +31,20 @@ def blocks(model) -> list[dict]:
 def ignored(model, settings: Pruning) -> list[dict]:
     """The layers the pruner keeps whole (their output channels), by top-level index."""
     mods = {id(m) for m in pruner.ignored_modules(model, settings)}
-    proto = pruner.proto_hidden(model) if settings.prune_proto else set()
-    head = pruner.head_hidden(model) if settings.prune_head else set()
-    attention = pruner.attention_hidden(model) if settings.prune_attention else set()
-    pinned = {id(m) for layer in pruner.pinned_layers(model, settings) for m in layer.modules()}
+    carved = pruner.carved_out(model, settings)
     out = []
     for i, layer in enumerate(model.model):
         inner = sorted({type(m).__name__ for m in layer.modules() if id(m) in mods})
         if inner:
-            inside = {id(m) for m in layer.modules()} - pinned
+            inside = {id(m) for m in layer.modules()}
             cut = [
-                what
-                for what, ids in (
-                    ("its hidden layers: prune_head", head),
-                    ("the mask prototype's hidden layers: prune_proto", proto),
-                    ("the attention's feed-forward: prune_attention", attention),
+                f"{what}: {name}"
+                for name, what in (
+                    ("prune_head", "its hidden layers"),
+                    ("prune_proto", "the mask prototype's hidden layers"),
+                    ("prune_attention", "the attention's feed-forward"),
                 )
-                if ids & inside
+                if carved.get(name, set()) & inside
             ]
             but = f" (but {' and '.join(cut)})" if cut else ""
             out.append({"layer": i, "type": type(layer).__name__, "ignored because of": ", ".join(inner) + but})

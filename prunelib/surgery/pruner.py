@@ -137,18 +137,24 @@ def attention_hidden(model: nn.Module) -> set[int]:
     return {id(m) for block in model.modules() if isinstance(block, PSABlock) for m in block.ffn[:-1].modules()}
 
 
+def carved_out(model: nn.Module, settings: Pruning) -> dict[str, set[int]]:
+    """{parameter: ids of the modules it lets the pruner cut inside ignored layers}, for each of prune_head,
+    prune_proto and prune_attention that is on: the heads', the mask prototype's and the attention blocks'
+    feed-forward hidden layers, less those in layers named by index (pinned_layers), which stay whole."""
+    pinned = {id(m) for layer in pinned_layers(model, settings) for m in layer.modules()}
+    wanted = {
+        "prune_head": (settings.prune_head, head_hidden),
+        "prune_proto": (settings.prune_proto, proto_hidden),
+        "prune_attention": (settings.prune_attention, attention_hidden),
+    }
+    return {name: hidden(model) - pinned for name, (on, hidden) in wanted.items() if on}
+
+
 def kept_whole(model: nn.Module, settings: Pruning) -> list[nn.Module]:
     """Every module whose output channels stay, as Torch-Pruning's ``ignored_layers``: all the ignored layers hold,
-    less the mask prototype's hidden layers when settings.prune_proto, the heads' when settings.prune_head and the
-    attention blocks' feed-forward hidden layers when settings.prune_attention, except in layers named by index
-    (pinned_layers), which stay whole."""
+    less what prune_head, prune_proto and prune_attention carve out of them (carved_out)."""
     kept = [m for layer in ignored_modules(model, settings) for m in layer.modules()]
-    hidden = (
-        (proto_hidden(model) if settings.prune_proto else set())
-        | (head_hidden(model) if settings.prune_head else set())
-        | (attention_hidden(model) if settings.prune_attention else set())
-    )
-    hidden -= {id(m) for layer in pinned_layers(model, settings) for m in layer.modules()}
+    hidden = set().union(*carved_out(model, settings).values())
     if hidden:
         kept = [m for m in kept if not any(id(c) in hidden for c in m.modules())]  # modules() includes m
     return kept
