@@ -11,9 +11,8 @@ another synthetic set, bench/user_case.py), real (a YOLOv8n trained by others on
 or as-is (no fine-tuning, no BatchNorm re-estimation), the head pruned or whole, or the backbone spared (each layer's
 share of the cut from a sensitivity scan). embedded-long: the embedded case fine-tuned as long as its stock models
 train (110 epochs), against the same stock models (the embedded case's, not trained again): does a longer recovery
-make the pruned model win? Accuracy: mAP50-95 on val (nothing trains on it;
-every model's best epoch is chosen on it alike) and, where the case has one, on held-out images nothing trained or
-selected on.
+make the pruned model win? Accuracy: mAP50-95 on val (nothing trains on it; every model's best epoch is chosen on it
+alike) and, where the case has one, on held-out images nothing trained or selected on.
 
     .venv/bin/python bench/alternatives.py [--cases embedded real ...] [--stock scratch distilled] [--table NAME]
 
@@ -31,6 +30,7 @@ from pathlib import Path
 import real_case
 import user_case
 import common
+from cases import holdout
 from common import publish
 
 from prunelib.core.folder import Run, runs_root
@@ -102,12 +102,6 @@ def case_settings(case: str) -> dict:
     if case in GENTLE:
         return {**real, "target_latency_speedup": GENTLE_SPEEDUP, **GENTLE[case]}
     return real
-
-
-def holdout(case: str):
-    if case.startswith("real"):
-        return real_case.holdout_yaml()
-    return user_case.holdout_yaml() if case == "user" else None
 
 
 def measure(case: str, variants: list[str], again: bool = False) -> list[dict]:

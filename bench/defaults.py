@@ -22,6 +22,7 @@ import json
 
 import real_case
 import user_case
+from cases import holdout
 from common import control, publish
 from prunelib.core.folder import runs_root
 from prunelib.core.ledger import prune_steps
@@ -68,10 +69,6 @@ def case_settings(case: str) -> dict:
     return {"model": str(real_case.model()), "data": str(real_case.data_yaml()), "finetune_epochs": 5}
 
 
-def holdout(case: str):
-    return {"real": real_case.holdout_yaml, "user": user_case.holdout_yaml}.get(case, lambda: None)()
-
-
 def measure(case: str, recipe: str) -> dict:
     """One run of the user's command with the recipe (its row cached in the run folder), beside its control."""
     label, sets = RECIPES[recipe]
@@ -96,12 +93,13 @@ def measure(case: str, recipe: str) -> dict:
         "recovered": round(cut.map50_95, 4),
         "retention": f"{cut.map50_95 / unpruned['map50_95']:.1%}",
     }
-    tuned = control(case, run, epochs, holdout(case))  # shared by the case's recipes of one optimizer: it has no goal
+    held = holdout(case)
+    tuned = control(case, run, epochs, held)  # shared by the case's recipes of one optimizer: it has no goal
     row["control"] = round(tuned["val"], 4)
     row["control retention"] = f"{tuned['val'] / unpruned['map50_95']:.1%}"
-    if holdout(case):
+    if held:
         scores = {
-            label: evaluate(checkpoints.load_model(path), training, holdout(case), run.dir / f"holdout-{label}")
+            label: evaluate(checkpoints.load_model(path), training, held, run.dir / f"holdout-{label}")
             for label, path in (("unpruned", run.unpruned_pt), ("recovered", run.step_weights(cut.step)))
         }
         before = scores["unpruned"]["map50_95"]
