@@ -81,8 +81,8 @@ ROWS = [
 
 def test_verdicts_compare_in_the_recommended_files_runtime_and_precision():
     best = ROWS[3]
-    got = {v.alternative: v for v in alternatives.verdicts(ROWS, best, {"small": "yours", "better": "stock",
-                                                                        "mixed": "yours"})}  # fmt: skip
+    kinds = {"small": "yours", "better": "stock", "mixed": "yours"}
+    got = {v.alternative: v for v in alternatives.verdicts(ROWS, best, kinds, max_precision_drop=0.1)}
     small = got["small"]  # the onnxruntime FP32 file, not its faster INT8 one
     assert (small.runtime, small.precision, small.latency_ms) == ("onnxruntime", "FP32", 5.5)
     assert small.dominates and not small.dominated and small.faster == pytest.approx(1.1)
@@ -94,7 +94,7 @@ def test_verdicts_compare_in_the_recommended_files_runtime_and_precision():
                                                                                alternatives.LOWER_PRECISION)  # fmt: skip
     assert alone.dominated and not alone.dominates  # as fast and more accurate: the unpruned INT8 file wins here
     bf16 = [*ROWS, _row("unpruned", "openvino", "BF16", 4.5, 0.69)]  # a faster BF16 file: that is the one
-    lower = next(v for v in alternatives.verdicts(bf16, best, {}) if v.kind == alternatives.LOWER_PRECISION)
+    lower = next(v for v in alternatives.verdicts(bf16, best, {}, 0.1) if v.kind == alternatives.LOWER_PRECISION)
     assert (lower.alternative, lower.latency_ms) == ("unpruned BF16", 4.5)
     assert got["small"].sentence().startswith("**Beats small (yours, onnxruntime FP32)**: 1.10x faster")
     assert got["better"].sentence().startswith("**Loses to better (stock, onnxruntime FP32)**: 1.25x slower")
@@ -103,9 +103,18 @@ def test_verdicts_compare_in_the_recommended_files_runtime_and_precision():
     assert alternatives.verdicts(ROWS, None, {"small": "yours"}) == []
 
 
+def test_the_lower_precision_alternative_keeps_its_float_files_accuracy():
+    # by default (1 point) the unpruned INT8 files, 0.04 and 0.05 below its FP32 file, are no alternative
+    kinds = [v.kind for v in alternatives.verdicts(ROWS, ROWS[3], {})]
+    assert alternatives.LOWER_PRECISION not in kinds
+    bf16 = [*ROWS, _row("unpruned", "openvino", "BF16", 8.0, 0.695)]  # slower than the INT8 files, but it holds
+    lower = [v for v in alternatives.verdicts(bf16, ROWS[3], {}) if v.kind == alternatives.LOWER_PRECISION]
+    assert [(v.alternative, v.latency_ms) for v in lower] == [("unpruned BF16", 8.0)]
+
+
 def test_an_alternative_with_no_file_in_the_runtime_is_compared_by_its_fastest():
     best = dataclasses.replace(ROWS[3], runtime="openvino", precision="BF16")
-    (v, _) = alternatives.verdicts(ROWS, best, {"small": "yours"})
+    (v, _) = alternatives.verdicts(ROWS, best, {"small": "yours"}, max_precision_drop=0.1)
     assert (v.runtime, v.precision, v.latency_ms) == ("openvino", "INT8", 2.0) and not (v.dominates or v.dominated)
 
 

@@ -78,12 +78,23 @@ def test_the_recommended_file_is_the_pruned_models_fastest_within_the_budget_its
     assert best.from_pruning == 2.0  # the unpruned model in openvino FP32 (8 ms) over the pruned one (4 ms)
     assert best.pruning_precision == "FP32"
     assert best.from_runtime_and_precision == 1.5  # the rest of 3.0x
-    assert recommend(DEPLOYED, TIMED, unpruned_map=0.70, max_drop=0.5).file == "pruned.openvino.INT8"
     assert recommend(DEPLOYED, TIMED, unpruned_map=0.95, max_drop=0.2) is None  # nothing within the budget
 
 
+def test_a_lower_precision_is_judged_against_its_own_float_file_not_the_pruning_budget():
+    # the INT8 file lost 0.30 against final.pt's float file: a wide budget (0.5 below the unpruned model) must not
+    # let it in, as it did when a user-style run with --max-map-drop 0.9 got an INT8 file of 0.044 recommended
+    assert recommend(DEPLOYED, TIMED, unpruned_map=0.70, max_drop=0.5).file == "pruned.openvino.FP32"
+    assert recommend(DEPLOYED, TIMED, 0.70, 0.5, max_precision_drop=0.3).file == "pruned.openvino.INT8"
+    near = [*DEPLOYED[:4], _deployed("pruned", "openvino", "INT8", 2.0, 0.595, 6.0)]  # 0.005 below its FP32 file
+    assert recommend(near, TIMED, unpruned_map=0.70, max_drop=0.2).file == "pruned.openvino.INT8"
+    assert recommend(near, TIMED, 0.70, 0.2, max_precision_drop=0.001).file == "pruned.openvino.FP32"
+    # a float file over the budget is not rescued by a lower precision of it
+    assert recommend(near, TIMED, unpruned_map=0.90, max_drop=0.2) is None
+
+
 def test_a_precision_the_unpruned_model_was_not_timed_in_splits_against_its_fp32_file():
-    best = recommend(DEPLOYED, TIMED, unpruned_map=0.70, max_drop=0.5)
+    best = recommend(DEPLOYED, TIMED, unpruned_map=0.70, max_drop=0.5, max_precision_drop=0.3)
     assert best.file == "pruned.openvino.INT8" and best.pruning_precision == "FP32"
     assert best.from_pruning == 2.0  # the two models' FP32 files in openvino: 8 ms over 4 ms
     assert best.from_runtime_and_precision == 3.0  # the rest of 6.0x: openvino at INT8

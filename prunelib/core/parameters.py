@@ -244,6 +244,8 @@ PARAMS = [
           may_change=True),
     Param("int8_onnx_form", "fastest", str, "INT8 ONNX quantization: fastest (each form timed on the pruned model), "
           "auto (by the CPU's flags) or a form", _choice("auto", "fastest", *INT8_ONNX_FORMS), may_change=True),
+    Param("max_precision_drop", 0.01, float, "a lower-precision file (INT8, BF16) is recommended only within this "
+          "much mAP50-95 of its own model's float file", _range(0, 1), may_change=True),
     Param("int8_fraction", 1.0, float, "share of the training images that calibrate the INT8 export",
           _range(0, 1, lo_open=True), may_change=True),
     Param("onnx_simplify", True, bool, "simplify the exported ONNX graph with onnxslim", may_change=True),

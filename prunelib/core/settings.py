@@ -164,6 +164,7 @@ class Export(_FromParameters):
     int8: bool
     int8_onnx_form: str
     int8_fraction: float
+    max_precision_drop: float  # a lower-precision file's tolerance against its own float file
 
 
 @dataclass(frozen=True)

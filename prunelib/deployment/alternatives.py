@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from prunelib import tasks
-from prunelib.deployment.records import Deployed
+from prunelib.deployment.records import Deployed, holds_precision
 from prunelib.errors import UserError
 from prunelib.paths import resolve
 from prunelib.surgery import checkpoints
@@ -125,9 +125,12 @@ class Verdict:
         return cls(**record)
 
 
-def verdicts(rows: list[Deployed], best: Deployed | None, kinds: dict[str, str]) -> list[Verdict]:
+def verdicts(
+    rows: list[Deployed], best: Deployed | None, kinds: dict[str, str], max_precision_drop: float = 0.01
+) -> list[Verdict]:
     """The recommended pruned file (best) against each alternative (kinds: label -> kind) and against the unpruned
-    model at a lower precision alone (its fastest INT8 or BF16 file, named 'unpruned INT8' or 'unpruned BF16'); []
+    model at a lower precision alone (its fastest INT8 or BF16 file that keeps its precision, within
+    max_precision_drop of its float file: records.holds_precision; named 'unpruned INT8' or 'unpruned BF16'); []
     without a recommendation."""
     if best is None:
         return []
@@ -137,7 +140,9 @@ def verdicts(rows: list[Deployed], best: Deployed | None, kinds: dict[str, str])
         same = [r for r in own if r.kind == best.kind]
         if own:
             chosen.append((label, kind, min(same or own, key=lambda r: r.latency_ms)))
-    lower = [r for r in rows if r.model == "unpruned" and r.precision != "FP32"]
+    lower = [
+        r for r in rows if r.model == "unpruned" and r.lower_precision and holds_precision(r, rows, max_precision_drop)
+    ]
     if lower:
         fastest = min(lower, key=lambda r: r.latency_ms)
         chosen.append((f"unpruned {fastest.precision}", LOWER_PRECISION, fastest))

@@ -37,6 +37,28 @@ class Deployed(Record):
         """(runtime, precision): how it runs."""
         return self.runtime, self.precision
 
+    @property
+    def lower_precision(self) -> bool:
+        """Does it run below FP32 (INT8, BF16, FP16)?"""
+        return self.precision != "FP32"
+
+
+def float_score(rows: list[Deployed], model: str) -> float | None:
+    """The mAP50-95 of model's float file (FP32; its best, should two runtimes differ in the last digit), or None
+    when it has none."""
+    scores = [r.map50_95 for r in rows if r.model == model and not r.lower_precision]
+    return max(scores) if scores else None
+
+
+def holds_precision(row: Deployed, rows: list[Deployed], tolerance: float) -> bool:
+    """Does row keep its model's accuracy? A float file does; a lower-precision one when its mAP50-95 is within
+    tolerance (max_precision_drop) of its own model's float file: a precision is judged against the same model at
+    FP32, never against the run's pruning budget, where an INT8 file that collapsed could still fit."""
+    if not row.lower_precision:
+        return True
+    reference = float_score(rows, row.model)
+    return reference is not None and reference - row.map50_95 <= tolerance + 1e-9
+
 
 @dataclass(frozen=True)
 class Recommended(Deployed):

@@ -7,8 +7,8 @@ import yaml
 
 from prunelib import files
 from prunelib.core.folder import Run
-from prunelib.core.ledger import FINAL, Step, final_step, outcome
-from prunelib.deployment.alternatives import Verdict
+from prunelib.core.ledger import FINAL, SPARSE, Step, final_step, outcome, prune_steps
+from prunelib.deployment.alternatives import LOWER_PRECISION, Verdict
 from prunelib.deployment.records import Deployed, Recommended
 from prunelib.tasks import named
 
@@ -116,13 +116,20 @@ def _summary(
     shown: list[dict] | None,
     export: dict,
     cpu: dict | None,
+    max_map_drop: float = 0.2,
 ) -> list[str]:
     """At most eight short lines at the top, and one per alternative: what pruning did to the model, how much faster
     final.pt runs (one figure, named: runtime, precision, batch, threads, which timing; and on all cores), the file
     to deploy and whether it beats each alternative (the unpruned model at a lower precision alone, the user's
-    checkpoints, the stock model), and what was lost most."""
+    checkpoints, the stock model), and what was lost most. When no cut held, three lines instead of the first four:
+    what was tried, what it kept, what to ship instead (nothing_held)."""
     if not (unpruned and ledger):
         return []
+    failed = failed_cut(ledger)
+    if failed:
+        lines = nothing_held(unpruned, failed, export, max_map_drop)
+        lines += against(export, unpruned, lower_precision=False)  # the file to ship is the unpruned model's
+        return ["## Summary\n\n" + "\n".join(lines) + "\n\n"]
     final = final_step(ledger)
     o, metric = outcome(unpruned, final), named("mAP50-95", unpruned)
     kept = f" ({o['retention']:.1%} kept)" if o["retention"] is not None else ""
@@ -155,6 +162,52 @@ def _summary(
     return ["## Summary\n\n" + "\n".join(lines) + "\n\n"]
 
 
+def failed_cut(ledger: list[Step]) -> Step | None:
+    """The last prune step when no cut held (no prune step or final fine-tune within the mAP budget, so final.pt is
+    the unpruned model, sparsity-trained or not); None when one held or none was tried."""
+    cuts = prune_steps(ledger)
+    if not cuts or any(r.within_budget for r in ledger if r.kind != SPARSE):
+        return None
+    return cuts[-1]
+
+
+def nothing_held(unpruned: dict, cut: Step, export: dict, max_map_drop: float) -> list[str]:
+    """Three lines for a run where no cut held: the cut tried and its measured speed, what it kept as cut and after
+    fine-tuning against the budget, and what to ship instead (the recommended file: the unpruned model's fastest
+    file that keeps its float file's accuracy, or the unpruned model as it is)."""
+    metric, base = named("mAP50-95", unpruned), unpruned["map50_95"]
+    measured = (
+        f", {cut.latency_speedup:.2f}x faster measured ({cut.latency_runtime} {cut.latency_precision}, batch 1)"
+        if cut.timed
+        else ""
+    )
+
+    def share(v: float) -> str:
+        return f" ({v / base:.1%})" if base else ""
+
+    lines = [
+        f"- **No cut held: final.pt is the unpruned model.** Tried: step {cut.step}, {cut.speedup:.2f}x fewer "
+        f"MACs{measured}.",
+        f"- **Kept**: {metric} {base:.3f} -> {cut.pruned_map50_95:.3f} as cut{share(cut.pruned_map50_95)}, "
+        f"{cut.map50_95:.3f} after {cut.epochs} epochs of fine-tuning{share(cut.map50_95)}; the budget allows a "
+        f"drop of {max_map_drop:g} (max_map_drop).",
+    ]
+    best = recommended(export)
+    if not export.get("deployment"):
+        lines.append("- **Ship instead**: the export stage (50-export) names the unpruned model's fastest file.")
+    elif best and best.lower_precision:
+        lines.append(
+            f"- **Ship instead** `{best.file}` ({best.label}), the unpruned model at a lower precision: "
+            f"{best.speedup_vs_onnxruntime_fp32:.2f}x faster than in onnxruntime FP32; {metric} {best.map50_95:.3f}."
+        )
+    else:
+        lines.append(
+            "- **Ship instead** the unpruned model as it is: no lower-precision file kept its accuracy "
+            "(max_precision_drop)."
+        )
+    return lines
+
+
 def deployed(export: dict) -> list[Deployed]:
     """export.json's deployment rows, as records."""
     return [Deployed.of(r) for r in export.get("deployment") or []]
@@ -165,10 +218,12 @@ def recommended(export: dict) -> Recommended | None:
     return Recommended.of(export["recommended"]) if export.get("recommended") else None
 
 
-def against(export: dict, unpruned: dict) -> list[str]:
-    """The recommended file against each alternative (export.json's verdicts), a bullet each."""
+def against(export: dict, unpruned: dict, lower_precision: bool = True) -> list[str]:
+    """The recommended file against each alternative (export.json's verdicts), a bullet each; without the unpruned
+    model at a lower precision when not lower_precision."""
     metric = named("mAP50-95", unpruned)
-    return [f"- {Verdict.of(v).sentence(metric)}" for v in export.get("alternatives") or []]
+    verdicts = [Verdict.of(v) for v in export.get("alternatives") or []]
+    return [f"- {v.sentence(metric)}" for v in verdicts if lower_precision or v.kind != LOWER_PRECISION]
 
 
 def speed_line(export: dict, cpu: dict | None) -> str:
@@ -191,14 +246,19 @@ def speed_line(export: dict, cpu: dict | None) -> str:
     return text + "."
 
 
-def recommendation(export: dict, unpruned: dict) -> list[str]:
+def recommendation(export: dict, unpruned: dict, held: bool = True) -> list[str]:
     """The file to deploy on this machine, in words (export.json's 'recommended'), and every reduced precision that
-    runs slower than FP32 in its runtime, said plainly."""
+    runs slower than FP32 in its runtime, said plainly. held: did a cut hold (else final.pt is the unpruned model)?"""
     best = recommended(export)
     if not export.get("deployment"):  # not exported yet
         return []
     if best is None:
         return ["## Recommendation\n\nNo exported file of the pruned model is within the run's mAP budget.\n\n"]
+    which = (
+        "the pruned model within the run's mAP budget"
+        if held
+        else "the unpruned model (no cut held: final.pt is the unpruned model)"
+    )
     metric = named("mAP50-95", unpruned)
     split = ""
     if best.from_pruning and best.from_runtime_and_precision:
@@ -210,7 +270,8 @@ def recommendation(export: dict, unpruned: dict) -> list[str]:
         f"## Recommendation\n\nUse `{best.file}` in {best.runtime} at {best.precision}: "
         f"{best.latency_ms:.2f} ms (batch 1), {metric} {best.map50_95:.3f}, "
         f"{best.speedup_vs_onnxruntime_fp32:.2f}x faster than the unpruned model in onnxruntime FP32{split}. "
-        "It is the fastest file of the pruned model within the run's mAP budget.\n"
+        f"It is the fastest file of {which}; a lower precision only within max_precision_drop of its float "
+        "file's mAP50-95.\n"
     ]
     fp32 = {(r["model"], r["runtime"]): r["latency_ms"] for r in export.get("latency", []) if r["precision"] == "FP32"}
     for r in export.get("latency", []):
@@ -321,8 +382,8 @@ def write_report(run: Run) -> str:
     classes = run.read_json(run.classes_json)
     parts = [
         f"# Pruning report: {run.name}\n\n",
-        *_summary(unpruned, ledger, classes, shown, export, manifest.get("cpu")),
-        *recommendation(export, unpruned),
+        *_summary(unpruned, ledger, classes, shown, export, manifest.get("cpu"), run.settings.goal.max_map_drop),
+        *recommendation(export, unpruned, held=failed_cut(ledger) is None),
         "## Result\n\n",
     ]
     if unpruned and not ledger:

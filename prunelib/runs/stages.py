@@ -33,7 +33,7 @@ from prunelib.core.ledger import Step
 from prunelib.core.settings import Settings
 from prunelib.offline import threads
 from prunelib.deployment import alternatives, quantize
-from prunelib.deployment.records import Deployed, Recommended
+from prunelib.deployment.records import Deployed, Recommended, float_score, holds_precision
 from prunelib.deployment import export as exporter
 from prunelib.presentation import analysis, detections, plotting, report
 from prunelib.runs import loop, sensitivity, stock
@@ -267,8 +267,9 @@ def export(run: Run, log=print) -> dict:
     padding = next(r["macs"] for r in latency if r["model"] == "pruned") - step.macs if step else 0
     deployment = _deployment(run, models, latency, also)
     unpruned = run.read_json(run.unpruned_json)
-    best = recommend(deployment, latency, unpruned["map50_95"], s.goal.max_map_drop)
-    verdicts = alternatives.verdicts(deployment, best, {a.label: a.kind for a in alts})
+    best = recommend(deployment, latency, unpruned["map50_95"], s.goal.max_map_drop, s.export.max_precision_drop)
+    kinds = {a.label: a.kind for a in alts}
+    verdicts = alternatives.verdicts(deployment, best, kinds, s.export.max_precision_drop)
     formats = {
         fmt: {"unpruned": run.rel(models["unpruned"][fmt]), "pruned": run.rel(models["pruned"][fmt]), **parity[fmt]}
         for fmt in s.export.export_formats
@@ -460,15 +461,22 @@ def _deployment(run: Run, models: dict, latency: list[dict], also: list[dict]) -
 
 
 def recommend(
-    deployment: list[Deployed], latency: list[dict], unpruned_map: float, max_drop: float
+    deployment: list[Deployed],
+    latency: list[dict],
+    unpruned_map: float,
+    max_drop: float,
+    max_precision_drop: float = 0.01,
 ) -> Recommended | None:
-    """The deployment row to use: the fastest file of the pruned model whose mAP50-95 is within the run's budget
-    (max_map_drop below the unpruned model's); None when none is. Its speed-up over the unpruned model in onnxruntime
-    at FP32, split into what pruning bought (the unpruned over the pruned model in the same runtime and precision,
-    'pruning_precision'; FP32 when the unpruned model was not timed in it) and what the runtime and precision did."""
-    fits = [r for r in deployment if r.model == "pruned" and unpruned_map - r.map50_95 <= max_drop]
-    if not fits:
+    """The deployment row to use: the fastest file of the pruned model whose float file is within the run's budget
+    (max_map_drop below the unpruned model's) and which keeps its precision (a lower-precision file within
+    max_precision_drop of that float file: records.holds_precision); None when none is. Its speed-up over the
+    unpruned model in onnxruntime at FP32, split into what pruning bought (the unpruned over the pruned model in the
+    same runtime and precision, 'pruning_precision'; FP32 when the unpruned model was not timed in it) and what the
+    runtime and precision did."""
+    score = float_score(deployment, "pruned")
+    if score is None or unpruned_map - score > max_drop + 1e-9:
         return None
+    fits = [r for r in deployment if r.model == "pruned" and holds_precision(r, deployment, max_precision_drop)]
     best = min(fits, key=lambda r: r.latency_ms)
     ms = {(r["model"], r["runtime"], r["precision"]): r["latency_ms"] for r in latency}
     precision = best.precision if ("unpruned", best.runtime, best.precision) in ms else "FP32"
