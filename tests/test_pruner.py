@@ -223,8 +223,8 @@ def test_latency_is_timed_in_blocks_each_after_an_untimed_run():
 
 
 def test_a_latency_goal_sizes_its_cut_from_what_it_timed():
-    """LatencyGoal: time falls as MACs ** 0.5 on this scripted machine; the trials refit the exponent and land within
-    the tolerance of an aim just past the goal, so that the copy reaches it; reached only on a figure its blocks
+    """LatencyGoal: time falls as MACs ** 0.5 on this scripted machine; the trials refit the exponent and land in the
+    band between the goal and LANDING_BAND above it, so that the copy reaches it; reached only on a figure its blocks
     confirm."""
     unpruned = {"channels": 1000, "macs": 1e9}
     tried = []
@@ -236,15 +236,58 @@ def test_a_latency_goal_sizes_its_cut_from_what_it_timed():
         return {"channels": 1000 * kept, "macs": macs, "latency_speedup": (1e9 / macs) ** 0.5}
 
     goal = policy.LatencyGoal(1.5, 1, 3)
-    ratio = goal.ratio(1, unpruned, unpruned, trial)
-    landed, aim = trial(ratio)["latency_speedup"], 1.5 * (1 + policy.LATENCY_TOLERANCE)
-    assert 1 < len(tried) <= goal.TRIALS and abs(landed / aim - 1) <= policy.LATENCY_TOLERANCE
-    assert landed > 1.5 * (1 + policy.LATENCY_TOLERANCE / 2)  # past the goal, not on it: noise cannot undo it
+    landing = goal.landing(1, unpruned, unpruned, trial)
+    landed = trial(landing.ratio)["latency_speedup"]
+    assert 1 < len(tried) - 1 <= goal.LANDING_TRIALS and landing.trials == len(tried) - 1
+    assert 1.5 <= landed <= 1.5 * (1 + policy.LANDING_BAND) and landing.where == policy.IN_BAND
+    assert landing.speedup == pytest.approx(landed)
+    assert landing.note(1.5).startswith(f"{landed:.2f}x in the band 1.50-1.58x (")
     assert goal.reached({"speedup": landed, "low": landed})
     assert goal.reached({"speedup": 1.5, "low": 1.47}) and not goal.reached({"speedup": 1.5, "low": 1.3})
     assert not goal.reached({"speedup": 1.4, "low": 1.4})
     assert policy.latency_exponent([]) == policy.PRIOR_EXPONENT
     assert policy.latency_exponent([(4.0, 2.0)]) == pytest.approx(0.5)
+
+
+UNCUT = {"channels": 1000, "macs": 1e9}
+
+
+def _stairs(steps: list[tuple[float, float]]):
+    """A scripted machine whose cuts come in whole channel blocks: (ratio from which a cut applies, its speed-up)."""
+    tried = []
+
+    def trial(ratio):
+        x = max((x for r, x in steps if ratio >= r), default=1.0)
+        tried.append((ratio, x))
+        kept = 1 - ratio
+        return {"channels": 1000 * kept, "macs": 1e9 / x**1.6, "latency_speedup": x}
+
+    return trial, tried
+
+
+def test_the_goal_step_brackets_the_band_and_lands_in_it_where_a_cut_lies_there():
+    # the prior's first estimate overshoots to 2.6x; a cut at 2.05x lies between ratios 0.40 and 0.45
+    trial, tried = _stairs([(0.2, 1.5), (0.3, 1.8), (0.35, 1.95), (0.40, 2.05), (0.45, 2.3), (0.5, 2.6)])
+    landing = policy.LatencyGoal(2.0, 1, 3).landing(1, UNCUT, UNCUT, trial)
+    assert landing.where == policy.IN_BAND and landing.speedup == 2.05 and 0.40 <= landing.ratio < 0.45
+    assert len(tried) <= policy.LatencyGoal.LANDING_TRIALS
+
+
+def test_where_whole_blocks_leave_no_cut_in_the_band_the_nearest_above_is_taken_and_said():
+    trial, tried = _stairs([(0.2, 1.5), (0.35, 1.9), (0.42, 2.3), (0.6, 3.0)])  # nothing in 2.00-2.10x
+    landing = policy.LatencyGoal(2.0, 1, 3).landing(1, UNCUT, UNCUT, trial)
+    assert landing.where == policy.ABOVE and landing.speedup == 2.3 and 0.42 <= landing.ratio < 0.6
+    assert (landing.below, landing.above) == (1.9, 2.3)
+    assert landing.note(2.0) == f"2.30x above the band 2.00-2.10x ({landing.trials} trials; nearest: 1.90x and 2.30x)"
+    assert landing.trials == len(tried) <= policy.LatencyGoal.LANDING_TRIALS
+    # the bracket closed (0.35 <= cut < 0.42 gives 1.9x, above it 2.3x) before every trial was spent, or spent them
+    assert any(0.35 <= r < 0.42 for r, _ in tried) and any(0.42 <= r < 0.6 for r, _ in tried)
+
+
+def test_a_step_before_the_goals_aims_at_its_share_and_says_nothing():
+    trial, _ = _stairs([(0.1, 1.2), (0.2, 1.42), (0.3, 1.8)])
+    landing = policy.LatencyGoal(2.0, 2, 4).landing(1, UNCUT, UNCUT, trial)
+    assert landing.where is None and landing.note(2.0) is None and landing.trials <= policy.LatencyGoal.TRIALS
 
 
 def test_a_time_guided_cut_takes_most_where_time_goes(replaced):

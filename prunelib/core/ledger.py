@@ -56,6 +56,9 @@ class Step(Record):
     latency_high: float | None = None
     latency_runtime: str | None = None
     latency_precision: str | None = None
+    # the step that must reach a latency goal: where its timed trials landed against the band above the goal
+    # ('2.04x in the band 2.00-2.10x (3 trials)'; 'above the band' when no cut lay in it), None otherwise
+    landing: str | None = None
     # sparsity training: the weaker half of each group's share of the stronger half's importance, before and after
     weak_share_before: float | None = None
     weak_share: float | None = None

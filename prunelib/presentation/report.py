@@ -479,6 +479,9 @@ def _result(unpruned: dict, final: Step | None, ledger: list[Step]) -> list[str]
             f"{final.latency_speedup:.2f}x (timed blocks {final.latency_low:.2f}-{final.latency_high:.2f}x)."
             "\n"
         )
+    landed = next((r.landing for r in reversed(ledger) if r.landing), None)
+    if landed:
+        out.append(f"\nThe cut was sized on timed trial copies: {landed}.\n")
     if stop_reason(ledger):
         out.append(f"\nStopped: {stop_reason(ledger)}.\n")
     epochs = sum(r.epochs for r in ledger)

@@ -158,8 +158,12 @@ def _steps(loop: Loop, ledger: list[Step]):
     current = _now(last) if last else unpruned
     for step in range(done + 1, loop.goal.most_steps + 1):
         times = loop.node_times(model)  # profiled on the model this step cuts
-        ratio = loop.goal.ratio(step, unpruned, current, **_trial(loop, model, times))
-        record, model = prune_step(loop, model, step, ratio, times)
+        if loop.times:  # a latency goal says where its cut landed against the goal
+            landing = loop.goal.landing(step, unpruned, current, **_trial(loop, model, times))
+            ratio, note = landing.ratio, landing.note(loop.goal.target)
+        else:
+            ratio, note = loop.goal.ratio(step, unpruned, current, **_trial(loop, model, times)), None
+        record, model = prune_step(loop, model, step, ratio, times, note)
         current = _now(record)
         yield record
         if record.stop:
@@ -250,9 +254,10 @@ def _final_start(ledger: list[Step]) -> Step | None:
     return start if start and start.kind == PRUNE else None
 
 
-def prune_step(loop: Loop, model, step: int, ratio: float, times: dict | None = None):
+def prune_step(loop: Loop, model, step: int, ratio: float, times: dict | None = None, landing: str | None = None):
     """One step; returns (ledger record, model to carry on with). Appends the record after its files are written.
-    times: node times of model that guide the cut (layer_ratios 'time')."""
+    times: node times of model that guide the cut (layer_ratios 'time'); landing: where a latency goal's trials put
+    the cut against the goal (policy.Landing.note), kept in the ledger."""
     run, schedule = loop.run, loop.run.settings.schedule
     shutil.rmtree(run.step_dir(step), ignore_errors=True)  # a step without a ledger line was interrupted: redo it
     clock = Clock()
@@ -284,6 +289,7 @@ def prune_step(loop: Loop, model, step: int, ratio: float, times: dict | None = 
         params=n,
         speedup=round(speedup, 6),
         **(_latency_fields(measured) if measured else {}),
+        landing=landing,
         epochs=loop.epochs["step"],
         **_maps(pruned, "pruned_"),
         **_maps(recovered),
@@ -411,15 +417,13 @@ def format_step(r: Step, goal, unpruned: dict) -> str:
     """One line per step: 'Step 2/3' for a plan of 3 steps; 'Step 1/1 (up to 3 until 2.00x)' for a MACs goal, which
     steps on past its plan until reached."""
     more = f" (up to {goal.most_steps} until {goal.target:.2f}x)" if goal.most_steps > goal.steps else ""
-    timed = (
-        (
+    timed = ""
+    if r.timed:
+        landed = f"; trials: {r.landing}" if r.landing else ""
+        timed = (
             f", latency {r.latency_ms:.2f} ms in {r.latency_runtime} {r.latency_precision} "
-            f"({r.latency_speedup:.2f}x, blocks "
-            f"{r.latency_low:.2f}-{r.latency_high:.2f}x)"
+            f"({r.latency_speedup:.2f}x, blocks {r.latency_low:.2f}-{r.latency_high:.2f}x{landed})"
         )
-        if r.timed
-        else ""
-    )
     return (
         f"Step {r.step}/{goal.steps}{more}: params {r.params / 1e6:.2f}M, MACs {r.macs / 1e9:.3f}G "
         f"(speed-up {r.speedup:.2f}x){timed}, channels pruned {r.channel_ratio:.1%}, "

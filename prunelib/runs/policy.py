@@ -127,7 +127,9 @@ def secant(tried: list[tuple[float, float]]) -> float | None:
 
 
 PRIOR_EXPONENT = 0.6  # before anything is timed: latency speed-up = MACs speed-up ** this (2x MACs -> 1.5x time)
-LATENCY_TOLERANCE = 0.02  # a timed trial within 2 % of its step's latency share is cut at
+LATENCY_TOLERANCE = 0.02  # a timed trial within 2 % of an earlier step's latency share is cut at
+LANDING_BAND = 0.05  # the step that reaches the goal lands between it and this much above it (speed beyond the
+# goal is accuracy thrown away), aiming at the middle of the band
 
 
 def latency_exponent(points: list[tuple[float, float]]) -> float:
@@ -140,49 +142,128 @@ def latency_exponent(points: list[tuple[float, float]]) -> float:
     return min(max(sum(a * b for a, b in pts) / sum(a * a for a, _ in pts), 0.2), 1.5)
 
 
+IN_BAND, ABOVE, SHORT = "in the band", "above the band", "short of the goal"  # where a goal step's cut landed
+
+
+@dataclass(frozen=True)
+class Landing:
+    """Where a latency goal's step cuts: the ratio, and for the step that reaches the goal where its trial landed
+    against the band (IN_BAND; ABOVE when no cut lies in the band, as whole channel blocks may leave none: the
+    nearest above; SHORT when no trial reached the goal), with the nearest trials on either side."""
+
+    ratio: float
+    speedup: float | None = None  # the chosen trial's measured speed-up
+    where: str | None = None  # IN_BAND, ABOVE or SHORT; None for a step before the goal's
+    below: float | None = None  # the fastest trial short of the band, and the slowest above it
+    above: float | None = None
+    trials: int = 0
+
+    def note(self, target: float) -> str | None:
+        """For the ledger: '2.04x in the band 2.00-2.10x (4 trials)'; where none landed in it, the trials on either
+        side, so a reader sees that no cut lay between them."""
+        if self.where is None:
+            return None
+        band = f"{target:.2f}-{target * (1 + LANDING_BAND):.2f}x"
+        text = f"{self.speedup:.2f}x {self.where} {band} ({self.trials} trials"
+        if self.where != IN_BAND:
+            sides = [f"{v:.2f}x" for v in (self.below, self.above) if v is not None]
+            text += f"; nearest: {' and '.join(sides)}" if sides else ""
+        return text + ")"
+
+
 @dataclass(frozen=True)
 class LatencyGoal:
     """Cut the measured latency (the run's runtime, batch 1) by ``target`` in ``steps`` steps, each taking an equal
     factor of what remains of it; stepping on until reached or ``most_steps``. Time does not fall with MACs alone
     (activations, memory traffic, the head's share): a step sizes its MACs cut from how time followed MACs in every
     model timed so far (latency_exponent), prunes a copy there and times it against the unpruned model (trial), and
-    refits, at most TRIALS times, until a copy lands within LATENCY_TOLERANCE of the step's share (from the second
-    on by the line through the nearest copies: secant). The step that should reach the goal aims LATENCY_TOLERANCE
-    past it."""
+    refits. A step before the goal's stops at a copy within LATENCY_TOLERANCE of its share (at most TRIALS copies);
+    the step that must reach the goal brackets it (landing): at most LANDING_TRIALS copies until one lands between the
+    goal and LANDING_BAND above it."""
 
     target: float
     steps: int
     most_steps: int
 
     TRIALS = 3
+    LANDING_TRIALS = 7
 
     def ratio(self, step: int, unpruned: dict, current: dict, trial=None) -> float:
+        """The step's cut (landing(...).ratio)."""
+        return self.landing(step, unpruned, current, trial).ratio
+
+    def landing(self, step: int, unpruned: dict, current: dict, trial=None) -> Landing:
         """unpruned, current: {'channels', 'macs'} of the unpruned model and of the model before this step, current
         with its measured 'latency_speedup' once a step was timed. trial(ratio) -> {'channels', 'macs',
-        'latency_speedup'} of a timed copy pruned at ratio. Returns the ratio of the trial nearest the step's share."""
+        'latency_speedup'} of a timed copy pruned at ratio. Without trial, the estimate alone."""
         have = current.get("latency_speedup", 1.0)
         remaining = max(1, self.steps - step + 1)
-        want = have * (self.target / have) ** (1.0 / remaining)
-        if remaining == 1 or have >= self.target:  # the step that must reach the goal (or confirm it) aims past it by
-            want = max(want, self.target * (1 + LATENCY_TOLERANCE))  # the tolerance: a copy that lands within it
-            # then reaches the goal, instead of falling short half the time and costing a step more
+        lands = remaining == 1 or have >= self.target  # the step that must reach the goal (or confirm it)
+        want = self.target * (1 + LANDING_BAND / 2) if lands else have * (self.target / have) ** (1.0 / remaining)
         points = [(unpruned["macs"] / current["macs"], have)] if "latency_speedup" in current else []
         kept = current["channels"] / unpruned["channels"]
         target_macs = unpruned["macs"] / want ** (1.0 / latency_exponent(points))
         ratio = measured_speedup_ratio(target_macs, unpruned["macs"], current["macs"], kept)
         if trial is None:
-            return ratio
-        tried = []
-        for _ in range(self.TRIALS):
+            return Landing(ratio)
+        tried: list[tuple[float, float]] = []  # (ratio, measured speed-up)
+        for _ in range(self.LANDING_TRIALS if lands else self.TRIALS):
             t = trial(ratio)
-            tried.append((abs(t["latency_speedup"] / want - 1.0), ratio, t["latency_speedup"] / want))
-            if tried[-1][0] <= LATENCY_TOLERANCE or ratio <= 0:
+            x = t["latency_speedup"]
+            tried.append((ratio, x))
+            if (self._in_band(x) if lands else abs(x / want - 1) <= LATENCY_TOLERANCE) or ratio <= 0:
                 break
             points.append((unpruned["macs"] / t["macs"], t["latency_speedup"]))
             target_macs = unpruned["macs"] / want ** (1.0 / latency_exponent(points))
             keep = keep_for(target_macs, unpruned["macs"], t["macs"], t["channels"] / unpruned["channels"])
-            ratio = secant([(r, x) for _, r, x in tried]) or min(max(1.0 - keep / kept, 0.0), 0.9)
-        return min(tried)[1]
+            estimate = min(max(1.0 - keep / kept, 0.0), 0.9)
+            if lands:
+                ratio = self._next(tried, want, estimate)
+            else:
+                ratio = secant([(r, x / want) for r, x in tried]) or estimate
+            if ratio is None:  # the bracket closed: no cut lies between its two sides
+                break
+        if not lands:
+            return Landing(min(tried, key=lambda p: abs(p[1] / want - 1))[0], trials=len(tried))
+        return self._landed(tried)
+
+    def _in_band(self, speedup: float) -> bool:
+        return self.target <= speedup <= self.target * (1 + LANDING_BAND)
+
+    def _next(self, tried: list[tuple[float, float]], want: float, estimate: float) -> float | None:
+        """The next ratio of the goal's step: by the line through the nearest trials on either side of the band
+        (secant, toward its middle), within the bracket they make; None when the bracket is narrower than a channel
+        block can resolve (MIN_GAP) or every ratio in it was tried."""
+        short = [r for r, x in tried if x < self.target]
+        over = [r for r, x in tried if x > self.target * (1 + LANDING_BAND)]
+        lo, hi = max(short, default=0.0), min(over, default=0.9)
+        if short and over and hi - lo <= MIN_GAP:
+            return None
+        ratio = secant([(r, x / want) for r, x in tried]) or estimate
+        if short and over and not lo < ratio < hi:
+            ratio = (lo + hi) / 2  # the line left the bracket (noise, a step in the channel counts): halve it
+        if any(abs(ratio - r) < MIN_GAP / 2 for r, _ in tried):
+            ratio = (lo + hi) / 2 if short and over else None
+        return ratio
+
+    def _landed(self, tried: list[tuple[float, float]]) -> Landing:
+        """The trial to cut at: in the band, the one nearest its middle; else the nearest above (the slowest over
+        the goal); else, all short, the fastest."""
+        inside = [p for p in tried if self._in_band(p[1])]
+        short = [x for _, x in tried if x < self.target]
+        over = [p for p in tried if p[1] > self.target * (1 + LANDING_BAND)]
+        below, above = max(short, default=None), min((x for _, x in over), default=None)
+        aim = self.target * (1 + LANDING_BAND / 2)
+        if inside:
+            ratio, x = min(inside, key=lambda p: abs(math.log(p[1] / aim)))
+            where = IN_BAND
+        elif over:
+            ratio, x = min(over, key=lambda p: p[1])
+            where = ABOVE
+        else:
+            ratio, x = max(tried, key=lambda p: p[1])
+            where = SHORT
+        return Landing(ratio, x, where, below, above, len(tried))
 
     def reached(self, latency: dict) -> bool:
         """latency: the step's measurement (export.Timer.against). Reached when the median ratio is within half the
@@ -190,6 +271,9 @@ class LatencyGoal:
         return latency["speedup"] >= self.target * (1 - LATENCY_TOLERANCE / 2) and latency["low"] >= self.target * (
             1 - 2 * LATENCY_TOLERANCE
         )
+
+
+MIN_GAP = 0.004  # ratios closer than this prune the same channels on nano widths (a 64-channel layer: 1 / 256)
 
 
 @dataclass(frozen=True)
