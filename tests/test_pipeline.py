@@ -48,6 +48,10 @@ def test_ledger_holds_sane_numbers(smoke_run):
             assert 0.0 <= r[key] <= 1.0
         assert r["seconds_finetune"] > 0 and r["seconds_prune"] > 0
         assert (run_dir.parent.parent / r["checkpoint"]).is_file()
+    for r in ledger:  # compensation 'choose' (the default): each repair of the cut measured, the best kept
+        measured = {k: r[f"pruned_{k}_map50_95"] for k in ("fold", "recalibrate", "none")}
+        assert r["compensation"] == max(measured, key=measured.get)
+        assert r["pruned_map50_95"] == pytest.approx(measured[r["compensation"]], abs=1e-6)
 
 
 def test_accuracy_per_class_has_every_class(smoke_run):

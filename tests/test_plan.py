@@ -38,7 +38,10 @@ def test_the_first_line_names_the_goal_the_recipe_the_budget_and_the_time(smoke_
 def test_the_recipe_line_says_the_kits_recipe_when_nothing_is_changed():
     p = parameters.load(overrides={"run_name": "x"})
     block = machine.channel_block()
-    expected = f"the kit's recipe: head pruned, whole blocks of {block} channels, Ultralytics' optimizer rule"
+    expected = (
+        f"the kit's recipe: head pruned, whole blocks of {block} channels, Ultralytics' optimizer rule, each cut "
+        "repaired by the best of fold / recalibrate / none"
+    )
     assert plan.recipe(Settings.of(p), parameters.changed(p, plan.RECIPE)) == expected
     assert plan.goal(Settings.of(p)) == "Goal: 2x faster, timed in onnxruntime FP32, batch 1, 1 thread, on this machine"
     assert plan.goal(Settings.of(parameters.load(["params/reference.yaml"]))) == "Goal: 50% of the prunable channels removed"

@@ -253,11 +253,15 @@ UNCUT = {"channels": 1000, "macs": 1e9}
 
 
 def _stairs(steps: list[tuple[float, float]]):
-    """A scripted machine whose cuts come in whole channel blocks: (ratio from which a cut applies, its speed-up)."""
+    """A scripted machine whose cuts come in whole channel blocks: (ratio from which a cut applies, its speed-up); a
+    blend of two cuts runs between their speed-ups, as the share of layers cut at the higher ratio grows."""
     tried = []
 
-    def trial(ratio):
-        x = max((x for r, x in steps if ratio >= r), default=1.0)
+    def level(ratio):
+        return max((x for r, x in steps if ratio >= r), default=1.0)
+
+    def trial(ratio, blend=None):
+        x = level(ratio) * (level(blend.high) / level(ratio)) ** blend.share if blend else level(ratio)
         tried.append((ratio, x))
         kept = 1 - ratio
         return {"channels": 1000 * kept, "macs": 1e9 / x**1.6, "latency_speedup": x}
@@ -282,6 +286,18 @@ def test_where_whole_blocks_leave_no_cut_in_the_band_the_nearest_above_is_taken_
     assert landing.trials == len(tried) <= policy.LatencyGoal.LANDING_TRIALS
     # the bracket closed (0.35 <= cut < 0.42 gives 1.9x, above it 2.3x) before every trial was spent, or spent them
     assert any(0.35 <= r < 0.42 for r, _ in tried) and any(0.42 <= r < 0.6 for r, _ in tried)
+
+
+
+def test_where_no_uniform_cut_lies_in_the_band_a_blend_of_the_two_nearest_lands_there():
+    trial, tried = _stairs([(0.2, 1.5), (0.35, 1.9), (0.42, 2.3), (0.6, 3.0)])
+    landing = policy.LatencyGoal(2.0, 1, 3).landing(1, UNCUT, UNCUT, trial, blends=True)
+    assert landing.where == policy.IN_BAND and 2.0 <= landing.speedup <= 2.1 and landing.blend
+    assert 0.35 <= landing.ratio < 0.42 and 0.42 <= landing.blend.high < 0.6 and 0 < landing.blend.share < 1
+    assert landing.trials == len(tried) <= policy.LatencyGoal.LANDING_TRIALS + policy.LatencyGoal.BLEND_TRIALS
+    assert "of the layers, deepest first, cut at" in landing.note(2.0)
+    layers = policy.blend_ratios([2, 4, 6, 8], 0.3, policy.Blend(0.5, 0.5))
+    assert layers == {8: 0.5, 6: 0.5, 4: 0.3, 2: 0.3}  # the deepest half at the higher ratio
 
 
 def test_a_step_before_the_goals_aims_at_its_share_and_says_nothing():

@@ -109,7 +109,10 @@ class Run:
         return best if best.is_file() and step != SPARSE else last
 
     def step_val_dir(self, step: int, which: str) -> Path:
-        """Where the validator writes for a step's model: 'pruned' (before fine-tuning) or 'recovered' (after)."""
+        """Where the validator writes for a step's model: 'pruned' (before fine-tuning; 'pruned-fold' and so on for
+        each repair of the cut measured) or 'recovered' (after)."""
+        if which.startswith("pruned-"):
+            return self.step_dir(step) / "val_pruned" / which.removeprefix("pruned-")
         return self.step_dir(step) / {"pruned": "val_pruned", "recovered": "val"}[which]
 
     def rel(self, path) -> str:

@@ -59,6 +59,11 @@ class Step(Record):
     # the step that must reach a latency goal: where its timed trials landed against the band above the goal
     # ('2.04x in the band 2.00-2.10x (3 trials)'; 'above the band' when no cut lay in it), None otherwise
     landing: str | None = None
+    # the repair of the cut kept (fold, recalibrate, none: loop.repaired) and each measured one's mAP50-95 as cut
+    compensation: str | None = None
+    pruned_fold_map50_95: float | None = None
+    pruned_recalibrate_map50_95: float | None = None
+    pruned_none_map50_95: float | None = None
     # sparsity training: the weaker half of each group's share of the stronger half's importance, before and after
     weak_share_before: float | None = None
     weak_share: float | None = None

@@ -38,6 +38,7 @@ LAYER_RATIOS = ("uniform", "sensitivity", "latency", "time")
 LATENCY_PRECISIONS = ("FP32", "BF16", "FP16")  # a latency goal's; the reduced ones through OpenVINO's precision hint
 INT8_ONNX_FORMS = ("u8s8", "u8s8-reduce-range", "qoperator-u8s8", "s8s8", "s8s8-per-channel")  # quantize.FORMS
 LATENCY_RUNTIMES = ("onnxruntime", "openvino", "torch")  # where a latency goal is timed (FP32, batch 1)
+COMPENSATIONS = ("choose", "fold", "recalibrate", "none")  # prunelib.runs.loop's repairs of a cut
 OPTIMIZERS = ("auto", "SGD", "Adam", "AdamW", "NAdam", "RAdam", "RMSProp", "Adamax")
 
 
@@ -195,8 +196,10 @@ PARAMS = [
     Param("layer_ratios", "uniform", str, "how a step's cut is shared: uniform, sensitivity (robust layers more), "
           "latency (ms per MAC), time (importance per ms)", _choice(*LAYER_RATIOS)),
     Param("max_pruning_ratio", 1.0, float, "most any one layer may lose", _range(0, 1, True)),
-    Param("bn_recalibration", 256, int, "training images to re-estimate BatchNorm statistics on after each prune "
-          "(0 = off)", _range(0)),
+    Param("bn_recalibration", 256, int, "calibration images (training images, no labels) for the repair of each "
+          "cut (0 = no repair)", _range(0)),
+    Param("compensation", "choose", str, "repair of each cut: fold (removed channels' means into readers), "
+          "recalibrate (BatchNorm), none, choose (best on val)", _choice(*COMPENSATIONS)),
     Param("max_map_drop", 0.2, float, "stop when unpruned - recovered mAP50-95 exceeds this (the reference's "
           "--max-map-drop)",
           _range(0, 1)),

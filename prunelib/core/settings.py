@@ -76,7 +76,16 @@ class Schedule(_FromParameters):
     sparse_epochs: int
     sparse_reg: float
     layer_ratios: str
-    bn_recalibration: int  # training images; 0 = off
+    bn_recalibration: int  # calibration images; 0 = no repair of the cut
+    compensation: str  # parameters.COMPENSATIONS
+
+    @property
+    def repairs(self) -> tuple[str, ...]:
+        """The repairs of a cut to measure (the best is kept): compensation's, or all three when it is 'choose';
+        none without calibration images."""
+        if self.bn_recalibration <= 0:
+            return ("none",)
+        return ("fold", "recalibrate", "none") if self.compensation == "choose" else (self.compensation,)
 
     def epochs(self) -> dict:
         """How the run spends its fine-tuning budget of iterative_steps x finetune_epochs epochs: {'budget',

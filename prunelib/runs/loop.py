@@ -28,10 +28,12 @@ from prunelib.core.settings import Pruning, Training
 from prunelib.deployment import export as exporter
 from prunelib.errors import UserError
 from prunelib.runs import layer_time, policy, sensitivity
-from prunelib.surgery import checkpoints, measuring, pruner
+from prunelib import tasks
+from prunelib.surgery import checkpoints, compensation, measuring, pruner
 from prunelib.training import embedded
 from prunelib.training import gradients as training_gradients
 from prunelib.training.finetuning import finetune
+from prunelib.training.datasets import training_batches
 from prunelib.training.recalibration import recalibrate_batchnorm
 from prunelib.training.validation import evaluate as validate
 
@@ -158,12 +160,15 @@ def _steps(loop: Loop, ledger: list[Step]):
     current = _now(last) if last else unpruned
     for step in range(done + 1, loop.goal.most_steps + 1):
         times = loop.node_times(model)  # profiled on the model this step cuts
+        layers, blend, note = None, None, None
         if loop.times:  # a latency goal says where its cut landed against the goal
-            landing = loop.goal.landing(step, unpruned, current, **_trial(loop, model, times))
-            ratio, note = landing.ratio, landing.note(loop.goal.target)
+            uniform = loop.run.settings.schedule.layer_ratios == "uniform"  # blends are of uniform cuts
+            landing = loop.goal.landing(step, unpruned, current, **_trial(loop, model, times), blends=uniform)
+            ratio, blend, note = landing.ratio, landing.blend, landing.note(loop.goal.target)
+            layers = policy.blend_ratios(pruner.prunable_layers(model, loop.pruning), ratio, blend) if blend else None
         else:
-            ratio, note = loop.goal.ratio(step, unpruned, current, **_trial(loop, model, times)), None
-        record, model = prune_step(loop, model, step, ratio, times, note)
+            ratio = loop.goal.ratio(step, unpruned, current, **_trial(loop, model, times))
+        record, model = prune_step(loop, model, step, ratio, times, note, layers)
         current = _now(record)
         yield record
         if record.stop:
@@ -204,17 +209,20 @@ def trial(
     timed=None,
     times: dict | None = None,
 ) -> Callable:
-    """trial(ratio) -> {'channels', 'macs'} of a copy of model pruned at ratio (layer_ratios(ratio): the per-layer
-    shares, or None; times: node times that guide the cut, pruner.TimeGuided), and its 'latency_speedup' when
-    timed(model) -> export.Timer.against's measurement is given: what a speed-up or latency goal measures before it
-    cuts (policy.SpeedupGoal.ratio, LatencyGoal.ratio). The loop's steps and bench/speedup.py's one-step cuts both
-    size their cut with it."""
+    """trial(ratio, blend=None) -> {'channels', 'macs'} of a copy of model pruned at ratio (layer_ratios(ratio): the
+    per-layer shares, or None; blend: a blended cut, policy.blend_ratios; times: node times that guide the cut,
+    pruner.TimeGuided), and its 'latency_speedup' when timed(model) -> export.Timer.against's measurement is given:
+    what a speed-up or latency goal measures before it cuts (policy.SpeedupGoal.ratio, LatencyGoal.landing). The
+    loop's steps and bench/speedup.py's one-step cuts both size their cut with it."""
+    layers = pruner.prunable_layers(model, settings)
 
-    def measure(ratio: float) -> dict:
+    def measure(ratio: float, blend: policy.Blend | None = None) -> dict:
         m = copy.deepcopy(model)
-        pruner.prune(
-            m, settings, ratio, example_inputs, gradients, layer_ratios(ratio) if layer_ratios else None, times
-        )
+        if blend:
+            shares = policy.blend_ratios(layers, ratio, blend)
+        else:
+            shares = layer_ratios(ratio) if layer_ratios else None
+        pruner.prune(m, settings, ratio, example_inputs, gradients, shares, times)
         macs = measuring.macs_params(m, imgsz)[0]
         out = {"channels": pruner.prunable_channels(m, settings, example_inputs), "macs": macs}
         return out | ({"latency_speedup": timed(m)["speedup"]} if timed else {})
@@ -254,25 +262,36 @@ def _final_start(ledger: list[Step]) -> Step | None:
     return start if start and start.kind == PRUNE else None
 
 
-def prune_step(loop: Loop, model, step: int, ratio: float, times: dict | None = None, landing: str | None = None):
+def prune_step(
+    loop: Loop,
+    model,
+    step: int,
+    ratio: float,
+    times: dict | None = None,
+    landing: str | None = None,
+    layers: dict[int, float] | None = None,
+):
     """One step; returns (ledger record, model to carry on with). Appends the record after its files are written.
     times: node times of model that guide the cut (layer_ratios 'time'); landing: where a latency goal's trials put
-    the cut against the goal (policy.Landing.note), kept in the ledger."""
+    the cut against the goal (policy.Landing.note), kept in the ledger; layers: {layer index: ratio} of a blended
+    cut (policy.blend_ratios), else the run's own (Loop.layer_ratios)."""
+    layers = layers or loop.layer_ratios(ratio)
     run, schedule = loop.run, loop.run.settings.schedule
     shutil.rmtree(run.step_dir(step), ignore_errors=True)  # a step without a ledger line was interrupted: redo it
     clock = Clock()
     with clock("total"):
-        with clock("prune"):
-            pruner.prune(model, loop.pruning, ratio, loop.x, loop.gradients, loop.layer_ratios(ratio), times)
-        with clock("recalibrate"):
-            recalibrate_batchnorm(model, loop.training, loop.data, schedule.bn_recalibration)
+
+        def cut(m, fold=None):
+            pruner.prune(m, loop.pruning, ratio, loop.x, loop.gradients, layers, times, fold)
+
+        models = repairs(loop, model, cut, clock)
+        with clock("validate"):
+            model, repair, pruned = kept(loop, models, step)
         with clock("measure"):
             macs, n = measuring.macs_params(model, loop.training.imgsz)
             channels = pruner.prunable_channels(model, loop.pruning, loop.x)
             measured = _confirmed(loop, model) if loop.times else None
         pruned_path = checkpoints.save_model(model, run.pruned_checkpoint(step))
-        with clock("validate"):
-            pruned = loop.evaluate(model, loop.training, loop.data, run.step_val_dir(step, "pruned"))
         with clock("finetune"):
             model = _finetune(loop, model, pruned_path, step)
         with clock("validate"):
@@ -290,6 +309,7 @@ def prune_step(loop: Loop, model, step: int, ratio: float, times: dict | None = 
         speedup=round(speedup, 6),
         **(_latency_fields(measured) if measured else {}),
         landing=landing,
+        **repair,
         epochs=loop.epochs["step"],
         **_maps(pruned, "pruned_"),
         **_maps(recovered),
@@ -301,6 +321,45 @@ def prune_step(loop: Loop, model, step: int, ratio: float, times: dict | None = 
     run.append_ledger(record)
     _log_step(loop, record)
     return record, model
+
+
+def repairs(loop: Loop, model, cut: Callable, clock: Clock) -> dict:
+    """{repair: model cut (cut(model, fold=None): pruner.prune at the step's ratio) and repaired by it} for each
+    repair the run measures (Schedule.repairs): 'fold' (each removed channel's mean, measured before the cut on the
+    calibration images, folded into its consumers: compensation.Folding), 'recalibrate' (BatchNorm statistics
+    re-estimated on them) or 'none'. The two exclude each other: re-estimation would undo the fold. The last repair
+    cuts model itself, the others a copy."""
+    schedule = loop.run.settings.schedule
+    names = schedule.repairs
+    means = None
+    if "fold" in names:
+        with clock("recalibrate"):
+            task = tasks.of(model).name
+            images = training_batches(loop.training, loop.data, schedule.bn_recalibration, task)
+            means = compensation.input_means(model, (b["img"] for b in images))
+    models = {}
+    for name in names:
+        m, m_means = (model, means) if name == names[-1] else copy.deepcopy((model, means))  # means keyed by m's convs
+        with clock("prune"):
+            cut(m, compensation.Folding(m, m_means) if name == "fold" else None)
+        if name == "recalibrate":
+            with clock("recalibrate"):
+                recalibrate_batchnorm(m, loop.training, loop.data, schedule.bn_recalibration)
+        models[name] = m
+    return models
+
+
+def kept(loop: Loop, models: dict, step: int) -> tuple:
+    """The repaired cut to carry on with: with one, it; with more, each validated and the best mAP50-95 kept.
+    Returns (the model, its ledger fields: the repair kept and each measured one's mAP50-95, its validation
+    {'map50_95', 'map50'})."""
+    run, scores = loop.run, {}
+    for name, m in models.items():
+        which = "pruned" if len(models) == 1 else f"pruned-{name}"
+        scores[name] = loop.evaluate(m, loop.training, loop.data, run.step_val_dir(step, which))
+    best = max(scores, key=lambda k: scores[k]["map50_95"])
+    fields = {"compensation": best} | {f"pruned_{k}_map50_95": round(v["map50_95"], 6) for k, v in scores.items()}
+    return models[best], fields, scores[best]
 
 
 def sparse_training(loop: Loop) -> Step:

@@ -31,6 +31,7 @@ RECIPE = (
     "warmup_epochs",
     "nbs",
     "bn_recalibration",
+    "compensation",
     "distill_weight",
     "sparse_epochs",
     "final_share",
@@ -83,7 +84,11 @@ def recipe(settings: Settings, changed: list[str]) -> str:
     lr = "Ultralytics' optimizer rule" if training.optimizer == "auto" else f"{training.optimizer} lr0 {training.lr0:g}"
     which = "the kit's recipe" if not changed else f"your recipe ({', '.join(changed)} changed)"
     frozen = ", BatchNorm statistics frozen" if training.freeze_bn_stats else ""
-    return f"{which}: {head}, {block}, {lr}{frozen}"
+    repairs = settings.schedule.repairs
+    repair = f", each cut repaired by the best of {' / '.join(repairs)}" if len(repairs) > 1 else ""
+    if len(repairs) == 1 and repairs[0] != "none":
+        repair = f", each cut repaired by {repairs[0]}"
+    return f"{which}: {head}, {block}, {lr}{frozen}{repair}"
 
 
 def budget(settings: Settings) -> str:

@@ -146,12 +146,32 @@ IN_BAND, ABOVE, SHORT = "in the band", "above the band", "short of the goal"  # 
 
 
 @dataclass(frozen=True)
+class Blend:
+    """A cut between two uniform ones, where whole channel blocks make the uniform cut jump over the band (every
+    layer of one width crosses a block at the same ratio): a ``share`` of the prunable layers, the deepest first, cut
+    at ``high``; the rest at the step's ratio."""
+
+    high: float
+    share: float
+
+
+def blend_ratios(layers: list[int], low: float, blend: Blend) -> dict[int, float]:
+    """{layer index: ratio} of a blended cut: the deepest round(share x layers) layers at blend.high, the rest at
+    low. Deepest first: the neck and head have the widest layers (a block is a small share of them) and the early
+    backbone is the most fragile (bench/results/fragility.md)."""
+    order = sorted(layers, reverse=True)
+    k = round(blend.share * len(order))
+    return {i: blend.high if n < k else low for n, i in enumerate(order)}
+
+
+@dataclass(frozen=True)
 class Landing:
     """Where a latency goal's step cuts: the ratio, and for the step that reaches the goal where its trial landed
     against the band (IN_BAND; ABOVE when no cut lies in the band, as whole channel blocks may leave none: the
     nearest above; SHORT when no trial reached the goal), with the nearest trials on either side."""
 
     ratio: float
+    blend: Blend | None = None  # a blended cut: part of the layers at a higher ratio (blend_ratios)
     speedup: float | None = None  # the chosen trial's measured speed-up
     where: str | None = None  # IN_BAND, ABOVE or SHORT; None for a step before the goal's
     below: float | None = None  # the fastest trial short of the band, and the slowest above it
@@ -165,6 +185,8 @@ class Landing:
             return None
         band = f"{target:.2f}-{target * (1 + LANDING_BAND):.2f}x"
         text = f"{self.speedup:.2f}x {self.where} {band} ({self.trials} trials"
+        if self.blend:
+            text += f"; {self.blend.share:.0%} of the layers, deepest first, cut at {self.blend.high:.3f}"
         if self.where != IN_BAND:
             sides = [f"{v:.2f}x" for v in (self.below, self.above) if v is not None]
             text += f"; nearest: {' and '.join(sides)}" if sides else ""
@@ -187,15 +209,17 @@ class LatencyGoal:
 
     TRIALS = 3
     LANDING_TRIALS = 7
+    BLEND_TRIALS = 4
 
     def ratio(self, step: int, unpruned: dict, current: dict, trial=None) -> float:
-        """The step's cut (landing(...).ratio)."""
+        """The step's uniform cut (landing(...).ratio)."""
         return self.landing(step, unpruned, current, trial).ratio
 
-    def landing(self, step: int, unpruned: dict, current: dict, trial=None) -> Landing:
+    def landing(self, step: int, unpruned: dict, current: dict, trial=None, blends: bool = False) -> Landing:
         """unpruned, current: {'channels', 'macs'} of the unpruned model and of the model before this step, current
-        with its measured 'latency_speedup' once a step was timed. trial(ratio) -> {'channels', 'macs',
-        'latency_speedup'} of a timed copy pruned at ratio. Without trial, the estimate alone."""
+        with its measured 'latency_speedup' once a step was timed. trial(ratio, blend=None) -> {'channels', 'macs',
+        'latency_speedup'} of a timed copy pruned at ratio (blended: Blend). Without trial, the estimate alone. With
+        blends, where no uniform cut lies in the band, blended cuts between the two nearest are tried (blend)."""
         have = current.get("latency_speedup", 1.0)
         remaining = max(1, self.steps - step + 1)
         lands = remaining == 1 or have >= self.target  # the step that must reach the goal (or confirm it)
@@ -225,7 +249,31 @@ class LatencyGoal:
                 break
         if not lands:
             return Landing(min(tried, key=lambda p: abs(p[1] / want - 1))[0], trials=len(tried))
-        return self._landed(tried)
+        landed = self._landed(tried)
+        if blends and landed.where == ABOVE and landed.below is not None:
+            low = max(r for r, x in tried if x < self.target)
+            return self.blend(trial, low, landed)
+        return landed
+
+    def blend(self, trial, low: float, landed: Landing) -> Landing:
+        """Blended cuts between the uniform cut at low (landed.below: its speed-up, short of the band) and the one
+        landed above it, at most BLEND_TRIALS: the share of layers cut at the higher ratio by the line through the
+        nearest blends on either side (log speed-up against the share); the first in the band is kept, else the
+        uniform landing stands, its trials counted."""
+        high = landed.ratio
+        sides = [(0.0, landed.below), (1.0, landed.speedup)]  # (share, speed-up)
+        aim = self.target * (1 + LANDING_BAND / 2)
+        for n in range(1, self.BLEND_TRIALS + 1):
+            f0, x0 = max(p for p in sides if p[1] < self.target)  # the nearest blends short of and over the band
+            f1, x1 = min(p for p in sides if p[1] > self.target)
+            share = f0 + (f1 - f0) * math.log(aim / x0) / math.log(x1 / x0) if x1 > x0 else (f0 + f1) / 2
+            share = min(max(share, f0 + (f1 - f0) / 8), f1 - (f1 - f0) / 8)  # strictly inside the bracket
+            blend = Blend(high, share)
+            x = trial(low, blend)["latency_speedup"]
+            if self._in_band(x):
+                return Landing(low, blend, x, IN_BAND, landed.below, landed.above, landed.trials + n)
+            sides.append((share, x))
+        return Landing(landed.ratio, None, landed.speedup, ABOVE, landed.below, landed.above, landed.trials + n)
 
     def _in_band(self, speedup: float) -> bool:
         return self.target <= speedup <= self.target * (1 + LANDING_BAND)
@@ -263,7 +311,7 @@ class LatencyGoal:
         else:
             ratio, x = max(tried, key=lambda p: p[1])
             where = SHORT
-        return Landing(ratio, x, where, below, above, len(tried))
+        return Landing(ratio, None, x, where, below, above, len(tried))
 
     def reached(self, latency: dict) -> bool:
         """latency: the step's measurement (export.Timer.against). Reached when the median ratio is within half the

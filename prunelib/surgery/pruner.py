@@ -42,17 +42,25 @@ def prune(
     gradients=None,
     layer_ratios: dict[int, float] | None = None,
     times: dict[str, float] | None = None,
+    fold=None,
 ) -> None:
     """Remove ``ratio`` of the current prunable channels of model, in place; layer_ratios {index into model.model:
     ratio} overrides it per layer; times (node ms by module path, export.node_times of this model) makes the cut
     time-guided (TimeGuided). gradients(model) fills the weights' gradients first, for an importance that ranks
-    by them (NEEDS_GRADIENTS: prunelib.training.gradients.accumulate_gradients, on the run's training images)."""
+    by them (NEEDS_GRADIENTS: prunelib.training.gradients.accumulate_gradients, on the run's training images).
+    fold(group), when given, sees each group Torch-Pruning's interactive step yields before it is pruned
+    (compensation.Folding: what the removed channels carried, folded into their consumers)."""
     p = build_pruner(model, settings, ratio, example_inputs, layer_ratios=layer_ratios, times=times)
     if settings.importance in NEEDS_GRADIENTS:
         if gradients is None:
             raise ValueError(f"importance {settings.importance!r} ranks channels by gradients: pass gradients=")
         gradients(model)
-    p.step()
+    if fold is None:
+        p.step()
+    else:
+        for group in p.step(interactive=True):
+            fold(group)
+            group.prune()
     model.zero_grad(set_to_none=True)
 
 
