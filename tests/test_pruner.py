@@ -289,6 +289,14 @@ def test_where_whole_blocks_leave_no_cut_in_the_band_the_nearest_above_is_taken_
 
 
 
+def test_a_bracket_with_one_side_steps_out_of_it_instead_of_trying_a_ratio_again():
+    goal = policy.LatencyGoal(2.0, 1, 3)
+    over = goal._next([(0.5, 2.6)], 2.05, estimate=0.5)  # the estimate repeats the one trial, over the band
+    short = goal._next([(0.2, 1.5)], 2.05, estimate=0.2)
+    assert 0.3 < over < 0.5 and 0.2 < short < 0.5
+    assert goal._next([(0.30, 1.9), (0.302, 2.3)], 2.05, estimate=0.31) is None  # no cut between the two sides
+
+
 def test_where_no_uniform_cut_lies_in_the_band_a_blend_of_the_two_nearest_lands_there():
     trial, tried = _stairs([(0.2, 1.5), (0.35, 1.9), (0.42, 2.3), (0.6, 3.0)])
     landing = policy.LatencyGoal(2.0, 1, 3).landing(1, UNCUT, UNCUT, trial, blends=True)

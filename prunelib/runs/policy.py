@@ -290,8 +290,13 @@ class LatencyGoal:
         ratio = secant([(r, x / want) for r, x in tried]) or estimate
         if short and over and not lo < ratio < hi:
             ratio = (lo + hi) / 2  # the line left the bracket (noise, a step in the channel counts): halve it
-        if any(abs(ratio - r) < MIN_GAP / 2 for r, _ in tried):
-            ratio = (lo + hi) / 2 if short and over else None
+        if any(abs(ratio - r) < MIN_GAP / 2 for r, _ in tried):  # tried already: halve the bracket, or leave a side
+            if short and over:
+                ratio = (lo + hi) / 2
+            else:  # one side only (noise bent the line back): step a sixth of the way out of it
+                ratio = lo + (0.9 - lo) / 6 if short else hi * 5 / 6
+            if any(abs(ratio - r) < MIN_GAP / 2 for r, _ in tried):
+                return None
         return ratio
 
     def _landed(self, tried: list[tuple[float, float]]) -> Landing:
