@@ -96,6 +96,12 @@ def tabulate(seen: dict) -> None:
         f"Its first line: `{first}`. Lines on the console: {console_lines}, of which the exporters' own: "
         f"{chatter}.\n"
     )
+    if final.landing:
+        notes += f"\nWhere the loop's timed trials landed: {final.landing}.\n"
+    if final.compensation:
+        measured = {k: getattr(final, f"pruned_{k}_map50_95") for k in ("fold", "recalibrate", "none")}
+        shown = ", ".join(f"{k} {v:.4f}" for k, v in measured.items() if v is not None)
+        notes += f"\nThe cut's repair kept: {final.compensation} (mAP50-95 as cut: {shown}).\n"
     summary = run.report_md.read_text().split("## Summary\n\n")[1].split("\n## ")[0].strip()
     notes += f"\nThe summary at the top of its report.md:\n\n{summary}\n"
     publish("demo", "The demo: `make demo`'s run on the embedded default with the built-in defaults", table, notes)
