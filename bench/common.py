@@ -3,6 +3,8 @@ model fine-tuned as long), and writing a result table."""
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import os
 import platform
@@ -15,7 +17,7 @@ from prunelib import machine
 from prunelib.presentation.report import markdown_table
 from prunelib.core import parameters
 from prunelib.core.folder import runs_root
-from prunelib.core.settings import Settings
+from prunelib.core.settings import Settings, Training
 from prunelib.training import embedded
 from prunelib.training.finetuning import finetune
 from prunelib.training.validation import evaluate
@@ -40,16 +42,14 @@ def baseline_model(params: dict) -> Path:
 def control(case: str, run, epochs: int, holdout: Path | None = None) -> dict:
     """A run's unpruned model fine-tuned for epochs as its pruned one was (the run's training settings, distilled from
     itself when the run distils): its mAP50-95 on val and, given the case's held-out images, on them ("held-out");
-    what training alone adds. Made once per case, epochs, optimizer and distillation weight, then read back from its
-    control.json."""
+    what training alone adds. Made once per case and control_key (every setting that changes it), then read back from
+    its control.json."""
     training = run.settings.training
-    optimizer = "" if training.optimizer == "auto" else f"-{training.optimizer}-{training.lr0:g}"
-    distilled = f"-distill-{training.distill_weight:g}" if training.distill_weight else ""
-    out = runs_root() / f"bench-control-{case}-{epochs}{optimizer}{distilled}"
+    data = embedded.data_yaml(run.settings)
+    out = runs_root() / f"bench-control-{case}-{epochs}-{control_key(training, epochs, run.unpruned_pt, data, holdout)}"
     done = out / "control.json"
     if done.is_file():
         return json.loads(done.read_text())
-    data = embedded.data_yaml(run.settings)
     teacher = run.unpruned_pt if training.distill_weight else None
     model = finetune(run.unpruned_pt, training, data, out, epochs, teacher=teacher)[0]
     result = {"val": evaluate(model, training, data, out / "val")["map50_95"]}
@@ -57,6 +57,18 @@ def control(case: str, run, epochs: int, holdout: Path | None = None) -> dict:
         result["held-out"] = evaluate(model, training, holdout, out / "holdout")["map50_95"]
     done.write_text(json.dumps(result))
     return result
+
+
+def control_key(training: Training, epochs: int, model: Path, data: Path, holdout: Path | None = None) -> str:
+    """What a control depends on, as a short digest: every training setting (the optimizer, its rate, BatchNorm
+    statistics frozen or not, distillation, the image size, the seed...), the epochs, the unpruned model's bytes and
+    the data (and held-out) YAML's path and text. Two controls share a folder only when all of it is equal."""
+    parts = [json.dumps(dataclasses.asdict(training), sort_keys=True, default=str), str(epochs)]
+    parts.append(hashlib.sha256(Path(model).read_bytes()).hexdigest())
+    for yaml_file in (data, holdout):
+        if yaml_file:
+            parts += [str(Path(yaml_file).resolve()), Path(yaml_file).read_text()]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:12]
 
 
 RESULT = "Result (written after the run):"  # a table's hand-written reading, appended under its notes
