@@ -41,7 +41,7 @@ def baseline_model(params: dict) -> Path:
 
 def control(case: str, run, epochs: int, holdout: Path | None = None) -> dict:
     """A run's unpruned model fine-tuned for epochs as its pruned one was (the run's training settings, distilled from
-    itself when the run distils): its mAP50-95 on val and, given the case's held-out images, on them ("held-out");
+    or matching itself when the run distils or matches the original): its mAP50-95 on val and, given the case's held-out images, on them ("held-out");
     what training alone adds. Made once per case and control_key (every setting that changes it), then read back from
     its control.json."""
     training = run.settings.training
@@ -50,7 +50,7 @@ def control(case: str, run, epochs: int, holdout: Path | None = None) -> dict:
     done = out / "control.json"
     if done.is_file():
         return json.loads(done.read_text())
-    teacher = run.unpruned_pt if training.distill_weight else None
+    teacher = run.unpruned_pt if training.distill_weight or training.match_original else None
     model = finetune(run.unpruned_pt, training, data, out, epochs, teacher=teacher)[0]
     result = {"val": evaluate(model, training, data, out / "val")["map50_95"]}
     if holdout:

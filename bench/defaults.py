@@ -48,6 +48,21 @@ RECIPES = {  # name -> (what the table calls it, the parameters it sets over the
         "AdamW lr0 0.002, BatchNorm statistics frozen",
         {"optimizer": "AdamW", "lr0": 0.002, "freeze_bn_stats": True},
     ),
+    # fine-tuning toward the original (prunelib.training.matching): its outputs as targets beside the labels, with
+    # BatchNorm statistics following the batches or kept from the cut, and without the labels (--table
+    # defaults-matching)
+    "match": (
+        "Ultralytics' rule, matching the original's outputs too (match_original 1)",
+        {"optimizer": "auto", "freeze_bn_stats": False, "match_original": 1.0},
+    ),
+    "match-frozen-bn": (
+        "the same, BatchNorm statistics frozen",
+        {"optimizer": "auto", "freeze_bn_stats": True, "match_original": 1.0},
+    ),
+    "match-only-frozen-bn": (
+        "the original's outputs alone (label_weight 0), BatchNorm statistics frozen",
+        {"optimizer": "auto", "freeze_bn_stats": True, "match_original": 1.0, "label_weight": 0.0},
+    ),
     # a smaller goal, where whole blocks make a small cut coarse on nano widths (results/fragility.md): does the
     # default round_to auto cost accuracy there, after fine-tuning? (--table defaults-small-goal)
     "goal-1.3x": ("a 1.3x latency goal, whole channel blocks (round_to auto)", {"target_latency_speedup": 1.3}),

@@ -308,6 +308,17 @@ def test_where_no_uniform_cut_lies_in_the_band_a_blend_of_the_two_nearest_lands_
     assert layers == {8: 0.5, 6: 0.5, 4: 0.3, 2: 0.3}  # the deepest half at the higher ratio
 
 
+def test_a_later_step_a_hair_short_of_the_goal_blends_from_where_it_stands():
+    # step 1 was timed at 1.97x; the smallest further uniform cut runs at 2.32x: no trial is short of the band, but
+    # the model as it stands is (ratio 0), so blends between it and that cut land in the band
+    trial, tried = _stairs([(0.0, 1.97), (0.05, 2.32)])
+    current = {"channels": 600, "macs": 4e8, "latency_speedup": 1.97}
+    landing = policy.LatencyGoal(2.0, 1, 3).landing(2, UNCUT, current, trial, blends=True)
+    assert landing.where == policy.IN_BAND and 0 <= landing.ratio < 0.05 <= landing.blend.high
+    assert 2.0 <= landing.speedup <= 2.1 and (landing.below, landing.above) == (1.97, 2.32)
+    assert all(r > 0 for r, _ in tried)  # the model as it stands is known, not timed again
+
+
 def test_a_step_before_the_goals_aims_at_its_share_and_says_nothing():
     trial, _ = _stairs([(0.1, 1.2), (0.2, 1.42), (0.3, 1.8)])
     landing = policy.LatencyGoal(2.0, 2, 4).landing(1, UNCUT, UNCUT, trial)

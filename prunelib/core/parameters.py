@@ -216,6 +216,10 @@ PARAMS = [
           _range(0, 1, True)),
     Param("distill_weight", 0.0, float, "distillation from the unpruned model while fine-tuning: Ultralytics' dis "
           "weight (0 = off)", _range(0)),
+    Param("match_original", 0.0, float, "fine-tuning also matches the unpruned model's outputs (class scores, box "
+          "distributions): its weight (0 = off)", _range(0)),
+    Param("label_weight", 1.0, float, "weight of the loss on the data's labels while fine-tuning (0: the original's "
+          "outputs alone)", _range(0)),
     Param("batch", 16, int, "batch size for fine-tuning, training and validation", _range(1)),
     Param("nbs", 0, int, "nominal batch of fine-tuning: gradients accumulate over nbs/batch batches per optimizer "
           "step (0 = every batch)", _range(0)),
@@ -426,6 +430,11 @@ def _check_combinations(params: dict) -> None:
             f"lr0: {params['lr0']} does nothing under optimizer: auto (Ultralytics then chooses the "
             f"learning rate itself); set an optimizer too ({', '.join(o for o in OPTIMIZERS if o != 'auto')}"
             f"), or leave lr0 at {BY_NAME['lr0'].default}"
+        )
+    if params["label_weight"] == 0 and params["match_original"] == 0 and params["finetune_epochs"]:
+        raise UserError(
+            "label_weight: 0 leaves fine-tuning nothing to learn from with match_original 0; give match_original a "
+            "weight (the original's outputs as targets), or keep label_weight above 0"
         )
     if params["max_steps"] and not (params["target_speedup"] or params["target_latency_speedup"]):
         raise UserError(

@@ -143,6 +143,8 @@ class Training(_FromParameters):
     nbs: int
     freeze_bn_stats: bool
     distill_weight: float
+    match_original: float  # 0 = off (prunelib.training.matching)
+    label_weight: float
     baseline_epochs: int
     baseline_lr0: float
     baseline_nbs: int

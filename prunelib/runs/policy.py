@@ -231,6 +231,7 @@ class LatencyGoal:
         if trial is None:
             return Landing(ratio)
         tried: list[tuple[float, float]] = []  # (ratio, measured speed-up)
+        known = [(0.0, have)] if lands and have < self.target else []  # no further cut: what the model runs at now
         for _ in range(self.LANDING_TRIALS if lands else self.TRIALS):
             t = trial(ratio)
             x = t["latency_speedup"]
@@ -242,16 +243,16 @@ class LatencyGoal:
             keep = keep_for(target_macs, unpruned["macs"], t["macs"], t["channels"] / unpruned["channels"])
             estimate = min(max(1.0 - keep / kept, 0.0), 0.9)
             if lands:
-                ratio = self._next(tried, want, estimate)
+                ratio = self._next(known + tried, want, estimate)
             else:
                 ratio = secant([(r, x / want) for r, x in tried]) or estimate
             if ratio is None:  # the bracket closed: no cut lies between its two sides
                 break
         if not lands:
             return Landing(min(tried, key=lambda p: abs(p[1] / want - 1))[0], trials=len(tried))
-        landed = self._landed(tried)
+        landed = self._landed(tried, known)
         if blends and landed.where == ABOVE and landed.below is not None:
-            low = max(r for r, x in tried if x < self.target)
+            low = max(r for r, x in known + tried if x < self.target)
             return self.blend(trial, low, landed)
         return landed
 
@@ -299,11 +300,12 @@ class LatencyGoal:
                 return None
         return ratio
 
-    def _landed(self, tried: list[tuple[float, float]]) -> Landing:
+    def _landed(self, tried: list[tuple[float, float]], known: list[tuple[float, float]] = ()) -> Landing:
         """The trial to cut at: in the band, the one nearest its middle; else the nearest above (the slowest over
-        the goal); else, all short, the fastest."""
+        the goal); else, all short, the fastest. known: (0, the speed-up now), the short side a later step starts
+        from (never cut at: blends start from it)."""
         inside = [p for p in tried if self._in_band(p[1])]
-        short = [x for _, x in tried if x < self.target]
+        short = [x for _, x in [*known, *tried] if x < self.target]
         over = [p for p in tried if p[1] > self.target * (1 + LANDING_BAND)]
         below, above = max(short, default=None), min((x for _, x in over), default=None)
         aim = self.target * (1 + LANDING_BAND / 2)

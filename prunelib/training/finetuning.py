@@ -26,6 +26,7 @@ from prunelib.surgery.folding import fold
 from prunelib.surgery.measuring import n_params
 from prunelib.training.arguments import ultralytics_args
 from prunelib.training.embedded import data_yaml
+from prunelib.training.matching import MatchesOriginal
 
 
 class KeepsPrunedModel:
@@ -41,13 +42,26 @@ class KeepsPrunedModel:
         threads=0,
         regularizer: Callable[[nn.Module], Any] | None = None,
         freeze_bn_stats: bool = False,
+        original: nn.Module | None = None,
+        match_original: float = 0.0,
+        label_weight: float = 1.0,
     ):
         self.pruned_model = model
         self.freeze_bn_stats = freeze_bn_stats
         self.regularizer, self._pruner, self._reg = regularizer, None, 0.0
+        self.original, self.match_original, self.label_weight = original, match_original, label_weight
         super().__init__(cfg, overrides, _callbacks)
         for event in ("on_train_start", "on_val_start"):  # Ultralytics sets cores-1 threads on CPU
             self.add_callback(event, use_all_cores(threads))
+        if original is not None and match_original > 0:
+            self.add_callback("on_train_start", KeepsPrunedModel._matches_original)
+
+    def _matches_original(self):
+        """The trained model's criterion matches the original too (matching.MatchesOriginal); set once training
+        starts, after the EMA copy was made: the EMA, which validates and is saved, keeps the task's own loss."""
+        model = unwrap_model(self.model)
+        labels = model.init_criterion()
+        model.criterion = MatchesOriginal(labels, self.original.to(self.device), self.match_original, self.label_weight)
 
     def get_model(self, cfg=None, weights=None, verbose=True):
         """The pruned model as it is: never rebuilt from YAML."""
@@ -109,7 +123,9 @@ def finetune(
     """Fine-tune model (module or checkpoint path) for epochs with the run's settings; return the best (EMA) model,
     FP32 (the last one when training with a regularizer: sparsity grows with the epochs). With
     settings.distill_weight and a teacher checkpoint, Ultralytics' knowledge distillation learns from it (features
-    at the Detect head's inputs); the checkpoints it saves hold the student alone.
+    at the Detect head's inputs); the checkpoints it saves hold the student alone. With settings.match_original and a
+    teacher (the original), the loss matches its outputs too, the labels' loss weighted by label_weight
+    (matching.MatchesOriginal).
 
     Settings: the cfg YAML (if any) is the base, the run's fine-tuning parameters override it, arguments (Ultralytics'
     own, e.g. another model's training recipe) override both. Checkpoints go to
@@ -121,6 +137,7 @@ def finetune(
     before, task = n_params(loaded), tasks.of(loaded).name
     wanted = teacher and settings.distill_weight
     distill = {"distill_model": str(teacher), "dis": settings.distill_weight} if wanted else {}
+    original = load_model(teacher) if teacher and settings.match_original else None
     overrides = ultralytics_args(
         settings,
         "finetune",
@@ -139,6 +156,9 @@ def finetune(
             threads=settings.threads,
             regularizer=regularizer,
             freeze_bn_stats=settings.freeze_bn_stats,
+            original=original,
+            match_original=settings.match_original,
+            label_weight=settings.label_weight,
         )
     trainer.train()
     best = load_model(trainer.best if Path(trainer.best).is_file() and not regularizer else trainer.last)
