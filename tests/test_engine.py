@@ -75,7 +75,8 @@ def test_early_stop_rolls_back_to_the_last_step_within_budget(smoke_start):
     # real pruning and fine-tuning; the mAP sequence is scripted so the budget is broken at step 2
     # baseline, step 1 pruned/recovered, step 2 pruned/recovered
     evaluate = scripted_maps([0.50, 0.50, 0.48, 0.30, 0.10])
-    run = open_smoke("early-stop", iterative_steps=3, max_map_drop=0.1)
+    # one repair of each cut, so one validation as cut (compensation: choose validates three)
+    run = open_smoke("early-stop", iterative_steps=3, max_map_drop=0.1, compensation="recalibrate")
     stages.replace(run, log=quiet, evaluate=evaluate)
     ledger = stages.prune(run, log=quiet, evaluate=evaluate)
     assert [r.step for r in ledger] == [1, 2]
@@ -89,11 +90,23 @@ def test_early_stop_rolls_back_to_the_last_step_within_budget(smoke_start):
 @pytest.mark.slow  # trains or runs the pipeline: make test, not make check
 def test_relative_budget_stops_too(smoke_start):
     evaluate = scripted_maps([0.50, 0.45, 0.40])
-    run = open_smoke("early-stop-rel", iterative_steps=2, max_map_drop=1.0, max_map_drop_rel=0.1, finetune_epochs=0)
+    run = open_smoke("early-stop-rel", iterative_steps=2, max_map_drop=1.0, max_map_drop_rel=0.1, finetune_epochs=0,
+                     compensation="recalibrate")  # fmt: skip
     stages.replace(run, log=quiet, evaluate=evaluate)
     ledger = stages.prune(run, log=quiet, evaluate=evaluate)
     assert ledger[0].within_budget is False and ledger[0].stop == "map_drop"
     assert published_from(run.final, run.unpruned_pt)  # no step within budget: the unpruned baseline
+
+
+@pytest.mark.slow  # trains or runs the pipeline: make test, not make check
+def test_each_cut_keeps_the_repair_that_validates_best(smoke_start):
+    # baseline; then the cut as each repair leaves it (fold, recalibrate, none), then recovered: fold wins here
+    evaluate = scripted_maps([0.50, 0.40, 0.30, 0.20, 0.45])
+    run = open_smoke("repair-choice", iterative_steps=1, target_prune_rate=0.2, finetune_epochs=0)
+    stages.replace(run, log=quiet, evaluate=evaluate)
+    (step,) = stages.prune(run, log=quiet, evaluate=evaluate)
+    assert step.compensation == "fold" and step.pruned_map50_95 == 0.40
+    assert (step.pruned_fold_map50_95, step.pruned_recalibrate_map50_95, step.pruned_none_map50_95) == (0.4, 0.3, 0.2)
 
 
 @pytest.mark.slow  # trains or runs the pipeline: make test, not make check

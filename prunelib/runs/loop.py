@@ -513,11 +513,11 @@ class Clock:
 
 
 def _confirmed(loop: Loop, model) -> dict:
-    """The step's timing; timed once more, three times as long, when its median is near the goal (within twice the
-    tolerance) but the goal's rule does not call it reached: a goal is reached on a figure the blocks confirm, never
+    """The step's timing; timed once more, three times as long, when its median is near the goal (within the landing
+    band's width below it) but the goal's rule does not call it reached: a goal is reached on a figure the blocks confirm, never
     on noise, and a noisy block does not cost a step more either."""
     measured = loop.timed(model)
-    near = measured["speedup"] >= loop.goal.target * (1 - 2 * policy.LATENCY_TOLERANCE)
+    near = measured["speedup"] >= loop.goal.target * (1 - policy.LANDING_BAND)
     if near and not loop.goal.reached(measured):
         measured = loop.timed(model, longer=3)
     return measured
