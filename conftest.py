@@ -35,6 +35,21 @@ SMOKE = ROOT / "params" / "smoke.yaml"
 MECHANICS = {"prune_head": False, "round_to": 0}
 
 
+def deployed(model, runtime, precision, ms, score, total=None):
+    """A deployment row (records.Deployed) fed fixed figures: named '<model>.<runtime>.<precision>', timed ms on the
+    run's threads and on all cores alike, total x faster than the unpruned model in onnxruntime FP32."""
+    from prunelib.deployment.records import Deployed
+
+    return Deployed(model, runtime, precision, f"{model}.{runtime}.{precision}", score, ms, ms, None, None, total, 1.0)
+
+
+def precision_drop() -> float:
+    """max_precision_drop's default, from the parameter table."""
+    from prunelib.core import parameters
+
+    return parameters.BY_NAME["max_precision_drop"].default
+
+
 def cli(*args, timeout=900, env=None, check=False):
     """Run ``python -m prunelib ARGS`` in a fresh process; returns CompletedProcess (text)."""
     e = {**os.environ, **(env or {})}

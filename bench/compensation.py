@@ -115,7 +115,8 @@ if __name__ == "__main__":
         "Compensation at the cut, before any training: fold, re-estimated BatchNorm or neither",
         [row for case in cases for row in rows_of(case)],
         "Each cut in one step with the built-in defaults (l2 importance, head pruned, whole channel blocks of this "
-        "CPU) or, where the row says so, in any channel count with the head whole; no fine-tuning. kept = as cut over the unpruned model on the same images. embedded: the kit's YOLO11n "
+        "CPU) or, where the row says so, in any channel count with the head whole; no fine-tuning. kept = as cut "
+        "over the unpruned model on the same images. embedded: the kit's YOLO11n "
         "on its synthetic shapes (320 px; no held-out images: val is where choose decides); user: a YOLO11n trained "
         "with plain Ultralytics (256 px, 120 held-out images); real: a YOLOv8n trained by others (147 classes, "
         "640 px, 60 held-out drawings labelled by the model itself). Fold: FLAP's bias compensation (An et al., AAAI "

@@ -9,7 +9,8 @@ import types
 import pytest
 from ultralytics.nn.tasks import DetectionModel, SegmentationModel
 
-from conftest import SMOKE, cli
+from conftest import SMOKE, cli, precision_drop
+from conftest import deployed as _row
 from prunelib.core import parameters
 from prunelib.core.settings import Settings
 from prunelib.deployment import alternatives
@@ -63,10 +64,7 @@ def test_the_cli_refuses_a_wrong_alternative_before_writing_anything(made, runs_
     assert not (runs_root / "alt-refused").exists()
 
 
-def _row(model, runtime, precision, ms, score):
-    return Deployed(model, runtime, precision, f"{model}-{runtime}-{precision}", score, ms, ms, None, None, None, 1.0)
-
-
+TOLERANCE = precision_drop()
 ROWS = [
     _row("unpruned", "onnxruntime", "FP32", 10.0, 0.70),
     _row("unpruned", "onnxruntime", "INT8", 6.0, 0.66),
@@ -100,15 +98,15 @@ def test_verdicts_compare_in_the_recommended_files_runtime_and_precision():
     assert got["better"].sentence().startswith("**Loses to better (stock, onnxruntime FP32)**: 1.25x slower")
     assert "neither is both faster and as accurate" in got["mixed"].sentence()
     assert Verdict.of(json.loads(json.dumps(small.record()))) == small
-    assert alternatives.verdicts(ROWS, None, {"small": "yours"}) == []
+    assert alternatives.verdicts(ROWS, None, {"small": "yours"}, 0.1) == []
 
 
 def test_the_lower_precision_alternative_keeps_its_float_files_accuracy():
     # by default (1 point) the unpruned INT8 files, 0.04 and 0.05 below its FP32 file, are no alternative
-    kinds = [v.kind for v in alternatives.verdicts(ROWS, ROWS[3], {})]
+    kinds = [v.kind for v in alternatives.verdicts(ROWS, ROWS[3], {}, TOLERANCE)]
     assert alternatives.LOWER_PRECISION not in kinds
     bf16 = [*ROWS, _row("unpruned", "openvino", "BF16", 8.0, 0.695)]  # slower than the INT8 files, but it holds
-    lower = [v for v in alternatives.verdicts(bf16, ROWS[3], {}) if v.kind == alternatives.LOWER_PRECISION]
+    lower = [v for v in alternatives.verdicts(bf16, ROWS[3], {}, TOLERANCE) if v.kind == alternatives.LOWER_PRECISION]
     assert [(v.alternative, v.latency_ms) for v in lower] == [("unpruned BF16", 8.0)]
 
 
@@ -175,7 +173,8 @@ def test_a_run_exports_and_times_its_alternatives_and_says_which_it_beats(made, 
     said = {v["alternative"]: Verdict.of(v) for v in export["alternatives"]}
     # the unpruned model at a lower precision: its fastest file within max_precision_drop of its FP32 file, if any
     deployed = [Deployed.of(d) for d in export["deployment"]]
-    held = [r for r in deployed if r.model == "unpruned" and r.lower_precision and holds_precision(r, deployed, 0.01)]
+    lower_files = [r for r in deployed if r.model == "unpruned" and r.lower_precision]
+    held = [r for r in lower_files if holds_precision(r, deployed, TOLERANCE)]
     lower = {f"unpruned {min(held, key=lambda r: r.latency_ms).precision}"} if held else set()
     assert set(said) - {"scale", "stock"} == lower
     report = (run_dir / "report.md").read_text()

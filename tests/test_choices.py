@@ -5,8 +5,12 @@ recorded; whether the choice made from them is right is checked here, where the 
 import pytest
 
 from prunelib.deployment import export
-from prunelib.deployment.records import Deployed, Recommended
+from prunelib.deployment.records import Recommended
+from conftest import deployed as _deployed
+from conftest import precision_drop
 from prunelib.runs.stages import recommend
+
+TOLERANCE = precision_drop()  # a lower precision's, against its FP32 file
 
 
 def test_the_fastest_int8_form_is_the_one_with_the_lowest_median_and_each_is_compared_block_by_block():
@@ -56,10 +60,6 @@ def test_speed_ups_are_against_the_unpruned_model_in_the_same_runtime_and_precis
     assert ("pruned", "openvino", "BF16") not in got  # nothing to compare it with in its runtime
 
 
-def _deployed(model, runtime, precision, ms, score, total):
-    return Deployed(model, runtime, precision, f"{model}.{runtime}.{precision}", score, ms, ms, None, None, total, 1.0)
-
-
 DEPLOYED = [
     _deployed("unpruned", "onnxruntime", "FP32", 12.0, 0.70, 1.0),
     _deployed("unpruned", "openvino", "FP32", 8.0, 0.70, 1.5),
@@ -72,25 +72,25 @@ TIMED = [{k: getattr(r, k) for k in ("model", "runtime", "precision", "latency_m
 
 
 def test_the_recommended_file_is_the_pruned_models_fastest_within_the_budget_its_speed_up_split():
-    best = recommend(DEPLOYED, TIMED, unpruned_map=0.70, max_drop=0.2)
+    best = recommend(DEPLOYED, TIMED, unpruned_map=0.70, max_drop=0.2, max_precision_drop=TOLERANCE)
     assert isinstance(best, Recommended) and best.file == "pruned.openvino.FP32"
     assert Recommended.of(best.record()) == best  # as export.json holds it
     assert best.from_pruning == 2.0  # the unpruned model in openvino FP32 (8 ms) over the pruned one (4 ms)
     assert best.pruning_precision == "FP32"
     assert best.from_runtime_and_precision == 1.5  # the rest of 3.0x
-    assert recommend(DEPLOYED, TIMED, unpruned_map=0.95, max_drop=0.2) is None  # nothing within the budget
+    assert recommend(DEPLOYED, TIMED, 0.95, 0.2, TOLERANCE) is None  # nothing within the budget
 
 
 def test_a_lower_precision_is_judged_against_its_own_float_file_not_the_pruning_budget():
     # the INT8 file lost 0.30 against final.pt's float file: a wide budget (0.5 below the unpruned model) must not
     # let it in, as it did when a user-style run with --max-map-drop 0.9 got an INT8 file of 0.044 recommended
-    assert recommend(DEPLOYED, TIMED, unpruned_map=0.70, max_drop=0.5).file == "pruned.openvino.FP32"
+    assert recommend(DEPLOYED, TIMED, 0.70, 0.5, TOLERANCE).file == "pruned.openvino.FP32"
     assert recommend(DEPLOYED, TIMED, 0.70, 0.5, max_precision_drop=0.3).file == "pruned.openvino.INT8"
     near = [*DEPLOYED[:4], _deployed("pruned", "openvino", "INT8", 2.0, 0.595, 6.0)]  # 0.005 below its FP32 file
-    assert recommend(near, TIMED, unpruned_map=0.70, max_drop=0.2).file == "pruned.openvino.INT8"
+    assert recommend(near, TIMED, 0.70, 0.2, TOLERANCE).file == "pruned.openvino.INT8"
     assert recommend(near, TIMED, 0.70, 0.2, max_precision_drop=0.001).file == "pruned.openvino.FP32"
     # a float file over the budget is not rescued by a lower precision of it
-    assert recommend(near, TIMED, unpruned_map=0.90, max_drop=0.2) is None
+    assert recommend(near, TIMED, 0.90, 0.2, TOLERANCE) is None
 
 
 def test_a_precision_the_unpruned_model_was_not_timed_in_splits_against_its_fp32_file():

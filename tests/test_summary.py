@@ -1,9 +1,10 @@
 """The report's summary when no cut held: what was tried, what it kept, what to ship instead; fed a fixed ledger and
 export, so the words are checked where the right answer is known (prunelib.presentation.report)."""
 
+from conftest import deployed as _row
+from conftest import precision_drop
 from prunelib.core.ledger import PRUNE, SPARSE, Step
 from prunelib.deployment.alternatives import LOWER_PRECISION, Verdict
-from prunelib.deployment.records import Deployed
 from prunelib.presentation import report
 from prunelib.runs.stages import recommend
 
@@ -39,10 +40,6 @@ def _step(within: bool, kind: str = PRUNE, step: int = 1) -> Step:
     )
 
 
-def _row(model, runtime, precision, ms, score, total):
-    return Deployed(model, runtime, precision, f"{model}.{runtime}.{precision}", score, ms, ms, None, None, total, 1.0)
-
-
 # final.pt is the unpruned model: the "pruned" rows are its files
 ROWS = [
     _row("unpruned", "onnxruntime", "FP32", 84.0, 0.959, 1.0),
@@ -52,11 +49,12 @@ ROWS = [
     _row("pruned", "openvino", "BF16", 30.0, 0.958, 2.8),
     _row("pruned", "openvino", "INT8", 20.0, 0.30, 4.2),  # collapsed: never the file to ship
 ]
+TOLERANCE = precision_drop()
 TIMED = [{k: getattr(r, k) for k in ("model", "runtime", "precision", "latency_ms")} for r in ROWS]
 
 
 def _export(rows=ROWS) -> dict:
-    best = recommend(rows, TIMED, UNPRUNED["map50_95"], 0.2)
+    best = recommend(rows, TIMED, UNPRUNED["map50_95"], 0.2, TOLERANCE)
     lower = Verdict("unpruned BF16", LOWER_PRECISION, "f", "openvino", "BF16", 0.958, 30.0, "f", 0.958, 30.0)
     mine = Verdict("yolo11s", "yours", "g", "openvino", "BF16", 0.97, 60.0, "f", 0.958, 30.0)
     return {

@@ -126,7 +126,7 @@ class Verdict:
 
 
 def verdicts(
-    rows: list[Deployed], best: Deployed | None, kinds: dict[str, str], max_precision_drop: float = 0.01
+    rows: list[Deployed], best: Deployed | None, kinds: dict[str, str], max_precision_drop: float
 ) -> list[Verdict]:
     """The recommended pruned file (best) against each alternative (kinds: label -> kind) and against the unpruned
     model at a lower precision alone (its fastest INT8 or BF16 file that keeps its precision, within

@@ -116,7 +116,7 @@ def _summary(
     shown: list[dict] | None,
     export: dict,
     cpu: dict | None,
-    max_map_drop: float = 0.2,
+    max_map_drop: float,
 ) -> list[str]:
     """At most eight short lines at the top, and one per alternative: what pruning did to the model, how much faster
     final.pt runs (one figure, named: runtime, precision, batch, threads, which timing; and on all cores), the file

@@ -21,19 +21,18 @@ from typing import Callable
 
 import torch
 
-from prunelib import files
+from prunelib import files, tasks
 from prunelib.core.folder import Run
 from prunelib.core.ledger import FINAL, PRUNE, SPARSE, Step, final_step, prune_steps
 from prunelib.core.settings import Pruning, Training
 from prunelib.deployment import export as exporter
 from prunelib.errors import UserError
 from prunelib.runs import layer_time, policy, sensitivity
-from prunelib import tasks
 from prunelib.surgery import checkpoints, compensation, measuring, pruner
 from prunelib.training import embedded
 from prunelib.training import gradients as training_gradients
-from prunelib.training.finetuning import finetune
 from prunelib.training.datasets import training_batches
+from prunelib.training.finetuning import finetune
 from prunelib.training.recalibration import recalibrate_batchnorm
 from prunelib.training.validation import evaluate as validate
 
@@ -160,15 +159,14 @@ def _steps(loop: Loop, ledger: list[Step]):
     current = _now(last) if last else unpruned
     for step in range(done + 1, loop.goal.most_steps + 1):
         times = loop.node_times(model)  # profiled on the model this step cuts
-        layers, blend, note = None, None, None
+        blend, note = None, None
         if loop.times:  # a latency goal says where its cut landed against the goal
             uniform = loop.run.settings.schedule.layer_ratios == "uniform"  # blends are of uniform cuts
             landing = loop.goal.landing(step, unpruned, current, **_trial(loop, model, times), blends=uniform)
             ratio, blend, note = landing.ratio, landing.blend, landing.note(loop.goal.target)
-            layers = policy.blend_ratios(pruner.prunable_layers(model, loop.pruning), ratio, blend) if blend else None
         else:
             ratio = loop.goal.ratio(step, unpruned, current, **_trial(loop, model, times))
-        record, model = prune_step(loop, model, step, ratio, times, note, layers)
+        record, model = prune_step(loop, model, step, ratio, times, note, blend)
         current = _now(record)
         yield record
         if record.stop:
@@ -222,16 +220,20 @@ def trial(
 
     def measure(ratio: float, blend: policy.Blend | None = None) -> dict:
         m = copy.deepcopy(model)
-        if blend:
-            shares = policy.blend_ratios(layers, ratio, blend)
-        else:
-            shares = layer_ratios(ratio) if layer_ratios else None
-        pruner.prune(m, settings, ratio, example_inputs, gradients, shares, times)
+        pruner.prune(m, settings, ratio, example_inputs, gradients, shares(layers, layer_ratios, ratio, blend), times)
         macs = measuring.macs_params(m, imgsz)[0]
         out = {"channels": pruner.prunable_channels(m, settings, example_inputs), "macs": macs}
         return out | ({"latency_speedup": timed(m)["speedup"]} if timed else {})
 
     return measure
+
+
+def shares(layers: list[int], layer_ratios, ratio: float, blend: policy.Blend | None = None) -> dict | None:
+    """{layer index: ratio} of a cut at ratio: a blend's (policy.blend_ratios over the prunable layers), else the
+    run's own (layer_ratios(ratio), or None when it cuts every layer alike)."""
+    if blend:
+        return policy.blend_ratios(layers, ratio, blend)
+    return layer_ratios(ratio) if layer_ratios else None
 
 
 def layer_weights(loop: Loop) -> dict[int, float]:
@@ -273,13 +275,13 @@ def prune_step(
     ratio: float,
     times: dict | None = None,
     landing: str | None = None,
-    layers: dict[int, float] | None = None,
+    blend: policy.Blend | None = None,
 ):
     """One step; returns (ledger record, model to carry on with). Appends the record after its files are written.
     times: node times of model that guide the cut (layer_ratios 'time'); landing: where a latency goal's trials put
-    the cut against the goal (policy.Landing.note), kept in the ledger; layers: {layer index: ratio} of a blended
-    cut (policy.blend_ratios), else the run's own (Loop.layer_ratios)."""
-    layers = layers or loop.layer_ratios(ratio)
+    the cut against the goal (policy.Landing.note), kept in the ledger; blend: a blended cut (policy.Blend), else
+    the run's own per-layer shares (Loop.layer_ratios)."""
+    layers = shares(pruner.prunable_layers(model, loop.pruning), loop.layer_ratios, ratio, blend)
     run, schedule = loop.run, loop.run.settings.schedule
     shutil.rmtree(run.step_dir(step), ignore_errors=True)  # a step without a ledger line was interrupted: redo it
     clock = Clock()
@@ -514,8 +516,8 @@ class Clock:
 
 def _confirmed(loop: Loop, model) -> dict:
     """The step's timing; timed once more, three times as long, when its median is near the goal (within the landing
-    band's width below it) but the goal's rule does not call it reached: a goal is reached on a figure the blocks confirm, never
-    on noise, and a noisy block does not cost a step more either."""
+    band's width below it) but the goal's rule does not call it reached: a goal is reached on a figure the blocks
+    confirm, never on noise, and a noisy block does not cost a step more either."""
     measured = loop.timed(model)
     near = measured["speedup"] >= loop.goal.target * (1 - policy.LANDING_BAND)
     if near and not loop.goal.reached(measured):

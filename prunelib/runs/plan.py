@@ -85,9 +85,8 @@ def recipe(settings: Settings, changed: list[str]) -> str:
     which = "the kit's recipe" if not changed else f"your recipe ({', '.join(changed)} changed)"
     frozen = ", BatchNorm statistics frozen" if training.freeze_bn_stats else ""
     repairs = settings.schedule.repairs
-    repair = f", each cut repaired by the best of {' / '.join(repairs)}" if len(repairs) > 1 else ""
-    if len(repairs) == 1 and repairs[0] != "none":
-        repair = f", each cut repaired by {repairs[0]}"
+    best_of = "the best of " if len(repairs) > 1 else ""
+    repair = "" if repairs == ("none",) else f", each cut repaired by {best_of}{' / '.join(repairs)}"
     return f"{which}: {head}, {block}, {lr}{frozen}{repair}"
 
 

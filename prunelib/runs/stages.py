@@ -465,7 +465,7 @@ def recommend(
     latency: list[dict],
     unpruned_map: float,
     max_drop: float,
-    max_precision_drop: float = 0.01,
+    max_precision_drop: float,
 ) -> Recommended | None:
     """The deployment row to use: the fastest file of the pruned model whose float file is within the run's budget
     (max_map_drop below the unpruned model's) and which keeps its precision (a lower-precision file within

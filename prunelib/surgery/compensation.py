@@ -53,14 +53,13 @@ def input_means(model: nn.Module, batches: Iterable[torch.Tensor]) -> dict[nn.Co
 
 class Folding:
     """Folds each removed input channel's mean into its consumer (fold(group) before group.prune()), and keeps the
-    means in step with the pruned convs. ``folded`` counts the input channels folded."""
+    means in step with the pruned convs; ``removed`` says which inputs of each conv were folded."""
 
     def __init__(self, model: nn.Module, means: dict[nn.Conv2d, torch.Tensor]):
         self.means = dict(means)
         self.norm_after = _norms_after(model)
         self.alive = {c: list(range(len(m))) for c, m in self.means.items()}  # the inputs' indices before the cut
         self.removed: dict[nn.Conv2d, list[int]] = {}  # conv -> its input channels folded, indexed as before the cut
-        self.folded = 0
 
     def __call__(self, group) -> None:
         for dep, idxs in group:
@@ -88,7 +87,6 @@ class Folding:
         alive = self.alive[conv]
         self.removed.setdefault(conv, []).extend(alive[i] for i in removed)
         self.alive[conv] = [c for i, c in enumerate(alive) if keep[i]]
-        self.folded += len(removed)
 
 
 def shift(conv: nn.Conv2d, removed: list[int], means: torch.Tensor) -> torch.Tensor:
