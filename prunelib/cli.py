@@ -235,12 +235,17 @@ def finetune_parameters(args) -> dict:
         "finetune_epochs": parameters.parse_value(args.finetune_epochs) if args.finetune_epochs else None,
     }
     overrides = parameters.parse_set(args.set) | {k: v for k, v in given.items() if v is not None}
+    if overrides.get("data") and resolve(overrides["data"]).is_dir():
+        raise UserError(
+            f"--data: {overrides['data']!r} is a folder of images; finetune takes a data YAML (prune and run label a "
+            "folder with the original model; their labelled set's data.yaml is in the runs cache, labelled-*)"
+        )
     stated = "distill_weight" in overrides or any("distill_weight" in parameters.read_yaml(f) for f in args.params)
     if args.teacher and not stated:
         overrides["distill_weight"] = 1.0
-    from prunelib.runs.opening import model_imgsz  # slow: see the note on imports above
+    from prunelib.runs.opening import from_inputs  # slow: see the note on imports above
 
-    params = model_imgsz(parameters.load([resolve(f) for f in args.params], overrides))
+    params = from_inputs(parameters.load([resolve(f) for f in args.params], overrides))
     if args.teacher and not params["distill_weight"]:
         raise UserError(
             "--teacher: distill_weight is 0 (given by --set or a --params file), so the teacher would "

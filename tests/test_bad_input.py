@@ -170,7 +170,7 @@ def test_unknown_stage_is_refused():
 FINETUNE_CASES = [
     (["--model", "{tmp}/missing.pt", "--data", "{data}"], r"model: file '.*missing.pt' does not exist"),
     (["--model", "{text}", "--data", "{data}"], r"model: '.*notes.pt' is not a loadable Ultralytics checkpoint"),
-    (["--model", "{model}"], r"data: a data YAML is required with your own model"),
+    (["--model", "{model}"], r"data: a data YAML, or a folder of images, is required with your own model"),
     (["--model", "{model}", "--data", "{data}", "--epochs", "0"], r"--epochs: 0 is not allowed; expected 1 or more"),
     (["--model", "{model}", "--data", "{data}", "--teacher", "{text}"], r"--teacher: '.*notes.pt' is not a loadable"),
     (["--model", "{model}", "--data", "{data}", "--teacher", "{model}", "--set", "distill_weight=0"],

@@ -79,7 +79,7 @@ def test_comma_separated_ignore_layers_and_indices():
 def test_own_model_requires_data(tmp_path):
     pt = tmp_path / "m.pt"
     pt.write_bytes(b"x")
-    with pytest.raises(UserError, match="data: a data YAML is required"):
+    with pytest.raises(UserError, match="data: a data YAML, or a folder of images, is required"):
         load(overrides={"model": str(pt)})
 
 

@@ -146,7 +146,13 @@ PARAMS = [
     # --- model and data (empty: the embedded default, a synthetic data set and a baseline trained on it) ---
     Param("model", "", str, "trained YOLO11/YOLO26/YOLOv8 checkpoint (.pt: detect, segment, pose or obb); empty: "
           "the embedded baseline"),
-    Param("data", "", str, "Ultralytics data YAML; empty: the embedded synthetic data set"),
+    Param(
+        "data",
+        "",
+        str,
+        "Ultralytics data YAML, or a folder of unlabelled images (the model labels them); empty: the embedded "
+        "synthetic data set",
+    ),
     Param("cfg", "", str, "Ultralytics training-settings YAML used as the base of fine-tuning (the reference's --cfg)"),
     Param("imgsz", 0, int, "image size for validation, fine-tuning, MACs and export (0 = your model's training size; "
           f"{EMBEDDED_IMGSZ} embedded)", _imgsz_or_model),
@@ -458,7 +464,7 @@ def _check_combinations(params: dict) -> None:
 def _check_paths(params: dict) -> None:
     for key, suffixes in (("model", (".pt",)), ("data", (".yaml", ".yml")), ("cfg", (".yaml", ".yml"))):
         value = params[key]
-        if not value:
+        if not value or (key == "data" and resolve(value).is_dir()):  # a folder of images: its model labels it
             continue
         if Path(value).suffix.lower() not in suffixes:
             raise UserError(f"{key}: {value!r} is not allowed; expected a {' or '.join(suffixes)} file")
@@ -468,7 +474,14 @@ def _check_paths(params: dict) -> None:
         if not resolve(value).is_file():
             raise UserError(f"alternatives: file {value!r} does not exist (relative paths start at the project root)")
     if params["model"] and not params["data"]:
-        raise UserError("data: a data YAML is required with your own model (model is set, data is empty)")
+        raise UserError(
+            "data: a data YAML, or a folder of images, is required with your own model (model is set, data is empty)"
+        )
+    if params["data"] and resolve(params["data"]).is_dir() and not params["model"]:
+        raise UserError(
+            f"data: folder {params['data']!r} has no labels and the model that would label it is not given; set "
+            "model (your checkpoint), or give a data YAML"
+        )
 
 
 def _check_ignore_names(items) -> None:

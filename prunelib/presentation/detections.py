@@ -17,9 +17,9 @@ from PIL import Image, ImageDraw, ImageFont
 from ultralytics import YOLO
 
 from prunelib import files
+from prunelib.training.agreement import MATCH_IOU, detections, iou
 from prunelib.training.datasets import check_data_yaml, label_path
 
-MATCH_IOU = 0.5
 CANDIDATES = 48  # validation images looked at (seeded sample) to find the ones the pruned model does worst on
 CELL = 320  # px: each panel's longer side
 TITLE = 18  # px: the line above each panel
@@ -69,10 +69,7 @@ def truth(image: Path, task: str, size: tuple[int, int]) -> tuple[np.ndarray, np
 
 def boxes_of(result) -> tuple[np.ndarray, np.ndarray]:
     """(classes, xyxy boxes) of an Ultralytics result: its boxes, or its rotated boxes' bounds."""
-    b = result.obb if getattr(result, "obb", None) is not None else result.boxes
-    if b is None or len(b) == 0:
-        return np.zeros(0, dtype=int), np.zeros((0, 4))
-    return b.cls.cpu().numpy().astype(int), b.xyxy.cpu().numpy().reshape(-1, 4)
+    return detections(result)[:2]
 
 
 def found(gt: tuple[np.ndarray, np.ndarray], pred: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
@@ -82,11 +79,7 @@ def found(gt: tuple[np.ndarray, np.ndarray], pred: tuple[np.ndarray, np.ndarray]
         return np.zeros(0, dtype=bool)
     if not len(pb):
         return np.zeros(len(gb), dtype=bool)
-    lt, rb = np.maximum(gb[:, None, :2], pb[None, :, :2]), np.minimum(gb[:, None, 2:], pb[None, :, 2:])
-    inter = np.clip(rb - lt, 0, None).prod(-1)
-    area = lambda b: np.clip(b[:, 2:] - b[:, :2], 0, None).prod(-1)  # noqa: E731
-    iou = inter / (area(gb)[:, None] + area(pb)[None, :] - inter + 1e-9)
-    return ((iou >= MATCH_IOU) & (gc[:, None] == pc[None, :])).any(1)
+    return ((iou(gb, pb) >= MATCH_IOU) & (gc[:, None] == pc[None, :])).any(1)
 
 
 def compare(models: dict, data, imgsz: int, task: str, images: int = 6, seed: int = 0, conf: float = 0.25) -> dict:

@@ -10,7 +10,11 @@ from prunelib.core.folder import Run
 from prunelib.core.ledger import FINAL, SPARSE, Step, final_step, outcome, prune_steps
 from prunelib.deployment.alternatives import LOWER_PRECISION, Verdict
 from prunelib.deployment.records import Deployed, Recommended
+from prunelib.core.settings import Settings
+from prunelib.paths import resolve
 from prunelib.tasks import named
+from prunelib.training.agreement import CONF
+from prunelib.training.pseudo_labels import VAL_SHARE
 
 
 def step_rows(ledger: list[Step], unpruned: dict) -> list[dict]:
@@ -160,6 +164,29 @@ def _summary(
             f"{len(shown)} validation images."
         )
     return ["## Summary\n\n" + "\n".join(lines) + "\n\n"]
+
+
+def label_free(settings: Settings, unpruned: dict) -> list[str]:
+    """A paragraph when the data was a folder of unlabelled images (training.pseudo_labels): what every score then
+    measures, and what fine-tuning learnt from."""
+    data = settings.source.data
+    if not data or not resolve(data).is_dir():
+        return []
+    t = settings.training
+    if not t.match_original:
+        learnt = "the original's detections as labels"
+    elif t.label_weight:
+        learnt = (
+            f"the original's outputs (weight {t.match_original:g}) and its detections as labels ({t.label_weight:g})"
+        )
+    else:
+        learnt = f"the original's outputs alone (match_original {t.match_original:g}, label_weight 0)"
+    return [
+        f"**No labels**: `{data}` is a folder of images. {VAL_SHARE:.0%} of them were held back for validation and "
+        f"every image was labelled with the unpruned model's own detections (conf {CONF}), so each "
+        f"{named('mAP50-95', unpruned)} here measures agreement with the original, not accuracy; fine-tuning learnt "
+        f"from {learnt}.\n\n"
+    ]
 
 
 def failed_cut(ledger: list[Step]) -> Step | None:
@@ -383,6 +410,7 @@ def write_report(run: Run) -> str:
     parts = [
         f"# Pruning report: {run.name}\n\n",
         *_summary(unpruned, ledger, classes, shown, export, manifest.get("cpu"), run.settings.goal.max_map_drop),
+        *label_free(run.settings, unpruned),
         *recommendation(export, unpruned, held=failed_cut(ledger) is None),
         "## Result\n\n",
     ]

@@ -15,7 +15,7 @@ from prunelib.errors import UserError
 from prunelib.paths import relative, resolve
 from prunelib.surgery import checkpoints
 from prunelib.deployment import alternatives
-from prunelib.training import arguments, datasets, embedded, synthetic
+from prunelib.training import arguments, datasets, embedded, pseudo_labels, synthetic
 
 
 def open_run(params_files=(), overrides: dict | None = None, run_name: str | None = None, new_run=False) -> Run:
@@ -23,7 +23,7 @@ def open_run(params_files=(), overrides: dict | None = None, run_name: str | Non
     overrides = dict(overrides or {})
     if run_name:
         overrides["run_name"] = run_name
-    params = model_imgsz(parameters.load([resolve(f) for f in params_files], overrides))
+    params = from_inputs(parameters.load([resolve(f) for f in params_files], overrides))
     run_dir = runs_root(params["runs_dir"]) / params["run_name"]
     if new_run:
         run_dir = next_free(run_dir)
@@ -54,6 +54,22 @@ def open_run(params_files=(), overrides: dict | None = None, run_name: str | Non
     return run
 
 
+def from_inputs(params: dict) -> dict:
+    """The parameters with what the user's inputs decide filled in: the model's training size (model_imgsz), the
+    fine-tuning targets of a folder of unlabelled images (folder_data)."""
+    return folder_data(model_imgsz(params))
+
+
+def folder_data(params: dict) -> dict:
+    """A folder of unlabelled images as data: its labels are the original's thresholded detections
+    (training.pseudo_labels), so fine-tuning learns from the original's outputs alone (match_original 1,
+    label_weight 0) unless the parameters already give match_original a weight. The run's params.yaml says what was
+    used."""
+    if not params["data"] or not resolve(params["data"]).is_dir() or params["match_original"]:
+        return params
+    return {**params, "match_original": 1.0, "label_weight": 0.0}
+
+
 def model_imgsz(params: dict) -> dict:
     """The parameters with imgsz 0 (the default) made the size the user's model was trained at: its checkpoint knows
     (Ultralytics' train_args); refused in one line when it does not. Without a model, the table already chose."""
@@ -71,11 +87,14 @@ def model_imgsz(params: dict) -> dict:
 
 def check_inputs(settings: Settings, log=print) -> None:
     """Everything the user points at, checked before anything is written: the model (loadable, supported), the data
-    YAML (and that the model predicts its classes), the fine-tuning cfg YAML (against Ultralytics' own arguments;
+    YAML (and that the model predicts its classes) or folder of images (it holds some), the fine-tuning cfg YAML (against Ultralytics' own arguments;
     the keys the kit's parameters decide instead are said in one line)."""
     source, training = settings.source, settings.training
     _check_device(training.device)
-    data = datasets.check_data_yaml(resolve(source.data)) if source.data else None
+    folder = bool(source.data) and resolve(source.data).is_dir()
+    if folder:  # unlabelled images: their labels will be the model's own, of its classes
+        pseudo_labels.images_in(resolve(source.data))
+    data = datasets.check_data_yaml(resolve(source.data)) if source.data and not folder else None
     model = checkpoints.load_model(resolve(source.model)) if source.model else None
     if model is not None and data and tasks.classes(model) != data["nc"]:
         raise UserError(

@@ -16,7 +16,7 @@ from prunelib.errors import UserError
 from prunelib.offline import threads
 from prunelib.surgery import checkpoints
 from prunelib.runs import stock
-from prunelib.training import datasets, embedded
+from prunelib.training import datasets, embedded, pseudo_labels
 
 # What decides how a run cuts and recovers: the recipe. The built-in defaults are the measured best (README, bench/).
 RECIPE = (
@@ -140,6 +140,9 @@ def device_note(settings: Settings) -> str | None:
 def _images(source: Source) -> tuple[int, int]:
     if not source.data:
         return source.synth_train, source.synth_val
+    if parameters.resolve(source.data).is_dir():  # unlabelled images: a share held back for validation
+        held = pseudo_labels.split(pseudo_labels.images_in(parameters.resolve(source.data)), source.seed)
+        return len(held["train"]), len(held["val"])
     info = datasets.check_data_yaml(parameters.resolve(source.data))
     return len(info["train"]), len(info["val"])
 

@@ -41,7 +41,7 @@ from prunelib.errors import UserError
 from prunelib.offline import cores
 from prunelib.paths import PROJECT_ROOT, relative, resolve
 from prunelib.presentation import comparison
-from prunelib.runs.opening import check_inputs, model_imgsz
+from prunelib.runs.opening import check_inputs, from_inputs
 from prunelib.runs.pipeline import COMPARE, execute
 from prunelib.runs.stages import STAGES
 
@@ -111,7 +111,7 @@ class Sweep:
 
     def run_parameters(self, combo: dict) -> dict:
         """One run's merged and checked parameters."""
-        return model_imgsz(parameters.load([resolve(f) for f in self.files(combo)], self.overrides(combo)))
+        return from_inputs(parameters.load([resolve(f) for f in self.files(combo)], self.overrides(combo)))
 
     def files(self, combo: dict) -> list[str]:
         """The parameter files of one run: the sweep's, then the combination's own (grid key 'params')."""

@@ -26,13 +26,19 @@ from prunelib.errors import UserError
 from prunelib.offline import use_all_cores
 from prunelib.paths import BASELINES_DIR, PROJECT_ROOT, relative, resolve
 from prunelib.surgery.checkpoints import load_model
-from prunelib.training import synthetic
+from prunelib.training import pseudo_labels, synthetic
 from prunelib.training.arguments import ultralytics_args
 
 
 def data_yaml(settings: Settings) -> Path:
-    """The run's data YAML: the user's, or the synthetic set (generated on first use, in the run's cache)."""
+    """The run's data YAML: the user's; for a folder of unlabelled images, the set its model labels (pseudo_labels,
+    made on first use, in the run's cache); or the synthetic set (generated on first use, in the run's cache)."""
     source = settings.source
+    if source.data and resolve(source.data).is_dir():
+        model = resolve(source.model)
+        task = _checkpoint_task(str(model), model.stat().st_mtime)
+        cache = cache_dir(settings.place)
+        return pseudo_labels.data_yaml(resolve(source.data), model, settings.training.imgsz, source.seed, cache, task)
     if source.data:
         return resolve(source.data)
     drawn = (source.synth_train, source.synth_val, source.synth_imgsz, source.seed, list(source.synth_classes))
