@@ -135,7 +135,7 @@ ACCURACY_GRIDS = {  # sweep -> its goal and grid (the head pruned costs time at 
     "macs-3x": ["target_speedup=3.0", "layer_ratios=uniform", "prune_head=false,true", *UNALIGNED],
 }
 ALIGNED_GRIDS = {  # --part aligned: the head pruned with its channels in whole blocks of the runtime's kernels
-    # (round_to: auto), and the recipe that recovered best at 3x (recovery-deep.md: AdamW at lr0 0.002)
+    # (round_to: auto), and the recipe that recovered best at 3x (archive/recovery-deep.md: AdamW at lr0 0.002)
     "latency-2x-aligned": ["target_latency_speedup=2.0", "layer_ratios=uniform,time", "prune_head=true",
                            "round_to=auto", "optimizer=AdamW", "lr0=0.002"],
 }

@@ -8,7 +8,7 @@ cut with 10 fine-tuning epochs in all (2 steps x 5; sparsity and final epochs co
 Each case is one `prunelib sweep` over recipe files (grid key `params`), so it resumes and compares like any sweep.
 `--ladder` adds the given recipe at 1.5x and 3x. `--deep` measures the recovery recipes at 3x fewer MACs instead, with
 the head whole and pruned (``prune_head``), beside the control (the unpruned model fine-tuned the same 10 epochs);
-the user case there is the converged YOLO11n (bench/user_case.py --converged): bench/results/recovery-deep.md.
+the user case there is the converged YOLO11n (bench/user_case.py --converged): bench/results/archive/recovery-deep.md.
 
     .venv/bin/python bench/recovery.py [--cases user embedded] [--recipes reference bn-recalibration ...] [--ladder R]
     .venv/bin/python bench/recovery.py --deep [--cases user embedded] [--recipes recovery recovery-lr ...]
