@@ -52,7 +52,10 @@ def control(case: str, run, epochs: int, holdout: Path | None = None) -> dict:
         return json.loads(done.read_text())
     teacher = run.unpruned_pt if training.distill_weight or training.match_original else None
     model = finetune(run.unpruned_pt, training, data, out, epochs, teacher=teacher)[0]
-    result = {"val": evaluate(model, training, data, out / "val")["map50_95"]}
+    result = {
+        "val": evaluate(model, training, data, out / "val")["map50_95"],
+        "weights": str(out / "weights" / "best.pt"),
+    }
     if holdout:
         result["held-out"] = evaluate(model, training, holdout, out / "holdout")["map50_95"]
     done.write_text(json.dumps(result))
