@@ -98,7 +98,19 @@ def test_verdicts_compare_in_the_recommended_files_runtime_and_precision():
     assert got["better"].sentence().startswith("**Loses to better (stock, onnxruntime FP32)**: 1.25x slower")
     assert "neither is both faster and as accurate" in got["mixed"].sentence()
     assert Verdict.of(json.loads(json.dumps(small.record()))) == small
-    assert alternatives.verdicts(ROWS, None, {"small": "yours"}, 0.1) == []
+
+
+
+def test_with_no_file_within_the_budget_every_alternative_is_still_judged_against_final_pt():
+    # a run whose pruned files all fell outside max_map_drop: the stock model that lost by far still gets its verdict
+    got = {v.alternative: v for v in alternatives.verdicts(ROWS, None, {"small": "yours", "mixed": "stock"}, 0.1)}
+    assert set(got) == {"small", "mixed", "unpruned INT8"}
+    small = got["small"]
+    assert (small.pruned_file, small.pruned_latency_ms, small.within_budget) == (ROWS[3].file, 5.0, False)
+    assert "outside the run's mAP budget" in small.sentence() and small.sentence().startswith("**Beats small")
+    assert all(v.within_budget for v in alternatives.verdicts(ROWS, ROWS[3], {"small": "yours"}, 0.1))
+    no_pruned = [r for r in ROWS if r.model != "pruned"]
+    assert alternatives.verdicts(no_pruned, None, {"small": "yours"}, 0.1) == []
 
 
 def test_the_lower_precision_alternative_keeps_its_float_files_accuracy():

@@ -79,6 +79,7 @@ class Verdict:
     pruned_file: str
     pruned_map50_95: float
     pruned_latency_ms: float
+    within_budget: bool = True  # the pruned file is the recommended one (else final.pt's fastest, outside the budget)
 
     @property
     def faster(self) -> float:
@@ -115,6 +116,8 @@ class Verdict:
         kind = "" if self.kind == self.alternative else f"{self.kind}, "
         name = f"{self.alternative} ({kind}{self.runtime} {self.precision})"
         tail = "; neither is both faster and as accurate" if self.outcome == "trades with" else ""
+        if not self.within_budget:
+            tail += f" (final.pt's fastest file, `{self.pruned_file}`, outside the run's mAP budget)"
         return f"**{self.outcome.capitalize()} {name}**: {self.figures(metric)}{tail}."
 
     def record(self) -> dict:
@@ -130,10 +133,16 @@ def verdicts(
 ) -> list[Verdict]:
     """The recommended pruned file (best) against each alternative (kinds: label -> kind) and against the unpruned
     model at a lower precision alone (its fastest INT8 or BF16 file that keeps its precision, within
-    max_precision_drop of its float file: records.holds_precision; named 'unpruned INT8' or 'unpruned BF16'); []
-    without a recommendation."""
+    max_precision_drop of its float file: records.holds_precision; named 'unpruned INT8' or 'unpruned BF16'). With
+    no recommendation (no pruned file within the run's budget), each is judged against final.pt's fastest file that
+    keeps its precision, said to be outside the budget: a user who asked for alternatives hears of every one; []
+    when final.pt has no such file."""
+    within = best is not None
     if best is None:
-        return []
+        kept = [r for r in rows if r.model == "pruned" and holds_precision(r, rows, max_precision_drop)]
+        if not kept:
+            return []
+        best = min(kept, key=lambda r: r.latency_ms)
     chosen: list[tuple[str, str, Deployed]] = []
     for label, kind in kinds.items():
         own = [r for r in rows if r.model == label]
@@ -158,6 +167,7 @@ def verdicts(
             best.file,
             best.map50_95,
             best.latency_ms,
+            within,
         )
         for label, kind, r in chosen
     ]
