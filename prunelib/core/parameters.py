@@ -224,6 +224,8 @@ PARAMS = [
           "weight (0 = off)", _range(0)),
     Param("match_original", 0.0, float, "fine-tuning also matches the unpruned model's outputs (class scores, box "
           "distributions): its weight (0 = off)", _range(0)),
+    Param("match_features", 0.0, float, "with match_original: the head's inputs at the channels the cut kept match "
+          "the original's too: weight (0 = off)", _range(0)),
     Param("label_weight", 1.0, float, "weight of the loss on the data's labels while fine-tuning (0: the original's "
           "outputs alone)", _range(0)),
     Param("batch", 16, int, "batch size for fine-tuning, training and validation", _range(1)),
@@ -441,6 +443,11 @@ def _check_combinations(params: dict) -> None:
         raise UserError(
             "label_weight: 0 leaves fine-tuning nothing to learn from with match_original 0; give match_original a "
             "weight (the original's outputs as targets), or keep label_weight above 0"
+        )
+    if params["match_features"] and not params["match_original"]:
+        raise UserError(
+            f"match_features: {params['match_features']} does nothing with match_original 0 (it is a term of the "
+            "match with the original); give match_original a weight too, or leave match_features 0"
         )
     if params["max_steps"] and not (params["target_speedup"] or params["target_latency_speedup"]):
         raise UserError(

@@ -144,6 +144,7 @@ class Training(_FromParameters):
     freeze_bn_stats: bool
     distill_weight: float
     match_original: float  # 0 = off (prunelib.training.matching)
+    match_features: float  # 0 = off: the head's inputs at the kept channels, a term of the match
     label_weight: float
     baseline_epochs: int
     baseline_lr0: float

@@ -20,6 +20,7 @@ from ultralytics.nn.modules.head import Detect
 
 from prunelib.core.settings import Pruning
 from prunelib.errors import UserError
+from prunelib.surgery import lineage
 
 # importance name (the parameter table's IMPORTANCES, the same names: tested) -> factory. 'l2' is the reference
 # script's GroupMagnitudeImportance(p=2).
@@ -49,18 +50,19 @@ def prune(
     time-guided (TimeGuided). gradients(model) fills the weights' gradients first, for an importance that ranks
     by them (NEEDS_GRADIENTS: prunelib.training.gradients.accumulate_gradients, on the run's training images).
     fold(group), when given, sees each group Torch-Pruning's interactive step yields before it is pruned
-    (compensation.Folding: what the removed channels carried, folded into their consumers)."""
+    (compensation.Folding: what the removed channels carried, folded into their consumers). The head's inputs keep
+    the list of the original channels they still compute (lineage)."""
     p = build_pruner(model, settings, ratio, example_inputs, layer_ratios=layer_ratios, times=times)
     if settings.importance in NEEDS_GRADIENTS:
         if gradients is None:
             raise ValueError(f"importance {settings.importance!r} ranks channels by gradients: pass gradients=")
         gradients(model)
-    if fold is None:
-        p.step()
-    else:
-        for group in p.step(interactive=True):
+    lineage.mark(model)
+    for group in p.step(interactive=True):
+        lineage.record(model, group)
+        if fold is not None:
             fold(group)
-            group.prune()
+        group.prune()
     model.zero_grad(set_to_none=True)
 
 

@@ -21,6 +21,7 @@ from prunelib import console, tasks
 from prunelib.core.settings import Settings, Training
 from prunelib.offline import use_all_cores
 from prunelib.paths import resolve
+from prunelib.surgery import lineage
 from prunelib.surgery.checkpoints import load_model
 from prunelib.surgery.folding import fold
 from prunelib.surgery.measuring import n_params
@@ -45,11 +46,13 @@ class KeepsPrunedModel:
         original: nn.Module | None = None,
         match_original: float = 0.0,
         label_weight: float = 1.0,
+        match_features: float = 0.0,
     ):
         self.pruned_model = model
         self.freeze_bn_stats = freeze_bn_stats
         self.regularizer, self._pruner, self._reg = regularizer, None, 0.0
         self.original, self.match_original, self.label_weight = original, match_original, label_weight
+        self.match_features = match_features
         super().__init__(cfg, overrides, _callbacks)
         for event in ("on_train_start", "on_val_start"):  # Ultralytics sets cores-1 threads on CPU
             self.add_callback(event, use_all_cores(threads))
@@ -61,7 +64,14 @@ class KeepsPrunedModel:
         starts, after the EMA copy was made: the EMA, which validates and is saved, keeps the task's own loss."""
         model = unwrap_model(self.model)
         labels = model.init_criterion()
-        model.criterion = MatchesOriginal(labels, self.original.to(self.device), self.match_original, self.label_weight)
+        model.criterion = MatchesOriginal(
+            labels,
+            self.original.to(self.device),
+            self.match_original,
+            self.label_weight,
+            self.match_features,
+            lineage.kept(model),
+        )
 
     def get_model(self, cfg=None, weights=None, verbose=True):
         """The pruned model as it is: never rebuilt from YAML."""
@@ -159,6 +169,7 @@ def finetune(
             original=original,
             match_original=settings.match_original,
             label_weight=settings.label_weight,
+            match_features=settings.match_features,
         )
     trainer.train()
     best = load_model(trainer.best if Path(trainer.best).is_file() and not regularizer else trainer.last)

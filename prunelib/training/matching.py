@@ -19,6 +19,11 @@ term, weighted by ``match_original``:
 
 both normalised by the sum of those scores, as Ultralytics normalises its classification loss by the assigned
 targets. End-to-end heads match both branches.
+
+With ``match_features``, a third term matches the head's inputs (the neck's outputs) channel by channel, each of the
+pruned model's channels against the original channel it still computes (prunelib.surgery.lineage): the squared
+error standardised by each original channel's variance over the batch, averaged over the head's inputs (feature
+mimicking, as FitNets, Romero et al., ICLR 2015, without a projector: the kept channels are the original's own).
 """
 
 from __future__ import annotations
@@ -33,9 +38,18 @@ class MatchesOriginal:
     times the match with the original (``teacher``, kept in eval mode, never trained). Returns what Ultralytics'
     criteria return: (loss terms x batch size, {name: detached term}), with 'match_loss' last."""
 
-    def __init__(self, labels, teacher: nn.Module, match_original: float, label_weight: float = 1.0):
+    def __init__(
+        self,
+        labels,
+        teacher: nn.Module,
+        match_original: float,
+        label_weight: float = 1.0,
+        match_features: float = 0.0,
+        kept: list[torch.Tensor | None] | None = None,
+    ):
         self.labels, self.teacher = labels, teacher.eval()
         self.match_original, self.label_weight = match_original, label_weight
+        self.match_features, self.kept = match_features, kept or []
         for p in self.teacher.parameters():
             p.requires_grad_(False)
 
@@ -43,7 +57,10 @@ class MatchesOriginal:
         loss, items = self.labels(preds, batch)
         with torch.no_grad():
             original = raw(self.teacher.eval()(batch["img"]))
-        term = match(raw(preds), original)
+        own = raw(preds)
+        term = match(own, original)
+        if self.match_features:
+            term = term + self.match_features / self.match_original * features(own, original, self.kept)
         items = {**items, "match_loss": term.detach()}
         scaled = term * self.match_original * batch["img"].shape[0]
         return torch.cat([loss * self.label_weight, scaled.view(1)]), items
@@ -75,3 +92,22 @@ def match(own: dict, original: dict) -> torch.Tensor:
     else:
         sides = (own_boxes - their_boxes).abs().squeeze(2)
     return classes.sum() / norm + (sides.sum(dim=1) * weight).sum() / norm
+
+
+def features(own: dict, original: dict, kept: list[torch.Tensor | None]) -> torch.Tensor:
+    """The head's inputs of own against the original's at the channels own still computes (kept: for each input,
+    the original channel of each of own's channels; None: the same channels when the counts agree, else skipped):
+    the squared error over each original channel's variance on the batch, averaged over every position and then
+    over the inputs matched (MatchesOriginal); 0 where a head gives no features."""
+    feats, theirs = (own.get("one2many") or own).get("feats"), (original.get("one2many") or original).get("feats")
+    if not feats or not theirs:
+        return own["scores"].new_zeros(()) if "scores" in own else torch.zeros(())
+    terms = []
+    for mine, target, channels in zip(feats, theirs, kept or [None] * len(feats)):
+        if channels is None and mine.shape[1] != target.shape[1]:
+            continue  # a cut the kit did not record: which channels it kept is unknown
+        channels = torch.arange(mine.shape[1]) if channels is None else channels  # never cut: the same channels
+        target = target[:, channels.to(target.device)]
+        scale = target.var(dim=(0, 2, 3), keepdim=True, unbiased=False).clamp(min=1e-6)
+        terms.append(((mine - target) ** 2 / scale).mean())
+    return torch.stack(terms).mean() if terms else feats[0].new_zeros(())
