@@ -197,4 +197,20 @@ def test_a_run_exports_and_times_its_alternatives_and_says_which_it_beats(made, 
     assert made_stock["epochs"] == 1 and made_stock["epochs_from"] == "stock_epochs"
     assert len(made_stock["tries"]) == stock.TRIES  # every width timed is recorded (the choice: the test above)
     assert made_stock["width_factor"] in [factor for factor, _ in made_stock["tries"]]
+    assert said["stock"].matched_in == f"{made_stock['runtime']} {made_stock['precision']}"  # where it was sized
     assert (run_dir / "deployment.png").stat().st_size > 0
+
+
+def test_a_stock_model_compared_elsewhere_than_it_was_matched_gets_no_verdict():
+    best = ROWS[3]  # onnxruntime FP32
+    kinds = {"better": "stock"}
+    there = alternatives.verdicts(ROWS, best, kinds, 0.1, {"better": "onnxruntime FP32"})[0]
+    assert there.matched and there.outcome == "loses to"
+    bf16 = dataclasses.replace(best, runtime="openvino", precision="BF16")
+    rows = [*ROWS, dataclasses.replace(ROWS[6], runtime="openvino", precision="BF16", latency_ms=3.0), bf16]
+    elsewhere = alternatives.verdicts(rows, bf16, kinds, 0.1, {"better": "onnxruntime FP32"})[0]
+    assert not elsewhere.matched and elsewhere.outcome == "is not matched with"
+    said = elsewhere.sentence()
+    assert said.startswith("**No verdict on better (stock, openvino BF16)**")
+    assert "matched to final.pt's latency in onnxruntime FP32, not in openvino BF16" in said
+    assert Verdict.of(json.loads(json.dumps(elsewhere.record()))) == elsewhere

@@ -79,7 +79,15 @@ class Verdict:
     pruned_file: str
     pruned_map50_95: float
     pruned_latency_ms: float
+    pruned_runtime: str = ""
+    pruned_precision: str = ""
     within_budget: bool = True  # the pruned file is the recommended one (else final.pt's fastest, outside the budget)
+    matched_in: str = ""  # where a stock model's latency was matched to final.pt's ('onnxruntime FP32'; '' = n/a)
+
+    @property
+    def matched(self) -> bool:
+        """Compared where its latency was matched (or never matched: a user's checkpoint, a lower precision)."""
+        return not self.matched_in or self.matched_in == f"{self.pruned_runtime} {self.pruned_precision}"
 
     @property
     def faster(self) -> float:
@@ -103,7 +111,10 @@ class Verdict:
 
     @property
     def outcome(self) -> str:
-        """'beats', 'loses to' or 'trades with' (neither is both faster and as accurate)."""
+        """'beats', 'loses to' or 'trades with' (neither is both faster and as accurate); 'is not matched with' when a
+        stock model's latency was matched in another runtime or precision than the one compared: no verdict."""
+        if not self.matched:
+            return "is not matched with"
         return "beats" if self.dominates else "loses to" if self.dominated else "trades with"
 
     def figures(self, metric: str = "mAP50-95") -> str:
@@ -116,6 +127,13 @@ class Verdict:
         kind = "" if self.kind == self.alternative else f"{self.kind}, "
         name = f"{self.alternative} ({kind}{self.runtime} {self.precision})"
         tail = "; neither is both faster and as accurate" if self.outcome == "trades with" else ""
+        if not self.matched:
+            name = f"{self.alternative} ({kind}{self.runtime} {self.precision})"
+            return (
+                f"**No verdict on {name}**: {self.figures(metric)}; its width was matched to final.pt's latency in "
+                f"{self.matched_in}, not in {self.pruned_runtime} {self.pruned_precision} where they are compared "
+                "(set latency_runtime and latency_precision to match it there)."
+            )
         if not self.within_budget:
             tail += f" (final.pt's fastest file, `{self.pruned_file}`, outside the run's mAP budget)"
         return f"**{self.outcome.capitalize()} {name}**: {self.figures(metric)}{tail}."
@@ -129,14 +147,19 @@ class Verdict:
 
 
 def verdicts(
-    rows: list[Deployed], best: Deployed | None, kinds: dict[str, str], max_precision_drop: float
+    rows: list[Deployed],
+    best: Deployed | None,
+    kinds: dict[str, str],
+    max_precision_drop: float,
+    matched_in: dict[str, str] | None = None,
 ) -> list[Verdict]:
     """The recommended pruned file (best) against each alternative (kinds: label -> kind) and against the unpruned
     model at a lower precision alone (its fastest INT8 or BF16 file that keeps its precision, within
     max_precision_drop of its float file: records.holds_precision; named 'unpruned INT8' or 'unpruned BF16'). With
     no recommendation (no pruned file within the run's budget), each is judged against final.pt's fastest file that
     keeps its precision, said to be outside the budget: a user who asked for alternatives hears of every one; []
-    when final.pt has no such file."""
+    when final.pt has no such file. matched_in: {label: 'runtime precision'} where an alternative's latency was
+    matched to final.pt's (the stock model): compared elsewhere, no verdict is drawn (Verdict.matched)."""
     within = best is not None
     if best is None:
         kept = [r for r in rows if r.model == "pruned" and holds_precision(r, rows, max_precision_drop)]
@@ -167,7 +190,10 @@ def verdicts(
             best.file,
             best.map50_95,
             best.latency_ms,
+            best.runtime,
+            best.precision,
             within,
+            (matched_in or {}).get(label, ""),
         )
         for label, kind, r in chosen
     ]

@@ -269,7 +269,9 @@ def export(run: Run, log=print) -> dict:
     unpruned = run.read_json(run.unpruned_json)
     best = recommend(deployment, latency, unpruned["map50_95"], s.goal.max_map_drop, s.export.max_precision_drop)
     kinds = {a.label: a.kind for a in alts}
-    verdicts = alternatives.verdicts(deployment, best, kinds, s.export.max_precision_drop)
+    sized = run.read_json(run.stock_dir / "stock.json") if s.alternatives.stock_alternative else None
+    matched_in = {"stock": f"{sized['runtime']} {sized['precision']}"} if sized else {}
+    verdicts = alternatives.verdicts(deployment, best, kinds, s.export.max_precision_drop, matched_in)
     formats = {
         fmt: {"unpruned": run.rel(models["unpruned"][fmt]), "pruned": run.rel(models["pruned"][fmt]), **parity[fmt]}
         for fmt in s.export.export_formats
