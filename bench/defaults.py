@@ -8,7 +8,18 @@ blocks, BatchNorm recalibration), the case's model and data, the candidate's set
 times files, which retention does not need). Retention = final / unpruned mAP50-95, on val and, for the real case, on
 held-out drawings nothing trained or selected on.
 
-    .venv/bin/python bench/defaults.py [--cases embedded real] [--recipes auto adamw-0.002]
+    .venv/bin/python bench/defaults.py [--cases embedded real] [--recipes auto adamw-0.002] [--seeds 3]
+
+The recovery arms (`--cases embedded user real --recipes labels match match-frozen-bn match-only-frozen-bn
+match-features --table defaults-recovery`): one counted cut per case (fewer MACs: 2.7x for the nano models, about
+where a 2x latency goal lands on an AVX2 CPU; 1.5x for the real model; whole channel blocks land at or below it, one
+step), the cut's repair chosen per cut (compensation: choose), then 10 epochs of fine-tuning (5 for the real case)
+on the labels, or matching the original's outputs too (prunelib.training.matching), with BatchNorm statistics
+following the batches or frozen, or the original's outputs alone. Beside the mAP50-95 kept: the mAP50 kept and the
+precision / recall / F1 of the boxes matched with the original's detections (prunelib.training.agreement: IoU 0.5,
+the same class, conf 0.25), on held-out images where the case has them (user, real), else on val (embedded), for
+the recovered model and for its control (the unpruned model fine-tuned the same way). `--seeds N` repeats each row
+with N training seeds (the data, the baseline and the cut fixed).
 
 The smaller goal, whole channel blocks or not, on the embedded and the user-style case (bench/user_case.py, a YOLO11n
 trained with plain Ultralytics, held-out images): `--cases embedded user --recipes goal-1.3x goal-1.3x-round0 --table
@@ -29,6 +40,7 @@ from common import control, publish
 from prunelib import tasks
 from prunelib.core.folder import runs_root
 from prunelib.core.ledger import prune_steps
+from prunelib.presentation.report import markdown_table
 from prunelib.runs import open_run, stages
 from prunelib.surgery import checkpoints
 from prunelib.training import embedded
@@ -98,12 +110,20 @@ def case_settings(case: str) -> dict:
     return {"model": str(real_case.model()), "data": str(real_case.data_yaml()), "finetune_epochs": 5}
 
 
-def measure(case: str, recipe: str) -> dict:
-    """One run of the user's command with the recipe (its row cached in the run folder), beside its control."""
+def run_name(case: str, recipe: str, seed: int = 0) -> str:
+    """The run folder of a row: seed 0 is the runs' own seed, another one a repeat of its training alone."""
+    return f"bench-defaults-{case}-{recipe}" + (f"-seed{seed}" if seed else "")
+
+
+def measure(case: str, recipe: str, seed: int = 0) -> dict:
+    """One run of the user's command with the recipe (its row cached in the run folder), beside its control; seed:
+    the training's own seed (training_seed: the data, the baseline and the cut's calibration images stay)."""
     label, sets = RECIPES[recipe]
     if recipe in ARMS:
         sets = {**sets, "target_speedup": ARM_CUT[case], "max_steps": 1}
-    run = open_run([], {"run_name": f"bench-defaults-{case}-{recipe}", **case_settings(case), **sets})
+    if seed:
+        sets = {**sets, "training_seed": seed}
+    run = open_run([], {"run_name": run_name(case, recipe, seed), **case_settings(case), **sets})
     done = run.dir / "bench.json"
     if done.is_file():
         return json.loads(done.read_text())
@@ -115,6 +135,7 @@ def measure(case: str, recipe: str) -> dict:
     row = {
         "case": case,
         "recipe": label,
+        "training seed": seed,
         "lr0 used": _lr_used(run),
         "epochs": epochs,
         "MACs ratio": round(unpruned["macs"] / cut.macs, 2),
@@ -160,10 +181,35 @@ def beside_original(run, cut, data, control_weights: str) -> dict:
     return out
 
 
-def measured(case: str, recipe: str) -> dict | None:
+def measured(case: str, recipe: str, seed: int = 0) -> dict | None:
     """The row of an earlier measurement, if any (the table holds every case and recipe measured so far)."""
-    done = runs_root() / f"bench-defaults-{case}-{recipe}" / "bench.json"
-    return json.loads(done.read_text()) if done.is_file() else None
+    done = runs_root() / run_name(case, recipe, seed) / "bench.json"
+    if not done.is_file():
+        return None
+    row = json.loads(done.read_text())
+    if "training seed" in row:
+        return row
+    at = list(row).index("recipe") + 1  # rows measured before the column: the runs' own seed
+    return dict([*list(row.items())[:at], ("training seed", seed), *list(row.items())[at:]])
+
+
+def over_seeds(rows: list[dict], columns=("retention", "held-out retention")) -> list[dict]:
+    """Each case and recipe measured with several training seeds: the mean and range of each retention column."""
+    groups: dict[tuple, list[dict]] = {}
+    for row in rows:
+        groups.setdefault((row["case"], row["recipe"]), []).append(row)
+    out = []
+    for (case, recipe), group in groups.items():
+        if len(group) < 2:
+            continue
+        line = {"case": case, "recipe": recipe, "seeds": len(group)}
+        for column in columns:
+            values = [float(r[column].rstrip("%")) for r in group if r.get(column)]
+            if values:
+                mean = sum(values) / len(values)
+                line[column] = f"{mean:.1f}% ({min(values):.1f}-{max(values):.1f}%)"
+        out.append(line)
+    return out
 
 
 def _lr_used(run) -> str:
@@ -194,18 +240,24 @@ if __name__ == "__main__":
     cli.add_argument("--recipes", nargs="+", choices=list(RECIPES), help="default: the case's MEASURED recipes")
     cli.add_argument("--table", default="defaults", help="the table's name under bench/results/ (defaults: every row "
                      "measured so far; another: this invocation's rows)")  # fmt: skip
+    cli.add_argument("--seeds", type=int, default=1, help="training seeds per row (the data and baseline fixed)")
     args = cli.parse_args()
-    asked = [(case, recipe) for case in args.cases for recipe in args.recipes or MEASURED[case]]
-    for case, recipe in asked:
-        measure(case, recipe)
-    everything = [(case, recipe) for case in MEASURED for recipe in RECIPES]
-    rows = [
-        row for case, recipe in (everything if args.table == "defaults" else asked) if (row := measured(case, recipe))
-    ]
+    seeds = range(args.seeds)
+    asked = [(case, recipe, seed) for case in args.cases for recipe in args.recipes or MEASURED[case] for seed in seeds]
+    for case, recipe, seed in asked:
+        measure(case, recipe, seed)
+    everything = [(case, recipe, 0) for case in MEASURED for recipe in RECIPES]
+    chosen = everything if args.table == "defaults" else asked
+    rows = [row for case, recipe, seed in chosen if (row := measured(case, recipe, seed))]
+    spread = over_seeds(rows)
+    paragraphs = __doc__.split("\n\n")
+    notes = paragraphs[1] + "\n" + (f"\n{paragraphs[3]}\n" if any(r in ARMS for _, r, _ in chosen) else "")
+    if spread:
+        notes += f"\nOver {args.seeds} training seeds: mean (range).\n\n{markdown_table(spread)}"
     publish(
         args.table,
         "The recipe of the built-in defaults: the user's command on the embedded default and a real model, beside "
         "controls",
         rows,
-        __doc__.split("\n\n")[1] + "\n",
+        notes,
     )

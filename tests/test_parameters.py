@@ -214,6 +214,17 @@ def test_cfg_keys_the_parameters_decide_are_said(tmp_path):
     assert (args["mosaic"], args["optimizer"], args["lr0"], "model" not in args) == (0.5, "SGD", 0.001, True)
 
 
+def test_training_seed_changes_fine_tuning_alone():
+    from prunelib.core.settings import Source, Training
+    from prunelib.training import arguments, embedded
+
+    plain, again = load(overrides={"seed": 4}), load(overrides={"seed": 4, "training_seed": 7})
+    finetune = [arguments.ultralytics_args(Training.of(p), "finetune", "d.yaml")["seed"] for p in (plain, again)]
+    train = [arguments.ultralytics_args(Training.of(p), "train", "d.yaml")["seed"] for p in (plain, again)]
+    assert finetune == [4, 7] and train == [4, 4]  # the baseline trains as before
+    assert embedded.baseline_settings(Source.of(plain)) == embedded.baseline_settings(Source.of(again))
+
+
 def test_round_to_auto_is_the_channel_block_measured_on_this_machine():
     from prunelib import machine
     from prunelib.core.settings import Pruning

@@ -139,6 +139,8 @@ PARAMS = [
     Param("cache_dir", "", str, "cache of the embedded data, baseline and unpruned measurements ('' = <runs>/.cache)",
           may_change=True),
     Param("seed", 0, int, "random seed for data generation, training and fine-tuning"),
+    Param("training_seed", 0, int, "another seed for fine-tuning (and the stock alternative's training) alone, the "
+          "data and baseline kept (0 = seed)", _range(0)),
     Param("device", "cpu", str, "'cpu', a GPU index 0, or several 0,1 (fine-tuning then uses DDP)", _device,
           may_change=True),
     Param("threads", 0, int, "torch CPU threads (0 = all cores; Ultralytics alone would use cores-1)", _range(0),

@@ -143,6 +143,7 @@ class Training(_FromParameters):
     nbs: int
     freeze_bn_stats: bool
     distill_weight: float
+    training_seed: int  # fine-tuning's own seed (0 = seed): repeats of a run's training, its data fixed
     match_original: float  # 0 = off (prunelib.training.matching)
     match_features: float  # 0 = off: the head's inputs at the kept channels, a term of the match
     label_weight: float

@@ -51,6 +51,7 @@ def ultralytics_args(settings: Training, purpose: str, data, **extras) -> dict:
             **base,
             **common,
             **training,
+            "seed": settings.training_seed or settings.seed,
             "optimizer": settings.optimizer,
             "lr0": settings.lr0,
             "warmup_epochs": settings.warmup_epochs,
