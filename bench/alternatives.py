@@ -37,6 +37,8 @@ from prunelib.core.folder import Run, runs_root
 from prunelib.deployment import alternatives
 from prunelib.deployment.alternatives import LOWER_PRECISION, Verdict
 from prunelib.runs import open_run, stages, stock
+from prunelib.training.agreement import agreement
+from prunelib.training.datasets import check_data_yaml
 from prunelib.training.validation import evaluate
 
 LOOP = ["00-baseline", "20-replace-c3k2", "30-prune-loop"]
@@ -81,7 +83,8 @@ GENTLE = {
 }
 GENTLE_SPEEDUP = 1.3
 COLUMNS = ("case", "model", "made by", "file", "GMACs", "ms (1 thread)", "ms (all cores)", "mAP50-95 val",
-           "mAP50-95 held-out", "the pruned file against it")  # fmt: skip
+           "mAP50-95 held-out", "mAP50 held-out", "P / R / F1 against the original held-out",
+           "the pruned file against it")  # fmt: skip
 
 
 def case_settings(case: str) -> dict:
@@ -139,10 +142,16 @@ def _rows(case: str, run) -> list[dict]:
     macs = {r["model"]: round(r["macs"] / 1e9, 2) for r in export["latency"]}
     rows = []
 
-    def deployed(model: str, how: str, r: dict, verdict: Verdict | None = None) -> None:
+    def deployed(model: str, how: str, r: dict, verdict: Verdict | None = None, sized_in: str = "") -> None:
         said = f"{verdict.outcome} it: {verdict.figures()}" if verdict else ""
+        compared = f"{verdict.pruned_runtime} {verdict.pruned_precision}" if verdict and verdict.pruned_runtime else ""
+        compared = compared or (f"{best['runtime']} {best['precision']}" if best else "")
+        if verdict and sized_in and sized_in != compared:
+            said = f"no verdict (its width was matched in {sized_in}): {verdict.figures()}"
+        held = _held_out(case, run, r["file"])
         cells = (case, model, how, f"{r['runtime']} {r['precision']}", macs[r["model"]], r["latency_ms"],
-                 r["all_cores_ms"], r["map50_95"], _held_out(case, run, r["file"]), said)  # fmt: skip
+                 r["all_cores_ms"], r["map50_95"], held.get("map50_95", ""), held.get("map50", ""),
+                 held.get("agreement", ""), said)  # fmt: skip
         rows.append(dict(zip(COLUMNS, cells)))
 
     deployed("unpruned", "the original", fp32["unpruned"])
@@ -158,7 +167,7 @@ def _rows(case: str, run) -> list[dict]:
         control = common.control(case, run, epochs, holdout(case))
         held = round(control["held-out"], 4) if "held-out" in control else ""
         how = f"the original + {epochs} epochs of fine-tuning alike (torch)"
-        cells = (case, "control", how, "", macs["unpruned"], "", "", round(control["val"], 4), held, "")
+        cells = (case, "control", how, "", macs["unpruned"], "", "", round(control["val"], 4), held, "", "", "")
         rows.append(dict(zip(COLUMNS, cells)))
     trained = {alternatives.label_of(p): Path(p).parent.parent for p in run.settings.alternatives.alternatives}
     for label, v in verdicts.items():
@@ -169,22 +178,31 @@ def _rows(case: str, run) -> list[dict]:
                 f"sized), {record['epochs']} epochs from scratch"
             )
             how += ", distilled" if record["distilled"] else ""
+            sized_in = f"{record['runtime']} {record['precision']}"
             deployed(label, how, fp32[label])
             if by_file[(v.file, v.runtime, v.precision)] is not fp32[label]:
-                deployed(label, how, by_file[(v.file, v.runtime, v.precision)], v)
+                deployed(label, how, by_file[(v.file, v.runtime, v.precision)], v, sized_in)
     return rows
 
 
-def _held_out(case: str, run, file: str):
-    """A deployed file's mAP50-95 on the case's held-out images ('' without), validated once (holdout.json)."""
+def _held_out(case: str, run, file: str) -> dict:
+    """A deployed file on the case's held-out images ({} without): its mAP50-95, mAP50, and its boxes matched with
+    the unpruned model's detections (prunelib.training.agreement: precision / recall / F1), made once
+    (holdout.json)."""
     held = holdout(case)
     if not held:
-        return ""
+        return {}
     scores = run.read_json(run.dir / "holdout.json") or {}
-    if file not in scores:
-        out = run.dir / "holdout" / Path(file).name
-        scores[file] = round(evaluate(run.dir.parent.parent / file, run.settings.training, held, out,
-                                      stages.task_of(run))["map50_95"], 4)  # fmt: skip
+    if not isinstance(scores.get(file), dict):  # a score of an earlier version: mAP50-95 alone
+        path, task = run.dir.parent.parent / file, stages.task_of(run)
+        metrics = evaluate(path, run.settings.training, held, run.dir / "holdout" / Path(file).name, task)
+        images = check_data_yaml(held)["val"]
+        agreed = agreement(path, run.unpruned_pt, images, run.settings.training.imgsz, task)
+        scores[file] = {
+            "map50_95": round(metrics["map50_95"], 4),
+            "map50": round(metrics["map50"], 4),
+            "agreement": f"{agreed.precision:.2f} / {agreed.recall:.2f} / {agreed.f1:.2f}",
+        }
         run.write_json(run.dir / "holdout.json", scores)
     return scores[file]
 
