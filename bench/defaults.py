@@ -10,16 +10,16 @@ held-out drawings nothing trained or selected on.
 
     .venv/bin/python bench/defaults.py [--cases embedded real] [--recipes auto adamw-0.002] [--seeds 3]
 
-The recovery arms (`--cases embedded user real --recipes labels match match-frozen-bn match-only-frozen-bn
-match-features --table defaults-recovery`): one counted cut per case (fewer MACs: 2.7x for the nano models, about
-where a 2x latency goal lands on an AVX2 CPU; 1.5x for the real model; whole channel blocks land at or below it, one
-step), the cut's repair chosen per cut (compensation: choose), then 10 epochs of fine-tuning (5 for the real case)
-on the labels, or matching the original's outputs too (prunelib.training.matching), with BatchNorm statistics
-following the batches or frozen, or the original's outputs alone. Beside the mAP50-95 kept: the mAP50 kept and the
-precision / recall / F1 of the boxes matched with the original's detections (prunelib.training.agreement: IoU 0.5,
-the same class, conf 0.25), on held-out images where the case has them (user, real), else on val (embedded), for
-the recovered model and for its control (the unpruned model fine-tuned the same way). `--seeds N` repeats each row
-with N training seeds (the data, the baseline and the cut fixed).
+The recovery arms (`--cases embedded user real --recipes labels match match-frozen-bn match-only-frozen-bn match-
+features --table defaults-recovery`): one counted cut per case (fewer MACs: 2.7x for the nano models, about where a
+2x latency goal lands on an AVX2 CPU; 1.5x for the real model; whole channel blocks land near it (the rows say
+where), one step), the cut's repair chosen per cut (compensation: choose), then 10 epochs of fine-tuning (5 for the
+real case) on the labels, or matching the original's outputs too (prunelib.training.matching), with BatchNorm
+statistics following the batches or frozen, or the original's outputs alone. Beside the mAP50-95 kept: the mAP50
+kept and the precision / recall / F1 of the boxes matched with the original's detections
+(prunelib.training.agreement: IoU 0.5, the same class, conf 0.25), on held-out images where the case has them (user,
+real), else on val (embedded), for the recovered model and for its control (the unpruned model fine-tuned the same
+way). `--seeds N` repeats each row with N training seeds (the data, the baseline and the cut fixed).
 
 The smaller goal, whole channel blocks or not, on the embedded and the user-style case (bench/user_case.py, a YOLO11n
 trained with plain Ultralytics, held-out images): `--cases embedded user --recipes goal-1.3x goal-1.3x-round0 --table
@@ -93,9 +93,9 @@ RECIPES = {  # name -> (what the table calls it, the parameters it sets over the
     ),
 }
 ARMS = ["labels", "match", "match-frozen-bn", "match-only-frozen-bn", "match-features"]
-# each case's counted cut for the arms (MACs ratio goal, one step: whole channel blocks land at or below it): about
-# where a 2x latency goal lands on an AVX2 CPU for the nano models (bench/results/demo.md: 2.72x), 1.5x for the real
-# model, which no recipe recovers at 2x (bench/results/defaults.md)
+# each case's counted cut for the arms (MACs ratio goal, one step: whole channel blocks land near it, above or
+# below): about where a 2x latency goal lands on an AVX2 CPU for the nano models (bench/results/demo.md: 2.72x),
+# 1.5x for the real model, which no recipe recovers at 2x (bench/results/defaults.md)
 ARM_CUT = {"embedded": 2.7, "user": 2.7, "real": 1.5}
 STAGES = ["00-baseline", "20-replace-c3k2", "30-prune-loop"]
 
