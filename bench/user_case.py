@@ -53,18 +53,28 @@ def model(cfg: str = "yolo11n.yaml", converged: bool = False) -> Path:
     """The user's model: trained with plain Ultralytics from cfg (yolo11n.yaml, yolo26n.yaml, yolo11n-seg.yaml...) on
     the data set drawn for cfg's task (cached); for TRAIN's 60 epochs, or until converged (CONVERGED)."""
     name = ("train" if cfg == "yolo11n.yaml" else f"train-{Path(cfg).stem}") + ("-converged" if converged else "")
-    best = ROOT / name / "weights" / "best.pt"
-    if best.is_file():
+    recipe = CONVERGED if converged else TRAIN
+    best, last = (ROOT / name / "weights" / f"{w}.pt" for w in ("best", "last"))
+    if best.is_file() and finished(ROOT / name, recipe["epochs"]):
         return best
     import torch
     from ultralytics import YOLO
 
-    yolo = YOLO(cfg)
+    # a training stopped half-way goes on from its last epoch (Ultralytics' resume), never taken as the model
+    yolo = YOLO(str(last)) if last.is_file() else YOLO(cfg)
     # Ultralytics trains on cores-1 threads on a CPU; the weights do not depend on it, the wall time does
     yolo.add_callback("on_train_start", lambda trainer: torch.set_num_threads(torch.get_num_threads() + 1))
-    yolo.train(data=str(data_yaml(_task(cfg))), project=str(ROOT), name=name, exist_ok=True,
-               **(CONVERGED if converged else TRAIN))
+    if last.is_file():
+        yolo.train(resume=True)
+    else:
+        yolo.train(data=str(data_yaml(_task(cfg))), project=str(ROOT), name=name, exist_ok=True, **recipe)
     return best
+
+
+def finished(folder: Path, epochs: int) -> bool:
+    """Did the training in folder run all its epochs (a row each in Ultralytics' results.csv)?"""
+    log = folder / "results.csv"
+    return log.is_file() and len(log.read_text().strip().splitlines()) - 1 >= epochs
 
 
 if __name__ == "__main__":
