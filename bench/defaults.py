@@ -10,11 +10,11 @@ held-out drawings nothing trained or selected on.
 
     .venv/bin/python bench/defaults.py [--cases embedded real] [--recipes auto adamw-0.002] [--seeds 3]
 
-The recovery arms (`--cases embedded user real --recipes labels match match-frozen-bn match-only-frozen-bn match-
-features --table defaults-recovery`): one counted cut per case (fewer MACs: 2.7x for the nano models, about where a
-2x latency goal lands on an AVX2 CPU; 1.5x for the real model; whole channel blocks land near it (the rows say
-where), one step), the cut's repair chosen per cut (compensation: choose), then 10 epochs of fine-tuning (5 for the
-real case) on the labels, or matching the original's outputs too (prunelib.training.matching), with BatchNorm
+The recovery arms (`--cases embedded user real --recipes labels match match-frozen-bn match-only-frozen-bn
+match-features --table defaults-recovery`): one counted cut per case (fewer MACs: 2.7x for the nano models, about
+where a 2x latency goal lands on an AVX2 CPU; 1.5x for the real model; whole channel blocks land near it (the rows
+say where), one step), the cut's repair chosen per cut (compensation: choose), then 10 epochs of fine-tuning (5 for
+the real case) on the labels, or matching the original's outputs too (prunelib.training.matching), with BatchNorm
 statistics following the batches or frozen, or the original's outputs alone. Beside the mAP50-95 kept: the mAP50
 kept and the precision / recall / F1 of the boxes matched with the original's detections
 (prunelib.training.agreement: IoU 0.5, the same class, conf 0.25), on held-out images where the case has them (user,

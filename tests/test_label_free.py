@@ -70,7 +70,7 @@ def test_a_folder_of_images_runs_through_prune(folder, smoke_start, runs_root):
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     run_dir = runs_root / "label-free"
     params = yaml.safe_load((run_dir / "params.yaml").read_text())
-    assert (params["match_original"], params["label_weight"]) == (1.0, 0.0)  # the original's outputs alone
+    assert (params["match_original"], params["label_weight"], params["freeze_bn_stats"]) == (1.0, 0.0, True)
 
     # the labelled set: every image of the folder, once, each labelled with the model's own detections
     data = embedded.data_yaml(Settings.of(params))

@@ -181,6 +181,8 @@ def label_free(settings: Settings, unpruned: dict) -> list[str]:
         )
     else:
         learnt = f"the original's outputs alone (match_original {t.match_original:g}, label_weight 0)"
+    if t.freeze_bn_stats:
+        learnt += ", BatchNorm statistics kept from the cut"
     return [
         f"**No labels**: `{data}` is a folder of images. {VAL_SHARE:.0%} of them were held back for validation and "
         f"every image was labelled with the unpruned model's own detections (conf {CONF}), so each "

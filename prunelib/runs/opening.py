@@ -62,12 +62,13 @@ def from_inputs(params: dict) -> dict:
 
 def folder_data(params: dict) -> dict:
     """A folder of unlabelled images as data: its labels are the original's thresholded detections
-    (training.pseudo_labels), so fine-tuning learns from the original's outputs alone (match_original 1,
-    label_weight 0) unless the parameters already give match_original a weight. The run's params.yaml says what was
-    used."""
+    (training.pseudo_labels), so fine-tuning learns from the original's outputs alone with BatchNorm statistics kept
+    (match_original 1, label_weight 0, freeze_bn_stats: the arm that kept a model trained by others where it was,
+    bench/results/defaults-recovery.md) unless the parameters already give match_original a weight. The run's
+    params.yaml says what was used."""
     if not params["data"] or not resolve(params["data"]).is_dir() or params["match_original"]:
         return params
-    return {**params, "match_original": 1.0, "label_weight": 0.0}
+    return {**params, "match_original": 1.0, "label_weight": 0.0, "freeze_bn_stats": True}
 
 
 def model_imgsz(params: dict) -> dict:
