@@ -15,6 +15,7 @@ import dataclasses
 from pathlib import Path
 
 import numpy as np
+from ultralytics import YOLO
 
 MATCH_IOU = 0.5
 CONF = 0.25
@@ -83,8 +84,6 @@ def detections(result) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def agreement(model, original, images: list[Path], imgsz: int, task: str, conf: float = CONF) -> Agreement:
     """model's matched boxes against original's detections on images (checkpoints or exported files Ultralytics
     runs, of task), both predicting at imgsz and conf."""
-    from ultralytics import YOLO
-
     own, reference = YOLO(str(model), task=task), YOLO(str(original), task=task)
     matched = original_boxes = model_boxes = 0
     for image in images:

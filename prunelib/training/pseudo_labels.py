@@ -19,6 +19,7 @@ import shutil
 from pathlib import Path
 
 import yaml
+from ultralytics import YOLO
 
 from prunelib import files
 from prunelib.errors import UserError
@@ -74,8 +75,6 @@ def data_yaml(folder, model: Path, imgsz: int, seed: int, cache: Path, task: str
 
 def _label(images: list[Path], model: Path, imgsz: int, seed: int, task: str, tmp: Path, out: Path) -> None:
     """Write the split images (linked), their labels and data.yaml (naming out, where tmp will be) under tmp."""
-    from ultralytics import YOLO
-
     detector = YOLO(str(model), task=task)
     for name, members in split(images, seed).items():
         (tmp / "labels" / name).mkdir(parents=True, exist_ok=True)
