@@ -17,7 +17,7 @@ import sys
 from prunelib import console
 from prunelib.core import parameters
 from prunelib.core.folder import next_free, runs_root
-from prunelib.core.settings import Settings
+from prunelib.core.settings import Settings, image_folder
 from prunelib.errors import UserError
 from prunelib.paths import relative, resolve
 
@@ -235,7 +235,7 @@ def finetune_parameters(args) -> dict:
         "finetune_epochs": parameters.parse_value(args.finetune_epochs) if args.finetune_epochs else None,
     }
     overrides = parameters.parse_set(args.set) | {k: v for k, v in given.items() if v is not None}
-    if overrides.get("data") and resolve(overrides["data"]).is_dir():
+    if image_folder(overrides.get("data", "")):
         raise UserError(
             f"--data: {overrides['data']!r} is a folder of images; finetune takes a data YAML (prune and run label a "
             "folder with the original model; their labelled set's data.yaml is in the runs cache, labelled-*)"

@@ -473,7 +473,7 @@ def _check_combinations(params: dict) -> None:
 def _check_paths(params: dict) -> None:
     for key, suffixes in (("model", (".pt",)), ("data", (".yaml", ".yml")), ("cfg", (".yaml", ".yml"))):
         value = params[key]
-        if not value or (key == "data" and resolve(value).is_dir()):  # a folder of images: its model labels it
+        if not value or (key == "data" and settings.image_folder(value)):  # a folder of images: its model labels it
             continue
         if Path(value).suffix.lower() not in suffixes:
             raise UserError(f"{key}: {value!r} is not allowed; expected a {' or '.join(suffixes)} file")
@@ -486,7 +486,7 @@ def _check_paths(params: dict) -> None:
         raise UserError(
             "data: a data YAML, or a folder of images, is required with your own model (model is set, data is empty)"
         )
-    if params["data"] and resolve(params["data"]).is_dir() and not params["model"]:
+    if settings.image_folder(params["data"]) and not params["model"]:
         raise UserError(
             f"data: folder {params['data']!r} has no labels and the model that would label it is not given; set "
             "model (your checkpoint), or give a data YAML"

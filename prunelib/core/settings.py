@@ -10,6 +10,7 @@ from typing import get_type_hints
 
 from prunelib import machine
 from prunelib.errors import UserError
+from prunelib.paths import resolve
 
 
 class _FromParameters:
@@ -31,6 +32,12 @@ class Place(_FromParameters):
     seed: int
 
 
+def image_folder(data: str) -> bool:
+    """Is the data parameter a folder of unlabelled images, which the model labels (prunelib.training.pseudo_labels),
+    rather than a data YAML?"""
+    return bool(data) and resolve(data).is_dir()
+
+
 @dataclass(frozen=True)
 class Source(_FromParameters):
     """The run's starting model and data: the user's, or the embedded baseline and synthetic set
@@ -49,6 +56,11 @@ class Source(_FromParameters):
     baseline_lr0: float
     baseline_nbs: int
     batch: int
+
+    @property
+    def image_folder(self) -> bool:
+        """data is a folder of unlabelled images (image_folder)."""
+        return image_folder(self.data)
 
 
 @dataclass(frozen=True)

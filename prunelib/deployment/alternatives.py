@@ -128,7 +128,6 @@ class Verdict:
         name = f"{self.alternative} ({kind}{self.runtime} {self.precision})"
         tail = "; neither is both faster and as accurate" if self.outcome == "trades with" else ""
         if not self.matched:
-            name = f"{self.alternative} ({kind}{self.runtime} {self.precision})"
             return (
                 f"**No verdict on {name}**: {self.figures(metric)}; its width was matched to final.pt's latency in "
                 f"{self.matched_in}, not in {self.pruned_runtime} {self.pruned_precision} where they are compared "

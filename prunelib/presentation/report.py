@@ -8,10 +8,9 @@ import yaml
 from prunelib import files
 from prunelib.core.folder import Run
 from prunelib.core.ledger import FINAL, SPARSE, Step, final_step, outcome, prune_steps
+from prunelib.core.settings import Settings
 from prunelib.deployment.alternatives import LOWER_PRECISION, Verdict
 from prunelib.deployment.records import Deployed, Recommended
-from prunelib.core.settings import Settings
-from prunelib.paths import resolve
 from prunelib.tasks import named
 from prunelib.training.agreement import CONF
 from prunelib.training.pseudo_labels import VAL_SHARE
@@ -170,7 +169,7 @@ def label_free(settings: Settings, unpruned: dict) -> list[str]:
     """A paragraph when the data was a folder of unlabelled images (training.pseudo_labels): what every score then
     measures, and what fine-tuning learnt from."""
     data = settings.source.data
-    if not data or not resolve(data).is_dir():
+    if not settings.source.image_folder:
         return []
     t = settings.training
     if not t.match_original:

@@ -282,7 +282,7 @@ def prune_step(
     the cut against the goal (policy.Landing.note), kept in the ledger; blend: a blended cut (policy.Blend), else
     the run's own per-layer shares (Loop.layer_ratios)."""
     layers = shares(pruner.prunable_layers(model, loop.pruning), loop.layer_ratios, ratio, blend)
-    run, schedule = loop.run, loop.run.settings.schedule
+    run = loop.run
     shutil.rmtree(run.step_dir(step), ignore_errors=True)  # a step without a ledger line was interrupted: redo it
     clock = Clock()
     with clock("total"):

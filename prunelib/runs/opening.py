@@ -9,7 +9,7 @@ import yaml
 
 from prunelib import files, tasks
 from prunelib.core import parameters
-from prunelib.core.settings import Settings
+from prunelib.core.settings import Settings, image_folder
 from prunelib.core.folder import Run, differences, manifest, next_free, runs_root
 from prunelib.errors import UserError
 from prunelib.paths import relative, resolve
@@ -66,7 +66,7 @@ def folder_data(params: dict) -> dict:
     (match_original 1, label_weight 0, freeze_bn_stats: the arm that kept a model trained by others where it was,
     bench/results/defaults-recovery.md) unless the parameters already give match_original a weight. The run's
     params.yaml says what was used."""
-    if not params["data"] or not resolve(params["data"]).is_dir() or params["match_original"]:
+    if not image_folder(params["data"]) or params["match_original"]:
         return params
     return {**params, "match_original": 1.0, "label_weight": 0.0, "freeze_bn_stats": True}
 
@@ -88,14 +88,13 @@ def model_imgsz(params: dict) -> dict:
 
 def check_inputs(settings: Settings, log=print) -> None:
     """Everything the user points at, checked before anything is written: the model (loadable, supported), the data
-    YAML (and that the model predicts its classes) or folder of images (it holds some), the fine-tuning cfg YAML (against Ultralytics' own arguments;
-    the keys the kit's parameters decide instead are said in one line)."""
+    YAML (and that the model predicts its classes) or folder of images (it holds some), the fine-tuning cfg YAML
+    (against Ultralytics' own arguments; the keys the kit's parameters decide instead are said in one line)."""
     source, training = settings.source, settings.training
     _check_device(training.device)
-    folder = bool(source.data) and resolve(source.data).is_dir()
-    if folder:  # unlabelled images: their labels will be the model's own, of its classes
+    if source.image_folder:  # unlabelled images: their labels will be the model's own, of its classes
         pseudo_labels.images_in(resolve(source.data))
-    data = datasets.check_data_yaml(resolve(source.data)) if source.data and not folder else None
+    data = datasets.check_data_yaml(resolve(source.data)) if source.data and not source.image_folder else None
     model = checkpoints.load_model(resolve(source.model)) if source.model else None
     if model is not None and data and tasks.classes(model) != data["nc"]:
         raise UserError(

@@ -140,7 +140,7 @@ def device_note(settings: Settings) -> str | None:
 def _images(source: Source) -> tuple[int, int]:
     if not source.data:
         return source.synth_train, source.synth_val
-    if parameters.resolve(source.data).is_dir():  # unlabelled images: a share held back for validation
+    if source.image_folder:  # unlabelled images: a share held back for validation
         held = pseudo_labels.split(pseudo_labels.images_in(parameters.resolve(source.data)), source.seed)
         return len(held["train"]), len(held["val"])
     info = datasets.check_data_yaml(parameters.resolve(source.data))

@@ -34,17 +34,21 @@ def head_input_blocks(model: nn.Module) -> list[Conv | None]:
     return out
 
 
-def mark(model: nn.Module) -> None:
-    """Give each head input's block the list of its channels, when it has none yet (the unpruned model: all)."""
+def mark(model: nn.Module) -> dict[int, Conv]:
+    """Give each head input's block the list of its channels, when it has none yet (the unpruned model: all); return
+    the blocks by their conv's id, what record looks a cut's groups up in."""
+    blocks = {}
     for block in head_input_blocks(model):
-        if block is not None and not hasattr(block, KEPT):
-            setattr(block, KEPT, list(range(block.conv.out_channels)))
+        if block is not None:
+            if not hasattr(block, KEPT):
+                setattr(block, KEPT, list(range(block.conv.out_channels)))
+            blocks[id(block.conv)] = block
+    return blocks
 
 
-def record(model: nn.Module, group) -> None:
-    """Remove from each head input's list the output channels a Torch-Pruning group is about to remove (call it
-    before group.prune(): idxs are positions in the layer as it stands)."""
-    blocks = {id(b.conv): b for b in head_input_blocks(model) if b is not None and hasattr(b, KEPT)}
+def record(blocks: dict[int, Conv], group) -> None:
+    """Remove from each head input's list (blocks: mark's) the output channels a Torch-Pruning group is about to
+    remove (call it before group.prune(): idxs are positions in the layer as it stands)."""
     for dep, idxs in group:
         block = blocks.get(id(dep.target.module))
         if block is None or dep.handler not in _OUT_CHANNELS:

@@ -57,9 +57,9 @@ def prune(
         if gradients is None:
             raise ValueError(f"importance {settings.importance!r} ranks channels by gradients: pass gradients=")
         gradients(model)
-    lineage.mark(model)
+    head_inputs = lineage.mark(model)
     for group in p.step(interactive=True):
-        lineage.record(model, group)
+        lineage.record(head_inputs, group)
         if fold is not None:
             fold(group)
         group.prune()

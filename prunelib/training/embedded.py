@@ -34,7 +34,7 @@ def data_yaml(settings: Settings) -> Path:
     """The run's data YAML: the user's; for a folder of unlabelled images, the set its model labels (pseudo_labels,
     made on first use, in the run's cache); or the synthetic set (generated on first use, in the run's cache)."""
     source = settings.source
-    if source.data and resolve(source.data).is_dir():
+    if source.image_folder:
         model = resolve(source.model)
         task = _checkpoint_task(str(model), model.stat().st_mtime)
         cache = cache_dir(settings.place)
