@@ -36,6 +36,7 @@ from common import publish
 from prunelib.core.folder import Run, runs_root
 from prunelib.deployment import alternatives
 from prunelib.deployment.alternatives import LOWER_PRECISION, Verdict
+from prunelib.deployment.records import Deployed, Recommended
 from prunelib.runs import open_run, stages, stock
 from prunelib.training.agreement import agreement
 from prunelib.training.datasets import check_data_yaml
@@ -112,7 +113,9 @@ def measure(case: str, variants: list[str], again: bool = False) -> list[dict]:
     again when asked), then its rows."""
     name = f"bench-alternatives-{case}"
     folder = runs_root() / name
-    reused = [runs_root() / f"bench-alternatives-{REUSES[case]}" / f"stock-{v}" for v in STOCK] if case in REUSES else []
+    reused = (
+        [runs_root() / f"bench-alternatives-{REUSES[case]}" / f"stock-{v}" for v in STOCK] if case in REUSES else []
+    )
     wanted = [str(folder / f"stock-{v}" / "weights" / "best.pt") for v in variants]
     wanted += [str(f / "weights" / "best.pt") for f in reused if (f / "weights" / "best.pt").is_file()]
     stored = Run(folder, {}).stored_params().get("alternatives", [])  # before open_run rewrites what may change
@@ -132,11 +135,10 @@ def _rows(case: str, run) -> list[dict]:
     """A row per contender and file: the unpruned model (onnxruntime FP32), at a lower precision alone (its fastest
     INT8 or BF16 file), the pruned model (final.pt in onnxruntime FP32, where the goal was timed, and the recommended
     file), its control where the case has one (validated in torch, not deployed) and each stock alternative (in
-    onnxruntime FP32, where its width was matched, and in the recommended file's runtime and precision, the file the
-    verdict compares)."""
+    onnxruntime FP32, where its width was matched and the verdict is drawn: _verdicts)."""
     export = run.read_json(run.export_json)
     best = export["recommended"]
-    verdicts = {v["alternative"]: Verdict.of(v) for v in export["alternatives"]}
+    verdicts = {v.alternative: v for v in _verdicts(run, export)}
     by_file = {(r["file"], r["runtime"], r["precision"]): r for r in export["deployment"]}  # an IR has FP32 and BF16
     fp32 = {r["model"]: r for r in export["deployment"] if (r["runtime"], r["precision"]) == ("onnxruntime", "FP32")}
     macs = {r["model"]: round(r["macs"] / 1e9, 2) for r in export["latency"]}
@@ -179,10 +181,25 @@ def _rows(case: str, run) -> list[dict]:
             )
             how += ", distilled" if record["distilled"] else ""
             sized_in = f"{record['runtime']} {record['precision']}"
-            deployed(label, how, fp32[label])
-            if by_file[(v.file, v.runtime, v.precision)] is not fp32[label]:
-                deployed(label, how, by_file[(v.file, v.runtime, v.precision)], v, sized_in)
+            judged = by_file[(v.file, v.runtime, v.precision)]  # where its width was matched, when it has a file there
+            if judged is not fp32[label]:
+                deployed(label, how, fp32[label])
+            deployed(label, how, judged, v, sized_in)
     return rows
+
+
+def _verdicts(run, export: dict) -> list[Verdict]:
+    """The run's verdicts drawn again with each stock model (passed as an alternative, its stock.json beside its
+    weights) judged where its width was matched (alternatives.verdicts' matched_in), as the kit's own stock
+    alternative is."""
+    trained = {alternatives.label_of(p): Path(p).parent.parent for p in run.settings.alternatives.alternatives}
+    sized = {label: run.read_json(folder / "stock.json") for label, folder in trained.items()}
+    matched_in = {label: f"{r['runtime']} {r['precision']}" for label, r in sized.items() if r}
+    kinds = {v["alternative"]: v["kind"] for v in export["alternatives"] if v["kind"] != LOWER_PRECISION}
+    rows = [Deployed.of(d) for d in export["deployment"]]
+    best = Recommended.of(export["recommended"]) if export["recommended"] else None
+    drawn = alternatives.verdicts(rows, best, kinds, run.settings.export.max_precision_drop, matched_in)
+    return drawn if drawn or not export["alternatives"] else [Verdict.of(v) for v in export["alternatives"]]
 
 
 def _held_out(case: str, run, file: str) -> dict:
@@ -230,9 +247,9 @@ if __name__ == "__main__":
         "Control: the unpruned model fine-tuned as long as the pruned one (validated in torch): what training alone "
         "adds. Lower precision alone: the unpruned model's fastest INT8 or BF16 file. The last column: the pruned "
         "model's recommended file against that contender (beats = at least as accurate at equal or lower latency; "
-        "loses to = the contender is; trades with = neither), from the run's export.json. One seed per row. The "
-        "stock width is matched in onnxruntime FP32 on one thread, not in the verdict's runtime and precision when "
-        "they differ; the stock model keeps its best of all its epochs on val, the pruned one its best of the "
+        "loses to = the contender is; trades with = neither), from the run's export.json; against a stock model, "
+        "final.pt's file where the stock width was matched (onnxruntime FP32 on one thread), both run there: the "
+        "recommended file may run elsewhere. One seed per row. The stock model keeps its best of all its epochs on val, the pruned one its best of the "
         "fine-tuning's. No pretrained weights were available to the stock models (nothing is downloaded here): a "
         "user would start one from COCO weights, which likely favours it on small data sets.",
     )

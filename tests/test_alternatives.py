@@ -100,7 +100,6 @@ def test_verdicts_compare_in_the_recommended_files_runtime_and_precision():
     assert Verdict.of(json.loads(json.dumps(small.record()))) == small
 
 
-
 def test_with_no_file_within_the_budget_every_alternative_is_still_judged_against_final_pt():
     # a run whose pruned files all fell outside max_map_drop: the stock model that lost by far still gets its verdict
     got = {v.alternative: v for v in alternatives.verdicts(ROWS, None, {"small": "yours", "mixed": "stock"}, 0.1)}
@@ -201,16 +200,25 @@ def test_a_run_exports_and_times_its_alternatives_and_says_which_it_beats(made, 
     assert (run_dir / "deployment.png").stat().st_size > 0
 
 
-def test_a_stock_model_compared_elsewhere_than_it_was_matched_gets_no_verdict():
+def test_a_stock_model_is_judged_where_its_width_was_matched_and_nowhere_else():
     best = ROWS[3]  # onnxruntime FP32
     kinds = {"better": "stock"}
     there = alternatives.verdicts(ROWS, best, kinds, 0.1, {"better": "onnxruntime FP32"})[0]
     assert there.matched and there.outcome == "loses to"
-    bf16 = dataclasses.replace(best, runtime="openvino", precision="BF16")
+    # recommended in OpenVINO BF16 (4.0 ms) while the stock width was matched in onnxruntime FP32: the verdict is
+    # drawn there, final.pt's onnxruntime FP32 file (5.0 ms) against the stock model's (4.0 ms), not the BF16 files
+    bf16 = dataclasses.replace(best, runtime="openvino", precision="BF16", latency_ms=4.0)
     rows = [*ROWS, dataclasses.replace(ROWS[6], runtime="openvino", precision="BF16", latency_ms=3.0), bf16]
-    elsewhere = alternatives.verdicts(rows, bf16, kinds, 0.1, {"better": "onnxruntime FP32"})[0]
+    moved = alternatives.verdicts(rows, bf16, kinds, 0.1, {"better": "onnxruntime FP32"})[0]
+    assert moved.matched and (moved.pruned_runtime, moved.pruned_precision, moved.runtime) == (
+        "onnxruntime", "FP32", "onnxruntime")  # fmt: skip
+    assert (moved.pruned_latency_ms, moved.latency_ms, moved.outcome) == (5.0, 4.0, "loses to")
+    assert "(final.pt against it in onnxruntime FP32, where its width was matched)" in moved.sentence()
+    # matched where neither model has a file (torch, say): compared against the recommended file, no verdict
+    elsewhere = alternatives.verdicts(rows, bf16, kinds, 0.1, {"better": "torch FP32"})[0]
     assert not elsewhere.matched and elsewhere.outcome == "is not matched with"
+    assert (elsewhere.pruned_runtime, elsewhere.runtime) == ("openvino", "openvino")
     said = elsewhere.sentence()
     assert said.startswith("**No verdict on better (stock, openvino BF16)**")
-    assert "matched to final.pt's latency in onnxruntime FP32, not in openvino BF16" in said
+    assert "matched to final.pt's latency in torch FP32, not in openvino BF16" in said
     assert Verdict.of(json.loads(json.dumps(elsewhere.record()))) == elsewhere

@@ -66,8 +66,9 @@ def read(paths, task: str, nc: int, kind: str = "yours") -> list[Alternative]:
 
 @dataclass(frozen=True)
 class Verdict:
-    """The recommended pruned file against one alternative's file: by default the one in the same runtime and
-    precision (the same conditions), else the alternative's fastest."""
+    """A pruned file against one alternative's file: the recommended file against the alternative's in the same
+    runtime and precision (the same conditions), else the alternative's fastest; a stock model, whose width was
+    matched to final.pt's latency in one runtime and precision, is compared there (both files run there)."""
 
     alternative: str
     kind: str  # "yours", "stock" or LOWER_PRECISION
@@ -133,8 +134,10 @@ class Verdict:
                 f"{self.matched_in}, not in {self.pruned_runtime} {self.pruned_precision} where they are compared "
                 "(set latency_runtime and latency_precision to match it there)."
             )
+        if self.matched_in:
+            tail += f" (final.pt against it in {self.matched_in}, where its width was matched)"
         if not self.within_budget:
-            tail += f" (final.pt's fastest file, `{self.pruned_file}`, outside the run's mAP budget)"
+            tail += f" (final.pt's file `{self.pruned_file}`, outside the run's mAP budget)"
         return f"**{self.outcome.capitalize()} {name}**: {self.figures(metric)}{tail}."
 
     def record(self) -> dict:
@@ -158,25 +161,33 @@ def verdicts(
     no recommendation (no pruned file within the run's budget), each is judged against final.pt's fastest file that
     keeps its precision, said to be outside the budget: a user who asked for alternatives hears of every one; []
     when final.pt has no such file. matched_in: {label: 'runtime precision'} where an alternative's latency was
-    matched to final.pt's (the stock model): compared elsewhere, no verdict is drawn (Verdict.matched)."""
+    matched to final.pt's (the stock model): the verdict is drawn there, final.pt's file against the alternative's,
+    both run in that runtime and precision; where either has no file there, it is compared against the recommended
+    file and no verdict is drawn (Verdict.matched)."""
     within = best is not None
     if best is None:
         kept = [r for r in rows if r.model == "pruned" and holds_precision(r, rows, max_precision_drop)]
         if not kept:
             return []
         best = min(kept, key=lambda r: r.latency_ms)
-    chosen: list[tuple[str, str, Deployed]] = []
+    matched_in = matched_in or {}
+    chosen: list[tuple[str, str, Deployed, Deployed]] = []
     for label, kind in kinds.items():
         own = [r for r in rows if r.model == label]
+        there = _in(own, matched_in.get(label, ""))
+        pruned = _in([r for r in rows if r.model == "pruned"], matched_in.get(label, ""))
+        if there and pruned:  # compared where its latency was matched: both files in that runtime and precision
+            chosen.append((label, kind, there, pruned))
+            continue
         same = [r for r in own if r.kind == best.kind]
         if own:
-            chosen.append((label, kind, min(same or own, key=lambda r: r.latency_ms)))
+            chosen.append((label, kind, min(same or own, key=lambda r: r.latency_ms), best))
     lower = [
         r for r in rows if r.model == "unpruned" and r.lower_precision and holds_precision(r, rows, max_precision_drop)
     ]
     if lower:
         fastest = min(lower, key=lambda r: r.latency_ms)
-        chosen.append((f"unpruned {fastest.precision}", LOWER_PRECISION, fastest))
+        chosen.append((f"unpruned {fastest.precision}", LOWER_PRECISION, fastest, best))
     return [
         Verdict(
             label,
@@ -186,13 +197,19 @@ def verdicts(
             r.precision,
             r.map50_95,
             r.latency_ms,
-            best.file,
-            best.map50_95,
-            best.latency_ms,
-            best.runtime,
-            best.precision,
+            p.file,
+            p.map50_95,
+            p.latency_ms,
+            p.runtime,
+            p.precision,
             within,
-            (matched_in or {}).get(label, ""),
+            matched_in.get(label, ""),
         )
-        for label, kind, r in chosen
+        for label, kind, r, p in chosen
     ]
+
+
+def _in(rows: list[Deployed], where: str) -> Deployed | None:
+    """The fastest of rows run in where ('onnxruntime FP32'; None when where is '' or no row ran there)."""
+    there = [r for r in rows if where and f"{r.runtime} {r.precision}" == where]
+    return min(there, key=lambda r: r.latency_ms) if there else None

@@ -247,8 +247,8 @@ def recommended(export: dict) -> Recommended | None:
 
 
 def against(export: dict, unpruned: dict, lower_precision: bool = True) -> list[str]:
-    """The recommended file against each alternative (export.json's verdicts), a bullet each; without the unpruned
-    model at a lower precision when not lower_precision."""
+    """The recommended file against each alternative (export.json's verdicts; a stock model: final.pt's file where
+    its width was matched), a bullet each; without the unpruned model at a lower precision when not lower_precision."""
     metric = named("mAP50-95", unpruned)
     verdicts = [Verdict.of(v) for v in export.get("alternatives") or []]
     return [f"- {v.sentence(metric)}" for v in verdicts if lower_precision or v.kind != LOWER_PRECISION]
