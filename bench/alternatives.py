@@ -116,8 +116,9 @@ def measure(case: str, variants: list[str], again: bool = False) -> list[dict]:
     reused = (
         [runs_root() / f"bench-alternatives-{REUSES[case]}" / f"stock-{v}" for v in STOCK] if case in REUSES else []
     )
-    wanted = [str(folder / f"stock-{v}" / "weights" / "best.pt") for v in variants]
-    wanted += [str(f / "weights" / "best.pt") for f in reused if (f / "weights" / "best.pt").is_file()]
+    kept = Path("weights") / stock.BestOfLast.FILE  # what stock.make keeps
+    wanted = [str(folder / f"stock-{v}" / kept) for v in variants]
+    wanted += [str(f / kept) for f in reused if (f / kept).is_file()]
     stored = Run(folder, {}).stored_params().get("alternatives", [])  # before open_run rewrites what may change
     if again or not ((folder / "export.json").is_file() and set(wanted) <= set(stored)):
         run = open_run([], {"run_name": name, **case_settings(case)})
@@ -249,7 +250,8 @@ if __name__ == "__main__":
         "model's recommended file against that contender (beats = at least as accurate at equal or lower latency; "
         "loses to = the contender is; trades with = neither), from the run's export.json; against a stock model, "
         "final.pt's file where the stock width was matched (onnxruntime FP32 on one thread), both run there: the "
-        "recommended file may run elsewhere. One seed per row. The stock model keeps its best of all its epochs on val, the pruned one its best of the "
-        "fine-tuning's. No pretrained weights were available to the stock models (nothing is downloaded here): a "
+        "recommended file may run elsewhere. One seed per row. Selection alike: the stock model keeps its best val "
+        "fitness among its last epochs, as many as the pruned model's last fine-tuning had (stock.json: "
+        "candidate_epochs, kept_epoch). No pretrained weights were available to the stock models (nothing is downloaded here): a "
         "user would start one from COCO weights, which likely favours it on small data sets.",
     )

@@ -139,6 +139,29 @@ def test_the_stock_family_changes_width_only():
     assert stock.at_width_yaml(legacy, 0.5)["width_multiple"] == pytest.approx(0.125)  # a YOLOv8 checkpoint's YAML
 
 
+def test_the_stock_model_keeps_its_best_of_as_many_last_epochs_as_final_pt_had(tmp_path):
+    """BestOfLast keeps the best val fitness among the last epochs alone (an earlier, better epoch is not a
+    candidate), the checkpoint saved at that epoch; candidate_epochs is final.pt's last fine-tuning's length."""
+    keeps, weights = stock.BestOfLast(3), tmp_path / "weights"
+    weights.mkdir()
+    trainer = types.SimpleNamespace(epochs=10, wdir=weights, last=weights / "last.pt")
+    for epoch, fitness in enumerate([0.1, 0.9, 0.3, 0.3, 0.3, 0.3, 0.3, 0.5, 0.7, 0.6]):
+        trainer.last.write_text(f"epoch {epoch + 1}")  # what Ultralytics saved before on_model_save
+        trainer.epoch, trainer.fitness = epoch, fitness
+        keeps(trainer)
+    assert (keeps.epoch, keeps.fitness) == (9, 0.7)  # not epoch 2's 0.9: outside the last 3
+    assert (weights / stock.BestOfLast.FILE).read_text() == "epoch 9"
+
+    def planned(**given):
+        return Settings.of(parameters.load(overrides=given))
+
+    assert stock.candidate_epochs(planned(iterative_steps=1, finetune_epochs=10, final_share=0.0), 110) == 10
+    steps = planned(iterative_steps=4, finetune_epochs=5, final_share=0.5)  # 20 epochs: 10 final, 2 steps of 2.5
+    assert stock.candidate_epochs(steps, 110) == steps.schedule.epochs()["final"] == 10
+    assert stock.candidate_epochs(planned(iterative_steps=1, finetune_epochs=10, final_share=0.0), 4) == 4
+    assert alternatives.label_of(tmp_path / "stock" / "weights" / stock.BestOfLast.FILE) == "stock"
+
+
 class _WidthTimer:
     """A stand-in for export.Timer with known times: a model runs in time proportional to its parameter count."""
 
@@ -196,6 +219,7 @@ def test_a_run_exports_and_times_its_alternatives_and_says_which_it_beats(made, 
     assert made_stock["epochs"] == 1 and made_stock["epochs_from"] == "stock_epochs"
     assert len(made_stock["tries"]) == stock.TRIES  # every width timed is recorded (the choice: the test above)
     assert made_stock["width_factor"] in [factor for factor, _ in made_stock["tries"]]
+    assert made_stock["candidate_epochs"] == 1 and made_stock["kept_epoch"] == 1  # its one epoch, as final.pt's last
     assert said["stock"].matched_in == f"{made_stock['runtime']} {made_stock['precision']}"  # where it was sized
     assert (run_dir / "deployment.png").stat().st_size > 0
 

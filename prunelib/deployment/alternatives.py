@@ -31,10 +31,11 @@ class Alternative:
 
 
 def label_of(path) -> str:
-    """A checkpoint's name in the tables: its file name, or its training folder's for Ultralytics' best.pt/last.pt
-    (runs/detect/yolo11s/weights/best.pt -> yolo11s)."""
+    """A checkpoint's name in the tables: its file name, or its training folder's for one in a training's weights
+    folder (Ultralytics' best.pt and last.pt, the stock model's best-of-last.pt: runs/detect/yolo11s/weights/best.pt
+    -> yolo11s)."""
     p = Path(path)
-    if p.stem in ("best", "last") and p.parent.name == "weights" and p.parent.parent.name:
+    if p.parent.name == "weights" and p.parent.parent.name:
         return p.parent.parent.name
     return p.stem
 

@@ -9,6 +9,9 @@ whose measured latency matches final.pt's, trained from scratch on the run's dat
   warm-up, nominal batch) plus the run's fine-tuning budget in epochs, unless stock_epochs gives them; with
   stock_distill, Ultralytics' distillation from the unpruned model. A model trained by others from pretrained weights
   is thus compared with one trained from nothing on the run's data: the record says so.
+- Selection: the same rule as final.pt's, which is the best val fitness among the epochs of the run's last
+  fine-tuning: the stock model keeps its best val fitness among as many last epochs (BestOfLast), not its best of
+  all (Ultralytics' best.pt, which would have many more candidates to pick from on the same val images).
 
 Made once per run into ``runs/<run>/stock/`` (stock.json says how); made again only when what it depends on changes.
 """
@@ -26,7 +29,7 @@ import torch
 import torch.nn as nn
 from ultralytics.nn import tasks as ultralytics_tasks
 
-from prunelib import tasks
+from prunelib import files, tasks
 from prunelib.core.folder import Run
 from prunelib.core.settings import Settings
 from prunelib.deployment import export as exporter
@@ -76,6 +79,8 @@ class Stock:
     distilled: bool
     minutes: float
     key: str  # what it depends on (final.pt, data, settings): made again when this changes
+    candidate_epochs: int = 0  # the last epochs it kept its best of (as many as final.pt's last fine-tuning had)
+    kept_epoch: int = 0  # the epoch kept (1-based)
 
     def record(self) -> dict:
         return asdict(self)
@@ -90,8 +95,9 @@ def make(run: Run, log=print, out=None, distill: bool | None = None, epochs: int
     source, _ = embedded.model_path(s, train=False)
     args = checkpoints.train_args(source)
     n_epochs, said = planned_epochs(s, args, epochs)
-    key = _key(run, distill, n_epochs)
-    best = out / "weights" / "best.pt"
+    window = candidate_epochs(s, n_epochs)
+    key = _key(run, distill, n_epochs, window)
+    best = out / "weights" / BestOfLast.FILE
     stored = run.read_json(out / "stock.json")
     if stored and stored.get("key") == key and best.is_file():
         log(f"Reused the stock alternative {run.rel(best)}")
@@ -108,13 +114,10 @@ def make(run: Run, log=print, out=None, distill: bool | None = None, epochs: int
         f"Stock alternative: {name} at {factor:.3f}x its width ({macs / 1e9:.2f} G MACs, "
         f"{timing['speedup'] ** -1:.2f}x final.pt's latency), trained from scratch for {n_epochs} epochs ({said})"
         + (", distilled from the unpruned model" if distill else "")
+        + f"; it keeps its best val fitness of its last {window} epochs, as final.pt of its last fine-tuning's"
     )
-    training = s.training
-    if distill:
-        training = replace(training, distill_weight=training.distill_weight or 1.0)
     t0 = time.perf_counter()
-    teacher = run.unpruned_pt if distill else None
-    finetune(model, training, embedded.data_yaml(s), out, n_epochs, teacher=teacher, **recipe)
+    keeps = _train(run, model, out, n_epochs, window, distill, recipe)
     depth, width = _multiples(model.yaml)
     record = Stock(
         family=name,
@@ -137,9 +140,49 @@ def make(run: Run, log=print, out=None, distill: bool | None = None, epochs: int
         distilled=distill,
         minutes=round((time.perf_counter() - t0) / 60, 1),
         key=key,
+        candidate_epochs=window,
+        kept_epoch=keeps.epoch,
     )
     run.write_json(out / "stock.json", record.record())
     return best
+
+
+def _train(run: Run, model: nn.Module, out: Path, epochs: int, window: int, distill: bool, recipe: dict):
+    """Train the stock model from scratch into out with the original's recipe (distilled from the unpruned model when
+    asked); returns its BestOfLast (the epoch kept)."""
+    training = run.settings.training
+    if distill:
+        training = replace(training, distill_weight=training.distill_weight or 1.0)
+    teacher = run.unpruned_pt if distill else None
+    keeps = BestOfLast(window)
+    data = embedded.data_yaml(run.settings)
+    finetune(model, training, data, out, epochs, teacher=teacher, callbacks={"on_model_save": keeps}, **recipe)
+    return keeps
+
+
+class BestOfLast:
+    """An Ultralytics callback (on_model_save) that keeps the checkpoint of the best val fitness among a training's
+    last ``epochs`` epochs as weights/best-of-last.pt: the selection final.pt gets, among the epochs of its last
+    fine-tuning, given to a model trained for longer."""
+
+    FILE = "best-of-last.pt"
+
+    def __init__(self, epochs: int):
+        self.epochs, self.fitness, self.epoch = max(epochs, 1), None, 0
+
+    def __call__(self, trainer) -> None:
+        if trainer.epoch + 1 <= trainer.epochs - self.epochs or trainer.fitness is None:
+            return  # an earlier epoch than the candidates, or one not validated
+        if self.fitness is None or trainer.fitness > self.fitness:
+            self.fitness, self.epoch = float(trainer.fitness), trainer.epoch + 1
+            files.copy(trainer.last, Path(trainer.wdir) / self.FILE)
+
+
+def candidate_epochs(settings: Settings, epochs: int) -> int:
+    """How many last epochs the stock model keeps its best of: as many as final.pt's last fine-tuning has (the final
+    fine-tune, else a step's), at most its own epochs."""
+    planned = settings.schedule.epochs()
+    return max(1, min(planned["final"] or planned["step"] or epochs, epochs))
 
 
 def matched_width(run: Run, arch: dict, task: str, nc: int, log=print) -> tuple[float, dict]:
@@ -216,13 +259,14 @@ def planned_epochs(settings: Settings, args: dict, asked: int | None = None) -> 
     return own + budget, f"the original's {own} training epochs + the run's {budget} fine-tuning epochs"
 
 
-def _key(run: Run, distill: bool, epochs: int) -> str:
+def _key(run: Run, distill: bool, epochs: int, window: int) -> str:
     s = run.settings
     blob = [
         hashlib.sha256(run.final.read_bytes()).hexdigest(),
         str(embedded.data_yaml(s)),
         distill,
         epochs,
+        window,
         s.training.imgsz,
         s.training.batch,
         s.training.seed,

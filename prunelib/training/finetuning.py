@@ -128,6 +128,7 @@ def finetune(
     epochs: int,
     teacher: str | Path | None = None,
     regularizer=None,
+    callbacks: dict[str, Callable] | None = None,
     **arguments,
 ) -> tuple[nn.Module, KeepsPrunedModel]:
     """Fine-tune model (module or checkpoint path) for epochs with the run's settings; return the best (EMA) model,
@@ -135,7 +136,7 @@ def finetune(
     settings.distill_weight and a teacher checkpoint, Ultralytics' knowledge distillation learns from it (features
     at the Detect head's inputs); the checkpoints it saves hold the student alone. With settings.match_original and a
     teacher (the original), the loss matches its outputs too, the labels' loss weighted by label_weight
-    (matching.MatchesOriginal).
+    (matching.MatchesOriginal). callbacks: {Ultralytics event: function of the trainer}, added to the trainer's own.
 
     Settings: the cfg YAML (if any) is the base, the run's fine-tuning parameters override it, arguments (Ultralytics'
     own, e.g. another model's training recipe) override both. Checkpoints go to
@@ -171,6 +172,8 @@ def finetune(
             label_weight=settings.label_weight,
             match_features=settings.match_features,
         )
+    for event, callback in (callbacks or {}).items():
+        trainer.add_callback(event, callback)
     trainer.train()
     best = load_model(trainer.best if Path(trainer.best).is_file() and not regularizer else trainer.last)
     after = n_params(best)
