@@ -25,6 +25,7 @@ class Task:
     metrics: str  # the validator's metrics attribute whose map/map50 is the budget metric
     label: str  # how tables and plots name that metric
     synthetic: str  # what the synthetic set labels: boxes, polygons, keypoints (with boxes) or corners
+    hits: str  # the validator's per-detection column of that metric's hits at IoU 0.5:0.95 (its stats key)
 
     def trainer_class(self):
         return getattr(importlib.import_module(f"ultralytics.models.yolo.{self.package}"), self.trainer)
@@ -36,11 +37,12 @@ class Task:
 # fmt: off
 TASKS = {
     "detect": Task("detect", "DetectionModel", "detect", "DetectionTrainer", "DetectionValidator", "box", "mAP50-95",
-                   "boxes"),
+                   "boxes", "tp"),
     "segment": Task("segment", "SegmentationModel", "segment", "SegmentationTrainer", "SegmentationValidator", "seg",
-                    "mask mAP50-95", "polygons"),
-    "pose": Task("pose", "PoseModel", "pose", "PoseTrainer", "PoseValidator", "pose", "pose mAP50-95", "keypoints"),
-    "obb": Task("obb", "OBBModel", "obb", "OBBTrainer", "OBBValidator", "box", "OBB mAP50-95", "corners"),
+                    "mask mAP50-95", "polygons", "tp_m"),
+    "pose": Task("pose", "PoseModel", "pose", "PoseTrainer", "PoseValidator", "pose", "pose mAP50-95", "keypoints",
+                 "tp_p"),
+    "obb": Task("obb", "OBBModel", "obb", "OBBTrainer", "OBBValidator", "box", "OBB mAP50-95", "corners", "tp"),
 }
 # fmt: on
 SUPPORTED = (
