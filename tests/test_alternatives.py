@@ -6,6 +6,7 @@ import json
 import math
 import types
 
+import numpy as np
 import pytest
 from ultralytics.nn.tasks import DetectionModel, SegmentationModel
 
@@ -19,6 +20,7 @@ from prunelib.deployment.records import Deployed, holds_precision
 from prunelib.errors import UserError
 from prunelib.runs import stock
 from prunelib.surgery import checkpoints, measuring
+from prunelib.training.bootstrap import ImageHits
 
 
 @pytest.fixture(scope="module")
@@ -125,6 +127,29 @@ def test_an_alternative_with_no_file_in_the_runtime_is_compared_by_its_fastest()
     best = dataclasses.replace(ROWS[3], runtime="openvino", precision="BF16")
     (v, _) = alternatives.verdicts(ROWS, best, {"small": "yours"}, max_precision_drop=0.1)
     assert (v.runtime, v.precision, v.latency_ms) == ("openvino", "INT8", 2.0) and not (v.dominates or v.dominated)
+
+
+def test_a_difference_within_the_noise_of_the_val_images_is_said_so():
+    """with_noise: the interval of the mAP50-95 difference over resampled val images, paired; a verdict whose
+    interval holds 0 is 'as accurate, within noise' whatever the point figures say."""
+    rng = np.random.default_rng(0)
+
+    def images(n, hit_rate):  # n images of 3 objects of one class, one detection each
+        return [ImageHits(rng.random((3, 1)).repeat(10, 1) < hit_rate, rng.random(3), np.zeros(3), np.zeros(3))
+                for _ in range(n)]  # fmt: skip
+
+    good, noisy = images(40, 1.0), images(40, 0.95)
+    rows = [dataclasses.replace(r, map_of=r.file) for r in ROWS]
+    hits = {ROWS[3].file: good, ROWS[4].file: good[:20] + noisy[20:], ROWS[6].file: images(40, 0.2)}
+    kinds = {"small": "yours", "better": "stock", "mixed": "yours"}
+    found = alternatives.with_noise(alternatives.verdicts(rows, rows[3], kinds, 0.1), rows, hits)
+    got = {v.alternative: v for v in found}
+    small, better = got["small"], got["better"]
+    assert small.within_noise and small.outcome == "is as accurate, within noise, as"  # 0.62 vs 0.60 as given
+    assert "holds 0" in small.sentence() and small.difference_low <= 0 <= small.difference_high
+    assert not better.within_noise and better.difference_low > 0  # its hits: far below final.pt's
+    assert got["mixed"].difference_low is None and not got["mixed"].within_noise  # no hits: as before
+    assert Verdict.of(json.loads(json.dumps(small.record()))) == small
 
 
 def test_the_stock_family_changes_width_only():

@@ -46,12 +46,16 @@ def test_a_paired_bootstrap_brackets_a_retention_and_narrows_with_more_images():
     assert narrow.high - narrow.low < wide.high - wide.low
     assert bootstrap.retention(many, halved(many), resamples=300) == narrow  # seeded: the same interval again
     assert narrow.percent().startswith(f"{narrow.value:.1%} (")
+    lost = bootstrap.difference(halved(many), many, resamples=300)  # about half the score lost: well below 0
+    assert lost.low <= lost.value <= lost.high < 0
+    same = bootstrap.difference(many, many, resamples=50)
+    assert (same.value, same.low, same.high) == (0.0, 0.0, 0.0)
 
 
 def test_two_lists_of_other_images_are_refused():
     rng = np.random.default_rng(2)
     a, b = [_image(rng, 1.0) for _ in range(5)], [_image(rng, 1.0, objects=3) for _ in range(5)]
-    with pytest.raises(ValueError, match="not validated on the same images"):
+    with pytest.raises(ValueError, match="were not validated on the same images"):
         bootstrap.retention(a, b)
-    with pytest.raises(ValueError, match="not validated on the same images"):
+    with pytest.raises(ValueError, match="were not validated on the same images"):
         bootstrap.retention(a, a[:4])

@@ -10,7 +10,7 @@ whether the recommended pruned file dominates one of them: at least as accurate 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from prunelib import tasks
@@ -18,6 +18,7 @@ from prunelib.deployment.records import Deployed, holds_precision
 from prunelib.errors import UserError
 from prunelib.paths import resolve
 from prunelib.surgery import checkpoints
+from prunelib.training import bootstrap
 
 RESERVED = ("unpruned", "pruned")  # the run's own models' names in the deployment rows
 LOWER_PRECISION = "lower precision alone"  # the kind of the unpruned model's fastest INT8 or BF16 file
@@ -85,6 +86,16 @@ class Verdict:
     pruned_precision: str = ""
     within_budget: bool = True  # the pruned file is the recommended one (else final.pt's fastest, outside the budget)
     matched_in: str = ""  # where a stock model's latency was matched to final.pt's ('onnxruntime FP32'; '' = n/a)
+    # the pruned file's mAP50-95 minus the alternative's: its 95 % interval over resampled val images (None: unknown)
+    difference_low: float | None = None
+    difference_high: float | None = None
+
+    @property
+    def within_noise(self) -> bool:
+        """Could the two be equally accurate: does the interval of their mAP50-95 difference hold 0?"""
+        if self.difference_low is None or self.difference_high is None:
+            return False
+        return self.difference_low <= 0 <= self.difference_high
 
     @property
     def matched(self) -> bool:
@@ -114,9 +125,12 @@ class Verdict:
     @property
     def outcome(self) -> str:
         """'beats', 'loses to' or 'trades with' (neither is both faster and as accurate); 'is not matched with' when a
-        stock model's latency was matched in another runtime or precision than the one compared: no verdict."""
+        stock model's latency was matched in another runtime or precision than the one compared: no verdict; 'is as
+        accurate, within noise, as' when the interval of the mAP50-95 difference holds 0 (the speed then decides)."""
         if not self.matched:
             return "is not matched with"
+        if self.within_noise:
+            return "is as accurate, within noise, as"
         return "beats" if self.dominates else "loses to" if self.dominated else "trades with"
 
     def figures(self, metric: str = "mAP50-95") -> str:
@@ -134,6 +148,11 @@ class Verdict:
                 f"**No verdict on {name}**: {self.figures(metric)}; its width was matched to final.pt's latency in "
                 f"{self.matched_in}, not in {self.pruned_runtime} {self.pruned_precision} where they are compared "
                 "(set latency_runtime and latency_precision to match it there)."
+            )
+        if self.within_noise:
+            tail += (
+                f" (the difference, {self.difference_low:+.3f} to {self.difference_high:+.3f} over resampled val "
+                "images, holds 0)"
             )
         if self.matched_in:
             tail += f" (final.pt against it in {self.matched_in}, where its width was matched)"
@@ -214,3 +233,20 @@ def _in(rows: list[Deployed], where: str) -> Deployed | None:
     """The fastest of rows run in where ('onnxruntime FP32'; None when where is '' or no row ran there)."""
     there = [r for r in rows if where and f"{r.runtime} {r.precision}" == where]
     return min(there, key=lambda r: r.latency_ms) if there else None
+
+
+def with_noise(found: list[Verdict], rows: list[Deployed], hits: dict) -> list[Verdict]:
+    """Each verdict with the 95 % interval of its mAP50-95 difference: a paired bootstrap over the val images both
+    files were validated on (hits: {file validated (Deployed.map_of): what the validator recorded per image},
+    prunelib.training.bootstrap); unchanged where either file's hits are missing."""
+    validated = {(r.file, r.runtime, r.precision): r.map_of for r in rows}
+    out = []
+    for v in found:
+        mine = hits.get(validated.get((v.pruned_file, v.pruned_runtime, v.pruned_precision)))
+        theirs = hits.get(validated.get((v.file, v.runtime, v.precision)))
+        if mine is None or theirs is None:
+            out.append(v)
+            continue
+        interval = bootstrap.difference(mine, theirs)
+        out.append(replace(v, difference_low=interval.low, difference_high=interval.high))
+    return out

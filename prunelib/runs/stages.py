@@ -265,13 +265,15 @@ def export(run: Run, log=print) -> dict:
     times = [exporter.layer_times(models[k]["onnx"], imgsz, *timing) for k in ("unpruned", "pruned")]
     step = run.final_step()  # final.pt is folded into Ultralytics' blocks: unequal halves cost zero channels
     padding = next(r["macs"] for r in latency if r["model"] == "pruned") - step.macs if step else 0
-    deployment = _deployment(run, models, latency, also)
+    hits: dict = {}  # each validated file's hits per val image: how sure each verdict's accuracy is
+    deployment = _deployment(run, models, latency, also, hits)
     unpruned = run.read_json(run.unpruned_json)
     best = recommend(deployment, latency, unpruned["map50_95"], s.goal.max_map_drop, s.export.max_precision_drop)
     kinds = {a.label: a.kind for a in alts}
     sized = run.read_json(run.stock_json) if s.alternatives.stock_alternative else None
     matched_in = {"stock": f"{sized['runtime']} {sized['precision']}"} if sized else {}
     verdicts = alternatives.verdicts(deployment, best, kinds, s.export.max_precision_drop, matched_in)
+    verdicts = alternatives.with_noise(verdicts, deployment, hits)
     formats = {
         fmt: {"unpruned": run.rel(models["unpruned"][fmt]), "pruned": run.rel(models["pruned"][fmt]), **parity[fmt]}
         for fmt in s.export.export_formats
@@ -411,15 +413,19 @@ def _throughput(run: Run, models: dict) -> list[dict]:
     return [r | {"measure": "batch_ms"} for r in rows]
 
 
-def _deployment(run: Run, models: dict, latency: list[dict], also: list[dict]) -> list[Deployed]:
+def _deployment(
+    run: Run, models: dict, latency: list[dict], also: list[dict], hits: dict | None = None
+) -> list[Deployed]:
     """Each exported ONNX file and OpenVINO IR: its mAP50-95 through Ultralytics' validator (the run's val split) in
     the precision the runtime ran it in there (OpenVINO's own choice: BF16 on a CPU with bfloat16 units), that
     precision's latency on the run's threads and on all cores (also: _all_cores), its throughput at
     throughput_batch (also: _throughput; float files only), its speed-ups, size and the runtime settings that run
     it as timed. Where OpenVINO's own choice is not FP32, the IR at FP32 has a row too, its mAP50-95 the ONNX FP32
-    file's (the same arithmetic: both match torch within the parity tolerance); "map_of" names the file validated."""
+    file's (the same arithmetic: both match torch within the parity tolerance); "map_of" names the file validated.
+    hits, when given, gets {file validated: what the validator recorded for each image} (bootstrap.ImageHits)."""
     s = run.settings
     data, task, training = embedded.data_yaml(s), task_of(run), s.training
+    each = {"per_image": hits is not None}
     timed = {(r["model"], r["runtime"], r["precision"]): r for r in latency}
     more = {(r["measure"], r["model"], r["runtime"], r["precision"]): r for r in also}
     rows = []
@@ -435,9 +441,11 @@ def _deployment(run: Run, models: dict, latency: list[dict], also: list[dict]) -
                 if t is None:  # a precision this run did not time
                     continue
                 if precision == own:
-                    score = evaluate(m[fmt], training, data, run.val_dir(f"export-{label}-{fmt}"), task)["map50_95"]
-                    score, of = round(score, 4), run.rel(m[fmt])
+                    scored_file = evaluate(m[fmt], training, data, run.val_dir(f"export-{label}-{fmt}"), task, **each)
+                    score, of = round(scored_file["map50_95"], 4), run.rel(m[fmt])
                     scored.setdefault(precision, (score, of))
+                    if hits is not None:
+                        hits[of] = scored_file["images"]
                 else:
                     score, of = scored[precision]
                 key = (name, t["runtime"], precision)

@@ -56,25 +56,33 @@ def map50_95(images: list[ImageHits]) -> float:
 def retention(
     before: list[ImageHits], after: list[ImageHits], resamples: int = 1000, level: float = 0.95, seed: int = 0
 ) -> Interval:
-    """after's mAP50-95 over before's on the same images, with its paired bootstrap interval. Refuses two lists that
-    are not of the same images (another count, or other labelled classes on an image)."""
+    """after's mAP50-95 over before's on the same images, with its paired bootstrap interval (resamples where before
+    scores 0 are left out). Refuses two lists that are not of the same images."""
+    return _paired(before, after, lambda b, a: a / b if b > 0 else None, resamples, level, seed)
+
+
+def difference(
+    first: list[ImageHits], second: list[ImageHits], resamples: int = 1000, level: float = 0.95, seed: int = 0
+) -> Interval:
+    """first's mAP50-95 minus second's on the same images, with its paired bootstrap interval. Refuses two lists
+    that are not of the same images."""
+    return _paired(second, first, lambda b, a: a - b, resamples, level, seed)
+
+
+def _paired(before, after, statistic, resamples: int, level: float, seed: int) -> Interval:
+    """statistic(before's mAP50-95, after's) on the images and on each resample of them, drawn alike for both (a
+    statistic of None is left out): the value and its percentile interval. Refuses other images (another count, or
+    other labelled classes on an image)."""
     if len(before) != len(after) or any(
         not np.array_equal(np.sort(a.target_cls), np.sort(b.target_cls)) for a, b in zip(before, after)
     ):
-        raise ValueError("retention: before and after were not validated on the same images, in the same order")
-    value = _ratio(after, before)
+        raise ValueError("bootstrap: the two models were not validated on the same images, in the same order")
+    value = statistic(map50_95(before), map50_95(after))
+    value = 0.0 if value is None else value
     rng = np.random.default_rng(seed)
-    ratios = []
-    for _ in range(resamples):
-        drawn = rng.integers(0, len(before), len(before))
-        denominator = map50_95([before[i] for i in drawn])
-        if denominator > 0:
-            ratios.append(map50_95([after[i] for i in drawn]) / denominator)
+    drawn = (rng.integers(0, len(before), len(before)) for _ in range(resamples))
+    found = [statistic(map50_95([before[i] for i in d]), map50_95([after[i] for i in d])) for d in drawn]
+    found = [f for f in found if f is not None]
     tail = (1 - level) / 2 * 100
-    low, high = np.percentile(ratios, [tail, 100 - tail]) if ratios else (value, value)
-    return Interval(round(value, 4), round(float(low), 4), round(float(high), 4), level, len(ratios))
-
-
-def _ratio(after: list[ImageHits], before: list[ImageHits]) -> float:
-    denominator = map50_95(before)
-    return map50_95(after) / denominator if denominator > 0 else 0.0
+    low, high = np.percentile(found, [tail, 100 - tail]) if found else (value, value)
+    return Interval(round(value, 4), round(float(low), 4), round(float(high), 4), level, len(found))
