@@ -235,6 +235,11 @@ def _in(rows: list[Deployed], where: str) -> Deployed | None:
     return min(there, key=lambda r: r.latency_ms) if there else None
 
 
+# resamples of each verdict's interval: two of Ultralytics' mAP computations each (about 0.07 s for 60 images of 147
+# classes, much less for a few classes), so a run with a few verdicts spends seconds to a minute on them
+NOISE_RESAMPLES = 300
+
+
 def with_noise(found: list[Verdict], rows: list[Deployed], hits: dict) -> list[Verdict]:
     """Each verdict with the 95 % interval of its mAP50-95 difference: a paired bootstrap over the val images both
     files were validated on (hits: {file validated (Deployed.map_of): what the validator recorded per image},
@@ -247,6 +252,6 @@ def with_noise(found: list[Verdict], rows: list[Deployed], hits: dict) -> list[V
         if mine is None or theirs is None:
             out.append(v)
             continue
-        interval = bootstrap.difference(mine, theirs)
+        interval = bootstrap.difference(mine, theirs, NOISE_RESAMPLES)
         out.append(replace(v, difference_low=interval.low, difference_high=interval.high))
     return out
