@@ -25,6 +25,7 @@ Made once per case under runs/bench-alternatives-<case>/, then reused when it ho
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 import real_case
@@ -200,7 +201,14 @@ def _verdicts(run, export: dict) -> list[Verdict]:
     rows = [Deployed.of(d) for d in export["deployment"]]
     best = Recommended.of(export["recommended"]) if export["recommended"] else None
     drawn = alternatives.verdicts(rows, best, kinds, run.settings.export.max_precision_drop, matched_in)
-    return drawn if drawn or not export["alternatives"] else [Verdict.of(v) for v in export["alternatives"]]
+    stored = {(v.alternative, v.file, v.pruned_file): v for v in map(Verdict.of, export["alternatives"])}
+    drawn = [  # the same two files as the run compared: its interval of their difference holds
+        dataclasses.replace(v, difference_low=kept.difference_low, difference_high=kept.difference_high)
+        if (kept := stored.get((v.alternative, v.file, v.pruned_file)))
+        else v
+        for v in drawn
+    ]
+    return drawn or list(stored.values())
 
 
 def _held_out(case: str, run, file: str) -> dict:
