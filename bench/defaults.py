@@ -72,8 +72,8 @@ RECIPES = {  # name -> (what the table calls it, the parameters it sets over the
     # original's outputs too (prunelib.training.matching), with BatchNorm statistics following the batches or kept
     # from the cut, or the original's outputs alone; every arm at the case's one counted cut (ARM_CUT: fewer MACs,
     # one step), so that no timing noise moves the cut between arms, and the cut's repair chosen per cut
-    "labels": ("the labels (the defaults)", {}),
-    "match": ("labels + the original's outputs (match_original 1)", {"match_original": 1.0}),
+    "labels": ("the labels alone (match_original 0; the defaults until 2026-12-07)", {"match_original": 0.0}),
+    "match": ("labels + the original's outputs (match_original 1, the defaults)", {"match_original": 1.0}),
     "match-frozen-bn": (
         "labels + the original's outputs, BatchNorm statistics frozen",
         {"match_original": 1.0, "freeze_bn_stats": True},
@@ -224,7 +224,7 @@ def measured(case: str, recipe: str, seed: int = 0) -> dict | None:
         return None
     if holdout(case) and INTERVAL not in json.loads(done.read_text()):
         measure(case, recipe, seed)
-    row = json.loads(done.read_text())
+    row = {**json.loads(done.read_text()), "recipe": RECIPES[recipe][0]}  # what the table calls it today
     if "training seed" in row:
         return row
     at = list(row).index("recipe") + 1  # rows measured before the column: the runs' own seed

@@ -96,3 +96,16 @@ def test_finetune_refuses_a_folder_in_one_line(folder, smoke_start, capsys):
     code = prunelib_cli.main(["finetune", "--model", str(smoke_start["model"]), "--data", str(folder)])
     err = capsys.readouterr().err.strip()
     assert code != 0 and len(err.splitlines()) == 1 and "is a folder of images; finetune takes a data YAML" in err
+
+
+def test_a_folder_learns_the_originals_outputs_alone_unless_the_run_set_its_targets(tmp_path):
+    from prunelib.core import parameters
+    from prunelib.runs import opening
+
+    base = {**parameters.load(), "data": str(tmp_path)}  # a folder: every default target is the folder's recipe
+    targets = ("match_original", "label_weight", "freeze_bn_stats")
+    assert tuple(opening.folder_data(base)[k] for k in targets) == (1.0, 0.0, True)
+    for given in ({"match_original": 0.0}, {"label_weight": 0.5}):  # the run's own targets are kept as given
+        assert opening.folder_data({**base, **given}) == {**base, **given}
+    yaml_data = {**base, "data": ""}
+    assert opening.folder_data(yaml_data) == yaml_data  # a data YAML (here: the embedded set) keeps the defaults

@@ -140,7 +140,7 @@ def test_typed_settings_are_the_parameters_of_their_names():
     ({"target_speedup": 2.0, "iterative_steps": 3, "max_steps": 2}, r"max_steps: 2 is less than iterative_steps 3"),
     ({"device": "gpu"}, r"device: 'gpu' is not allowed; expected 'cpu', 'mps', a GPU index such as 0"),
     ({"lr0": 0.002}, r"lr0: 0.002 does nothing under optimizer: auto .* set an optimizer too \(SGD, "),
-    ({"match_features": 1.0}, r"match_features: 1.0 does nothing with match_original 0"),
+    ({"match_features": 1.0, "match_original": 0.0}, r"match_features: 1.0 does nothing with match_original 0"),
 ])  # fmt: skip
 def test_settings_that_do_nothing_or_contradict_are_refused(overrides, message):
     with pytest.raises(UserError, match=message):

@@ -42,10 +42,15 @@ def test_the_recipe_line_says_the_kits_recipe_when_nothing_is_changed():
     p = parameters.load(overrides={"run_name": "x"})
     block = machine.channel_block()
     expected = (
-        f"the kit's recipe: head pruned, whole blocks of {block} channels, Ultralytics' optimizer rule, each cut "
-        "repaired by the best of fold / recalibrate / none"
+        f"the kit's recipe: head pruned, whole blocks of {block} channels, Ultralytics' optimizer rule, on the labels "
+        "and the original's outputs, each cut repaired by the best of fold / recalibrate / none"
     )
     assert plan.recipe(Settings.of(p), parameters.changed(p, plan.RECIPE)) == expected
+    labels = {**p, "match_original": 0.0}
+    said = plan.recipe(Settings.of(labels), parameters.changed(labels, plan.RECIPE))
+    assert said.startswith("your recipe (match_original changed)") and "original's outputs" not in said
+    alone = {**p, "label_weight": 0.0, "freeze_bn_stats": True}
+    assert "on the original's outputs alone, BatchNorm statistics frozen" in plan.recipe(Settings.of(alone), [])
     assert plan.goal(Settings.of(p)) == "Goal: 2x faster, timed in onnxruntime FP32, batch 1, 1 thread, on this machine"
     assert plan.goal(Settings.of(parameters.load(["params/reference.yaml"]))) == "Goal: 50% of the prunable channels removed"
 

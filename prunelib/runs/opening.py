@@ -64,9 +64,10 @@ def folder_data(params: dict) -> dict:
     """A folder of unlabelled images as data: its labels are the original's thresholded detections
     (training.pseudo_labels), so fine-tuning learns from the original's outputs alone with BatchNorm statistics kept
     (match_original 1, label_weight 0, freeze_bn_stats: the arm that kept a model trained by others where it was,
-    bench/results/defaults-recovery.md) unless the parameters already give match_original a weight. The run's
-    params.yaml says what was used."""
-    if not image_folder(params["data"]) or params["match_original"]:
+    bench/results/defaults-recovery.md) unless the parameters already set match_original or label_weight away from
+    their defaults. The run's params.yaml says what was used."""
+    targets = ("match_original", "label_weight")
+    if not image_folder(params["data"]) or any(params[k] != parameters.BY_NAME[k].default for k in targets):
         return params
     return {**params, "match_original": 1.0, "label_weight": 0.0, "freeze_bn_stats": True}
 

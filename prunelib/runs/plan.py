@@ -33,6 +33,9 @@ RECIPE = (
     "bn_recalibration",
     "compensation",
     "distill_weight",
+    "match_original",
+    "label_weight",
+    "match_features",
     "sparse_epochs",
     "final_share",
     "freeze_bn_stats",
@@ -83,7 +86,9 @@ def recipe(settings: Settings, changed: list[str]) -> str:
         block = f"multiples of {multiple} channels"
     lr = "Ultralytics' optimizer rule" if training.optimizer == "auto" else f"{training.optimizer} lr0 {training.lr0:g}"
     which = "the kit's recipe" if not changed else f"your recipe ({', '.join(changed)} changed)"
-    frozen = ", BatchNorm statistics frozen" if training.freeze_bn_stats else ""
+    targets = ", on the labels and the original's outputs" if training.match_original else ""
+    targets = ", on the original's outputs alone" if not training.label_weight else targets
+    frozen = targets + (", BatchNorm statistics frozen" if training.freeze_bn_stats else "")
     repairs = settings.schedule.repairs
     best_of = "the best of " if len(repairs) > 1 else ""
     repair = "" if repairs == ("none",) else f", each cut repaired by {best_of}{' / '.join(repairs)}"
