@@ -10,6 +10,7 @@ def test_defaults_keep_the_reference_criterion_and_budget_with_the_measured_reco
     assert (p["target_prune_rate"], p["max_map_drop"]) == (0.5, 0.2)
     assert p["importance"] == "l2" and p["ignore_layers"] == ["Detect", "C2PSA", "PSABlock"]
     assert (p["iterative_steps"], p["finetune_epochs"], p["bn_recalibration"]) == (1, 10, 256)
+    assert (p["match_original"], p["label_weight"], p["freeze_bn_stats"]) == (1.0, 1.0, False)  # defaults-recovery.md
 
 
 def test_every_parameter_is_described_and_its_default_passes_its_own_check():

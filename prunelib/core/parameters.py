@@ -224,8 +224,8 @@ PARAMS = [
           _range(0, 1, True)),
     Param("distill_weight", 0.0, float, "distillation from the unpruned model while fine-tuning: Ultralytics' dis "
           "weight (0 = off)", _range(0)),
-    Param("match_original", 1.0, float, "fine-tuning also matches the unpruned model's outputs on the same batch "
-          "(class scores, box distributions): its weight (0 = off: the labels alone)", _range(0)),
+    Param("match_original", 1.0, float, "weight of matching the unpruned model's outputs on each batch while "
+          "fine-tuning (0: the labels alone)", _range(0)),
     Param("match_features", 0.0, float, "with match_original: the head's inputs at the channels the cut kept match "
           "the original's too: weight (0 = off)", _range(0)),
     Param("label_weight", 1.0, float, "weight of the loss on the data's labels while fine-tuning (0: the original's "
