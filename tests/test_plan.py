@@ -33,9 +33,16 @@ def test_the_first_line_names_the_goal_the_recipe_the_budget_and_the_time(smoke_
     assert line.startswith("Goal: 1.5x faster, timed in onnxruntime FP32, batch 1, ") and "(all cores)" in line
     assert "your recipe (prune_head, round_to, iterative_steps changed): head whole, any channel count" in line
     assert "fine-tuning 2 steps x 1 epoch;" in line
-    # 2 epochs x (96 training + 24 / 3 validation images) x 0.1 s, 90 s of timed trials, and 2 models exported and
-    # validated at (75 + 24 / 4 x 0.1) s each: 20.8 + 90 + 151.2 = 262 s
+    # 2 epochs x 4/3 (the original matched on each batch) x (96 training + 24 / 3 validation images) x 0.1 s, 90 s of
+    # timed trials, and 2 models exported and validated at (75 + 24 / 4 x 0.1) s each: 27.7 + 90 + 151.2 = 269 s
     assert line.endswith("; about 4 min here")
+    # at 10 s an image the teacher's share shows: 2 x (96 + 8) x 10 = 2080 s of fine-tuning on the labels alone,
+    # 2773 s matching the original; + 90 + 2 x (75 + 60) = 360 s: 40.7 and 52.2 minutes
+    monkeypatch.setattr(plan, "_training_seconds_per_image", lambda source, imgsz: 10.0)
+    assert plan.estimate(run) == "about 52 min here"
+    given = {"run_name": "plan-smoke-labels", "target_latency_speedup": 1.5, "latency_threads": 0}
+    labels = runs.open_run([SMOKE], {**given, "match_original": 0.0})
+    assert plan.estimate(labels) == "about 41 min here"
 
 
 def test_the_recipe_line_says_the_kits_recipe_when_nothing_is_changed():
@@ -52,7 +59,10 @@ def test_the_recipe_line_says_the_kits_recipe_when_nothing_is_changed():
     alone = {**p, "label_weight": 0.0, "freeze_bn_stats": True}
     assert "on the original's outputs alone, BatchNorm statistics frozen" in plan.recipe(Settings.of(alone), [])
     assert plan.goal(Settings.of(p)) == "Goal: 2x faster, timed in onnxruntime FP32, batch 1, 1 thread, on this machine"
-    assert plan.goal(Settings.of(parameters.load(["params/reference.yaml"]))) == "Goal: 50% of the prunable channels removed"
+    assert (
+        plan.goal(Settings.of(parameters.load(["params/reference.yaml"])))
+        == "Goal: 50% of the prunable channels removed"
+    )
 
 
 @pytest.mark.parametrize("device, said", [("cpu", False), ("0", True)])

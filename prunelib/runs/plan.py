@@ -110,6 +110,9 @@ def _alternatives(settings: Settings) -> int:
     return len(settings.alternatives.alternatives) + settings.alternatives.stock_alternative
 
 
+TEACHER_SHARE = 1 / 3  # a forward pass without gradients, against a training step's forward and backward
+
+
 def estimate(run: Run) -> str:
     """About how long the run takes: fine-tuning timed from one training batch of the model here, plus the overheads
     of a run (validation, latency timing, export); or that the embedded baseline is trained first."""
@@ -120,7 +123,8 @@ def estimate(run: Run) -> str:
         return "the embedded baseline is trained first"
     n_train, n_val = _images(s.source)
     per_image = _training_seconds_per_image(source, s.training.imgsz)
-    epochs = s.schedule.epochs()["budget"]
+    # matching the original runs it forward on every batch too: about a third of a training step of the same model
+    epochs = s.schedule.epochs()["budget"] * (1 + TEACHER_SHARE if s.training.match_original else 1)
     if s.alternatives.stock_alternative:  # trained from scratch: at most the unpruned model's time per image
         epochs += stock.planned_epochs(s, checkpoints.train_args(source))[0]
     fine_tuning = epochs * (n_train + n_val / 3) * per_image
