@@ -136,7 +136,6 @@ def measure(case: str, recipe: str, seed: int = 0) -> dict:
     stages.run_stages(run, STAGES)
     unpruned, ledger = run.read_json(run.unpruned_json), run.read_ledger()
     cut = prune_steps(ledger)[-1]  # the last cut, fine-tuned: what the recipe recovered, within the budget or not
-    training = run.settings.training
     epochs = sum(r.epochs for r in ledger)
     row = {
         "case": case,
@@ -155,41 +154,50 @@ def measure(case: str, recipe: str, seed: int = 0) -> dict:
     tuned = control(case, run, epochs, held)  # shared by the case's recipes of one optimizer: it has no goal
     row["control"] = round(tuned["val"], 4)
     row["control retention"] = f"{tuned['val'] / unpruned['map50_95']:.1%}"
+    intervals = {}
     if held:
-        scores = {
-            label: evaluate(checkpoints.load_model(path), training, held, run.dir / f"holdout-{label}")
-            for label, path in (("unpruned", run.unpruned_pt), ("recovered", run.step_weights(cut.step)))
-        }
-        before = scores["unpruned"]["map50_95"]
-        row["held-out retention"] = f"{scores['recovered']['map50_95'] / before:.1%}"
+        hits = held_out_hits(run, cut, tuned, held)
+        before = bootstrap.map50_95(hits["unpruned"])  # the validator's own mAP50-95 (bootstrap: to 1e-6)
+        row["held-out retention"] = f"{bootstrap.map50_95(hits['recovered']) / before:.1%}"
         row["control held-out retention"] = f"{tuned['held-out'] / before:.1%}"
+        intervals = held_out_intervals(hits)
     if recipe in ARMS:
         row.update(beside_original(run, cut, held or embedded.data_yaml(run.settings), tuned["weights"]))
     row["loop minutes"] = round(sum(r.seconds_total for r in ledger) / 60, 1)
+    row.update(intervals)
     done.write_text(json.dumps(row))
-    return with_intervals(case, run, row)
+    return row
+
+
+def held_out_hits(run, cut, tuned: dict, held) -> dict:
+    """What the validator recorded on each held-out image for the unpruned model, the recovered one and the control
+    (tuned: control's result)."""
+    training, weights = run.settings.training, (run.unpruned_pt, run.step_weights(cut.step), Path(tuned["weights"]))
+    scored = {
+        label: evaluate(checkpoints.load_model(path), training, held, run.dir / f"bootstrap-{label}", per_image=True)
+        for label, path in zip(("unpruned", "recovered", "control"), weights)
+    }
+    return {label: result["images"] for label, result in scored.items()}
+
+
+def held_out_intervals(hits: dict) -> dict:
+    """The held-out retentions' 95 % intervals (a paired bootstrap over the held-out images,
+    prunelib.training.bootstrap: the recovered model and its control each against the unpruned model on the same
+    resamples)."""
+    before = hits["unpruned"]
+    return {
+        INTERVAL: bootstrap.retention(before, hits["recovered"], RESAMPLES).percent(),
+        CONTROL_INTERVAL: bootstrap.retention(before, hits["control"], RESAMPLES).percent(),
+    }
 
 
 def with_intervals(case: str, run, row: dict) -> dict:
-    """The row with its held-out retentions' 95 % intervals (a paired bootstrap over the held-out images,
-    prunelib.training.bootstrap: the recovered model and its control each against the unpruned model on the same
-    resamples); worked out once, then kept in the row (a row measured before the column gets it here)."""
+    """A row measured before the intervals were: the row with them, worked out once and kept in it."""
     held = holdout(case)
     if not held or INTERVAL in row:
         return row
-    training, cut = run.settings.training, prune_steps(run.read_ledger())[-1]
-    tuned = control(case, run, row["epochs"], held)
-    hits = {
-        label: evaluate(checkpoints.load_model(path), training, held, run.dir / f"bootstrap-{label}", per_image=True)
-        for label, path in (
-            ("unpruned", run.unpruned_pt),
-            ("recovered", run.step_weights(cut.step)),
-            ("control", Path(tuned["weights"])),
-        )
-    }
-    before = hits["unpruned"]["images"]
-    row[INTERVAL] = bootstrap.retention(before, hits["recovered"]["images"], RESAMPLES).percent()
-    row[CONTROL_INTERVAL] = bootstrap.retention(before, hits["control"]["images"], RESAMPLES).percent()
+    cut = prune_steps(run.read_ledger())[-1]
+    row.update(held_out_intervals(held_out_hits(run, cut, control(case, run, row["epochs"], held), held)))
     (run.dir / "bench.json").write_text(json.dumps(row))
     return row
 
