@@ -117,9 +117,8 @@ def measure(case: str, variants: list[str], again: bool = False) -> list[dict]:
     reused = (
         [runs_root() / f"bench-alternatives-{REUSES[case]}" / f"stock-{v}" for v in STOCK] if case in REUSES else []
     )
-    kept = Path("weights") / stock.BestOfLast.FILE  # what stock.make keeps
-    wanted = [str(folder / f"stock-{v}" / kept) for v in variants]
-    wanted += [str(f / kept) for f in reused if (f / kept).is_file()]
+    wanted = [str(stock.kept(folder / f"stock-{v}")) for v in variants]
+    wanted += [str(stock.kept(f)) for f in reused if stock.kept(f).is_file()]
     stored = Run(folder, {}).stored_params().get("alternatives", [])  # before open_run rewrites what may change
     if again or not ((folder / "export.json").is_file() and set(wanted) <= set(stored)):
         run = open_run([], {"run_name": name, **case_settings(case)})
@@ -148,8 +147,9 @@ def _rows(case: str, run) -> list[dict]:
 
     def deployed(model: str, how: str, r: dict, verdict: Verdict | None = None, sized_in: str = "") -> None:
         said = f"{verdict.outcome} it: {verdict.figures()}" if verdict else ""
-        compared = f"{verdict.pruned_runtime} {verdict.pruned_precision}" if verdict and verdict.pruned_runtime else ""
-        compared = compared or (f"{best['runtime']} {best['precision']}" if best else "")
+        known = verdict and verdict.pruned_runtime  # records of earlier runs name no place
+        compared = alternatives.place(verdict.pruned_runtime, verdict.pruned_precision) if known else ""
+        compared = compared or (alternatives.place(best["runtime"], best["precision"]) if best else "")
         if verdict and sized_in and sized_in != compared:
             said = f"no verdict (its width was matched in {sized_in}): {verdict.figures()}"
         held = _held_out(case, run, r["file"])
@@ -182,7 +182,7 @@ def _rows(case: str, run) -> list[dict]:
                 f"sized), {record['epochs']} epochs from scratch"
             )
             how += ", distilled" if record["distilled"] else ""
-            sized_in = f"{record['runtime']} {record['precision']}"
+            sized_in = alternatives.place(record["runtime"], record["precision"])
             judged = by_file[(v.file, v.runtime, v.precision)]  # where its width was matched, when it has a file there
             if judged is not fp32[label]:
                 deployed(label, how, fp32[label])
@@ -196,7 +196,7 @@ def _verdicts(run, export: dict) -> list[Verdict]:
     alternative is."""
     trained = {alternatives.label_of(p): Path(p).parent.parent for p in run.settings.alternatives.alternatives}
     sized = {label: run.read_json(folder / "stock.json") for label, folder in trained.items()}
-    matched_in = {label: f"{r['runtime']} {r['precision']}" for label, r in sized.items() if r}
+    matched_in = {label: alternatives.place(r["runtime"], r["precision"]) for label, r in sized.items() if r}
     kinds = {v["alternative"]: v["kind"] for v in export["alternatives"] if v["kind"] != LOWER_PRECISION}
     rows = [Deployed.of(d) for d in export["deployment"]]
     best = Recommended.of(export["recommended"]) if export["recommended"] else None

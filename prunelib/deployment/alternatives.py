@@ -31,6 +31,11 @@ class Alternative:
     kind: str  # "yours" (the alternatives parameter) or "stock" (trained by the kit)
 
 
+def place(runtime: str, precision: str) -> str:
+    """Where a file runs, as a verdict's matched_in names it: 'onnxruntime FP32'."""
+    return f"{runtime} {precision}"
+
+
 def label_of(path) -> str:
     """A checkpoint's name in the tables: its file name, or its training folder's for one in a training's weights
     folder (Ultralytics' best.pt and last.pt, the stock model's best-of-last.pt: runs/detect/yolo11s/weights/best.pt
@@ -100,7 +105,7 @@ class Verdict:
     @property
     def matched(self) -> bool:
         """Compared where its latency was matched (or never matched: a user's checkpoint, a lower precision)."""
-        return not self.matched_in or self.matched_in == f"{self.pruned_runtime} {self.pruned_precision}"
+        return not self.matched_in or self.matched_in == place(self.pruned_runtime, self.pruned_precision)
 
     @property
     def faster(self) -> float:
@@ -231,7 +236,7 @@ def verdicts(
 
 def _in(rows: list[Deployed], where: str) -> Deployed | None:
     """The fastest of rows run in where ('onnxruntime FP32'; None when where is '' or no row ran there)."""
-    there = [r for r in rows if where and f"{r.runtime} {r.precision}" == where]
+    there = [r for r in rows if where and place(r.runtime, r.precision) == where]
     return min(there, key=lambda r: r.latency_ms) if there else None
 
 

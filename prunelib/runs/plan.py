@@ -88,11 +88,11 @@ def recipe(settings: Settings, changed: list[str]) -> str:
     which = "the kit's recipe" if not changed else f"your recipe ({', '.join(changed)} changed)"
     targets = ", on the labels and the original's outputs" if training.match_original else ""
     targets = ", on the original's outputs alone" if not training.label_weight else targets
-    frozen = targets + (", BatchNorm statistics frozen" if training.freeze_bn_stats else "")
+    frozen = ", BatchNorm statistics frozen" if training.freeze_bn_stats else ""
     repairs = settings.schedule.repairs
     best_of = "the best of " if len(repairs) > 1 else ""
     repair = "" if repairs == ("none",) else f", each cut repaired by {best_of}{' / '.join(repairs)}"
-    return f"{which}: {head}, {block}, {lr}{frozen}{repair}"
+    return f"{which}: {head}, {block}, {lr}{targets}{frozen}{repair}"
 
 
 def budget(settings: Settings) -> str:

@@ -97,7 +97,7 @@ def make(run: Run, log=print, out=None, distill: bool | None = None, epochs: int
     n_epochs, said = planned_epochs(s, args, epochs)
     window = candidate_epochs(s, n_epochs)
     key = _key(run, distill, n_epochs, window)
-    best = out / "weights" / BestOfLast.FILE
+    best = kept(out)
     stored = run.read_json(out / "stock.json")
     if stored and stored.get("key") == key and best.is_file():
         log(f"Reused the stock alternative {run.rel(best)}")
@@ -176,6 +176,11 @@ class BestOfLast:
         if self.fitness is None or trainer.fitness > self.fitness:
             self.fitness, self.epoch = float(trainer.fitness), trainer.epoch + 1
             files.copy(trainer.last, Path(trainer.wdir) / self.FILE)
+
+
+def kept(folder: Path) -> Path:
+    """The checkpoint a stock training into folder keeps (BestOfLast: Ultralytics' weights folder)."""
+    return Path(folder) / "weights" / BestOfLast.FILE
 
 
 def candidate_epochs(settings: Settings, epochs: int) -> int:
